@@ -1,0 +1,36 @@
+// The migration job: `up` applies pending migrations, `status` lists them. Exit code 0 on
+// success; on failure one line on stderr that says why, and exit code 1.
+import { parseConfig } from '@bank/shared/config/config';
+import { loadSecretsIntoEnv } from '@bank/shared/config/secrets';
+import { migrateUp, migrationStatus } from './migrator.ts';
+
+async function main(argv: readonly string[]): Promise<number> {
+  const command = argv[0] ?? 'up';
+  if (command !== 'up' && command !== 'status') {
+    console.error(`migrator: unknown command "${command}" (use: up | status)`);
+    return 2;
+  }
+  await loadSecretsIntoEnv();
+  const config = parseConfig();
+  if (command === 'up') {
+    const result = await migrateUp(config.DATABASE_URL, { log: (line) => console.log(`migrator: ${line}`) });
+    console.log(
+      result.applied.length === 0
+        ? `migrator: up to date (${result.alreadyApplied} applied)`
+        : `migrator: applied ${result.applied.length} migration(s)`,
+    );
+    return 0;
+  }
+  for (const m of await migrationStatus(config.DATABASE_URL)) {
+    console.log(`${m.appliedAt ? 'applied' : 'pending'}  ${m.file}${m.appliedAt ? `  ${m.appliedAt.toISOString()}` : ''}`);
+  }
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(`migrator: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,45 @@
+import { z } from 'zod';
+
+const port = (fallback: number) => z.coerce.number().int().min(0).max(65_535).default(fallback);
+const url = (protocols: readonly string[]) =>
+  z.string().trim().refine((value) => {
+    try {
+      return protocols.includes(new URL(value).protocol);
+    } catch {
+      return false;
+    }
+  }, `must be a URL with one of the protocols ${protocols.join(', ')}`);
+
+/**
+ * Every environment variable any process reads, parsed once. Names are the ones in DESIGN.md;
+ * operators and manifests rely on them. Secrets (URLs with passwords, keys) are never logged.
+ */
+export const configSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/bank'),
+    DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+    REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
+    SMTP_URL: url(['smtp:', 'smtps:']).default('smtp://127.0.0.1:1025'),
+    MAIL_FROM: z.string().min(3).default('Bank <no-reply@bank.local>'),
+    PUBLIC_BASE_URL: url(['http:', 'https:']).default('http://localhost:8080'),
+    HTTP_PORT: port(8080),
+    GRPC_PORT: port(9090),
+    METRICS_PORT: port(9464),
+    PASETO_SECRET_KEY: z.string().min(1).optional(),
+    PASETO_PUBLIC_KEYS: z.string().min(1).optional(),
+    ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(10).max(86_400).default(900),
+    REFRESH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(30 * 86_400).default(86_400),
+    LOGIN_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(3_600).default(600),
+    BCRYPT_COST: z.coerce.number().int().min(4).max(15).default(12),
+    LOGIN_RATE_LIMIT_MAX: z.coerce.number().int().min(1).default(5),
+    LOGIN_RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().min(1).default(900),
+    CORS_ORIGINS: z.string().default(''),
+    HTTP_BODY_LIMIT_BYTES: z.coerce.number().int().min(1_024).max(10 * 1_024 * 1_024).default(64 * 1_024),
+    SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(20_000),
+    AWS_SECRETS_MANAGER_SECRET_ID: z.string().min(1).optional(),
+    AWS_REGION: z.string().min(1).optional(),
+  });
+
+export type Config = z.infer<typeof configSchema>;

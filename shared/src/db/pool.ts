@@ -1,0 +1,53 @@
+import {
+  createPool,
+  createTypeParserPreset,
+  SchemaValidationError,
+  type DatabasePool,
+  type Interceptor,
+  type QueryResultRow,
+} from 'slonik';
+
+export type { DatabasePool, DatabaseTransactionConnection, CommonQueryMethods } from 'slonik';
+
+/**
+ * Slonik only checks rows against `sql.type(schema)` when an interceptor does it. This one runs
+ * the query's schema (any Standard Schema, here zod) on every row and fails the query with
+ * SchemaValidationError when a row does not match, so a drifted column is caught at the edge of
+ * the data layer instead of deep inside a use case.
+ */
+export const createResultParserInterceptor = (): Interceptor => ({
+  name: 'bank-result-parser',
+  transformRowAsync: async (queryContext, query, row) => {
+    const { resultParser } = queryContext;
+    if (!resultParser) return row;
+    const validation = await resultParser['~standard'].validate(row);
+    if (validation.issues) {
+      throw new SchemaValidationError(query, row, validation.issues);
+    }
+    return validation.value as QueryResultRow;
+  },
+});
+
+export type PoolOptions = {
+  maximumPoolSize?: number;
+  statementTimeoutMs?: number;
+  connectionTimeoutMs?: number;
+};
+
+/**
+ * The one way every process opens PostgreSQL: int8 as bigint, timestamptz as Date, every typed
+ * query's rows validated.
+ */
+export async function createDatabasePool(databaseUrl: string, options: PoolOptions = {}): Promise<DatabasePool> {
+  return createPool(databaseUrl, {
+    maximumPoolSize: options.maximumPoolSize ?? 10,
+    connectionTimeout: options.connectionTimeoutMs ?? 5_000,
+    statementTimeout: options.statementTimeoutMs ?? 30_000,
+    idleTimeout: 10_000,
+    interceptors: [createResultParserInterceptor()],
+    typeParsers: [
+      ...createTypeParserPreset().filter((parser) => parser.name !== 'timestamptz'),
+      { name: 'timestamptz', parse: (value: string) => new Date(value) },
+    ],
+  });
+}

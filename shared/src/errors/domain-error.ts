@@ -1,0 +1,136 @@
+/**
+ * One error hierarchy for the whole service. Every error a use case throws on purpose is a
+ * DomainError with a stable `code`; the edges (HTTP middleware, gRPC interceptor) map codes to
+ * protocol statuses in one table each. Anything else is an internal error.
+ */
+export type ErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
+  | 'NOT_FOUND'
+  | 'ACCOUNT_NOT_FOUND'
+  | 'TRANSFER_NOT_FOUND'
+  | 'USER_NOT_FOUND'
+  | 'ALREADY_EXISTS'
+  | 'ACCOUNT_ALREADY_EXISTS'
+  | 'USERNAME_TAKEN'
+  | 'EMAIL_TAKEN'
+  | 'FAILED_PRECONDITION'
+  | 'INSUFFICIENT_FUNDS'
+  | 'CURRENCY_MISMATCH'
+  | 'ACCOUNT_CLOSED'
+  | 'ACCOUNT_NOT_EMPTY'
+  | 'SAME_ACCOUNT'
+  | 'AMOUNT_OUT_OF_RANGE'
+  | 'IDEMPOTENCY_CONFLICT'
+  | 'EMAIL_NOT_VERIFIED'
+  | 'RATE_LIMITED'
+  | 'UNAVAILABLE';
+
+/** One offending input field, named the way the API names it (snake_case path). */
+export type FieldViolation = { field: string; description: string };
+
+export class DomainError extends Error {
+  readonly code: ErrorCode;
+  readonly fieldViolations: readonly FieldViolation[];
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; fieldViolations?: readonly FieldViolation[] }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.fieldViolations = options?.fieldViolations ?? [];
+  }
+}
+
+export class InvalidArgument extends DomainError {
+  constructor(fieldViolations: readonly FieldViolation[], options?: { cause?: unknown }) {
+    const message = fieldViolations.map((v) => `${v.field}: ${v.description}`).join('; ') || 'invalid argument';
+    super('INVALID_ARGUMENT', message, { ...options, fieldViolations });
+  }
+
+  static field(field: string, description: string): InvalidArgument {
+    return new InvalidArgument([{ field, description }]);
+  }
+}
+
+export class Unauthenticated extends DomainError {
+  constructor(message = 'authentication required', options?: { cause?: unknown }) {
+    super('UNAUTHENTICATED', message, options);
+  }
+}
+
+export class PermissionDenied extends DomainError {
+  constructor(message = 'permission denied') {
+    super('PERMISSION_DENIED', message);
+  }
+}
+
+export class AccountNotFound extends DomainError {
+  constructor(accountId: bigint | string) {
+    super('ACCOUNT_NOT_FOUND', `account ${String(accountId)} not found`);
+  }
+}
+
+export class TransferNotFound extends DomainError {
+  constructor(transferId: bigint | string) {
+    super('TRANSFER_NOT_FOUND', `transfer ${String(transferId)} not found`);
+  }
+}
+
+export class AccountAlreadyExists extends DomainError {
+  constructor(currency: string) {
+    super('ACCOUNT_ALREADY_EXISTS', `an open ${currency} account already exists for this user`);
+  }
+}
+
+export class InsufficientFunds extends DomainError {
+  constructor(accountId: bigint | string) {
+    super('INSUFFICIENT_FUNDS', `account ${String(accountId)} has insufficient funds`);
+  }
+}
+
+export class CurrencyMismatch extends DomainError {
+  constructor(message: string) {
+    super('CURRENCY_MISMATCH', message);
+  }
+}
+
+export class AccountClosed extends DomainError {
+  constructor(accountId: bigint | string) {
+    super('ACCOUNT_CLOSED', `account ${String(accountId)} is closed`);
+  }
+}
+
+export class AccountNotEmpty extends DomainError {
+  constructor(accountId: bigint | string) {
+    super('ACCOUNT_NOT_EMPTY', `account ${String(accountId)} has a non-zero balance and cannot be closed`);
+  }
+}
+
+export class SameAccount extends DomainError {
+  constructor() {
+    super('SAME_ACCOUNT', 'from_account_id and to_account_id must differ', {
+      fieldViolations: [{ field: 'to_account_id', description: 'must differ from from_account_id' }],
+    });
+  }
+}
+
+export class AmountOutOfRange extends DomainError {
+  constructor(message: string, field = 'amount') {
+    super('AMOUNT_OUT_OF_RANGE', message, { fieldViolations: [{ field, description: message }] });
+  }
+}
+
+export class IdempotencyConflict extends DomainError {
+  constructor() {
+    super('IDEMPOTENCY_CONFLICT', 'this idempotency key was already used with a different request');
+  }
+}
+
+export class Unavailable extends DomainError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('UNAVAILABLE', message, options);
+  }
+}
+
+export const isDomainError = (error: unknown): error is DomainError => error instanceof DomainError;
