@@ -39,7 +39,7 @@ export type PoolOptions = {
  * query's rows validated.
  */
 export async function createDatabasePool(databaseUrl: string, options: PoolOptions = {}): Promise<DatabasePool> {
-  return createPool(databaseUrl, {
+  const pool = await createPool(databaseUrl, {
     maximumPoolSize: options.maximumPoolSize ?? 10,
     connectionTimeout: options.connectionTimeoutMs ?? 5_000,
     statementTimeout: options.statementTimeoutMs ?? 30_000,
@@ -50,4 +50,10 @@ export async function createDatabasePool(databaseUrl: string, options: PoolOptio
       { name: 'timestamptz', parse: (value: string) => new Date(value) },
     ],
   });
+  // Slonik also emits every query error on the pool's event emitter before it rejects the
+  // query's promise. An EventEmitter without an 'error' listener throws, which would replace the
+  // real error (say, a unique violation) with ERR_UNHANDLED_ERROR. The caller still gets the
+  // rejection and decides what it means; this listener only keeps the emitter quiet.
+  pool.on('error', () => {});
+  return pool;
 }

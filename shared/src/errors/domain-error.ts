@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'ACCOUNT_NOT_EMPTY'
   | 'SAME_ACCOUNT'
   | 'AMOUNT_OUT_OF_RANGE'
+  | 'INVALID_AMOUNT'
   | 'IDEMPOTENCY_CONFLICT'
   | 'EMAIL_NOT_VERIFIED'
   | 'RATE_LIMITED'
@@ -121,6 +122,13 @@ export class AmountOutOfRange extends DomainError {
   }
 }
 
+export class NonPositiveAmount extends DomainError {
+  constructor(amount: bigint, field = 'amount') {
+    const description = amount === 0n ? 'must be greater than zero (got 0)' : `must be greater than zero (got a negative amount)`;
+    super('INVALID_AMOUNT', `${field}: ${description}`, { fieldViolations: [{ field, description }] });
+  }
+}
+
 export class IdempotencyConflict extends DomainError {
   constructor() {
     super('IDEMPOTENCY_CONFLICT', 'this idempotency key was already used with a different request');
@@ -134,3 +142,58 @@ export class Unavailable extends DomainError {
 }
 
 export const isDomainError = (error: unknown): error is DomainError => error instanceof DomainError;
+
+// --- identity (issue 3) ---
+
+export class UserNotFound extends DomainError {
+  constructor(username: string) {
+    super('USER_NOT_FOUND', `user ${username} not found`);
+  }
+}
+
+export class UsernameTaken extends DomainError {
+  constructor() {
+    super('USERNAME_TAKEN', 'this username is already taken', {
+      fieldViolations: [{ field: 'username', description: 'is already taken' }],
+    });
+  }
+}
+
+export class EmailTaken extends DomainError {
+  constructor() {
+    super('EMAIL_TAKEN', 'this email address is already in use', {
+      fieldViolations: [{ field: 'email', description: 'is already in use' }],
+    });
+  }
+}
+
+export class EmailNotVerified extends DomainError {
+  constructor() {
+    super('EMAIL_NOT_VERIFIED', 'the email address of this user is not verified yet; follow the link in the verification email first');
+  }
+}
+
+/** Too many attempts; the edges turn `retryAfterSeconds` into Retry-After / retry info. */
+export class RateLimited extends DomainError {
+  readonly retryAfterSeconds: number;
+  constructor(retryAfterSeconds: number) {
+    const seconds = Math.max(1, Math.ceil(retryAfterSeconds));
+    super('RATE_LIMITED', `too many attempts, retry after ${seconds} s`);
+    this.retryAfterSeconds = seconds;
+  }
+}
+
+/** A verification link that does not exist, was used, expired, or was replaced by a newer one. */
+export class VerificationLinkInvalid extends DomainError {
+  readonly reason: 'not_found' | 'used' | 'expired' | 'superseded';
+  constructor(reason: 'not_found' | 'used' | 'expired' | 'superseded') {
+    const messages = {
+      not_found: 'this verification link is not valid',
+      used: 'this verification link was already used',
+      expired: 'this verification link has expired; request a new one by updating your email',
+      superseded: 'this verification link was replaced by a newer one for a different email address',
+    } as const;
+    super(reason === 'not_found' ? 'NOT_FOUND' : 'FAILED_PRECONDITION', messages[reason]);
+    this.reason = reason;
+  }
+}

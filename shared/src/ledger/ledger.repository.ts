@@ -1,0 +1,235 @@
+import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { z } from 'zod';
+import {
+  AccountAlreadyExists,
+  AccountClosed,
+  AccountNotEmpty,
+  AccountNotFound,
+  AmountOutOfRange,
+  CurrencyMismatch,
+  DomainError,
+  IdempotencyConflict,
+  InsufficientFunds,
+  PermissionDenied,
+  SameAccount,
+} from '../errors/domain-error.ts';
+import type { Role } from '../auth/actor.ts';
+import type { Currency } from './currency.ts';
+import { accountRow, accountStateRow, entryRow, moveRow, transferRow } from './ledger.schema.ts';
+import type { Account, Entry, Transfer } from './ledger.types.ts';
+
+type PgLikeError = { code?: string; detail?: string; constraint?: string | null; message?: string; cause?: unknown };
+
+/**
+ * Turns a database error into the domain error it stands for: the BK* SQLSTATEs that
+ * ledger_move() raises, and constraint violations by constraint name. Returns undefined for
+ * anything else (a real fault, left to bubble up as an internal error).
+ */
+export function toDomainError(error: unknown): DomainError | undefined {
+  const e = error as PgLikeError;
+  const id = e.detail ?? '?';
+  switch (e.code) {
+    case 'BK001':
+      return new AccountNotFound(id);
+    case 'BK002':
+      return new PermissionDenied(`you may not move money out of or into account ${id}`);
+    case 'BK003':
+      return new AccountClosed(id);
+    case 'BK004':
+      return new CurrencyMismatch(e.message ?? 'currency mismatch');
+    case 'BK005':
+      return new InsufficientFunds(id);
+    case 'BK006':
+      return new IdempotencyConflict();
+    case '22003': // numeric_value_out_of_range: a balance would overflow bigint
+      return new AmountOutOfRange('amount would overflow an account balance');
+  }
+  switch (e.constraint) {
+    case 'accounts_balance_nonnegative':
+      return new InsufficientFunds(id);
+    case 'accounts_owner_currency_open_key':
+      return new AccountAlreadyExists('this currency');
+    case 'transfers_distinct_accounts':
+      return new SameAccount();
+    case 'transfers_amount_positive':
+      return new AmountOutOfRange('amount must be greater than zero');
+  }
+  return undefined;
+}
+
+async function mapErrors<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    throw toDomainError(error) ?? error;
+  }
+}
+
+const toAccount = (row: z.infer<typeof accountRow>): Account => ({
+  id: row.id,
+  owner: row.owner,
+  currency: row.currency,
+  balance: row.balance,
+  status: row.status,
+  createdAt: row.created_at,
+  closedAt: row.closed_at,
+});
+
+export const toTransfer = (row: z.infer<typeof transferRow>): Transfer => ({
+  id: row.id,
+  fromAccountId: row.from_account_id,
+  toAccountId: row.to_account_id,
+  amount: row.amount,
+  currency: row.currency,
+  kind: row.kind,
+  initiatedBy: row.initiated_by,
+  createdAt: row.created_at,
+});
+
+const toEntry = (row: z.infer<typeof entryRow>): Entry => ({
+  id: row.id,
+  accountId: row.account_id,
+  transferId: row.transfer_id,
+  amount: row.amount,
+  createdAt: row.created_at,
+});
+
+const ACCOUNT_COLUMNS = sql.fragment`id, owner, currency, balance, status, created_at, closed_at`;
+const TRANSFER_COLUMNS = sql.fragment`id, from_account_id, to_account_id, amount, currency, kind, initiated_by, created_at`;
+
+export type MoveCommand = {
+  actor: string;
+  actorRole: Role;
+  idempotencyKey: string;
+  requestHash: string;
+  operation: 'transfer' | 'deposit';
+  /** null for a deposit: the currency's funding account pays. */
+  fromAccountId: bigint | null;
+  toAccountId: bigint;
+  amount: bigint;
+  /** null for a deposit: the receiving account's currency. */
+  currency: Currency | null;
+};
+
+export type HistoryQuery = {
+  accountId: bigint;
+  /** Only rows with an id below this (the cursor), newest first. */
+  beforeId: bigint | null;
+  since: Date | null;
+  until: Date | null;
+  limit: number;
+};
+
+/**
+ * Data access for accounts, transfers and entries. User accounts only: the system funding
+ * accounts are invisible here except as the counterparty of a deposit.
+ */
+export class LedgerRepository {
+  readonly #db: DatabasePool;
+
+  constructor(db: DatabasePool) {
+    this.#db = db;
+  }
+
+  /** @throws AccountAlreadyExists when the owner already has an open account in that currency. */
+  async insertAccount(owner: string, currency: Currency, db: CommonQueryMethods = this.#db): Promise<Account> {
+    const row = await mapErrors(() =>
+      db.one(sql.type(accountRow)`
+        INSERT INTO accounts (owner, currency) VALUES (${owner}, ${currency})
+        RETURNING ${ACCOUNT_COLUMNS}`),
+    );
+    return toAccount(row);
+  }
+
+  async findAccount(id: bigint): Promise<Account | null> {
+    const row = await this.#db.maybeOne(sql.type(accountRow)`
+      SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE id = ${id} AND NOT is_system`);
+    return row ? toAccount(row) : null;
+  }
+
+  async listAccountsByOwner(owner: string): Promise<Account[]> {
+    const rows = await this.#db.any(sql.type(accountRow)`
+      SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE owner = ${owner} ORDER BY id`);
+    return rows.map(toAccount);
+  }
+
+  /**
+   * Moves money in one round trip through ledger_move() (see migration 0002).
+   * @throws AccountNotFound, PermissionDenied, AccountClosed, CurrencyMismatch,
+   *   InsufficientFunds, IdempotencyConflict, AmountOutOfRange
+   */
+  async move(command: MoveCommand) {
+    return mapErrors(() =>
+      this.#db.one(sql.type(moveRow)`
+        SELECT * FROM ledger_move(
+          ${command.actor}, ${command.actorRole}, ${command.idempotencyKey}, ${command.requestHash},
+          ${command.operation}, ${command.fromAccountId}, ${command.toAccountId}, ${command.amount},
+          ${command.currency})`),
+    );
+  }
+
+  /**
+   * Closes an open, empty account of `owner` in one statement; when nothing changed, reads the
+   * row to say why.
+   * @throws AccountNotFound, AccountClosed, AccountNotEmpty
+   */
+  async closeAccount(id: bigint, owner: string): Promise<Account> {
+    const closed = await this.#db.maybeOne(sql.type(accountRow)`
+      UPDATE accounts SET status = 'closed', closed_at = now()
+       WHERE id = ${id} AND owner = ${owner} AND status = 'open' AND balance = 0 AND NOT is_system
+      RETURNING ${ACCOUNT_COLUMNS}`);
+    if (closed) return toAccount(closed);
+    const state = await this.#db.maybeOne(sql.type(accountStateRow)`
+      SELECT id, owner, status, balance FROM accounts WHERE id = ${id} AND NOT is_system`);
+    if (!state || state.owner !== owner) throw new AccountNotFound(id);
+    if (state.status === 'closed') throw new AccountClosed(id);
+    throw new AccountNotEmpty(id);
+  }
+
+  async listEntries(query: HistoryQuery): Promise<Entry[]> {
+    const rows = await this.#db.any(sql.type(entryRow)`
+      SELECT id, account_id, transfer_id, amount, created_at FROM entries
+       WHERE account_id = ${query.accountId} AND ${historyFilter(query)}
+       ORDER BY id DESC LIMIT ${query.limit}`);
+    return rows.map(toEntry);
+  }
+
+  /** Transfers in or out of the account, newest first (one index scan per direction). */
+  async listTransfers(query: HistoryQuery): Promise<Transfer[]> {
+    const filter = historyFilter(query);
+    const rows = await this.#db.any(sql.type(transferRow)`
+      SELECT ${TRANSFER_COLUMNS} FROM (
+        (SELECT ${TRANSFER_COLUMNS} FROM transfers WHERE from_account_id = ${query.accountId} AND ${filter}
+          ORDER BY id DESC LIMIT ${query.limit})
+        UNION ALL
+        (SELECT ${TRANSFER_COLUMNS} FROM transfers WHERE to_account_id = ${query.accountId} AND ${filter}
+          ORDER BY id DESC LIMIT ${query.limit})
+      ) t ORDER BY id DESC LIMIT ${query.limit}`);
+    return rows.map(toTransfer);
+  }
+
+  async findTransfer(id: bigint): Promise<{ transfer: Transfer; fromOwner: string | null; toOwner: string | null } | null> {
+    const row = await this.#db.maybeOne(sql.type(
+      transferRow.extend({ from_owner: z.string().nullable(), to_owner: z.string().nullable() }),
+    )`
+      SELECT t.id, t.from_account_id, t.to_account_id, t.amount, t.currency, t.kind, t.initiated_by, t.created_at,
+             f.owner AS from_owner, o.owner AS to_owner
+        FROM transfers t JOIN accounts f ON f.id = t.from_account_id JOIN accounts o ON o.id = t.to_account_id
+       WHERE t.id = ${id}`);
+    return row ? { transfer: toTransfer(row), fromOwner: row.from_owner, toOwner: row.to_owner } : null;
+  }
+
+  async findEntriesOfTransfer(transferId: bigint): Promise<Entry[]> {
+    const rows = await this.#db.any(sql.type(entryRow)`
+      SELECT id, account_id, transfer_id, amount, created_at FROM entries WHERE transfer_id = ${transferId} ORDER BY id`);
+    return rows.map(toEntry);
+  }
+}
+
+function historyFilter(query: HistoryQuery) {
+  const conditions = [sql.fragment`TRUE`];
+  if (query.beforeId !== null) conditions.push(sql.fragment`id < ${query.beforeId}`);
+  if (query.since) conditions.push(sql.fragment`created_at >= ${sql.timestamp(query.since)}`);
+  if (query.until) conditions.push(sql.fragment`created_at < ${sql.timestamp(query.until)}`);
+  return sql.join(conditions, sql.fragment` AND `);
+}

@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { CURRENCIES } from './currency.ts';
+
+/** Row shapes as PostgreSQL returns them (int8 -> bigint, timestamptz -> Date). */
+export const accountRow = z.object({
+  id: z.bigint(),
+  owner: z.string(),
+  currency: z.enum(CURRENCIES),
+  balance: z.bigint(),
+  status: z.enum(['open', 'closed']),
+  created_at: z.date(),
+  closed_at: z.date().nullable(),
+});
+export type AccountRow = z.infer<typeof accountRow>;
+
+export const transferRow = z.object({
+  id: z.bigint(),
+  from_account_id: z.bigint(),
+  to_account_id: z.bigint(),
+  amount: z.bigint(),
+  currency: z.enum(CURRENCIES),
+  kind: z.enum(['transfer', 'deposit']),
+  initiated_by: z.string(),
+  created_at: z.date(),
+});
+export type TransferRow = z.infer<typeof transferRow>;
+
+export const entryRow = z.object({
+  id: z.bigint(),
+  account_id: z.bigint(),
+  transfer_id: z.bigint(),
+  amount: z.bigint(),
+  created_at: z.date(),
+});
+export type EntryRow = z.infer<typeof entryRow>;
+
+/** The single row ledger_move() returns. */
+export const moveRow = z.object({
+  transfer_id: z.bigint(),
+  from_account_id: z.bigint(),
+  to_account_id: z.bigint(),
+  amount: z.bigint(),
+  currency: z.enum(CURRENCIES),
+  kind: z.enum(['transfer', 'deposit']),
+  created_at: z.date(),
+  from_entry_id: z.bigint(),
+  to_entry_id: z.bigint(),
+  from_balance: z.bigint(),
+  to_balance: z.bigint(),
+  replayed: z.boolean(),
+});
+export type MoveRow = z.infer<typeof moveRow>;
+
+/** What the repository needs to diagnose a close that did not happen. */
+export const accountStateRow = z.object({
+  id: z.bigint(),
+  owner: z.string().nullable(),
+  status: z.enum(['open', 'closed']),
+  balance: z.bigint(),
+});

@@ -1,0 +1,231 @@
+import { createHash } from 'node:crypto';
+import type { DatabasePool } from 'slonik';
+import type { Actor } from '../auth/actor.ts';
+import {
+  AccountNotFound,
+  InvalidArgument,
+  PermissionDenied,
+  SameAccount,
+  TransferNotFound,
+} from '../errors/domain-error.ts';
+import { parseCurrency } from './currency.ts';
+import { LedgerRepository, type HistoryQuery, type MoveCommand } from './ledger.repository.ts';
+import type { Account, Entry, Page, PageRequest, Transfer, TransferResult } from './ledger.types.ts';
+import { parseAmount, parseId } from './money.ts';
+import { decodePageToken, encodePageToken, parsePageSize } from './page-token.ts';
+
+export type DepositInput = { accountId: bigint; amount: bigint; idempotencyKey: string };
+export type TransferInput = {
+  fromAccountId: bigint;
+  toAccountId: bigint;
+  amount: bigint;
+  currency: string;
+  idempotencyKey: string;
+};
+export type HistoryInput = PageRequest & { accountId: bigint };
+
+/** Observes money movements (metrics); optional. */
+export type LedgerObserver = {
+  moved?(event: { operation: 'transfer' | 'deposit'; currency: string; outcome: string; replayed: boolean }): void;
+};
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+function parseIdempotencyKey(value: unknown): string {
+  if (typeof value !== 'string' || value === '') throw InvalidArgument.field('idempotency_key', 'is required for every money movement');
+  if (!IDEMPOTENCY_KEY.test(value)) {
+    throw InvalidArgument.field('idempotency_key', 'must be 1 to 255 printable ASCII characters without spaces');
+  }
+  return value;
+}
+
+function requestHash(parts: readonly (string | bigint)[]): string {
+  return createHash('sha256').update(parts.join('|')).digest('hex');
+}
+
+function parseRange(since: Date | undefined, until: Date | undefined): { since: Date | null; until: Date | null } {
+  for (const [field, value] of [['since', since], ['until', until]] as const) {
+    if (value !== undefined && Number.isNaN(value.getTime())) throw InvalidArgument.field(field, 'must be a valid timestamp');
+  }
+  if (since && until && since >= until) throw InvalidArgument.field('until', 'must be later than since');
+  return { since: since ?? null, until: until ?? null };
+}
+
+/**
+ * The ledger's use cases. Every call takes the acting user explicitly and checks ownership:
+ * a depositor sees and moves only their own money (someone else's account is "not found");
+ * a banker may read any account but never move another user's money.
+ */
+export class LedgerService {
+  readonly #repo: LedgerRepository;
+  readonly #observer: LedgerObserver;
+
+  constructor(deps: { pool: DatabasePool; observer?: LedgerObserver }) {
+    this.#repo = new LedgerRepository(deps.pool);
+    this.#observer = deps.observer ?? {};
+  }
+
+  /**
+   * Opens an account in a supported currency; one open account per user and currency.
+   * @throws InvalidArgument (currency), AccountAlreadyExists
+   */
+  async openAccount(actor: Actor, input: { currency: string }): Promise<Account> {
+    const currency = parseCurrency(input.currency);
+    return this.#repo.insertAccount(actor.username, currency);
+  }
+
+  /** @throws InvalidArgument, AccountNotFound (also for an account the actor may not see) */
+  async getAccount(actor: Actor, accountId: bigint): Promise<Account> {
+    const id = parseId(accountId, 'account_id');
+    const account = await this.#repo.findAccount(id);
+    if (!account || (actor.role !== 'banker' && account.owner !== actor.username)) throw new AccountNotFound(id);
+    return account;
+  }
+
+  /**
+   * The actor's accounts (open and closed), oldest first. A banker may name another owner.
+   * @throws PermissionDenied when a depositor names another owner
+   */
+  async listAccounts(actor: Actor, input: { owner?: string } = {}): Promise<Account[]> {
+    const owner = input.owner || actor.username;
+    if (owner !== actor.username && actor.role !== 'banker') throw new PermissionDenied('you may only list your own accounts');
+    return this.#repo.listAccountsByOwner(owner);
+  }
+
+  /**
+   * Adds funds to the actor's own account: a transfer from the currency's funding account.
+   * @throws InvalidArgument, NonPositiveAmount, AmountOutOfRange, AccountNotFound,
+   *   PermissionDenied, AccountClosed, IdempotencyConflict
+   */
+  async deposit(actor: Actor, input: DepositInput): Promise<TransferResult> {
+    const accountId = parseId(input.accountId, 'account_id');
+    const amount = parseAmount(input.amount);
+    const idempotencyKey = parseIdempotencyKey(input.idempotencyKey);
+    return this.#move({
+      actor: actor.username,
+      actorRole: actor.role,
+      idempotencyKey,
+      requestHash: requestHash(['deposit', accountId, amount]),
+      operation: 'deposit',
+      fromAccountId: null,
+      toAccountId: accountId,
+      amount,
+      currency: null,
+    });
+  }
+
+  /**
+   * Moves money from the actor's account to another account of the same currency, once per
+   * idempotency key: a retry with the same key and request returns the first result.
+   * @throws InvalidArgument, NonPositiveAmount, AmountOutOfRange, SameAccount, AccountNotFound,
+   *   PermissionDenied, AccountClosed, CurrencyMismatch, InsufficientFunds, IdempotencyConflict
+   */
+  async transfer(actor: Actor, input: TransferInput): Promise<TransferResult> {
+    const fromAccountId = parseId(input.fromAccountId, 'from_account_id');
+    const toAccountId = parseId(input.toAccountId, 'to_account_id');
+    const amount = parseAmount(input.amount);
+    const currency = parseCurrency(input.currency);
+    const idempotencyKey = parseIdempotencyKey(input.idempotencyKey);
+    if (fromAccountId === toAccountId) throw new SameAccount();
+    return this.#move({
+      actor: actor.username,
+      actorRole: actor.role,
+      idempotencyKey,
+      requestHash: requestHash(['transfer', fromAccountId, toAccountId, amount, currency]),
+      operation: 'transfer',
+      fromAccountId,
+      toAccountId,
+      amount,
+      currency,
+    });
+  }
+
+  async #move(command: MoveCommand): Promise<TransferResult> {
+    try {
+      const row = await this.#repo.move(command);
+      this.#observer.moved?.({ operation: command.operation, currency: row.currency, outcome: 'ok', replayed: row.replayed });
+      const transfer: Transfer = {
+        id: row.transfer_id,
+        fromAccountId: row.from_account_id,
+        toAccountId: row.to_account_id,
+        amount: row.amount,
+        currency: row.currency,
+        kind: row.kind,
+        initiatedBy: command.actor,
+        createdAt: row.created_at,
+      };
+      const entry = (id: bigint, accountId: bigint, amount: bigint): Entry => ({
+        id,
+        accountId,
+        transferId: row.transfer_id,
+        amount,
+        createdAt: row.created_at,
+      });
+      return {
+        transfer,
+        fromEntry: entry(row.from_entry_id, row.from_account_id, -row.amount),
+        toEntry: entry(row.to_entry_id, row.to_account_id, row.amount),
+        fromBalance: row.from_balance,
+        toBalance: row.to_balance,
+        replayed: row.replayed,
+      };
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      this.#observer.moved?.({
+        operation: command.operation,
+        currency: command.currency ?? 'unknown',
+        outcome: typeof code === 'string' ? code.toLowerCase() : 'error',
+        replayed: false,
+      });
+      throw error;
+    }
+  }
+
+  /**
+   * Closes the actor's own account; its balance must be zero. History stays.
+   * @throws AccountNotFound, AccountClosed, AccountNotEmpty
+   */
+  async closeAccount(actor: Actor, accountId: bigint): Promise<Account> {
+    const id = parseId(accountId, 'account_id');
+    const account = await this.getAccount(actor, id);
+    if (account.owner !== actor.username) throw new PermissionDenied('you may only close your own accounts');
+    return this.#repo.closeAccount(id, actor.username);
+  }
+
+  /** An account's entries, newest first, a page at a time. @throws InvalidArgument, AccountNotFound */
+  async listEntries(actor: Actor, input: HistoryInput): Promise<Page<Entry>> {
+    const query = await this.#historyQuery(actor, input, 'entries');
+    return this.#page(await this.#repo.listEntries(query), query.limit - 1, 'entries');
+  }
+
+  /** Transfers in or out of an account, newest first. @throws InvalidArgument, AccountNotFound */
+  async listTransfers(actor: Actor, input: HistoryInput): Promise<Page<Transfer>> {
+    const query = await this.#historyQuery(actor, input, 'transfers');
+    return this.#page(await this.#repo.listTransfers(query), query.limit - 1, 'transfers');
+  }
+
+  /** @throws InvalidArgument, TransferNotFound (also when neither side is the actor's) */
+  async getTransfer(actor: Actor, transferId: bigint): Promise<Transfer> {
+    const id = parseId(transferId, 'transfer_id');
+    const found = await this.#repo.findTransfer(id);
+    const visible =
+      found && (actor.role === 'banker' || found.fromOwner === actor.username || found.toOwner === actor.username);
+    if (!visible) throw new TransferNotFound(id);
+    return found.transfer;
+  }
+
+  async #historyQuery(actor: Actor, input: HistoryInput, kind: string): Promise<HistoryQuery> {
+    const pageSize = parsePageSize(input.pageSize);
+    const beforeId = decodePageToken(kind, input.pageToken);
+    const range = parseRange(input.since, input.until);
+    const account = await this.getAccount(actor, input.accountId);
+    // One extra row tells whether another page follows.
+    return { accountId: account.id, beforeId, ...range, limit: pageSize + 1 };
+  }
+
+  #page<T extends { id: bigint }>(rows: T[], pageSize: number, kind: string): Page<T> {
+    const items = rows.slice(0, pageSize);
+    const last = items.at(-1);
+    return { items, nextPageToken: rows.length > pageSize && last ? encodePageToken(kind, last.id) : '' };
+  }
+}

@@ -1,0 +1,17 @@
+import { randomBytes } from 'node:crypto';
+import { sql, type CommonQueryMethods } from 'slonik';
+import { z } from 'zod';
+import type { Actor, Role } from '../shared/src/auth/actor.ts';
+
+/** A user row straight in the database, for suites that test the ledger without identity. */
+export async function createUser(db: CommonQueryMethods, options: { role?: Role; verified?: boolean } = {}): Promise<Actor> {
+  const username = `u_${randomBytes(6).toString('hex')}`;
+  const role = options.role ?? 'depositor';
+  await db.query(sql.type(z.object({}))`
+    INSERT INTO users (username, email, full_name, hashed_password, role, is_email_verified)
+    VALUES (${username}, ${`${username}@example.test`}, ${`User ${username}`}, 'not-a-real-hash', ${role}, ${options.verified ?? true})`);
+  return { username, role };
+}
+
+/** A fresh idempotency key. */
+export const idemKey = (): string => `k-${randomBytes(8).toString('hex')}`;
