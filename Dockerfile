@@ -1,0 +1,68 @@
+# syntax=docker/dockerfile:1.7
+# One Dockerfile, four images: `docker build --target api|grpc|worker|migrator -t bank-<target>:<tag> .`
+# Each image holds the production dependencies of its own workspace only, the TypeScript sources
+# Node 24 runs directly (type stripping, no build step), and runs one process as a non-root user.
+# No secret or .env enters any layer: configuration comes from the environment at run time
+# (Kubernetes Secrets filled by External Secrets, or AWS Secrets Manager read at start-up).
+
+ARG NODE_VERSION=24.9.0
+
+FROM node:${NODE_VERSION}-bookworm-slim AS base
+WORKDIR /app
+ENV NODE_ENV=production \
+    NPM_CONFIG_UPDATE_NOTIFIER=false \
+    NPM_CONFIG_FUND=false \
+    NPM_CONFIG_AUDIT=false
+
+# Only the manifests, so the dependency layers are cached until a package.json or the lockfile changes.
+FROM base AS manifests
+COPY package.json package-lock.json ./
+COPY shared/package.json shared/
+COPY proto/package.json proto/
+COPY services/api/package.json services/api/
+COPY services/grpc/package.json services/grpc/
+COPY services/worker/package.json services/worker/
+COPY services/migrator/package.json services/migrator/
+COPY scripts/package.json scripts/
+
+FROM manifests AS deps-api
+RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --workspace=services/api
+FROM manifests AS deps-grpc
+RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --workspace=services/grpc
+FROM manifests AS deps-worker
+RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --workspace=services/worker
+FROM manifests AS deps-migrator
+RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --workspace=services/migrator
+
+# Shared by every runtime image: the libraries all processes load. Files stay owned by root and
+# read-only for the process user, so the container runs with a read-only root filesystem.
+FROM base AS runtime
+COPY package.json ./
+COPY shared/ shared/
+COPY proto/ proto/
+# uid/gid 1000 is the image's `node` user; numeric so Kubernetes can verify runAsNonRoot.
+USER 1000:1000
+ENTRYPOINT ["node", "--disable-warning=ExperimentalWarning"]
+
+FROM runtime AS api
+COPY --from=deps-api /app/ ./
+COPY services/api/ services/api/
+EXPOSE 8080
+CMD ["services/api/src/main.ts"]
+
+FROM runtime AS grpc
+COPY --from=deps-grpc /app/ ./
+COPY services/grpc/ services/grpc/
+EXPOSE 9090 9464
+CMD ["services/grpc/src/main.ts"]
+
+FROM runtime AS worker
+COPY --from=deps-worker /app/ ./
+COPY services/worker/ services/worker/
+EXPOSE 9464
+CMD ["services/worker/src/main.ts"]
+
+FROM runtime AS migrator
+COPY --from=deps-migrator /app/ ./
+COPY services/migrator/ services/migrator/
+CMD ["services/migrator/src/main.ts", "up"]
