@@ -26,7 +26,9 @@ export type ErrorCode =
   | 'IDEMPOTENCY_CONFLICT'
   | 'EMAIL_NOT_VERIFIED'
   | 'RATE_LIMITED'
-  | 'UNAVAILABLE';
+  | 'UNAVAILABLE'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE';
 
 /** One offending input field, named the way the API names it (snake_case path). */
 export type FieldViolation = { field: string; description: string };
@@ -195,5 +197,25 @@ export class VerificationLinkInvalid extends DomainError {
     } as const;
     super(reason === 'not_found' ? 'NOT_FOUND' : 'FAILED_PRECONDITION', messages[reason]);
     this.reason = reason;
+  }
+}
+
+// --- edges (issue 4) ---
+
+/** A request body over the configured size limit (HTTP 413). */
+export class PayloadTooLarge extends DomainError {
+  constructor(limitBytes: number) {
+    super('PAYLOAD_TOO_LARGE', `the request body is larger than ${limitBytes} bytes`, {
+      fieldViolations: [{ field: 'body', description: `must be at most ${limitBytes} bytes` }],
+    });
+  }
+}
+
+/** A request body in a format the API does not read (HTTP 415). */
+export class UnsupportedMediaType extends DomainError {
+  constructor(contentType: string) {
+    super('UNSUPPORTED_MEDIA_TYPE', `content-type ${contentType.slice(0, 60)} is not supported; send application/json`, {
+      fieldViolations: [{ field: 'content-type', description: 'must be application/json' }],
+    });
   }
 }
