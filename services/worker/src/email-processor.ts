@@ -1,0 +1,96 @@
+import { SECRET_PAYLOAD_FIELDS } from '@bank/shared/mail/email.schema';
+import type { Mailer } from '@bank/shared/mail/mailer';
+import type { Logger } from '@bank/shared/logging/logger';
+import { errorSummary } from '@bank/shared/outbox/outbox-publisher';
+import { outboxRepository } from '@bank/shared/outbox/outbox.repository';
+import { emailJobDataSchema, type EmailJobData } from '@bank/shared/queue/email-queue';
+import { UnrecoverableError, type Job } from 'bullmq';
+import type { DatabasePool } from 'slonik';
+import type { AnyEmailJobDefinition } from './jobs/email-job.ts';
+import type { WorkerMetrics } from './worker-metrics.ts';
+
+export type EmailOutcome = 'sent' | 'skipped';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The BullMQ processor for every email job. The job carries only the outbox id; the row is the
+ * source of truth: a row already `sent` is skipped (a duplicate or replayed job sends nothing),
+ * a bad payload marks the row `failed` and throws UnrecoverableError (no retry, stays visible),
+ * an SMTP failure throws so BullMQ retries with backoff, and the last failed attempt marks the row
+ * `failed`. Once SMTP accepted a message the job never throws a retryable error again, so the
+ * normal retry path cannot send a row twice.
+ */
+export function createEmailProcessor(options: {
+  pool: DatabasePool;
+  mailer: Mailer;
+  jobs: readonly AnyEmailJobDefinition[];
+  publicBaseUrl: string;
+  metrics: WorkerMetrics;
+  logger: Logger;
+}) {
+  const { pool, mailer, metrics, logger } = options;
+  const jobs = new Map(options.jobs.map((job) => [job.name, job]));
+
+  return async function processEmailJob(job: Job<EmailJobData>): Promise<EmailOutcome> {
+    const data = emailJobDataSchema.safeParse(job.data);
+    if (!data.success) {
+      metrics.failed.inc({ kind: job.name, reason: 'bad_job_data' });
+      throw new UnrecoverableError('job data must be { outboxId: uuid }');
+    }
+    const outboxId = data.data.outboxId;
+    const log = logger.child({ jobId: job.id, kind: job.name, outboxId, attempt: job.attemptsMade + 1 });
+    const definition = jobs.get(job.name);
+    if (!definition) {
+      await outboxRepository.markFailed(pool, outboxId, `no email job named ${job.name}`);
+      metrics.failed.inc({ kind: job.name, reason: 'unknown_job' });
+      throw new UnrecoverableError(`no email job named ${job.name}`);
+    }
+    const row = await outboxRepository.findById(pool, outboxId);
+    if (!row) {
+      metrics.failed.inc({ kind: job.name, reason: 'missing_row' });
+      throw new UnrecoverableError('outbox row not found');
+    }
+    if (row.status === 'sent' || row.status === 'failed') {
+      log.info({ status: row.status }, 'outbox row already settled; nothing sent');
+      return 'skipped';
+    }
+    const payload = definition.payloadSchema.safeParse(row.payload);
+    if (!payload.success) {
+      const reason = `invalid payload: ${payload.error.issues.map((issue) => `${issue.path.join('.') || '(root)'} ${issue.message}`).join('; ')}`;
+      await outboxRepository.markFailed(pool, outboxId, reason);
+      metrics.failed.inc({ kind: job.name, reason: 'bad_payload' });
+      log.error({ reason }, 'email payload invalid; not retrying');
+      throw new UnrecoverableError(reason);
+    }
+
+    try {
+      await definition.process(payload.data, { mailer, publicBaseUrl: options.publicBaseUrl, messageId: `<${outboxId}@bank.outbox>` });
+    } catch (error) {
+      const summary = errorSummary(error);
+      const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      await outboxRepository.recordAttempt(pool, outboxId, `${summary.name}: ${summary.message}`).catch(() => undefined);
+      if (last) await outboxRepository.markFailed(pool, outboxId, `gave up after ${job.attemptsMade + 1} attempts: ${summary.message}`).catch(() => undefined);
+      metrics.failed.inc({ kind: job.name, reason: last ? 'exhausted' : 'transient' });
+      log.warn({ err: summary, last }, 'email send failed');
+      throw error;
+    }
+
+    // SMTP accepted the message: from here on, failures must not lead to a resend.
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await outboxRepository.markSent(pool, outboxId, SECRET_PAYLOAD_FIELDS);
+        break;
+      } catch (error) {
+        if (attempt >= 5) {
+          log.error({ err: errorSummary(error) }, 'email sent but the outbox row could not be marked sent');
+          throw new UnrecoverableError('email sent, but marking the outbox row sent failed; not retrying to avoid a duplicate');
+        }
+        await sleep(200 * 2 ** attempt);
+      }
+    }
+    metrics.sent.inc({ kind: job.name });
+    log.info('email sent');
+    return 'sent';
+  };
+}

@@ -1,0 +1,59 @@
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+
+export type WorkerMetrics = {
+  registry: Registry;
+  sent: Counter<'kind'>;
+  failed: Counter<'kind' | 'reason'>;
+};
+
+/**
+ * The worker's own Prometheus registry (one per startWorker, so in-process tests do not clash).
+ * `collectQueue` and `collectOutbox` are read at scrape time.
+ */
+export function createWorkerMetrics(options: {
+  collectQueue: () => Promise<Record<string, number>>;
+  collectOutbox: () => Promise<number>;
+}): WorkerMetrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service: 'worker' });
+  collectDefaultMetrics({ register: registry });
+  const sent = new Counter({
+    name: 'bank_emails_sent_total',
+    help: 'Emails accepted by the SMTP server, by kind.',
+    labelNames: ['kind'],
+    registers: [registry],
+  });
+  const failed = new Counter({
+    name: 'bank_emails_failed_total',
+    help: 'Email attempts that failed, by kind and reason (transient, exhausted, bad_payload, ...).',
+    labelNames: ['kind', 'reason'],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'bank_email_queue_depth',
+    help: 'Email jobs in the queue by state.',
+    labelNames: ['state'],
+    registers: [registry],
+    async collect() {
+      try {
+        const counts = await options.collectQueue();
+        for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
+      } catch {
+        // Redis down: leave the last values; /readyz reports the outage.
+      }
+    },
+  });
+  new Gauge({
+    name: 'bank_outbox_unsent',
+    help: 'Outbox rows not yet sent (pending or enqueued).',
+    registers: [registry],
+    async collect() {
+      try {
+        this.set(await options.collectOutbox());
+      } catch {
+        // Database down: /readyz reports it.
+      }
+    },
+  });
+  return { registry, sent, failed };
+}

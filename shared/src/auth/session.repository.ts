@@ -1,0 +1,113 @@
+import { sql, type CommonQueryMethods } from 'slonik';
+import { z } from 'zod';
+
+export const SESSION_STATUSES = ['pending', 'active', 'revoked'] as const;
+
+export const sessionRowSchema = z.object({
+  id: z.string().uuid(),
+  username: z.string(),
+  status: z.enum(SESSION_STATUSES),
+  refresh_token_id: z.string().uuid().nullable(),
+  user_agent: z.string().nullable(),
+  client_ip: z.string().nullable(),
+  created_at: z.date(),
+  activated_at: z.date().nullable(),
+  expires_at: z.date(),
+  revoked_at: z.date().nullable(),
+  revoked_reason: z.string().nullable(),
+});
+export type SessionRow = z.infer<typeof sessionRowSchema>;
+
+export const loginChallengeRowSchema = z.object({
+  id: z.string().uuid(),
+  session_id: z.string().uuid(),
+  token_id: z.string().uuid(),
+  code_hash: z.string(),
+  attempts: z.number().int(),
+  expires_at: z.date(),
+  used_at: z.date().nullable(),
+});
+export type LoginChallengeRow = z.infer<typeof loginChallengeRowSchema>;
+
+const clip = (value: string | undefined, max: number) => (value === undefined ? null : value.slice(0, max));
+
+/** Sessions (pending -> active -> revoked) and the login challenges that activate them. */
+export const sessionRepository = {
+  async insertPending(
+    db: CommonQueryMethods,
+    session: { id: string; username: string; expiresAt: Date; userAgent?: string; clientIp?: string },
+  ): Promise<void> {
+    await db.query(sql.unsafe`
+      INSERT INTO sessions (id, username, status, expires_at, user_agent, client_ip)
+      VALUES (${session.id}, ${session.username}, 'pending', ${sql.timestamp(session.expiresAt)},
+        ${clip(session.userAgent, 512)}, ${clip(session.clientIp, 64)})`);
+  },
+
+  async findById(db: CommonQueryMethods, id: string, options: { forUpdate?: boolean } = {}): Promise<SessionRow | null> {
+    return db.maybeOne(sql.type(sessionRowSchema)`
+      SELECT * FROM sessions WHERE id = ${id} ${options.forUpdate ? sql.fragment`FOR UPDATE` : sql.fragment``}`);
+  },
+
+  async activate(
+    db: CommonQueryMethods,
+    id: string,
+    update: { refreshTokenId: string; expiresAt: Date; userAgent?: string; clientIp?: string },
+  ): Promise<void> {
+    await db.query(sql.unsafe`
+      UPDATE sessions SET status = 'active', activated_at = now(), refresh_token_id = ${update.refreshTokenId},
+        expires_at = ${sql.timestamp(update.expiresAt)},
+        user_agent = coalesce(${clip(update.userAgent, 512)}, user_agent),
+        client_ip = coalesce(${clip(update.clientIp, 64)}, client_ip)
+      WHERE id = ${id}`);
+  },
+
+  async rotateRefresh(
+    db: CommonQueryMethods,
+    id: string,
+    update: { refreshTokenId: string; expiresAt: Date; userAgent?: string; clientIp?: string },
+  ): Promise<void> {
+    await db.query(sql.unsafe`
+      UPDATE sessions SET refresh_token_id = ${update.refreshTokenId}, expires_at = ${sql.timestamp(update.expiresAt)},
+        user_agent = coalesce(${clip(update.userAgent, 512)}, user_agent),
+        client_ip = coalesce(${clip(update.clientIp, 64)}, client_ip)
+      WHERE id = ${id}`);
+  },
+
+  async revoke(db: CommonQueryMethods, id: string, reason: string): Promise<void> {
+    await db.query(sql.unsafe`
+      UPDATE sessions SET status = 'revoked', revoked_at = now(), revoked_reason = ${reason}
+      WHERE id = ${id} AND status <> 'revoked'`);
+  },
+
+  /** Revokes every live session of a user, optionally but one; returns how many. */
+  async revokeAllForUser(db: CommonQueryMethods, username: string, options: { except?: string; reason: string }): Promise<number> {
+    const result = await db.query(sql.unsafe`
+      UPDATE sessions SET status = 'revoked', revoked_at = now(), revoked_reason = ${options.reason}
+      WHERE username = ${username} AND status <> 'revoked'
+        ${options.except ? sql.fragment`AND id <> ${options.except}` : sql.fragment``}`);
+    return result.rowCount;
+  },
+
+  async insertChallenge(
+    db: CommonQueryMethods,
+    challenge: { id: string; sessionId: string; tokenId: string; codeHash: string; expiresAt: Date },
+  ): Promise<void> {
+    await db.query(sql.unsafe`
+      INSERT INTO login_challenges (id, session_id, token_id, code_hash, expires_at)
+      VALUES (${challenge.id}, ${challenge.sessionId}, ${challenge.tokenId}, ${challenge.codeHash}, ${sql.timestamp(challenge.expiresAt)})`);
+  },
+
+  async findChallengeForUpdate(db: CommonQueryMethods, sessionId: string): Promise<LoginChallengeRow | null> {
+    return db.maybeOne(sql.type(loginChallengeRowSchema)`
+      SELECT id, session_id, token_id, code_hash, attempts, expires_at, used_at
+      FROM login_challenges WHERE session_id = ${sessionId} FOR UPDATE`);
+  },
+
+  async countChallengeAttempt(db: CommonQueryMethods, id: string): Promise<void> {
+    await db.query(sql.unsafe`UPDATE login_challenges SET attempts = attempts + 1 WHERE id = ${id}`);
+  },
+
+  async markChallengeUsed(db: CommonQueryMethods, id: string): Promise<void> {
+    await db.query(sql.unsafe`UPDATE login_challenges SET used_at = now() WHERE id = ${id}`);
+  },
+};

@@ -1,0 +1,219 @@
+import { createHash, randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { DatabasePool } from 'slonik';
+import { DomainError, EmailNotVerified, InvalidArgument, Unauthenticated } from '../errors/domain-error.ts';
+import type { Logger } from '../logging/logger.ts';
+import { SEND_LOGIN_EMAIL, type LoginEmailPayload } from '../mail/email.schema.ts';
+import type { OutboxPublisher } from '../outbox/outbox-publisher.ts';
+import { errorSummary } from '../outbox/outbox-publisher.ts';
+import { outboxRepository } from '../outbox/outbox.repository.ts';
+import { toUser, userRepository } from '../users/user.repository.ts';
+import type { User } from '../users/user.types.ts';
+import type { Actor } from './actor.ts';
+import { PASSWORD_MAX_BYTES, type PasswordHasher } from './password.ts';
+import type { RateLimiter } from './rate-limiter.ts';
+import { sessionRepository } from './session.repository.ts';
+import type { TokenMaker } from './token-maker.ts';
+
+export type AuthTokens = {
+  sessionId: string;
+  accessToken: string;
+  accessTokenExpiresAt: Date;
+  refreshToken: string;
+  refreshTokenExpiresAt: Date;
+  user: User;
+};
+
+/** Wrong codes allowed per login challenge before it is dead (the code has 10^6 values). */
+export const MAX_LOGIN_CODE_ATTEMPTS = 5;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const INVALID_CREDENTIALS = 'invalid username or password';
+
+const codeHash = (sessionId: string, code: string) => createHash('sha256').update(`${sessionId}:${code}`).digest();
+
+export type SessionServiceDeps = {
+  pool: DatabasePool;
+  passwords: PasswordHasher;
+  tokens: TokenMaker;
+  outbox: OutboxPublisher;
+  rateLimiter: RateLimiter;
+  config: { ACCESS_TOKEN_TTL_SECONDS: number; REFRESH_TOKEN_TTL_SECONDS: number; LOGIN_TOKEN_TTL_SECONDS: number };
+  logger?: Logger;
+};
+
+type ClientInfo = { clientIp?: string; userAgent?: string };
+
+/**
+ * Two-step login, token refresh, logout and access-token authentication.
+ *
+ * Throws InvalidArgument, Unauthenticated (bad credentials, bad/used/expired tokens or codes,
+ * revoked sessions), EmailNotVerified, RateLimited, Unavailable (Redis down during login) and
+ * DomainError NOT_FOUND (logout of a session that is not the caller's).
+ */
+export class SessionService {
+  readonly #deps: SessionServiceDeps;
+
+  constructor(deps: SessionServiceDeps) {
+    this.#deps = deps;
+  }
+
+  /**
+   * Step 1: checks the password and emails a single-use login token + 6-digit code bound to a new
+   * pending session. Unknown user and wrong password get the same error after the same bcrypt work.
+   */
+  async loginStart(input: { username: string; password: string } & ClientInfo): Promise<{ sessionId: string }> {
+    const { pool, passwords, tokens, rateLimiter, config } = this.#deps;
+    if (typeof input.username !== 'string' || input.username.length === 0) throw InvalidArgument.field('username', 'is required');
+    if (typeof input.password !== 'string' || input.password.length === 0) throw InvalidArgument.field('password', 'is required');
+    const username = input.username.trim().toLowerCase();
+    const limitKeys = [`user:${username}`, ...(input.clientIp ? [`ip:${input.clientIp}`] : [])];
+    await rateLimiter.check(limitKeys);
+
+    const row = username.length <= 64 ? await userRepository.findByUsername(pool, username) : null;
+    const passwordFits = Buffer.byteLength(input.password, 'utf8') <= PASSWORD_MAX_BYTES;
+    const ok = row && passwordFits ? await passwords.verify(input.password, row.hashed_password) : await passwords.verifyDummy(input.password);
+    if (!row || !ok) {
+      await rateLimiter.hit(limitKeys).catch((error: unknown) => this.#deps.logger?.warn({ err: errorSummary(error) }, 'rate limiter hit failed'));
+      throw new Unauthenticated(INVALID_CREDENTIALS);
+    }
+    if (!row.is_email_verified) throw new EmailNotVerified();
+
+    const sessionId = randomUUID();
+    const code = randomInt(0, 1_000_000).toString().padStart(6, '0');
+    const login = await tokens.issue('login', { username: row.username, role: row.role, sessionId, ttlSeconds: config.LOGIN_TOKEN_TTL_SECONDS });
+    const payload: LoginEmailPayload = {
+      to: row.email,
+      username: row.username,
+      fullName: row.full_name,
+      sessionId,
+      loginToken: login.token,
+      code,
+      expiresAt: login.claims.expiresAt.toISOString(),
+    };
+    const outboxId = await pool.transaction(async (tx) => {
+      await sessionRepository.insertPending(tx, { id: sessionId, username: row.username, expiresAt: login.claims.expiresAt, ...clientInfo(input) });
+      await sessionRepository.insertChallenge(tx, {
+        id: randomUUID(),
+        sessionId,
+        tokenId: login.claims.tokenId,
+        codeHash: codeHash(sessionId, code).toString('hex'),
+        expiresAt: login.claims.expiresAt,
+      });
+      return outboxRepository.insert(tx, { kind: SEND_LOGIN_EMAIL, payload });
+    });
+    await this.#deps.outbox.enqueueOutbox([outboxId]);
+    return { sessionId };
+  }
+
+  /** Step 2: confirms a pending session with the emailed token or code (once) and opens it. */
+  async loginConfirm(input: { sessionId: string; token?: string; code?: string } & ClientInfo): Promise<AuthTokens> {
+    const { pool, tokens } = this.#deps;
+    if (typeof input.sessionId !== 'string' || !UUID.test(input.sessionId)) throw InvalidArgument.field('session_id', 'must be a session id (UUID)');
+    const hasToken = typeof input.token === 'string' && input.token.length > 0;
+    const hasCode = typeof input.code === 'string' && input.code.length > 0;
+    if (hasToken === hasCode) throw InvalidArgument.field('token', 'give exactly one of token and code');
+    const sessionId = input.sessionId.toLowerCase();
+
+    let loginTokenId: string | undefined;
+    if (hasToken) {
+      const claims = await tokens.verify(input.token as string, 'login');
+      if (claims.sessionId !== sessionId) throw new Unauthenticated('this login token belongs to another session');
+      loginTokenId = claims.tokenId;
+    }
+
+    const outcome = await pool.transaction(async (tx) => {
+      const challenge = await sessionRepository.findChallengeForUpdate(tx, sessionId);
+      const session = challenge ? await sessionRepository.findById(tx, sessionId, { forUpdate: true }) : null;
+      if (!challenge || !session) return { error: 'invalid login token or code' } as const;
+      if (challenge.used_at || session.status !== 'pending') return { error: 'this login was already confirmed or cancelled' } as const;
+      if (challenge.expires_at.getTime() <= Date.now()) return { error: 'this login has expired; log in again' } as const;
+      if (loginTokenId !== undefined) {
+        if (challenge.token_id !== loginTokenId) return { error: 'invalid login token or code' } as const;
+      } else {
+        if (challenge.attempts >= MAX_LOGIN_CODE_ATTEMPTS) return { error: 'too many wrong codes; log in again' } as const;
+        const expected = Buffer.from(challenge.code_hash, 'hex');
+        const actual = /^\d{6}$/.test(input.code as string) ? codeHash(sessionId, input.code as string) : Buffer.alloc(expected.length);
+        if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) {
+          // Committed (no throw inside the transaction) so wrong guesses count.
+          await sessionRepository.countChallengeAttempt(tx, challenge.id);
+          return { error: 'invalid login token or code' } as const;
+        }
+      }
+      const row = await userRepository.findByUsername(tx, session.username);
+      if (!row) return { error: 'invalid login token or code' } as const;
+      const issued = await this.#issuePair(row.username, row.role, sessionId);
+      await sessionRepository.markChallengeUsed(tx, challenge.id);
+      await sessionRepository.activate(tx, sessionId, { refreshTokenId: issued.refreshTokenId, expiresAt: issued.tokens.refreshTokenExpiresAt, ...clientInfo(input) });
+      return { tokens: { ...issued.tokens, user: toUser(row) } } as const;
+    });
+    if ('error' in outcome) throw new Unauthenticated(outcome.error);
+    return outcome.tokens;
+  }
+
+  /** Rotates the refresh token. Presenting an already-rotated refresh token revokes the whole session. */
+  async refresh(input: { refreshToken: string } & ClientInfo): Promise<AuthTokens> {
+    const claims = await this.#deps.tokens.verify(input.refreshToken, 'refresh');
+    const outcome = await this.#deps.pool.transaction(async (tx) => {
+      const session = await sessionRepository.findById(tx, claims.sessionId, { forUpdate: true });
+      if (!session || session.username !== claims.username) return { error: 'invalid refresh token' } as const;
+      if (session.status !== 'active') return { error: 'this session is no longer active' } as const;
+      if (session.expires_at.getTime() <= Date.now()) return { error: 'this session has expired' } as const;
+      if (session.refresh_token_id !== claims.tokenId) {
+        await sessionRepository.revoke(tx, session.id, 'refresh token reuse');
+        return { error: 'this refresh token was already used; the session is revoked', reuse: true } as const;
+      }
+      const row = await userRepository.findByUsername(tx, session.username);
+      if (!row) return { error: 'invalid refresh token' } as const;
+      const issued = await this.#issuePair(row.username, row.role, session.id);
+      await sessionRepository.rotateRefresh(tx, session.id, {
+        refreshTokenId: issued.refreshTokenId,
+        expiresAt: issued.tokens.refreshTokenExpiresAt,
+        ...clientInfo(input),
+      });
+      return { tokens: { ...issued.tokens, user: toUser(row) } } as const;
+    });
+    if ('error' in outcome) {
+      if ('reuse' in outcome) this.#deps.logger?.warn({ sessionId: claims.sessionId, username: claims.username }, 'refresh token reuse: session revoked');
+      throw new Unauthenticated(outcome.error);
+    }
+    return outcome.tokens;
+  }
+
+  /** Revokes one of the caller's sessions (idempotent). */
+  async logout(actor: Actor, sessionId: string): Promise<void> {
+    if (typeof sessionId !== 'string' || !UUID.test(sessionId)) throw InvalidArgument.field('session_id', 'must be a session id (UUID)');
+    const session = await sessionRepository.findById(this.#deps.pool, sessionId.toLowerCase());
+    if (!session || session.username !== actor.username) throw new DomainError('NOT_FOUND', 'session not found');
+    await sessionRepository.revoke(this.#deps.pool, session.id, 'logout');
+  }
+
+  /** Verifies an access token and that its session is still active. Throws Unauthenticated. */
+  async authenticate(accessToken: string): Promise<Actor> {
+    const claims = await this.#deps.tokens.verify(accessToken, 'access');
+    const session = await sessionRepository.findById(this.#deps.pool, claims.sessionId);
+    if (!session || session.status !== 'active' || session.username !== claims.username || session.expires_at.getTime() <= Date.now()) {
+      throw new Unauthenticated('this session is no longer active');
+    }
+    return { username: claims.username, role: claims.role, sessionId: claims.sessionId };
+  }
+
+  async #issuePair(username: string, role: User['role'], sessionId: string) {
+    const { tokens, config } = this.#deps;
+    const access = await tokens.issue('access', { username, role, sessionId, ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS });
+    const refresh = await tokens.issue('refresh', { username, role, sessionId, ttlSeconds: config.REFRESH_TOKEN_TTL_SECONDS });
+    return {
+      refreshTokenId: refresh.claims.tokenId,
+      tokens: {
+        sessionId,
+        accessToken: access.token,
+        accessTokenExpiresAt: access.claims.expiresAt,
+        refreshToken: refresh.token,
+        refreshTokenExpiresAt: refresh.claims.expiresAt,
+      },
+    };
+  }
+}
+
+function clientInfo(input: ClientInfo): ClientInfo {
+  return { clientIp: input.clientIp, userAgent: input.userAgent };
+}

@@ -1,0 +1,73 @@
+import type { DatabasePool } from 'slonik';
+import type { Logger } from '../logging/logger.ts';
+import type { EmailQueue } from '../queue/email-queue.ts';
+import { outboxRepository } from './outbox.repository.ts';
+
+/**
+ * Hands committed outbox rows to the queue. Use cases call `enqueueOutbox(ids)` right after their
+ * transaction commits; the worker calls `sweep()` periodically for rows nobody enqueued (Redis was
+ * down, the process died between commit and enqueue). The job id is the outbox id, so two
+ * enqueues of one row collapse into one job.
+ */
+export class OutboxPublisher {
+  readonly #pool: DatabasePool;
+  readonly #queue: EmailQueue;
+  readonly #logger: Logger | undefined;
+  readonly #timeoutMs: number;
+
+  constructor(options: { pool: DatabasePool; queue: EmailQueue; logger?: Logger; enqueueTimeoutMs?: number }) {
+    this.#pool = options.pool;
+    this.#queue = options.queue;
+    this.#logger = options.logger;
+    this.#timeoutMs = options.enqueueTimeoutMs ?? 2_000;
+  }
+
+  /**
+   * Enqueues committed rows. Never throws: a failure is logged and left to the sweep, because the
+   * caller's change (and the row) is already committed and the user must not see an error for it.
+   * Returns how many rows were enqueued.
+   */
+  async enqueueOutbox(ids: readonly string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    try {
+      const rows = await this.#withTimeout(Promise.all(ids.map((id) => outboxRepository.findById(this.#pool, id))));
+      const jobs = rows.flatMap((row) => (row && row.status === 'pending' ? [{ id: row.id, kind: row.kind }] : []));
+      return await this.#add(jobs);
+    } catch (error) {
+      this.#logger?.warn({ err: errorSummary(error), outboxIds: ids }, 'outbox enqueue failed; the sweep will retry');
+      return 0;
+    }
+  }
+
+  /** Enqueues rows the sweep finds (see outboxRepository.findSweepable). Throws when Redis or the DB fails. */
+  async sweep(options: { pendingAfterMs?: number; staleAfterMs?: number; limit?: number } = {}): Promise<number> {
+    const rows = await outboxRepository.findSweepable(this.#pool, {
+      pendingAfterMs: options.pendingAfterMs ?? 5_000,
+      staleAfterMs: options.staleAfterMs ?? 10 * 60_000,
+      limit: options.limit ?? 500,
+    });
+    const count = await this.#add(rows);
+    if (count > 0) this.#logger?.info({ count }, 'outbox sweep enqueued rows');
+    return count;
+  }
+
+  async #add(rows: readonly { id: string; kind: string }[]): Promise<number> {
+    if (rows.length === 0) return 0;
+    await this.#withTimeout(this.#queue.addBulk(rows.map((row) => ({ name: row.kind, data: { outboxId: row.id }, opts: { jobId: row.id } }))));
+    await outboxRepository.markEnqueued(this.#pool, rows.map((row) => row.id));
+    return rows.length;
+  }
+
+  #withTimeout<T>(promise: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`queue did not answer within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  }
+}
+
+export function errorSummary(error: unknown): { name: string; message: string } {
+  if (error instanceof Error) return { name: error.name, message: error.message };
+  return { name: 'Error', message: String(error) };
+}

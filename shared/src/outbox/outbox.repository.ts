@@ -1,0 +1,86 @@
+import { randomUUID } from 'node:crypto';
+import { sql, type CommonQueryMethods } from 'slonik';
+import { z } from 'zod';
+
+export const OUTBOX_STATUSES = ['pending', 'enqueued', 'sent', 'failed'] as const;
+
+export const outboxRowSchema = z.object({
+  id: z.string().uuid(),
+  kind: z.string(),
+  payload: z.unknown(),
+  status: z.enum(OUTBOX_STATUSES),
+  attempts: z.number().int(),
+  last_error: z.string().nullable(),
+  created_at: z.date(),
+  enqueued_at: z.date().nullable(),
+  sent_at: z.date().nullable(),
+});
+export type OutboxRow = z.infer<typeof outboxRowSchema>;
+
+const idRow = z.object({ id: z.string().uuid() });
+
+/**
+ * The transactional outbox. `insert` runs on the caller's transaction, so the message exists if
+ * and only if the change that asked for it committed. Other methods take any connection.
+ */
+export const outboxRepository = {
+  /** Adds a pending message in the caller's transaction; returns its id (also the BullMQ job id). */
+  async insert(db: CommonQueryMethods, message: { kind: string; payload: Record<string, unknown> }): Promise<string> {
+    const id = randomUUID();
+    await db.query(sql.unsafe`INSERT INTO outbox (id, kind, payload) VALUES (${id}, ${message.kind}, ${sql.jsonb(message.payload as never)})`);
+    return id;
+  },
+
+  async findById(db: CommonQueryMethods, id: string): Promise<OutboxRow | null> {
+    return db.maybeOne(sql.type(outboxRowSchema)`SELECT * FROM outbox WHERE id = ${id}`);
+  },
+
+  /** Pending rows moved to enqueued once the queue accepted their jobs. */
+  async markEnqueued(db: CommonQueryMethods, ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await db.query(sql.unsafe`
+      UPDATE outbox SET status = 'enqueued', enqueued_at = now()
+      WHERE id = ANY(${sql.array(ids, 'uuid')}) AND status = 'pending'`);
+  },
+
+  /**
+   * Rows the sweep must (re)hand to the queue: pending ones older than `pendingAfterMs` (the use
+   * case normally enqueues them itself right after commit), and enqueued-but-unsent ones older than
+   * `staleAfterMs` (their job may have been lost with Redis data). Re-adding is harmless: the job
+   * id is the outbox id, so BullMQ ignores a job it still holds.
+   */
+  async findSweepable(db: CommonQueryMethods, options: { pendingAfterMs: number; staleAfterMs: number; limit: number }): Promise<readonly { id: string; kind: string }[]> {
+    return db.any(sql.type(z.object({ id: z.string().uuid(), kind: z.string() }))`
+      (SELECT id, kind FROM outbox
+        WHERE status = 'pending' AND created_at < now() - make_interval(secs => ${options.pendingAfterMs / 1000})
+        ORDER BY created_at LIMIT ${options.limit})
+      UNION ALL
+      (SELECT id, kind FROM outbox
+        WHERE status = 'enqueued' AND enqueued_at < now() - make_interval(secs => ${options.staleAfterMs / 1000})
+        ORDER BY enqueued_at LIMIT ${options.limit})`);
+  },
+
+  /** Records one delivery attempt (and its error, if any) without changing the status. */
+  async recordAttempt(db: CommonQueryMethods, id: string, error: string | null): Promise<void> {
+    await db.query(sql.unsafe`UPDATE outbox SET attempts = attempts + 1, last_error = ${error} WHERE id = ${id}`);
+  },
+
+  /** Marks a row sent and strips secret payload fields. Returns false when it was already sent. */
+  async markSent(db: CommonQueryMethods, id: string, secretFields: readonly string[]): Promise<boolean> {
+    const row = await db.maybeOne(sql.type(idRow)`
+      UPDATE outbox SET status = 'sent', sent_at = now(), last_error = NULL,
+        payload = payload - ${sql.array(secretFields, 'text')}
+      WHERE id = ${id} AND status <> 'sent'
+      RETURNING id`);
+    return row !== null;
+  },
+
+  /** A message that will never be sent (bad payload, retries exhausted); it stays for operators. */
+  async markFailed(db: CommonQueryMethods, id: string, error: string): Promise<void> {
+    await db.query(sql.unsafe`UPDATE outbox SET status = 'failed', last_error = ${error} WHERE id = ${id} AND status <> 'sent'`);
+  },
+
+  async countPending(db: CommonQueryMethods): Promise<number> {
+    return db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM outbox WHERE status IN ('pending', 'enqueued')`);
+  },
+};

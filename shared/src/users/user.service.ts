@@ -1,0 +1,186 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { DatabasePool } from 'slonik';
+import type { Actor } from '../auth/actor.ts';
+import { validatePassword, type PasswordHasher } from '../auth/password.ts';
+import { sessionRepository } from '../auth/session.repository.ts';
+import { InvalidArgument, PermissionDenied, UserNotFound, VerificationLinkInvalid, type FieldViolation } from '../errors/domain-error.ts';
+import { SEND_VERIFICATION_EMAIL, type VerificationEmailPayload } from '../mail/email.schema.ts';
+import type { OutboxPublisher } from '../outbox/outbox-publisher.ts';
+import { outboxRepository } from '../outbox/outbox.repository.ts';
+import { emailVerificationRepository, sha256, toUser, userRepository } from './user.repository.ts';
+import type { User } from './user.types.ts';
+
+/** How long an email verification link works. */
+export const EMAIL_VERIFICATION_TTL_SECONDS = 24 * 3_600;
+
+const USERNAME_PATTERN = /^[a-z0-9_]{3,32}$/;
+const EMAIL_PATTERN = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+
+function checkUsername(value: unknown, violations: FieldViolation[]): string {
+  if (typeof value !== 'string' || !USERNAME_PATTERN.test(value)) {
+    violations.push({ field: 'username', description: 'must be 3 to 32 characters of a-z, 0-9 and _' });
+    return '';
+  }
+  return value;
+}
+
+function checkFullName(value: unknown, violations: FieldViolation[]): string {
+  const trimmed = typeof value === 'string' ? value.trim() : '';
+  if (trimmed.length < 1 || trimmed.length > 200) violations.push({ field: 'full_name', description: 'must be 1 to 200 characters' });
+  return trimmed;
+}
+
+function checkEmail(value: unknown, violations: FieldViolation[]): string {
+  const trimmed = typeof value === 'string' ? value.trim() : '';
+  if (trimmed.length > 254 || !EMAIL_PATTERN.test(trimmed)) violations.push({ field: 'email', description: 'must be a valid email address' });
+  return trimmed;
+}
+
+function checkPassword(value: unknown, field: string, violations: FieldViolation[]): string {
+  try {
+    return validatePassword(value, field);
+  } catch (error) {
+    if (error instanceof InvalidArgument) violations.push(...error.fieldViolations);
+    return '';
+  }
+}
+
+export type UserServiceDeps = {
+  pool: DatabasePool;
+  passwords: PasswordHasher;
+  outbox: OutboxPublisher;
+  /** Verification link lifetime; defaults to EMAIL_VERIFICATION_TTL_SECONDS. */
+  emailVerificationTtlSeconds?: number;
+};
+
+/**
+ * Sign-up, email verification and profile use cases.
+ *
+ * Throws InvalidArgument (field violations), UsernameTaken, EmailTaken, UserNotFound,
+ * PermissionDenied and VerificationLinkInvalid; nothing else on purpose.
+ */
+export class UserService {
+  readonly #deps: UserServiceDeps;
+
+  constructor(deps: UserServiceDeps) {
+    this.#deps = deps;
+  }
+
+  /** Creates a depositor and queues exactly one verification email (same transaction). */
+  async signUp(input: { username: string; fullName: string; email: string; password: string }): Promise<User> {
+    const violations: FieldViolation[] = [];
+    const username = checkUsername(input.username, violations);
+    const fullName = checkFullName(input.fullName, violations);
+    const email = checkEmail(input.email, violations);
+    const password = checkPassword(input.password, 'password', violations);
+    if (violations.length > 0) throw new InvalidArgument(violations);
+
+    const hashedPassword = await this.#deps.passwords.hash(password);
+    const { user, outboxId } = await this.#deps.pool.transaction(async (tx) => {
+      const row = await userRepository.insert(tx, { username, fullName, email, hashedPassword });
+      const outboxId = await this.#queueVerification(tx, row);
+      return { user: toUser(row), outboxId };
+    });
+    await this.#deps.outbox.enqueueOutbox([outboxId]);
+    return user;
+  }
+
+  /**
+   * Follows a verification link once. Throws VerificationLinkInvalid when the link is unknown,
+   * its secret is wrong, it was used, it expired, or the user's email changed since it was sent.
+   */
+  async verifyEmail(input: { emailId: bigint; secretCode: string }): Promise<User> {
+    if (typeof input.secretCode !== 'string' || input.secretCode.length === 0) throw InvalidArgument.field('secret_code', 'is required');
+    return this.#deps.pool.transaction(async (tx) => {
+      const link = await emailVerificationRepository.findForUpdate(tx, input.emailId);
+      if (!link || !safeEqualHex(link.secret_hash, sha256(input.secretCode))) throw new VerificationLinkInvalid('not_found');
+      if (link.used_at) throw new VerificationLinkInvalid('used');
+      if (link.expires_at.getTime() <= Date.now()) throw new VerificationLinkInvalid('expired');
+      const user = await userRepository.findByUsername(tx, link.username, { forUpdate: true });
+      if (!user || user.email.toLowerCase() !== link.email.toLowerCase()) throw new VerificationLinkInvalid('superseded');
+      await emailVerificationRepository.markUsed(tx, link.id);
+      return toUser(await userRepository.markEmailVerified(tx, link.username));
+    });
+  }
+
+  /**
+   * Updates the caller's own profile. A new email is unverified until its new link is followed;
+   * a new password needs the current one and revokes every other session of the user.
+   */
+  async updateUser(
+    actor: Actor,
+    username: string,
+    changes: { fullName?: string; email?: string; password?: string; currentPassword?: string },
+  ): Promise<User> {
+    if (actor.username !== username) throw new PermissionDenied('you can only update your own profile');
+    const violations: FieldViolation[] = [];
+    const fullName = changes.fullName === undefined ? undefined : checkFullName(changes.fullName, violations);
+    const email = changes.email === undefined ? undefined : checkEmail(changes.email, violations);
+    const password = changes.password === undefined ? undefined : checkPassword(changes.password, 'password', violations);
+    if (password !== undefined && !changes.currentPassword) violations.push({ field: 'current_password', description: 'is required to change the password' });
+    if (fullName === undefined && email === undefined && password === undefined) violations.push({ field: 'update_mask', description: 'nothing to update' });
+    if (violations.length > 0) throw new InvalidArgument(violations);
+
+    const { passwords, pool } = this.#deps;
+    // bcrypt work happens before the transaction so no row lock is held during it.
+    const current = await userRepository.findByUsername(pool, username);
+    if (!current) throw new UserNotFound(username);
+    if (password !== undefined) {
+      if (!(await passwords.verify(changes.currentPassword ?? '', current.hashed_password))) {
+        throw InvalidArgument.field('current_password', 'does not match the current password');
+      }
+    }
+    const hashedPassword = password === undefined ? undefined : await passwords.hash(password);
+
+    const { user, outboxIds } = await pool.transaction(async (tx) => {
+      const locked = await userRepository.findByUsername(tx, username, { forUpdate: true });
+      if (!locked) throw new UserNotFound(username);
+      if (hashedPassword !== undefined && locked.hashed_password !== current.hashed_password) {
+        // The password changed between our check and the lock: the current password we checked is stale.
+        throw InvalidArgument.field('current_password', 'does not match the current password');
+      }
+      const emailChanged = email !== undefined && email.toLowerCase() !== locked.email.toLowerCase();
+      const row = await userRepository.update(tx, username, {
+        fullName,
+        email: emailChanged ? email : undefined,
+        hashedPassword,
+      });
+      const outboxIds = emailChanged ? [await this.#queueVerification(tx, row)] : [];
+      if (hashedPassword !== undefined) await sessionRepository.revokeAllForUser(tx, username, { except: actor.sessionId, reason: 'password changed' });
+      return { user: toUser(row), outboxIds };
+    });
+    await this.#deps.outbox.enqueueOutbox(outboxIds);
+    return user;
+  }
+
+  /** A user's profile: the user themself, or any user for a banker. Throws PermissionDenied / UserNotFound. */
+  async getUser(actor: Actor, username: string): Promise<User> {
+    if (actor.username !== username && actor.role !== 'banker') throw new PermissionDenied('you can only read your own profile');
+    const row = await userRepository.findByUsername(this.#deps.pool, username);
+    if (!row) throw new UserNotFound(username);
+    return toUser(row);
+  }
+
+  async #queueVerification(tx: Parameters<Parameters<DatabasePool['transaction']>[0]>[0], user: { username: string; email: string; full_name: string }) {
+    const link = await emailVerificationRepository.create(tx, {
+      username: user.username,
+      email: user.email,
+      ttlSeconds: this.#deps.emailVerificationTtlSeconds ?? EMAIL_VERIFICATION_TTL_SECONDS,
+    });
+    const payload: VerificationEmailPayload = {
+      to: user.email,
+      username: user.username,
+      fullName: user.full_name,
+      emailId: link.id.toString(),
+      secretCode: link.secretCode,
+      expiresAt: link.expiresAt.toISOString(),
+    };
+    return outboxRepository.insert(tx, { kind: SEND_VERIFICATION_EMAIL, payload });
+  }
+}
+
+function safeEqualHex(a: string, b: string): boolean {
+  const left = Buffer.from(a, 'hex');
+  const right = Buffer.from(b, 'hex');
+  return left.length === right.length && timingSafeEqual(left, right);
+}
