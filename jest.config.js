@@ -22,5 +22,10 @@ export default {
   globalSetup: '<rootDir>/test/global-setup.ts',
   testTimeout: 60_000,
   maxWorkers: 2,
-  reporters: ['default', ['<rootDir>/test/summary-reporter.cjs', {}]],
+  reporters: [
+    'default',
+    ['<rootDir>/test/summary-reporter.cjs', {}],
+    // A JUnit XML report for CI to upload (reports/ is git-ignored).
+    ...(process.env.CI ? [['jest-junit', { outputDirectory: 'reports', outputName: 'junit.xml' }]] : []),
+  ],
 };

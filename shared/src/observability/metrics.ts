@@ -1,0 +1,55 @@
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { DatabasePool } from 'slonik';
+import type { LedgerObserver } from '../ledger/ledger.service.ts';
+
+/**
+ * One Prometheus registry per process, with Node's default metrics and a `service` label, so
+ * dashboards can tell the API, gRPC server and worker apart when scraped together.
+ */
+export function createRegistry(service: string): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+/** Database pool use, read from Slonik's pool state at scrape time. */
+export function registerPoolMetrics(registry: Registry, pool: Pick<DatabasePool, 'state'>): void {
+  new Gauge({
+    name: 'bank_db_pool_connections',
+    help: 'Database pool connections by state (acquired, idle, waiting for a connection).',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const state = pool.state();
+      this.set({ state: 'acquired' }, state.acquiredConnections);
+      this.set({ state: 'idle' }, state.idleConnections);
+      this.set({ state: 'waiting' }, state.waitingClients);
+    },
+  });
+}
+
+/**
+ * Money movements by operation, currency and outcome (`ok` or the error code), and idempotent
+ * replays. Pass the returned observer to LedgerService.
+ */
+export function createLedgerMetrics(registry: Registry): LedgerObserver {
+  const moves = new Counter({
+    name: 'bank_money_movements_total',
+    help: 'Transfers and deposits by operation, currency and outcome.',
+    labelNames: ['operation', 'currency', 'outcome'],
+    registers: [registry],
+  });
+  const replays = new Counter({
+    name: 'bank_idempotent_replays_total',
+    help: 'Money-moving requests answered from an earlier request with the same idempotency key.',
+    labelNames: ['operation'],
+    registers: [registry],
+  });
+  return {
+    moved({ operation, currency, outcome, replayed }) {
+      moves.inc({ operation, currency, outcome });
+      if (replayed) replays.inc({ operation });
+    },
+  };
+}
