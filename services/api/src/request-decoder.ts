@@ -1,0 +1,192 @@
+// HTTP request -> proto request message, in canonical proto3 JSON, with errors that name the field.
+import { fromJson, ScalarType, type DescField, type DescMessage, type JsonObject, type JsonValue, type MessageShape } from '@bufbuild/protobuf';
+import { InvalidArgument, UnsupportedMediaType, type FieldViolation } from '@bank/shared/errors/domain-error';
+import type { HttpRoute } from '@bank/shared/edge/http-rules';
+
+export type HttpRequestParts = {
+  /** Router path parameters, already URL-decoded. */
+  params: Record<string, string>;
+  /** Query parameters as parsed by node's URLSearchParams (repeated keys give arrays). */
+  query: Record<string, string | string[] | undefined>;
+  rawBody: Buffer;
+  contentType: string | undefined;
+  idempotencyKey: string | undefined;
+};
+
+const INT64_RANGE = 'between -9223372036854775808 and 9223372036854775807';
+
+function describeProblem(field: DescField): string {
+  if (field.fieldKind === 'enum') return `must be one of ${field.enum.values.map((v) => v.name).join(', ')}`;
+  if (field.fieldKind === 'message') {
+    if (field.message.typeName === 'google.protobuf.Timestamp') return 'must be an RFC 3339 timestamp such as 2024-01-31T12:00:00Z';
+    return `must be a JSON object (${field.message.typeName})`;
+  }
+  if (field.fieldKind !== 'scalar') return 'has an invalid value';
+  switch (field.scalar) {
+    case ScalarType.INT64:
+    case ScalarType.SINT64:
+    case ScalarType.SFIXED64:
+      return `must be an integer ${INT64_RANGE} (a decimal string, or a JSON number up to 2^53)`;
+    case ScalarType.INT32:
+    case ScalarType.SINT32:
+    case ScalarType.SFIXED32:
+      return 'must be an integer between -2147483648 and 2147483647';
+    case ScalarType.BOOL:
+      return 'must be true or false';
+    case ScalarType.STRING:
+      return 'must be a string';
+    default:
+      return 'has an invalid value';
+  }
+}
+
+/** Finds the first JSON path whose string holds U+FFFD, where the invalid UTF-8 bytes were. */
+function findReplacementChar(value: unknown, path: string): string | undefined {
+  if (typeof value === 'string') return value.includes('\uFFFD') ? path || 'body' : undefined;
+  if (Array.isArray(value)) {
+    for (const [i, item] of value.entries()) {
+      const found = findReplacementChar(item, `${path}[${i}]`);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (value && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      if (key.includes('\uFFFD')) return path ? `${path}.${key}` : key;
+      const found = findReplacementChar(item, path ? `${path}.${key}` : key);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Parses a JSON body. Integers beyond 2^53 keep their exact digits (as strings, which proto3 JSON
+ * accepts for int64), so an overflowing amount is reported as out of range instead of being
+ * silently rounded.
+ * @throws UnsupportedMediaType, InvalidArgument (field `body`, or the field with invalid UTF-8)
+ */
+export function parseJsonBody(raw: Buffer, contentType: string | undefined): JsonObject {
+  if (raw.length === 0) return {};
+  const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  if (type !== 'application/json' && !/^application\/[a-z0-9.+-]+\+json$/.test(type)) {
+    throw new UnsupportedMediaType(type || '(none)');
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+  } catch {
+    let where = 'body';
+    try {
+      where = findReplacementChar(JSON.parse(new TextDecoder('utf-8').decode(raw)), '') ?? 'body';
+    } catch {
+      // not JSON either: report the body
+    }
+    throw InvalidArgument.field(where, 'is not valid UTF-8');
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text, function (this: unknown, _key: string, value: unknown, context?: { source?: string }) {
+      if (typeof value === 'number' && !Number.isSafeInteger(value) && context?.source && /^-?[0-9]+$/.test(context.source)) {
+        return context.source;
+      }
+      return value;
+    } as (key: string, value: unknown) => unknown);
+  } catch (error) {
+    throw InvalidArgument.field('body', `is not valid JSON (${(error as Error).message.slice(0, 120)})`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw InvalidArgument.field('body', 'must be a JSON object');
+  }
+  return parsed as JsonObject;
+}
+
+function fieldByKey(message: DescMessage, key: string): DescField | undefined {
+  return message.fields.find((f) => f.name === key || f.jsonName === key);
+}
+
+/**
+ * Decodes a JSON object into a message, reporting every bad field by its proto (snake_case)
+ * name: unknown keys, the same field under two names, and values of the wrong type or range.
+ * @throws InvalidArgument
+ */
+export function decodeMessage<M extends DescMessage>(schema: M, json: JsonObject): MessageShape<M> {
+  const violations: FieldViolation[] = [];
+  const seen = new Map<DescField, string>();
+  for (const [key, value] of Object.entries(json)) {
+    const field = fieldByKey(schema, key);
+    if (!field) {
+      violations.push({ field: key, description: 'is not a field of this request' });
+      continue;
+    }
+    const other = seen.get(field);
+    if (other !== undefined) {
+      violations.push({ field: field.name, description: `is given twice (as "${other}" and "${key}")` });
+      continue;
+    }
+    seen.set(field, key);
+    try {
+      fromJson(schema, { [key]: value } as JsonObject);
+    } catch {
+      violations.push({ field: field.name, description: describeProblem(field) });
+    }
+  }
+  if (violations.length > 0) throw new InvalidArgument(violations);
+  try {
+    return fromJson(schema, json);
+  } catch (error) {
+    throw InvalidArgument.field('body', (error as Error).message.replace(/^cannot decode [^:]*: /, ''));
+  }
+}
+
+function queryValue(field: DescField, value: string): JsonValue {
+  if (field.fieldKind === 'scalar' && field.scalar === ScalarType.BOOL) {
+    if (value === 'true') return true;
+    if (value === 'false') return false;
+    throw InvalidArgument.field(field.name, 'must be true or false');
+  }
+  return value;
+}
+
+/**
+ * The request message of a route from path parameters, query string, JSON body and the
+ * Idempotency-Key header.
+ * @throws InvalidArgument, UnsupportedMediaType
+ */
+export function decodeHttpRequest<M extends DescMessage>(route: HttpRoute & { method: { input: M } }, parts: HttpRequestParts): MessageShape<M> {
+  const input = route.method.input;
+  const json: JsonObject = route.body === '*' ? parseJsonBody(parts.rawBody, parts.contentType) : {};
+  if (route.body === '') {
+    if (parts.rawBody.length > 0) throw InvalidArgument.field('body', `must be empty for ${route.verb.toUpperCase()} ${route.pathTemplate}`);
+    for (const [key, raw] of Object.entries(parts.query)) {
+      if (raw === undefined) continue;
+      const field = route.queryFields.find((f) => f.name === key || f.jsonName === key);
+      if (!field) throw InvalidArgument.field(key, 'is not a query parameter of this operation');
+      if (Array.isArray(raw)) throw InvalidArgument.field(field.name, 'must be given once');
+      if (fieldByKey(input, key) && Object.keys(json).some((k) => fieldByKey(input, k) === field)) {
+        throw InvalidArgument.field(field.name, 'is given twice');
+      }
+      json[key] = queryValue(field, raw);
+    }
+  } else {
+    const stray = Object.keys(parts.query).find((k) => parts.query[k] !== undefined);
+    if (stray) throw InvalidArgument.field(stray, 'is not a query parameter of this operation (send it in the JSON body)');
+  }
+  for (const field of route.pathFields) {
+    const inBody = Object.keys(json).find((k) => k === field.name || k === field.jsonName);
+    if (inBody) throw InvalidArgument.field(field.name, 'comes from the URL path; do not send it in the body');
+    json[field.name] = parts.params[field.name] ?? '';
+  }
+  if (route.idempotencyField) {
+    const field = route.idempotencyField;
+    const inBody = Object.keys(json).find((k) => k === field.name || k === field.jsonName);
+    if (parts.idempotencyKey !== undefined) {
+      if (inBody && json[inBody] !== parts.idempotencyKey) {
+        throw InvalidArgument.field(field.name, 'differs from the Idempotency-Key header');
+      }
+      if (inBody) delete json[inBody];
+      json[field.name] = parts.idempotencyKey;
+    }
+  }
+  return decodeMessage(input, json);
+}

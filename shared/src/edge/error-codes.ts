@@ -1,0 +1,90 @@
+import { isDomainError, type ErrorCode, type FieldViolation } from '../errors/domain-error.ts';
+
+/** gRPC status codes (numbers fixed by the gRPC spec), named for the table below. */
+export const GrpcCode = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+} as const;
+export type GrpcCode = (typeof GrpcCode)[keyof typeof GrpcCode];
+
+type Mapping = { http: number; grpc: GrpcCode; title: string };
+
+/**
+ * The one table from domain error codes to protocol statuses. The HTTP middleware and the gRPC
+ * interceptor both read it, so the two edges answer the same failure the same way. It is a
+ * Record over every ErrorCode: a new code does not compile until it is mapped here.
+ */
+export const ERROR_STATUS: Record<ErrorCode, Mapping> = {
+  INVALID_ARGUMENT: { http: 400, grpc: GrpcCode.INVALID_ARGUMENT, title: 'Invalid argument' },
+  INVALID_AMOUNT: { http: 400, grpc: GrpcCode.INVALID_ARGUMENT, title: 'Invalid amount' },
+  AMOUNT_OUT_OF_RANGE: { http: 400, grpc: GrpcCode.INVALID_ARGUMENT, title: 'Amount out of range' },
+  SAME_ACCOUNT: { http: 400, grpc: GrpcCode.INVALID_ARGUMENT, title: 'Same account' },
+  UNAUTHENTICATED: { http: 401, grpc: GrpcCode.UNAUTHENTICATED, title: 'Unauthenticated' },
+  PERMISSION_DENIED: { http: 403, grpc: GrpcCode.PERMISSION_DENIED, title: 'Permission denied' },
+  EMAIL_NOT_VERIFIED: { http: 403, grpc: GrpcCode.PERMISSION_DENIED, title: 'Email not verified' },
+  NOT_FOUND: { http: 404, grpc: GrpcCode.NOT_FOUND, title: 'Not found' },
+  ACCOUNT_NOT_FOUND: { http: 404, grpc: GrpcCode.NOT_FOUND, title: 'Account not found' },
+  TRANSFER_NOT_FOUND: { http: 404, grpc: GrpcCode.NOT_FOUND, title: 'Transfer not found' },
+  USER_NOT_FOUND: { http: 404, grpc: GrpcCode.NOT_FOUND, title: 'User not found' },
+  ALREADY_EXISTS: { http: 409, grpc: GrpcCode.ALREADY_EXISTS, title: 'Already exists' },
+  ACCOUNT_ALREADY_EXISTS: { http: 409, grpc: GrpcCode.ALREADY_EXISTS, title: 'Account already exists' },
+  USERNAME_TAKEN: { http: 409, grpc: GrpcCode.ALREADY_EXISTS, title: 'Username taken' },
+  EMAIL_TAKEN: { http: 409, grpc: GrpcCode.ALREADY_EXISTS, title: 'Email taken' },
+  FAILED_PRECONDITION: { http: 409, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Failed precondition' },
+  ACCOUNT_CLOSED: { http: 409, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Account closed' },
+  ACCOUNT_NOT_EMPTY: { http: 409, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Account not empty' },
+  IDEMPOTENCY_CONFLICT: { http: 409, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Idempotency key reused' },
+  INSUFFICIENT_FUNDS: { http: 422, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Insufficient funds' },
+  CURRENCY_MISMATCH: { http: 422, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Currency mismatch' },
+  RATE_LIMITED: { http: 429, grpc: GrpcCode.RESOURCE_EXHAUSTED, title: 'Too many requests' },
+  UNAVAILABLE: { http: 503, grpc: GrpcCode.UNAVAILABLE, title: 'Service unavailable' },
+  PAYLOAD_TOO_LARGE: { http: 413, grpc: GrpcCode.RESOURCE_EXHAUSTED, title: 'Payload too large' },
+  UNSUPPORTED_MEDIA_TYPE: { http: 415, grpc: GrpcCode.INVALID_ARGUMENT, title: 'Unsupported media type' },
+};
+
+const INTERNAL: Mapping = { http: 500, grpc: GrpcCode.INTERNAL, title: 'Internal error' };
+
+/** What an edge tells the caller about a failure. `internal` errors must be logged by the edge. */
+export type ErrorAnswer = {
+  code: ErrorCode | 'INTERNAL';
+  http: number;
+  grpc: GrpcCode;
+  title: string;
+  /** Safe to show: the domain message, or a generic text for internal errors. */
+  detail: string;
+  fieldViolations: readonly FieldViolation[];
+  retryAfterSeconds: number | undefined;
+  internal: boolean;
+};
+
+/** Maps any thrown value to the answer; anything but a DomainError is internal and says nothing. */
+export function errorAnswer(error: unknown): ErrorAnswer {
+  if (isDomainError(error)) {
+    const mapping = ERROR_STATUS[error.code] ?? INTERNAL;
+    const retry = (error as { retryAfterSeconds?: unknown }).retryAfterSeconds;
+    return {
+      code: mapping === INTERNAL ? 'INTERNAL' : error.code,
+      ...mapping,
+      detail: mapping === INTERNAL ? 'internal error' : error.message,
+      fieldViolations: error.fieldViolations,
+      retryAfterSeconds: typeof retry === 'number' ? retry : undefined,
+      internal: mapping === INTERNAL,
+    };
+  }
+  return { code: 'INTERNAL', ...INTERNAL, detail: 'internal error', fieldViolations: [], retryAfterSeconds: undefined, internal: true };
+}

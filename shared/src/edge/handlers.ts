@@ -1,0 +1,179 @@
+// The operations of the contract, written once over the use cases. The HTTP gateway and the gRPC
+// server only decode requests, authenticate, call these, and encode the answers.
+import { create, type DescMessage, type DescMethod, type DescService, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+import { EmptySchema, timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
+import { AccountService, ListAccountsResponseSchema, ListEntriesResponseSchema } from '@bank/proto/bank/v1/account_service_pb';
+import { AuthService } from '@bank/proto/bank/v1/auth_service_pb';
+import { TransferService, ListTransfersResponseSchema } from '@bank/proto/bank/v1/transfer_service_pb';
+import { UserService } from '@bank/proto/bank/v1/user_service_pb';
+import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
+import type { Actor } from '../auth/actor.ts';
+import type { Container } from '../app/container.ts';
+import { Unauthenticated } from '../errors/domain-error.ts';
+import { toProtoAccount, toProtoAuthTokens, toProtoEntry, toProtoTransfer, toProtoUser } from './proto-mapping.ts';
+
+/** The services both edges serve, in the order they are listed. */
+export const BANK_SERVICES: readonly DescService[] = [UserService, AuthService, AccountService, TransferService];
+
+/** What the edge knows about a call besides its request message. */
+export type CallContext = {
+  /** Set by the edge's one authentication step; undefined for anonymous methods. */
+  actor: Actor | undefined;
+  requestId: string;
+  clientIp?: string | undefined;
+  userAgent?: string | undefined;
+};
+
+type Handler<I extends DescMessage, O extends DescMessage> = (request: MessageShape<I>, ctx: CallContext) => Promise<MessageInitShape<O>>;
+
+type ServiceHandlers<S extends GenService<GenServiceMethods>> = {
+  [K in keyof S['method']]: Handler<S['method'][K]['input'], S['method'][K]['output']>;
+};
+
+/** An operation bound to its use case, found by method. */
+export type BoundHandler = (request: unknown, ctx: CallContext) => Promise<unknown>;
+
+function actorOf(ctx: CallContext): Actor {
+  if (!ctx.actor) throw new Unauthenticated();
+  return ctx.actor;
+}
+
+const date = (value: Timestamp | undefined): Date | undefined => (value ? timestampDate(value) : undefined);
+const nonEmpty = (value: string): string | undefined => (value === '' ? undefined : value);
+const client = (ctx: CallContext) => ({
+  ...(ctx.clientIp ? { clientIp: ctx.clientIp } : {}),
+  ...(ctx.userAgent ? { userAgent: ctx.userAgent } : {}),
+});
+
+function userHandlers(app: Container): ServiceHandlers<typeof UserService> {
+  return {
+    createUser: async (req) => toProtoUser(await app.users.signUp(req)),
+    verifyEmail: async (req) => {
+      const user = await app.users.verifyEmail({ emailId: req.emailId, secretCode: req.secretCode });
+      return { isVerified: user.isEmailVerified };
+    },
+    getUser: async (req, ctx) => toProtoUser(await app.users.getUser(actorOf(ctx), req.username)),
+    updateUser: async (req, ctx) =>
+      toProtoUser(
+        await app.users.updateUser(actorOf(ctx), req.username, {
+          ...(req.fullName !== undefined ? { fullName: req.fullName } : {}),
+          ...(req.email !== undefined ? { email: req.email } : {}),
+          ...(req.password !== undefined ? { password: req.password } : {}),
+          ...(req.currentPassword !== undefined ? { currentPassword: req.currentPassword } : {}),
+        }),
+      ),
+  };
+}
+
+function authHandlers(app: Container): ServiceHandlers<typeof AuthService> {
+  return {
+    login: async (req, ctx) => app.sessions.loginStart({ username: req.username, password: req.password, ...client(ctx) }),
+    confirmLogin: async (req, ctx) => {
+      const token = nonEmpty(req.token);
+      const code = nonEmpty(req.code);
+      return toProtoAuthTokens(
+        await app.sessions.loginConfirm({
+          sessionId: req.sessionId,
+          ...(token ? { token } : {}),
+          ...(code ? { code } : {}),
+          ...client(ctx),
+        }),
+      );
+    },
+    refreshToken: async (req, ctx) => toProtoAuthTokens(await app.sessions.refresh({ refreshToken: req.refreshToken, ...client(ctx) })),
+    logout: async (req, ctx) => {
+      await app.sessions.logout(actorOf(ctx), req.sessionId);
+      return create(EmptySchema);
+    },
+  };
+}
+
+function accountHandlers(app: Container): ServiceHandlers<typeof AccountService> {
+  return {
+    openAccount: async (req, ctx) => toProtoAccount(await app.ledger.openAccount(actorOf(ctx), { currency: req.currency })),
+    listAccounts: async (_req, ctx) =>
+      create(ListAccountsResponseSchema, { accounts: (await app.ledger.listAccounts(actorOf(ctx))).map(toProtoAccount) }),
+    getAccount: async (req, ctx) => toProtoAccount(await app.ledger.getAccount(actorOf(ctx), req.accountId)),
+    closeAccount: async (req, ctx) => toProtoAccount(await app.ledger.closeAccount(actorOf(ctx), req.accountId)),
+    deposit: async (req, ctx) => {
+      const result = await app.ledger.deposit(actorOf(ctx), {
+        accountId: req.accountId,
+        amount: req.amount,
+        idempotencyKey: req.idempotencyKey,
+      });
+      return {
+        transfer: toProtoTransfer(result.transfer),
+        entry: toProtoEntry(result.toEntry),
+        balance: result.toBalance,
+        replayed: result.replayed,
+      };
+    },
+    listEntries: async (req, ctx) => {
+      const page = await app.ledger.listEntries(actorOf(ctx), {
+        accountId: req.accountId,
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+        since: date(req.since),
+        until: date(req.until),
+      });
+      return create(ListEntriesResponseSchema, { entries: page.items.map(toProtoEntry), nextPageToken: page.nextPageToken });
+    },
+  };
+}
+
+function transferHandlers(app: Container): ServiceHandlers<typeof TransferService> {
+  return {
+    createTransfer: async (req, ctx) => {
+      const result = await app.ledger.transfer(actorOf(ctx), {
+        fromAccountId: req.fromAccountId,
+        toAccountId: req.toAccountId,
+        amount: req.amount,
+        currency: req.currency,
+        idempotencyKey: req.idempotencyKey,
+      });
+      return {
+        transfer: toProtoTransfer(result.transfer),
+        fromEntry: toProtoEntry(result.fromEntry),
+        fromBalance: result.fromBalance,
+        replayed: result.replayed,
+      };
+    },
+    getTransfer: async (req, ctx) => toProtoTransfer(await app.ledger.getTransfer(actorOf(ctx), req.transferId)),
+    listTransfers: async (req, ctx) => {
+      const page = await app.ledger.listTransfers(actorOf(ctx), {
+        accountId: req.accountId,
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+        since: date(req.since),
+        until: date(req.until),
+      });
+      return create(ListTransfersResponseSchema, { transfers: page.items.map(toProtoTransfer), nextPageToken: page.nextPageToken });
+    },
+  };
+}
+
+/**
+ * Every method of BANK_SERVICES with its handler, keyed by the method's full name
+ * (`bank.v1.AccountService.OpenAccount`). Throws at start-up when a method of the contract has
+ * no handler, so a new RPC cannot be served half-way.
+ */
+export function createBankHandlers(app: Container): Map<string, { method: DescMethod; handle: BoundHandler }> {
+  const byService: Record<string, Record<string, Handler<DescMessage, DescMessage>>> = {
+    [UserService.typeName]: userHandlers(app) as never,
+    [AuthService.typeName]: authHandlers(app) as never,
+    [AccountService.typeName]: accountHandlers(app) as never,
+    [TransferService.typeName]: transferHandlers(app) as never,
+  };
+  const handlers = new Map<string, { method: DescMethod; handle: BoundHandler }>();
+  for (const service of BANK_SERVICES) {
+    for (const method of service.methods) {
+      const handler = byService[service.typeName]?.[method.localName];
+      if (!handler) throw new Error(`no handler for ${service.typeName}.${method.name}`);
+      handlers.set(`${service.typeName}.${method.name}`, {
+        method,
+        handle: async (request, ctx) => create(method.output, await handler(request as never, ctx)),
+      });
+    }
+  }
+  return handlers;
+}

@@ -1,0 +1,80 @@
+// Domain values -> proto messages. Both edges answer with these, so HTTP JSON and gRPC binary
+// carry the same fields.
+import { create } from '@bufbuild/protobuf';
+import { timestampFromDate, type Timestamp } from '@bufbuild/protobuf/wkt';
+import { AuthTokensSchema, type AuthTokens as ProtoAuthTokens } from '@bank/proto/bank/v1/auth_service_pb';
+import {
+  AccountSchema,
+  AccountStatus,
+  EntrySchema,
+  Role,
+  TransferKind,
+  TransferSchema,
+  UserSchema,
+  type Account as ProtoAccount,
+  type Entry as ProtoEntry,
+  type Transfer as ProtoTransfer,
+  type User as ProtoUser,
+} from '@bank/proto/bank/v1/types_pb';
+import type { AuthTokens } from '../auth/session.service.ts';
+import type { Account, Entry, Transfer } from '../ledger/ledger.types.ts';
+import type { User } from '../users/user.types.ts';
+
+const ts = (date: Date): Timestamp => timestampFromDate(date);
+
+export function toProtoUser(user: User): ProtoUser {
+  return create(UserSchema, {
+    username: user.username,
+    fullName: user.fullName,
+    email: user.email,
+    role: user.role === 'banker' ? Role.BANKER : Role.DEPOSITOR,
+    isEmailVerified: user.isEmailVerified,
+    createdAt: ts(user.createdAt),
+  });
+}
+
+export function toProtoAccount(account: Account): ProtoAccount {
+  return create(AccountSchema, {
+    id: account.id,
+    owner: account.owner,
+    currency: account.currency,
+    balance: account.balance,
+    status: account.status === 'open' ? AccountStatus.OPEN : AccountStatus.CLOSED,
+    createdAt: ts(account.createdAt),
+    ...(account.closedAt ? { closedAt: ts(account.closedAt) } : {}),
+  });
+}
+
+export function toProtoTransfer(transfer: Transfer): ProtoTransfer {
+  return create(TransferSchema, {
+    id: transfer.id,
+    fromAccountId: transfer.fromAccountId,
+    toAccountId: transfer.toAccountId,
+    amount: transfer.amount,
+    currency: transfer.currency,
+    kind: transfer.kind === 'deposit' ? TransferKind.DEPOSIT : TransferKind.TRANSFER,
+    initiatedBy: transfer.initiatedBy,
+    createdAt: ts(transfer.createdAt),
+  });
+}
+
+export function toProtoEntry(entry: Entry): ProtoEntry {
+  return create(EntrySchema, {
+    id: entry.id,
+    accountId: entry.accountId,
+    transferId: entry.transferId,
+    amount: entry.amount,
+    createdAt: ts(entry.createdAt),
+  });
+}
+
+export function toProtoAuthTokens(tokens: AuthTokens): ProtoAuthTokens {
+  return create(AuthTokensSchema, {
+    sessionId: tokens.sessionId,
+    accessToken: tokens.accessToken,
+    accessTokenExpiresAt: ts(tokens.accessTokenExpiresAt),
+    refreshToken: tokens.refreshToken,
+    refreshTokenExpiresAt: ts(tokens.refreshTokenExpiresAt),
+    user: toProtoUser(tokens.user),
+  });
+}
