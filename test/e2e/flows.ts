@@ -1,0 +1,66 @@
+// User journeys through the public API only: sign-up, the emailed verification link, two-step
+// login with the emailed token or code.
+import { AuthService } from '../../proto/gen/bank/v1/auth_service_pb.ts';
+import { UserService } from '../../proto/gen/bank/v1/user_service_pb.ts';
+import type { TestSmtpServer } from '../smtp.ts';
+import { uniqueName } from './harness.ts';
+import type { Transport } from './transports.ts';
+
+export type LoggedInUser = {
+  username: string;
+  email: string;
+  password: string;
+  sessionId: string;
+  accessToken: string;
+  refreshToken: string;
+};
+
+/** The verification link of the newest verification email to `email`. */
+export async function verificationLinkFor(smtp: TestSmtpServer, email: string): Promise<URL> {
+  const messages = await smtp.waitFor((list) => list.some((m) => m.to.includes(email) && m.text.includes('/v1/verify-email?')));
+  const message = messages.filter((m) => m.to.includes(email) && m.text.includes('/v1/verify-email?')).at(-1);
+  const link = /(https?:\/\/\S+\/v1\/verify-email\?\S+)/.exec(message?.text ?? '')?.[1];
+  if (!link) throw new Error(`no verification link in the email to ${email}`);
+  return new URL(link);
+}
+
+/** The code and token of the login email for this pending session. */
+export async function loginEmailFor(smtp: TestSmtpServer, sessionId: string): Promise<{ code: string; token: string }> {
+  const messages = await smtp.waitFor((list) => list.some((m) => m.text.includes(`Session: ${sessionId}`)));
+  const text = messages.find((m) => m.text.includes(`Session: ${sessionId}`))?.text ?? '';
+  const code = /Confirm with this code: (\d+)/.exec(text)?.[1];
+  const token = /or with this login token:\s+(v4\.public\.\S+)/.exec(text)?.[1];
+  if (!code || !token) throw new Error(`login email for ${sessionId} has no code or token`);
+  return { code, token };
+}
+
+/** Signs up, follows the emailed link (over `transport`), and logs in with the emailed token or code. */
+export async function signUpAndLogIn(
+  transport: Transport,
+  smtp: TestSmtpServer,
+  options: { confirmWith?: 'token' | 'code'; username?: string } = {},
+): Promise<LoggedInUser> {
+  const username = options.username ?? uniqueName();
+  const email = `${username}@example.test`;
+  const password = `pw-${username}-secret`;
+  await transport.call(UserService, 'createUser', { username, fullName: `Test ${username}`, email, password });
+  const link = await verificationLinkFor(smtp, email);
+  const verified = await transport.call(UserService, 'verifyEmail', {
+    emailId: BigInt(link.searchParams.get('email_id') ?? '0'),
+    secretCode: link.searchParams.get('secret_code') ?? '',
+  });
+  if (!verified.isVerified) throw new Error('email not verified');
+  return logIn(transport, smtp, { username, email, password }, options.confirmWith ?? 'token');
+}
+
+export async function logIn(
+  transport: Transport,
+  smtp: TestSmtpServer,
+  user: { username: string; email: string; password: string },
+  confirmWith: 'token' | 'code' = 'token',
+): Promise<LoggedInUser> {
+  const { sessionId } = await transport.call(AuthService, 'login', { username: user.username, password: user.password });
+  const { code, token } = await loginEmailFor(smtp, sessionId);
+  const tokens = await transport.call(AuthService, 'confirmLogin', confirmWith === 'token' ? { sessionId, token } : { sessionId, code });
+  return { ...user, sessionId, accessToken: tokens.accessToken, refreshToken: tokens.refreshToken };
+}
