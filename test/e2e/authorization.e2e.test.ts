@@ -1,0 +1,163 @@
+// Who may read and move whose money, over both transports. Another user's account answers
+// exactly like an account that does not exist, so nothing leaks whether it exists.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import * as grpc from '@grpc/grpc-js';
+import { sql } from 'slonik';
+import { z } from 'zod';
+import { AccountService } from '../../proto/gen/bank/v1/account_service_pb.ts';
+import { AuthService } from '../../proto/gen/bank/v1/auth_service_pb.ts';
+import { TransferService } from '../../proto/gen/bank/v1/transfer_service_pb.ts';
+import { UserService } from '../../proto/gen/bank/v1/user_service_pb.ts';
+import { TokenMaker } from '../../shared/src/auth/token-maker.ts';
+import { idemKey } from '../factories.ts';
+import { logIn, signUpAndLogIn, type LoggedInUser } from './flows.ts';
+import { startStack, type Stack } from './harness.ts';
+import { CallFailed, grpcTransport, httpTransport, type Transport, type TransportName } from './transports.ts';
+
+let stack: Stack;
+const transports = new Map<TransportName, Transport>();
+beforeAll(async () => {
+  stack = await startStack();
+  transports.set('http', httpTransport(stack.api.url));
+  transports.set('grpc', grpcTransport(stack.grpc.address));
+});
+afterAll(async () => {
+  for (const t of transports.values()) t.close();
+  await stack?.stop();
+});
+
+async function failure(promise: Promise<unknown>): Promise<CallFailed> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof CallFailed) return error;
+    throw error;
+  }
+  throw new Error('expected the call to fail');
+}
+
+const MISSING_ID = 987_654_321n;
+
+describe.each(['http', 'grpc'] as const)('authorization over %s', (name) => {
+  let t: Transport;
+  let alice: LoggedInUser;
+  let mallory: LoggedInUser;
+  let banker: LoggedInUser;
+  let aliceAccount: bigint;
+  let malloryAccount: bigint;
+  let aliceTransfer: bigint;
+  const expectedStatus = (httpStatus: number, grpcStatus: grpc.status) => (name === 'http' ? httpStatus : grpcStatus);
+
+  beforeAll(async () => {
+    t = transports.get(name)!;
+    alice = await signUpAndLogIn(t, stack.smtp);
+    mallory = await signUpAndLogIn(t, stack.smtp);
+    const b = await signUpAndLogIn(t, stack.smtp);
+    await stack.db.pool.query(sql.type(z.object({}))`UPDATE users SET role = 'banker' WHERE username = ${b.username}`);
+    banker = await logIn(t, stack.smtp, b, 'code'); // a new session, so the token carries the role
+    aliceAccount = (await t.call(AccountService, 'openAccount', { currency: 'EUR' }, { token: alice.accessToken })).id;
+    malloryAccount = (await t.call(AccountService, 'openAccount', { currency: 'EUR' }, { token: mallory.accessToken })).id;
+    await t.call(AccountService, 'deposit', { accountId: aliceAccount, amount: 5_000n, idempotencyKey: idemKey() }, { token: alice.accessToken });
+    aliceTransfer = (
+      await t.call(
+        TransferService,
+        'createTransfer',
+        { fromAccountId: aliceAccount, toAccountId: malloryAccount, amount: 100n, currency: 'EUR', idempotencyKey: idemKey() },
+        { token: alice.accessToken },
+      )
+    ).transfer!.id;
+  });
+
+  /** The same call on alice's resource and on one that does not exist must fail identically. */
+  async function expectNoLeak(call: (id: bigint) => Promise<unknown>): Promise<CallFailed> {
+    const onTheirs = await failure(call(aliceAccount));
+    const onMissing = await failure(call(MISSING_ID));
+    expect([expectedStatus(403, grpc.status.PERMISSION_DENIED), expectedStatus(404, grpc.status.NOT_FOUND)]).toContain(onTheirs.status);
+    expect({ status: onTheirs.status, code: onTheirs.code }).toEqual({ status: onMissing.status, code: onMissing.code });
+    expect(onTheirs.message.replaceAll(String(aliceAccount), '#')).toBe(onMissing.message.replaceAll(String(MISSING_ID), '#'));
+    return onTheirs;
+  }
+
+  it('a second user can neither read nor move the first user\'s money, and learns nothing about it', async () => {
+    const token = mallory.accessToken;
+    await expectNoLeak((accountId) => t.call(AccountService, 'getAccount', { accountId }, { token }));
+    await expectNoLeak((accountId) => t.call(AccountService, 'listEntries', { accountId }, { token }));
+    await expectNoLeak((accountId) => t.call(TransferService, 'listTransfers', { accountId }, { token }));
+    await expectNoLeak((accountId) => t.call(AccountService, 'closeAccount', { accountId }, { token }));
+    await expectNoLeak((accountId) => t.call(AccountService, 'deposit', { accountId, amount: 10n, idempotencyKey: idemKey() }, { token }));
+    await expectNoLeak(
+      (fromAccountId) =>
+        t.call(TransferService, 'createTransfer', { fromAccountId, toAccountId: malloryAccount, amount: 10n, currency: 'EUR', idempotencyKey: idemKey() }, { token }),
+    );
+    const transferOfOthers = await failure(t.call(TransferService, 'getTransfer', { transferId: aliceTransfer }, { token: (await signUpAndLogIn(t, stack.smtp)).accessToken }));
+    const missingTransfer = await failure(t.call(TransferService, 'getTransfer', { transferId: MISSING_ID }, { token }));
+    expect(transferOfOthers.code).toBe('TRANSFER_NOT_FOUND');
+    expect(transferOfOthers.status).toBe(missingTransfer.status);
+    expect(transferOfOthers.status).toBe(expectedStatus(404, grpc.status.NOT_FOUND));
+
+    const profile = await failure(t.call(UserService, 'updateUser', { username: alice.username, fullName: 'Owned' }, { token }));
+    expect(profile).toMatchObject({ code: 'PERMISSION_DENIED', status: expectedStatus(403, grpc.status.PERMISSION_DENIED) });
+    const read = await failure(t.call(UserService, 'getUser', { username: alice.username }, { token }));
+    expect([expectedStatus(403, grpc.status.PERMISSION_DENIED), expectedStatus(404, grpc.status.NOT_FOUND)]).toContain(read.status);
+    const logout = await failure(t.call(AuthService, 'logout', { sessionId: alice.sessionId }, { token }));
+    expect([expectedStatus(403, grpc.status.PERMISSION_DENIED), expectedStatus(404, grpc.status.NOT_FOUND)]).toContain(logout.status);
+
+    // Nothing moved: alice still has 5000 - 100.
+    expect((await t.call(AccountService, 'getAccount', { accountId: aliceAccount }, { token: alice.accessToken })).balance).toBe(4_900n);
+  });
+
+  it('a banker can read the first user\'s money but not move it', async () => {
+    const token = banker.accessToken;
+    expect((await t.call(AccountService, 'getAccount', { accountId: aliceAccount }, { token })).owner).toBe(alice.username);
+    expect((await t.call(AccountService, 'listEntries', { accountId: aliceAccount }, { token })).entries.length).toBeGreaterThanOrEqual(2);
+    expect((await t.call(TransferService, 'listTransfers', { accountId: aliceAccount }, { token })).transfers.length).toBeGreaterThanOrEqual(2);
+    expect((await t.call(TransferService, 'getTransfer', { transferId: aliceTransfer }, { token })).amount).toBe(100n);
+    expect((await t.call(UserService, 'getUser', { username: alice.username }, { token })).email).toBe(alice.email);
+
+    const denied = [expectedStatus(403, grpc.status.PERMISSION_DENIED), expectedStatus(404, grpc.status.NOT_FOUND)];
+    const bankerAccount = (await t.call(AccountService, 'openAccount', { currency: 'EUR' }, { token })).id;
+    const moves = [
+      t.call(AccountService, 'deposit', { accountId: aliceAccount, amount: 10n, idempotencyKey: idemKey() }, { token }),
+      t.call(TransferService, 'createTransfer', { fromAccountId: aliceAccount, toAccountId: bankerAccount, amount: 10n, currency: 'EUR', idempotencyKey: idemKey() }, { token }),
+      t.call(AccountService, 'closeAccount', { accountId: aliceAccount }, { token }),
+      t.call(UserService, 'updateUser', { username: alice.username, fullName: 'Changed by banker' }, { token }),
+    ];
+    for (const move of moves) expect(denied).toContain((await failure(move)).status);
+    expect((await t.call(AccountService, 'getAccount', { accountId: aliceAccount }, { token: alice.accessToken })).balance).toBe(4_900n);
+  });
+
+  it('no token, a malformed token, an expired token, a refresh token or a logged-out token: all unauthenticated', async () => {
+    const unauthenticated = { code: 'UNAUTHENTICATED', status: expectedStatus(401, grpc.status.UNAUTHENTICATED) };
+    const expiredMaker = await TokenMaker.create({
+      secretKey: stack.config.PASETO_SECRET_KEY!,
+      now: () => new Date(Date.now() - 2 * 3_600_000),
+    });
+    const expired = await expiredMaker.issue('access', { username: alice.username, role: 'depositor', sessionId: alice.sessionId, ttlSeconds: 60 });
+    const otherKey = await TokenMaker.create({ secretKey: (await import('../../shared/src/auth/token-maker.ts').then((m) => m.generatePasetoKeyPair())).secretKey });
+    const forged = await otherKey.issue('access', { username: alice.username, role: 'banker', sessionId: alice.sessionId, ttlSeconds: 600 });
+    const session = await signUpAndLogIn(t, stack.smtp);
+    await t.call(AuthService, 'logout', { sessionId: session.sessionId }, { token: session.accessToken });
+
+    const tokens: [string, string | undefined][] = [
+      ['none', undefined],
+      ['garbage', 'not-a-token'],
+      ['expired', expired.token],
+      ['refresh token', alice.refreshToken],
+      ['signed by another key', forged.token],
+      ['logged out', session.accessToken],
+    ];
+    for (const [label, token] of tokens) {
+      for (const call of [
+        () => t.call(AccountService, 'listAccounts', {}, { token }),
+        () => t.call(AccountService, 'getAccount', { accountId: aliceAccount }, { token }),
+        () => t.call(AccountService, 'deposit', { accountId: aliceAccount, amount: 1n, idempotencyKey: idemKey() }, { token }),
+        () => t.call(TransferService, 'createTransfer', { fromAccountId: aliceAccount, toAccountId: malloryAccount, amount: 1n, currency: 'EUR', idempotencyKey: idemKey() }, { token }),
+        () => t.call(UserService, 'getUser', { username: alice.username }, { token }),
+      ]) {
+        const error = await failure(call());
+        expect({ label, code: error.code, status: error.status }).toEqual({ label, ...unauthenticated });
+      }
+    }
+    expect((await t.call(AccountService, 'getAccount', { accountId: aliceAccount }, { token: alice.accessToken })).balance).toBe(4_900n);
+  });
+});
