@@ -1,0 +1,51 @@
+// The Dockerfile and .dockerignore, checked as text (no Docker engine here): four targets, pinned
+// Node 24 base, production dependencies only, non-root, nothing secret in the build context.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from '@jest/globals';
+
+const root = path.resolve(import.meta.dirname, '../..');
+const dockerfile = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
+const dockerignore = readFileSync(path.join(root, '.dockerignore'), 'utf8');
+const stages = dockerfile.split(/^(?=FROM )/m).filter((part) => part.startsWith('FROM '));
+const stage = (name: string) => stages.find((part) => new RegExp(`^FROM \\S+ AS ${name}\\b`).test(part)) ?? '';
+const workspaces = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { workspaces: string[] }).workspaces;
+
+describe('Dockerfile', () => {
+  it('pins the Node 24 base image by exact version', () => {
+    const version = /^ARG NODE_VERSION=(\S+)$/m.exec(dockerfile)?.[1];
+    expect(version).toMatch(/^24\.\d+\.\d+$/);
+    expect(dockerfile).toMatch(/^FROM node:\$\{NODE_VERSION\}-bookworm-slim AS base$/m);
+    expect(dockerfile).not.toMatch(/:latest\b/);
+  });
+
+  it.each(['api', 'grpc', 'worker', 'migrator'])('target %s runs its own entry point as a non-root user with its production dependencies', (service) => {
+    const body = stage(service);
+    expect(body).toMatch(/^FROM runtime AS /);
+    expect(body).toContain(`COPY --from=deps-${service} /app/ ./`);
+    expect(body).toContain(`COPY services/${service}/ services/${service}/`);
+    expect(body).toMatch(new RegExp(`CMD \\["services/${service}/src/main\\.ts"`));
+    expect(stage(`deps-${service}`)).toContain(`npm ci --omit=dev --workspace=services/${service}`);
+    expect(stage('runtime')).toMatch(/^USER 1000:1000$/m);
+  });
+
+  it('copies every workspace manifest before npm ci, so the lockfile matches', () => {
+    const manifests = stage('manifests');
+    for (const workspace of workspaces) expect(manifests).toContain(`COPY ${workspace}/package.json ${workspace}/`);
+  });
+
+  it('has no secret in any layer: no .env copied, no secret-looking ARG or ENV', () => {
+    expect(dockerfile).not.toMatch(/COPY[^\n]*\.env/);
+    expect(dockerfile).not.toMatch(/^(ARG|ENV)[^\n]*(SECRET|PASSWORD|TOKEN|KEY|DATABASE_URL)/im);
+  });
+});
+
+describe('.dockerignore', () => {
+  it('allow-lists the build context and keeps .env files, keys and node_modules out', () => {
+    const lines = dockerignore.split('\n').map((line) => line.trim());
+    expect(lines[lines.findIndex((line) => line && !line.startsWith('#'))]).toBe('*');
+    for (const pattern of ['**/node_modules', '**/.env', '**/.env.*', '**/*.pem', '**/*.key']) expect(lines).toContain(pattern);
+    // The re-exclusions come after the allow-list entries (last match wins).
+    expect(lines.indexOf('**/.env')).toBeGreaterThan(lines.lastIndexOf('!services/*/src/'));
+  });
+});
