@@ -15,7 +15,8 @@ import { z } from 'zod';
 import { idemKey } from '../factories.ts';
 import { signUpAndLogIn } from './flows.ts';
 import { startStack, type Stack } from './harness.ts';
-import { CallFailed, grpcTransport, httpTransport } from './transports.ts';
+import type { CallFailed} from './transports.ts';
+import { grpcTransport, httpTransport } from './transports.ts';
 
 let stack: Stack;
 beforeAll(async () => {

@@ -155,9 +155,12 @@ export async function startApiServer(config: Config, overrides: ApiServerOverrid
     close() {
       closing ??= (async () => {
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        // Keep-alive connections that finish their last request become idle: close them as they do.
+        const sweep = setInterval(() => server.closeIdleConnections(), 50);
         server.closeIdleConnections();
         const timer = setTimeout(() => server.closeAllConnections(), config.SHUTDOWN_TIMEOUT_MS);
         await stopped;
+        clearInterval(sweep);
         clearTimeout(timer);
         if (ownsContainer) await container.close();
         logger.info('HTTP API stopped');
