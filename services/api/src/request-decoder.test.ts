@@ -1,0 +1,31 @@
+import { describe, expect, it } from '@jest/globals';
+import { CreateTransferRequestSchema } from '@bank/proto/bank/v1/transfer_service_pb';
+import { InvalidArgument } from '@bank/shared/errors/domain-error';
+import { decodeMessage, parseJsonBody } from './request-decoder.ts';
+
+const violations = (run: () => unknown) => {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof InvalidArgument) return error.fieldViolations.map((v) => v.field);
+    throw error;
+  }
+  throw new Error('expected InvalidArgument');
+};
+
+describe('request decoding', () => {
+  it('keeps the exact digits of integers beyond 2^53, so int64 values are exact', () => {
+    const json = parseJsonBody(Buffer.from('{"amount": 9007199254740993}'), 'application/json');
+    expect(decodeMessage(CreateTransferRequestSchema, json).amount).toBe(9_007_199_254_740_993n);
+  });
+
+  it('accepts camelCase and snake_case names, and reports every bad field at once', () => {
+    expect(decodeMessage(CreateTransferRequestSchema, { from_account_id: '3', toAccountId: 4 }).toAccountId).toBe(4n);
+    expect(violations(() => decodeMessage(CreateTransferRequestSchema, { amount: 'x', currency: 1, extra: true }))).toEqual(['amount', 'currency', 'extra']);
+  });
+
+  it('names the field that holds invalid UTF-8', () => {
+    const raw = Buffer.concat([Buffer.from('{"currency":"ok","idempotencyKey":"a'), Buffer.from([0xc0]), Buffer.from('"}')]);
+    expect(violations(() => parseJsonBody(raw, 'application/json'))).toEqual(['idempotencyKey']);
+  });
+});

@@ -1,0 +1,35 @@
+import { describe, expect, it } from '@jest/globals';
+import { fromBinary } from '@bufbuild/protobuf';
+import { anyUnpack } from '@bufbuild/protobuf/wkt';
+import { status as grpcStatus, type Metadata } from '@grpc/grpc-js';
+import { BadRequestSchema, ErrorInfoSchema } from '@bank/proto/google/rpc/error_details_pb';
+import { StatusSchema } from '@bank/proto/google/rpc/status_pb';
+import { InvalidArgument } from '@bank/shared/errors/domain-error';
+import { toServiceError } from './grpc-errors.ts';
+
+const statusOf = (metadata: Metadata | undefined) => fromBinary(StatusSchema, metadata?.get('grpc-status-details-bin')[0] as Buffer);
+
+describe('toServiceError', () => {
+  it('maps INVALID_ARGUMENT with google.rpc.BadRequest field violations and ErrorInfo in grpc-status-details-bin', () => {
+    const { error } = toServiceError(new InvalidArgument([{ field: 'amount', description: 'must be positive' }, { field: 'currency', description: 'is required' }]), 'req-1');
+    expect(error.code).toBe(grpcStatus.INVALID_ARGUMENT);
+    const status = statusOf(error.metadata);
+    expect(status.code).toBe(grpcStatus.INVALID_ARGUMENT);
+    const bad = status.details.map((d) => anyUnpack(d, BadRequestSchema)).find(Boolean);
+    expect(bad?.fieldViolations.map((v) => [v.field, v.description])).toEqual([
+      ['amount', 'must be positive'],
+      ['currency', 'is required'],
+    ]);
+    const info = status.details.map((d) => anyUnpack(d, ErrorInfoSchema)).find(Boolean);
+    expect(info).toMatchObject({ reason: 'INVALID_ARGUMENT', domain: 'bank.v1', metadata: { requestId: 'req-1' } });
+    expect(error.metadata?.get('bank-error-code')).toEqual(['INVALID_ARGUMENT']);
+  });
+
+  it('maps anything unexpected to INTERNAL without its message', () => {
+    const { error, answer } = toServiceError(new TypeError('cannot read secret of undefined'), 'req-2');
+    expect(error.code).toBe(grpcStatus.INTERNAL);
+    expect(error.details).toBe('internal error');
+    expect(answer.internal).toBe(true);
+    expect(statusOf(error.metadata).message).toBe('internal error');
+  });
+});

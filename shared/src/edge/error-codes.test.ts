@@ -1,0 +1,42 @@
+import { describe, expect, it } from '@jest/globals';
+import { AccountNotFound, DomainError, InsufficientFunds, InvalidArgument, RateLimited } from '../errors/domain-error.ts';
+import { ERROR_STATUS, errorAnswer, GrpcCode } from './error-codes.ts';
+
+describe('the error-code table', () => {
+  it('maps HTTP and gRPC consistently (4xx <-> non-OK, 5xx <-> server-side codes)', () => {
+    for (const [code, mapping] of Object.entries(ERROR_STATUS)) {
+      expect({ code, httpClass: Math.floor(mapping.http / 100) }).toEqual({ code, httpClass: mapping.http >= 500 ? 5 : 4 });
+      if (mapping.http === 400) expect(mapping.grpc).toBe(GrpcCode.INVALID_ARGUMENT);
+      if (mapping.http === 401) expect(mapping.grpc).toBe(GrpcCode.UNAUTHENTICATED);
+      if (mapping.http === 404) expect(mapping.grpc).toBe(GrpcCode.NOT_FOUND);
+    }
+  });
+
+  it('answers domain errors with their code, message and field violations', () => {
+    expect(errorAnswer(InvalidArgument.field('amount', 'must be positive'))).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      http: 400,
+      grpc: GrpcCode.INVALID_ARGUMENT,
+      fieldViolations: [{ field: 'amount', description: 'must be positive' }],
+      internal: false,
+    });
+    expect(errorAnswer(new InsufficientFunds(5n))).toMatchObject({ http: 422, grpc: GrpcCode.FAILED_PRECONDITION, code: 'INSUFFICIENT_FUNDS' });
+    expect(errorAnswer(new AccountNotFound(5n))).toMatchObject({ http: 404, grpc: GrpcCode.NOT_FOUND });
+    expect(errorAnswer(new RateLimited(12.2))).toMatchObject({ http: 429, grpc: GrpcCode.RESOURCE_EXHAUSTED, retryAfterSeconds: 13 });
+  });
+
+  it('answers anything else as an internal error that says nothing about it', () => {
+    const answer = errorAnswer(new Error('password=hunter2 at db.internal:5432'));
+    expect(answer).toEqual({
+      code: 'INTERNAL',
+      http: 500,
+      grpc: GrpcCode.INTERNAL,
+      title: 'Internal error',
+      detail: 'internal error',
+      fieldViolations: [],
+      retryAfterSeconds: undefined,
+      internal: true,
+    });
+    expect(errorAnswer(new DomainError('NOT_A_CODE' as never, 'secret detail'))).toMatchObject({ http: 500, detail: 'internal error' });
+  });
+});
