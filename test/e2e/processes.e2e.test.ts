@@ -1,0 +1,87 @@
+// The real entry points under plain Node (type stripping, no Jest transform): they start, serve,
+// and on SIGTERM stop accepting, finish, close their pools and exit 0.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { generatePasetoKeyPair } from '../../shared/src/auth/token-maker.ts';
+import { createTestDatabase, type TestDatabase } from '../db.ts';
+import { TEST_REDIS_URL } from '../services.ts';
+
+const root = path.resolve(import.meta.dirname, '../..');
+let db: TestDatabase;
+let env: NodeJS.ProcessEnv;
+
+beforeAll(async () => {
+  db = await createTestDatabase({ poolSize: 1 });
+  const keys = await generatePasetoKeyPair();
+  env = {
+    PATH: process.env.PATH,
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'info',
+    DATABASE_URL: db.url,
+    REDIS_URL: TEST_REDIS_URL,
+    HTTP_PORT: '0',
+    GRPC_PORT: '0',
+    METRICS_PORT: '0',
+    PASETO_SECRET_KEY: keys.secretKey,
+    SHUTDOWN_TIMEOUT_MS: '3000',
+    EMAIL_QUEUE_NAME: `bank-email-proc-${Date.now()}`,
+  };
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+/** Starts `node <entry>` and resolves with the first log line that has the given message. */
+function start(entry: string, message: string): Promise<{ child: ChildProcess; line: Record<string, unknown>; output: () => string }> {
+  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', entry], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${entry} did not log "${message}":\n${output}`)), 20_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      for (const text of output.split('\n')) {
+        if (!text.startsWith('{')) continue;
+        const line = JSON.parse(text) as Record<string, unknown>;
+        if (line.msg === message) {
+          clearTimeout(timer);
+          child.stdout?.off('data', onData);
+          child.stdout?.on('data', (more: Buffer) => (output += more.toString()));
+          resolve({ child, line, output: () => output });
+          return;
+        }
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${entry} exited with ${code}:\n${output}`));
+    });
+  });
+}
+
+const exitOf = (child: ChildProcess) => new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+describe('entry points', () => {
+  it('services/api/src/main.ts serves and exits 0 on SIGTERM', async () => {
+    const { child, line, output } = await start('services/api/src/main.ts', 'HTTP API listening');
+    const port = Number(line.port);
+    expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+    const exited = exitOf(child);
+    const started = Date.now();
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(Date.now() - started).toBeLessThan(4_000);
+    expect(output()).toContain('HTTP API stopped');
+  });
+
+  it('services/grpc/src/main.ts serves and exits 0 on SIGTERM', async () => {
+    const { child, line, output } = await start('services/grpc/src/main.ts', 'gRPC server listening');
+    expect((await fetch(`http://127.0.0.1:${Number(line.metricsPort)}/healthz`)).status).toBe(200);
+    const exited = exitOf(child);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(output()).toContain('gRPC server stopped');
+  });
+});
