@@ -7,7 +7,7 @@ import {
   AccountNotFound,
   AmountOutOfRange,
   CurrencyMismatch,
-  DomainError,
+  type DomainError,
   IdempotencyConflict,
   InsufficientFunds,
   PermissionDenied,
