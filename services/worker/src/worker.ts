@@ -37,7 +37,7 @@ export type RunningWorker = {
   /** Port of the /healthz, /readyz, /metrics server. */
   metricsPort: number;
   /** Runs one sweep now; returns how many rows it enqueued. */
-  sweep: () => Promise<number>;
+  sweep: (pendingAfterMs?: number) => Promise<number>;
   /** Stops taking jobs, finishes the ones in hand (up to SHUTDOWN_TIMEOUT_MS), closes everything. */
   close: () => Promise<void>;
 };
@@ -94,13 +94,15 @@ export async function startWorker(config: Config, overrides: WorkerOverrides = {
   });
 
   const sweepIntervalMs = overrides.sweepIntervalMs ?? config.OUTBOX_SWEEP_INTERVAL_MS;
-  const sweep = () => publisher.sweep({ pendingAfterMs: overrides.sweepPendingAfterMs ?? 5_000 });
+  const sweep = (pendingAfterMs = overrides.sweepPendingAfterMs ?? 5_000) => publisher.sweep({ pendingAfterMs });
   let sweeping: Promise<unknown> = Promise.resolve();
-  const runSweep = () => {
-    sweeping = sweep().catch((error: unknown) => logger.warn({ err: errorSummary(error) }, 'outbox sweep failed; will retry'));
+  const runSweep = (pendingAfterMs?: number) => {
+    sweeping = sweep(pendingAfterMs).catch((error: unknown) => logger.warn({ err: errorSummary(error) }, 'outbox sweep failed; will retry'));
   };
-  runSweep();
-  const sweepTimer = setInterval(runSweep, sweepIntervalMs);
+  // At start-up every pending row is fair game (nothing of ours is racing to enqueue it); later
+  // sweeps leave fresh rows to the use case that wrote them. A duplicate enqueue would collapse anyway.
+  runSweep(0);
+  const sweepTimer = setInterval(() => runSweep(), sweepIntervalMs);
   sweepTimer.unref();
 
   const ready = async (): Promise<{ database: boolean; redis: boolean }> => {

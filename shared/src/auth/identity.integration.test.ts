@@ -1,0 +1,409 @@
+// Identity and email end to end on the real PostgreSQL, Redis and an SMTP receiver: the use cases
+// in-process, the email worker in-process (startWorker), messages read from the SMTP server.
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { sql } from 'slonik';
+import { z } from 'zod';
+import { startWorker, type RunningWorker } from '../../../services/worker/src/worker.ts';
+import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
+import { TEST_REDIS_URL } from '../../../test/services.ts';
+import { startTestSmtpServer, type CapturedEmail, type TestSmtpServer } from '../../../test/smtp.ts';
+import { parseConfig, type Config } from '../config/config.ts';
+import { EmailNotVerified, EmailTaken, PermissionDenied, RateLimited, Unauthenticated, UsernameTaken, VerificationLinkInvalid } from '../errors/domain-error.ts';
+import { createLogger } from '../logging/logger.ts';
+import { SEND_LOGIN_EMAIL } from '../mail/email.schema.ts';
+import { outboxRepository } from '../outbox/outbox.repository.ts';
+import { createIdentity, type Identity } from './identity.ts';
+import { PasswordHasher } from './password.ts';
+import { RateLimiter } from './rate-limiter.ts';
+import { SessionService } from './session.service.ts';
+import { generatePasetoKeyPair } from './token-maker.ts';
+
+const run = randomBytes(4).toString('hex');
+const logger = createLogger({ name: 'test', level: 'silent', pretty: false });
+const PASSWORD = 'correct horse battery';
+
+let db: TestDatabase;
+let smtp: TestSmtpServer;
+let config: Config;
+let identity: Identity;
+let worker: RunningWorker;
+let counter = 0;
+
+const newUsername = () => `u${run}_${(counter += 1)}`;
+const emailOf = (username: string) => `${username}@example.test`;
+
+function verificationParams(message: CapturedEmail): { emailId: bigint; secretCode: string; link: string } {
+  const link = /https?:\/\/\S+\/v1\/verify-email\?\S+/.exec(message.text)?.[0];
+  if (!link) throw new Error('no verification link in the email');
+  const url = new URL(link);
+  return { emailId: BigInt(url.searchParams.get('email_id') ?? ''), secretCode: url.searchParams.get('secret_code') ?? '', link };
+}
+
+function loginParams(message: CapturedEmail): { token: string; code: string; sessionId: string } {
+  const token = /v4\.public\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/.exec(message.text)?.[0];
+  const code = /code: (\d{6})/.exec(message.text)?.[1];
+  const sessionId = /Session: ([0-9a-f-]{36})/.exec(message.text)?.[1];
+  if (!token || !code || !sessionId) throw new Error('login email lacks token, code or session');
+  return { token, code, sessionId };
+}
+
+async function waitUntil(check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Signs up and follows the emailed link; returns the username. */
+async function verifiedUser(): Promise<string> {
+  const username = newUsername();
+  await identity.users.signUp({ username, fullName: 'Test User', email: emailOf(username), password: PASSWORD });
+  const message = await smtp.waitForMessageTo(emailOf(username));
+  await identity.users.verifyEmail(verificationParams(message));
+  return username;
+}
+
+/** Login step 1 and the email it produced. */
+async function startLogin(username: string, clientIp = '10.0.0.1') {
+  const before = smtp.messagesTo(emailOf(username)).length;
+  const { sessionId } = await identity.sessions.loginStart({ username, password: PASSWORD, clientIp, userAgent: 'jest' });
+  await smtp.waitFor(() => smtp.messagesTo(emailOf(username)).length > before);
+  const message = smtp.messagesTo(emailOf(username))[before] as CapturedEmail;
+  const emailed = loginParams(message);
+  expect(emailed.sessionId).toBe(sessionId);
+  return { sessionId, message, token: emailed.token, code: emailed.code };
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  smtp = await startTestSmtpServer();
+  const keys = await generatePasetoKeyPair();
+  config = parseConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    DATABASE_URL: db.url,
+    REDIS_URL: TEST_REDIS_URL,
+    SMTP_URL: smtp.url,
+    PUBLIC_BASE_URL: 'http://bank.test:8080',
+    PASETO_SECRET_KEY: keys.secretKey,
+    BCRYPT_COST: '4',
+    LOGIN_RATE_LIMIT_MAX: '1000',
+    EMAIL_QUEUE_NAME: `test-email-${run}`,
+    SHUTDOWN_TIMEOUT_MS: '5000',
+  });
+  identity = await createIdentity({ config, pool: db.pool, logger, rateLimitPrefix: `test:${run}:rl:` });
+  worker = await startWorker(config, { pool: db.pool, logger, sweepIntervalMs: 300, sweepPendingAfterMs: 0, metricsPort: 0, metricsHost: '127.0.0.1' });
+});
+
+afterAll(async () => {
+  await worker?.close();
+  await identity?.queue.obliterate({ force: true }).catch(() => undefined);
+  await identity?.close();
+  await smtp?.close();
+  await db?.drop();
+});
+
+describe('sign-up and email verification', () => {
+  it('delivers exactly one verification email whose link verifies the user once', async () => {
+    const username = newUsername();
+    const user = await identity.users.signUp({ username, fullName: 'Ada Lovelace', email: emailOf(username), password: PASSWORD });
+    expect(user).toMatchObject({ username, fullName: 'Ada Lovelace', email: emailOf(username), role: 'depositor', isEmailVerified: false });
+    expect(user).not.toHaveProperty('hashedPassword');
+
+    const message = await smtp.waitForMessageTo(emailOf(username));
+    const { emailId, secretCode, link } = verificationParams(message);
+    expect(link.startsWith('http://bank.test:8080/v1/verify-email?email_id=')).toBe(true);
+    expect(message.subject).toBe('Confirm your email address');
+    expect(message.html).toContain('href="http://bank.test:8080/v1/verify-email?email_id=');
+
+    await expect(identity.users.verifyEmail({ emailId, secretCode: 'wrong-secret' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    const verified = await identity.users.verifyEmail({ emailId, secretCode });
+    expect(verified.isEmailVerified).toBe(true);
+    await expect(identity.users.verifyEmail({ emailId, secretCode })).rejects.toThrow('this verification link was already used');
+
+    // Give a duplicate a chance to show up, then count: exactly one.
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(smtp.messagesTo(emailOf(username))).toHaveLength(1);
+    const row = await db.pool.one(sql.type(z.object({ status: z.string(), payload: z.record(z.string(), z.unknown()) }))`
+      SELECT status, payload FROM outbox WHERE payload->>'username' = ${username}`);
+    expect(row.status).toBe('sent');
+    expect(row.payload).not.toHaveProperty('secretCode');
+  });
+
+  it('refuses taken usernames and emails (case-insensitive) and invalid input with field errors', async () => {
+    const username = newUsername();
+    await identity.users.signUp({ username, fullName: 'A', email: emailOf(username), password: PASSWORD });
+    await expect(identity.users.signUp({ username, fullName: 'B', email: `other_${emailOf(username)}`, password: PASSWORD })).rejects.toBeInstanceOf(UsernameTaken);
+    await expect(identity.users.signUp({ username: newUsername(), fullName: 'B', email: emailOf(username).toUpperCase(), password: PASSWORD })).rejects.toBeInstanceOf(EmailTaken);
+    await expect(identity.users.signUp({ username: 'No Caps', fullName: '', email: 'nope', password: 'short' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      fieldViolations: [
+        { field: 'username', description: expect.any(String) },
+        { field: 'full_name', description: expect.any(String) },
+        { field: 'email', description: expect.any(String) },
+        { field: 'password', description: 'must be at least 8 bytes long (got 5)' },
+      ],
+    });
+  });
+
+  it('an expired link says so', async () => {
+    const username = newUsername();
+    await identity.users.signUp({ username, fullName: 'A', email: emailOf(username), password: PASSWORD });
+    const { emailId, secretCode } = verificationParams(await smtp.waitForMessageTo(emailOf(username)));
+    await db.pool.query(sql.unsafe`UPDATE email_verifications SET expires_at = now() - interval '1 second' WHERE id = ${emailId}`);
+    await expect(identity.users.verifyEmail({ emailId, secretCode })).rejects.toThrow(VerificationLinkInvalid);
+    await expect(identity.users.verifyEmail({ emailId, secretCode })).rejects.toThrow('has expired');
+  });
+});
+
+describe('login', () => {
+  it('only verified emails may log in', async () => {
+    const username = newUsername();
+    await identity.users.signUp({ username, fullName: 'A', email: emailOf(username), password: PASSWORD });
+    await expect(identity.sessions.loginStart({ username, password: PASSWORD })).rejects.toBeInstanceOf(EmailNotVerified);
+  });
+
+  it('unknown user and wrong password get the same answer', async () => {
+    const username = await verifiedUser();
+    const wrong = await identity.sessions.loginStart({ username, password: 'not the password' }).catch((error: unknown) => error);
+    const unknown = await identity.sessions.loginStart({ username: `nobody_${run}`, password: PASSWORD }).catch((error: unknown) => error);
+    expect(wrong).toBeInstanceOf(Unauthenticated);
+    expect(unknown).toBeInstanceOf(Unauthenticated);
+    expect((wrong as Error).message).toBe((unknown as Error).message);
+    expect((wrong as Unauthenticated).code).toBe((unknown as Unauthenticated).code);
+  });
+
+  it('unknown user and wrong password take similar time (bcrypt against a dummy hash at the same cost)', async () => {
+    const passwords = new PasswordHasher({ cost: 10 });
+    const username = newUsername();
+    await identity.users.signUp({ username, fullName: 'A', email: emailOf(username), password: PASSWORD });
+    await db.pool.query(sql.unsafe`UPDATE users SET is_email_verified = true, hashed_password = ${await passwords.hash(PASSWORD)} WHERE username = ${username}`);
+    const sessions = new SessionService({
+      pool: db.pool,
+      passwords,
+      tokens: identity.tokens,
+      outbox: identity.outbox,
+      rateLimiter: new RateLimiter({ redis: identity.redis, prefix: `test:${run}:timing:`, max: 1000, windowSeconds: 60 }),
+      config,
+    });
+    const time = async (name: string) => {
+      const started = performance.now();
+      await sessions.loginStart({ username: name, password: 'not the password' }).catch(() => undefined);
+      return performance.now() - started;
+    };
+    await time(username);
+    await time('nobody_at_all');
+    const wrong: number[] = [];
+    const unknown: number[] = [];
+    for (let i = 0; i < 6; i += 1) {
+      wrong.push(await time(username));
+      unknown.push(await time(`nobody_${i}`));
+    }
+    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+    const ratio = median(unknown) / median(wrong);
+    expect(median(wrong)).toBeGreaterThan(20); // a real bcrypt compare happened
+    expect(ratio).toBeGreaterThan(0.7);
+    expect(ratio).toBeLessThan(1.4);
+  });
+
+  it('delivers exactly one login email whose token confirms the session once', async () => {
+    const username = await verifiedUser();
+    const login = await startLogin(username);
+    expect(login.sessionId).toBe(login.sessionId.toLowerCase());
+    expect(login.message.subject).toBe(`Your login code: ${login.code}`);
+    expect(login.message.html).toContain(login.token);
+
+    const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, token: login.token, clientIp: '10.9.9.9', userAgent: 'jest-agent' });
+    expect(tokens.sessionId).toBe(login.sessionId);
+    expect(tokens.user).toMatchObject({ username, isEmailVerified: true });
+    expect(tokens.accessTokenExpiresAt.getTime()).toBeLessThan(tokens.refreshTokenExpiresAt.getTime());
+    await expect(identity.sessions.authenticate(tokens.accessToken)).resolves.toEqual({ username, role: 'depositor', sessionId: login.sessionId });
+
+    await expect(identity.sessions.loginConfirm({ sessionId: login.sessionId, token: login.token })).rejects.toThrow('already confirmed');
+    await expect(identity.sessions.loginConfirm({ sessionId: login.sessionId, code: login.code })).rejects.toBeInstanceOf(Unauthenticated);
+
+    const session = await db.pool.one(sql.type(z.object({ status: z.string(), user_agent: z.string().nullable(), client_ip: z.string().nullable() }))`
+      SELECT status, user_agent, client_ip FROM sessions WHERE id = ${login.sessionId}`);
+    expect(session).toEqual({ status: 'active', user_agent: 'jest-agent', client_ip: '10.9.9.9' });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(smtp.messagesTo(emailOf(username)).filter((m) => m.subject.startsWith('Your login code'))).toHaveLength(1);
+  });
+
+  it('the emailed code confirms the session once; wrong codes are limited', async () => {
+    const username = await verifiedUser();
+    const login = await startLogin(username);
+    const wrongCode = login.code === '000000' ? '111111' : '000000';
+    await expect(identity.sessions.loginConfirm({ sessionId: login.sessionId, code: wrongCode })).rejects.toThrow('invalid login token or code');
+    const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, code: login.code });
+    await expect(identity.sessions.authenticate(tokens.accessToken)).resolves.toMatchObject({ username });
+    await expect(identity.sessions.loginConfirm({ sessionId: login.sessionId, code: login.code })).rejects.toThrow('already confirmed');
+
+    const second = await startLogin(username);
+    const wrong = second.code === '000000' ? '111111' : '000000';
+    for (let i = 0; i < 5; i += 1) await expect(identity.sessions.loginConfirm({ sessionId: second.sessionId, code: wrong })).rejects.toBeInstanceOf(Unauthenticated);
+    await expect(identity.sessions.loginConfirm({ sessionId: second.sessionId, code: second.code })).rejects.toThrow('too many wrong codes');
+  });
+
+  it('a login token only confirms its own session, and not after it expired', async () => {
+    const username = await verifiedUser();
+    const first = await startLogin(username);
+    const second = await startLogin(username);
+    await expect(identity.sessions.loginConfirm({ sessionId: second.sessionId, token: first.token })).rejects.toThrow('another session');
+    await db.pool.query(sql.unsafe`UPDATE login_challenges SET expires_at = now() - interval '1 second' WHERE session_id = ${second.sessionId}`);
+    await expect(identity.sessions.loginConfirm({ sessionId: second.sessionId, code: second.code })).rejects.toThrow('expired');
+    await expect(identity.sessions.loginConfirm({ sessionId: first.sessionId, token: first.token })).resolves.toMatchObject({ sessionId: first.sessionId });
+  });
+});
+
+describe('tokens and sessions', () => {
+  it('refresh rotates the refresh token; reusing an old one revokes the session', async () => {
+    const username = await verifiedUser();
+    const login = await startLogin(username);
+    const first = await identity.sessions.loginConfirm({ sessionId: login.sessionId, token: login.token });
+    const second = await identity.sessions.refresh({ refreshToken: first.refreshToken });
+    expect(second.refreshToken).not.toBe(first.refreshToken);
+    expect(second.sessionId).toBe(first.sessionId);
+    await expect(identity.sessions.authenticate(second.accessToken)).resolves.toMatchObject({ username });
+    const third = await identity.sessions.refresh({ refreshToken: second.refreshToken });
+
+    // The first refresh token was rotated away: presenting it again is theft or a bug -> revoke.
+    await expect(identity.sessions.refresh({ refreshToken: first.refreshToken })).rejects.toThrow('already used; the session is revoked');
+    await expect(identity.sessions.refresh({ refreshToken: third.refreshToken })).rejects.toThrow('no longer active');
+    await expect(identity.sessions.authenticate(third.accessToken)).rejects.toThrow('no longer active');
+    const row = await db.pool.one(sql.type(z.object({ status: z.string(), revoked_reason: z.string().nullable() }))`
+      SELECT status, revoked_reason FROM sessions WHERE id = ${login.sessionId}`);
+    expect(row).toEqual({ status: 'revoked', revoked_reason: 'refresh token reuse' });
+  });
+
+  it('tokens of the wrong purpose are refused by every step', async () => {
+    const username = await verifiedUser();
+    const login = await startLogin(username);
+    await expect(identity.sessions.authenticate(login.token)).rejects.toBeInstanceOf(Unauthenticated);
+    const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, token: login.token });
+    await expect(identity.sessions.authenticate(tokens.refreshToken)).rejects.toBeInstanceOf(Unauthenticated);
+    await expect(identity.sessions.refresh({ refreshToken: tokens.accessToken })).rejects.toBeInstanceOf(Unauthenticated);
+    await expect(identity.sessions.authenticate(`${tokens.accessToken.slice(0, 40)}x${tokens.accessToken.slice(41)}`)).rejects.toBeInstanceOf(Unauthenticated);
+  });
+
+  it('logout revokes the session; only the owner can log it out', async () => {
+    const alice = await verifiedUser();
+    const bob = await verifiedUser();
+    const login = await startLogin(alice);
+    const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, token: login.token });
+    const actor = await identity.sessions.authenticate(tokens.accessToken);
+    await expect(identity.sessions.logout({ username: bob, role: 'depositor' }, login.sessionId)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await identity.sessions.logout(actor, login.sessionId);
+    await identity.sessions.logout(actor, login.sessionId);
+    await expect(identity.sessions.authenticate(tokens.accessToken)).rejects.toBeInstanceOf(Unauthenticated);
+    await expect(identity.sessions.refresh({ refreshToken: tokens.refreshToken })).rejects.toBeInstanceOf(Unauthenticated);
+  });
+});
+
+describe('profile', () => {
+  it('reads own profile; a banker reads anyone; a depositor not others', async () => {
+    const alice = await verifiedUser();
+    const bob = await verifiedUser();
+    await expect(identity.users.getUser({ username: alice, role: 'depositor' }, alice)).resolves.toMatchObject({ username: alice });
+    await expect(identity.users.getUser({ username: alice, role: 'depositor' }, bob)).rejects.toBeInstanceOf(PermissionDenied);
+    await expect(identity.users.getUser({ username: 'some_banker', role: 'banker' }, bob)).resolves.toMatchObject({ username: bob });
+    await expect(identity.users.getUser({ username: 'some_banker', role: 'banker' }, `ghost_${run}`)).rejects.toMatchObject({ code: 'USER_NOT_FOUND' });
+  });
+
+  it('a changed email must be verified again through a new link', async () => {
+    const username = await verifiedUser();
+    const actor = { username, role: 'depositor' as const };
+    const newEmail = `new_${emailOf(username)}`;
+    const updated = await identity.users.updateUser(actor, username, { fullName: 'New Name', email: newEmail });
+    expect(updated).toMatchObject({ fullName: 'New Name', email: newEmail, isEmailVerified: false });
+    await expect(identity.sessions.loginStart({ username, password: PASSWORD })).rejects.toBeInstanceOf(EmailNotVerified);
+    const verified = await identity.users.verifyEmail(verificationParams(await smtp.waitForMessageTo(newEmail)));
+    expect(verified).toMatchObject({ email: newEmail, isEmailVerified: true });
+    await expect(identity.users.updateUser(actor, `someone_${run}`, { fullName: 'X' })).rejects.toBeInstanceOf(PermissionDenied);
+  });
+
+  it('a password change needs the current password and revokes the other sessions', async () => {
+    const username = await verifiedUser();
+    const a = await startLogin(username);
+    const sessionA = await identity.sessions.loginConfirm({ sessionId: a.sessionId, token: a.token });
+    const b = await startLogin(username);
+    const sessionB = await identity.sessions.loginConfirm({ sessionId: b.sessionId, token: b.token });
+    const actor = await identity.sessions.authenticate(sessionA.accessToken);
+
+    await expect(identity.users.updateUser(actor, username, { password: 'a new password' })).rejects.toMatchObject({
+      fieldViolations: [{ field: 'current_password', description: 'is required to change the password' }],
+    });
+    await expect(identity.users.updateUser(actor, username, { password: 'a new password', currentPassword: 'wrong password' })).rejects.toMatchObject({
+      fieldViolations: [{ field: 'current_password', description: 'does not match the current password' }],
+    });
+    const before = (await identity.users.getUser(actor, username)).passwordChangedAt;
+    const updated = await identity.users.updateUser(actor, username, { password: 'a new password', currentPassword: PASSWORD });
+    expect(updated.passwordChangedAt.getTime()).toBeGreaterThan(before.getTime());
+    await expect(identity.sessions.authenticate(sessionA.accessToken)).resolves.toMatchObject({ username });
+    await expect(identity.sessions.authenticate(sessionB.accessToken)).rejects.toBeInstanceOf(Unauthenticated);
+    await expect(identity.sessions.loginStart({ username, password: PASSWORD })).rejects.toBeInstanceOf(Unauthenticated);
+    await expect(identity.sessions.loginStart({ username, password: 'a new password' })).resolves.toHaveProperty('sessionId');
+  });
+});
+
+describe('brute-force protection', () => {
+  it('the N+1th bad login within the window is refused; a good one after the window works', async () => {
+    const username = await verifiedUser();
+    const limiter = new RateLimiter({ redis: identity.redis, prefix: `test:${run}:rl-window:`, max: 3, windowSeconds: 2 });
+    const sessions = new SessionService({ pool: db.pool, passwords: new PasswordHasher({ cost: 4 }), tokens: identity.tokens, outbox: identity.outbox, rateLimiter: limiter, config });
+    for (let i = 0; i < 3; i += 1) {
+      await expect(sessions.loginStart({ username, password: 'bad password', clientIp: '10.1.1.1' })).rejects.toBeInstanceOf(Unauthenticated);
+    }
+    const refused = await sessions.loginStart({ username, password: PASSWORD, clientIp: '10.1.1.1' }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(RateLimited);
+    expect((refused as RateLimited).code).toBe('RATE_LIMITED');
+    expect((refused as RateLimited).retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    expect((refused as RateLimited).retryAfterSeconds).toBeLessThanOrEqual(2);
+    expect((refused as Error).message).toMatch(/^too many attempts, retry after [12] s$/);
+    // Per client address too: another user from the same address is refused ...
+    await expect(sessions.loginStart({ username: `other_${run}`, password: 'x'.repeat(8), clientIp: '10.1.1.1' })).rejects.toBeInstanceOf(RateLimited);
+    // ... and the same user from another address as well (per username).
+    await expect(sessions.loginStart({ username, password: PASSWORD, clientIp: '10.2.2.2' })).rejects.toBeInstanceOf(RateLimited);
+
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    await expect(sessions.loginStart({ username, password: PASSWORD, clientIp: '10.1.1.1' })).resolves.toHaveProperty('sessionId');
+  });
+});
+
+describe('email delivery', () => {
+  it('a bad payload fails at once without retry and stays visible; a sent row is never sent again', async () => {
+    const id = await outboxRepository.insert(db.pool, { kind: SEND_LOGIN_EMAIL, payload: { to: 'broken@example.test', code: 'abc' } });
+    await identity.outbox.enqueueOutbox([id]);
+    await waitUntil(async () => (await outboxRepository.findById(db.pool, id))?.status === 'failed');
+    const row = await outboxRepository.findById(db.pool, id);
+    expect(row?.last_error).toMatch(/^invalid payload: /);
+    const job = await identity.queue.getJob(id);
+    expect(await job?.getState()).toBe('failed');
+    expect(job?.attemptsMade).toBe(1);
+    expect(smtp.messagesTo('broken@example.test')).toHaveLength(0);
+
+    // Re-adding a sent row's job (e.g. after its old job was removed) sends nothing.
+    const username = newUsername();
+    await identity.users.signUp({ username, fullName: 'Once', email: emailOf(username), password: PASSWORD });
+    await smtp.waitForMessageTo(emailOf(username));
+    const sent = await db.pool.one(sql.type(z.object({ id: z.string() }))`SELECT id FROM outbox WHERE payload->>'username' = ${username}`);
+    await waitUntil(async () => (await outboxRepository.findById(db.pool, sent.id))?.status === 'sent');
+    await (await identity.queue.getJob(sent.id))?.remove();
+    await identity.queue.add('send-verification-email', { outboxId: sent.id }, { jobId: sent.id });
+    await waitUntil(async () => (await identity.queue.getJob(sent.id).then((j) => j?.getState())) === 'completed');
+    expect(smtp.messagesTo(emailOf(username))).toHaveLength(1);
+  });
+
+  it('serves /healthz, /readyz and /metrics with email counters', async () => {
+    const base = `http://127.0.0.1:${worker.metricsPort}`;
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${base}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: 'ok', checks: { database: true, redis: true } });
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/bank_emails_sent_total\{kind="send-verification-email",service="worker"\} [1-9]/);
+    expect(metrics).toMatch(/bank_emails_failed_total\{kind="send-login-email",reason="bad_payload",service="worker"\} 1/);
+    expect(metrics).toMatch(/bank_email_queue_depth\{state="waiting",service="worker"\} \d+/);
+  });
+});
