@@ -1,5 +1,5 @@
 import type { DatabasePool } from 'slonik';
-import type { Logger } from '../logging/logger.ts';
+import { maskEmail, type Logger } from '../logging/logger.ts';
 import type { EmailQueue } from '../queue/email-queue.ts';
 import { outboxRepository } from './outbox.repository.ts';
 
@@ -67,7 +67,9 @@ export class OutboxPublisher {
   }
 }
 
+/** Name and message of an error for a log line, with email addresses masked (SMTP errors quote them). */
 export function errorSummary(error: unknown): { name: string; message: string } {
-  if (error instanceof Error) return { name: error.name, message: error.message };
-  return { name: 'Error', message: String(error) };
+  const maskAll = (text: string) => text.replace(/[^\s<>"'(),;:]+@[^\s<>"'(),;:]+/g, (address) => maskEmail(address));
+  if (error instanceof Error) return { name: error.name, message: maskAll(error.message) };
+  return { name: 'Error', message: maskAll(String(error)) };
 }

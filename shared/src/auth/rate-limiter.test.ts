@@ -1,0 +1,41 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, it } from '@jest/globals';
+import { TEST_REDIS_URL } from '../../../test/services.ts';
+import { RateLimited, Unavailable } from '../errors/domain-error.ts';
+import { createRedis } from '../redis/redis.ts';
+import { RateLimiter } from './rate-limiter.ts';
+
+const redis = createRedis(TEST_REDIS_URL);
+const prefix = `test:${randomBytes(4).toString('hex')}:rl:`;
+
+afterAll(async () => {
+  const keys = await redis.keys(`${prefix}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  await redis.quit();
+});
+
+describe('RateLimiter (real Redis)', () => {
+  it('refuses once any key reached the limit, with the seconds left in its window', async () => {
+    const limiter = new RateLimiter({ redis, prefix, max: 2, windowSeconds: 30 });
+    await limiter.check(['user:a', 'ip:1']);
+    await limiter.hit(['user:a', 'ip:1']);
+    await limiter.hit(['user:a']);
+    const error = await limiter.check(['user:b', 'ip:1', 'user:a']).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RateLimited);
+    expect((error as RateLimited).retryAfterSeconds).toBeGreaterThan(28);
+    expect((error as RateLimited).retryAfterSeconds).toBeLessThanOrEqual(30);
+    await limiter.check(['user:b', 'ip:1']);
+    await limiter.reset(['user:a']);
+    await limiter.check(['user:a']);
+  });
+
+  it('fails closed (Unavailable) when Redis cannot answer', async () => {
+    const dead = createRedis('redis://127.0.0.1:1', { connectTimeoutMs: 200 });
+    try {
+      const limiter = new RateLimiter({ redis: dead, prefix, max: 2, windowSeconds: 30 });
+      await expect(limiter.check(['user:a'])).rejects.toBeInstanceOf(Unavailable);
+    } finally {
+      dead.disconnect();
+    }
+  });
+});
