@@ -43,9 +43,13 @@ export function verificationPath(mail: Mail): string {
   return match[1].replace(/&amp;/g, '&');
 }
 
+/** Subjects of the two emails the walkthrough follows. */
+export const VERIFICATION_SUBJECT = /confirm your email/i;
+export const LOGIN_SUBJECT = /login code/i;
+
 export function loginSecrets(mail: Mail): { token: string; code: string } {
   const token = /v4\.public\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)?/.exec(mail.text)?.[0];
-  const code = /(?<![\d.])(\d{6})(?![\d])/.exec(mail.text.replace(token ?? '', ''))?.[1];
+  const code = /code:\s*(\d{6})\b/.exec(mail.text)?.[1] ?? /login code:\s*(\d{6})\b/i.exec(mail.subject)?.[1];
   if (!token || !code) throw new Error('the login email lacks a PASETO login token or a 6-digit code');
   return { token, code };
 }

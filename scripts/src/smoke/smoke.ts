@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { loginSecrets, verificationPath, waitForMail } from './mailbox.ts';
+import { LOGIN_SUBJECT, loginSecrets, VERIFICATION_SUBJECT, verificationPath, waitForMail } from './mailbox.ts';
 
 /**
  * The README walkthrough as a program: sign up, verify from the emailed link, log in and confirm
@@ -24,7 +24,7 @@ function check(condition: unknown, step: string, detail: unknown): asserts condi
 const suffix = () => randomBytes(4).toString('hex');
 const PASSWORD = 'correct horse battery';
 
-async function http(base: string, method: string, route: string, options: { body?: unknown; token?: string; key?: string; expect?: number } = {}) {
+async function http(base: string, method: string, route: string, options: { body?: unknown; token?: string; key?: string; expect?: number | number[] } = {}) {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (options.body !== undefined) headers['content-type'] = 'application/json';
   if (options.token) headers.authorization = `Bearer ${options.token}`;
@@ -37,8 +37,8 @@ async function http(base: string, method: string, route: string, options: { body
   });
   const text = await response.text();
   const body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-  const expected = options.expect ?? 200;
-  check(response.status === expected, `${method} ${route}`, `expected ${expected}, got ${response.status}: ${text.slice(0, 400)}`);
+  const expected = [options.expect ?? 200].flat();
+  check(expected.includes(response.status), `${method} ${route}`, `expected ${expected.join(' or ')}, got ${response.status}: ${text.slice(0, 400)}`);
   return body as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
@@ -48,32 +48,33 @@ async function httpWalkthrough(o: SmokeOptions, log: (line: string) => void) {
   for (const name of ['alice', 'bob']) {
     const username = `${name}_${suffix()}`;
     const email = `${username}@example.test`;
-    const user = await http(h, 'POST', '/v1/users', { body: { username, fullName: `${name} Smoke`, email, password: PASSWORD } });
+    const user = await http(h, 'POST', '/v1/users', { body: { username, fullName: `${name} Smoke`, email, password: PASSWORD }, expect: 201 });
     check(user.username === username && user.isEmailVerified !== true, 'sign up', user);
-    const verification = await waitForMail(o.inboxUrl, email, /verif/i);
+    const verification = await waitForMail(o.inboxUrl, email, VERIFICATION_SUBJECT);
     const verified = await http(h, 'GET', verificationPath(verification));
     check(verified.isVerified === true, 'verify email', verified);
     const login = await http(h, 'POST', '/v1/sessions', { body: { username, password: PASSWORD }, expect: 202 });
     check(typeof login.sessionId === 'string', 'login step 1', login);
-    const { token } = loginSecrets(await waitForMail(o.inboxUrl, email, /log ?in|sign ?in/i));
+    const { token } = loginSecrets(await waitForMail(o.inboxUrl, email, LOGIN_SUBJECT));
     const tokens = await http(h, 'POST', `/v1/sessions/${login.sessionId}/confirm`, { body: { token } });
     check(typeof tokens.accessToken === 'string' && typeof tokens.refreshToken === 'string', 'login step 2', Object.keys(tokens));
     people.push({ username, email, session: login.sessionId as string, access: tokens.accessToken as string, refresh: tokens.refreshToken as string });
     log(`http: ${username} signed up, verified and logged in`);
   }
   const [alice, bob] = people as [(typeof people)[0], (typeof people)[0]];
-  const a = await http(h, 'POST', '/v1/accounts', { body: { currency: 'USD' }, token: alice.access });
-  const b = await http(h, 'POST', '/v1/accounts', { body: { currency: 'USD' }, token: bob.access });
+  const a = await http(h, 'POST', '/v1/accounts', { body: { currency: 'USD' }, token: alice.access, expect: 201 });
+  const b = await http(h, 'POST', '/v1/accounts', { body: { currency: 'USD' }, token: bob.access, expect: 201 });
   check(a.balance === '0' && a.currency === 'USD', 'open account', a);
   const key = `smoke-${suffix()}`;
-  const deposit = await http(h, 'POST', `/v1/accounts/${a.id}/deposits`, { body: { amount: '10000' }, token: alice.access, key });
+  const deposit = await http(h, 'POST', `/v1/accounts/${a.id}/deposits`, { body: { amount: '10000' }, token: alice.access, key, expect: 201 });
   check(deposit.balance === '10000', 'deposit', deposit);
-  const replay = await http(h, 'POST', `/v1/accounts/${a.id}/deposits`, { body: { amount: '10000' }, token: alice.access, key });
+  const replay = await http(h, 'POST', `/v1/accounts/${a.id}/deposits`, { body: { amount: '10000' }, token: alice.access, key, expect: [200, 201] });
   check(replay.replayed === true && replay.transfer.id === deposit.transfer.id, 'deposit replay', replay);
   const transfer = await http(h, 'POST', '/v1/transfers', {
     body: { fromAccountId: a.id, toAccountId: b.id, amount: '2500', currency: 'USD' },
     token: alice.access,
     key: `smoke-${suffix()}`,
+    expect: 201,
   });
   check(transfer.fromBalance === '7500', 'transfer', transfer);
   const got = await http(h, 'GET', `/v1/transfers/${transfer.transfer.id}`, { token: bob.access });
@@ -91,6 +92,7 @@ async function httpWalkthrough(o: SmokeOptions, log: (line: string) => void) {
     body: { fromAccountId: b.id, toAccountId: a.id, amount: '2500', currency: 'USD' },
     token: bob.access,
     key: `smoke-${suffix()}`,
+    expect: 201,
   });
   check(back.fromBalance === '0', 'transfer back', back);
   const closed = await http(h, 'DELETE', `/v1/accounts/${b.id}`, { token: bob.access });
@@ -136,11 +138,11 @@ async function grpcWalkthrough(o: SmokeOptions, log: (line: string) => void) {
       const username = `${name}_${suffix()}`;
       const email = `${username}@example.test`;
       await call(c.users, 'createUser', { username, fullName: `${name} Smoke`, email, password: PASSWORD });
-      const link = new URL(verificationPath(await waitForMail(o.inboxUrl, email, /verif/i)), 'http://x');
+      const link = new URL(verificationPath(await waitForMail(o.inboxUrl, email, VERIFICATION_SUBJECT)), 'http://x');
       const verified = await call(c.users, 'verifyEmail', { emailId: link.searchParams.get('email_id'), secretCode: link.searchParams.get('secret_code') });
       check(verified.isVerified === true, 'grpc verify email', verified);
       const login = await call(c.auth, 'login', { username, password: PASSWORD });
-      const { code } = loginSecrets(await waitForMail(o.inboxUrl, email, /log ?in|sign ?in/i));
+      const { code } = loginSecrets(await waitForMail(o.inboxUrl, email, LOGIN_SUBJECT));
       const tokens = await call(c.auth, 'confirmLogin', { sessionId: login.sessionId, code });
       people.push({ username, session: login.sessionId as string, access: tokens.accessToken as string, refresh: tokens.refreshToken as string });
     }

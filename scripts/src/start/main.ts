@@ -121,7 +121,9 @@ async function main(): Promise<number> {
         log(`${r.name}: exited ${r.clean ? 'cleanly' : 'UNCLEANLY'} (${r.signal ?? `code ${r.code}`}) in ${(r.afterMs / 1_000).toFixed(1)} s`);
       }
       for (const store of stores) await store.stop?.();
-      return reports.every((r) => r.clean) ? 0 : 1;
+      const clean = reports.every((r) => r.clean);
+      log(clean ? 'stopped: every process exited cleanly' : 'stopped: some processes did not exit cleanly');
+      return clean ? 0 : 1;
     })();
     return stopping;
   };

@@ -46,7 +46,9 @@ export class Supervisor {
     const { spec } = managed;
     managed.startedAt = Date.now();
     managed.exit = null;
-    const child = spawn(spec.command, spec.args, { env: spec.env, stdio: ['ignore', 'inherit', 'inherit'] });
+    // Each child gets its own process group, so a Ctrl-C in the terminal reaches only the
+    // supervisor, which then stops every child exactly once, in order, with SIGTERM.
+    const child = spawn(spec.command, spec.args, { env: spec.env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
     managed.child = child;
     this.#log(`${spec.name}: started (pid ${child.pid})`);
     child.once('error', (error) => this.#log(`${spec.name}: could not start: ${error.message}`));
