@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { generatePasetoKeyPair } from '../../shared/src/auth/token-maker.ts';
 import { parseConfig, type Config } from '../../shared/src/config/config.ts';
+import type { DestinationStream } from 'pino';
 import { createLogger, type Logger } from '../../shared/src/logging/logger.ts';
 import { startApiServer, type ApiServer } from '../../services/api/src/api-server.ts';
 import { startGrpcServer, type GrpcServer } from '../../services/grpc/src/grpc-server.ts';
@@ -23,7 +24,9 @@ export type Stack = {
   stop(): Promise<void>;
 };
 
-export async function startStack(options: { env?: Record<string, string>; poolSize?: number } = {}): Promise<Stack> {
+export async function startStack(
+  options: { env?: Record<string, string>; poolSize?: number; logDestination?: DestinationStream } = {},
+): Promise<Stack> {
   const db = await createTestDatabase({ poolSize: 4 });
   const smtp = await startTestSmtpServer();
   const keys = await generatePasetoKeyPair();
@@ -48,7 +51,12 @@ export async function startStack(options: { env?: Record<string, string>; poolSi
     SHUTDOWN_TIMEOUT_MS: '5000',
     ...options.env,
   });
-  const logger = createLogger({ name: 'e2e', level: config.LOG_LEVEL, pretty: false });
+  const logger = createLogger({
+    name: 'e2e',
+    level: options.logDestination ? 'info' : config.LOG_LEVEL,
+    pretty: false,
+    ...(options.logDestination ? { destination: options.logDestination } : {}),
+  });
   const queueName = `bank-email-e2e-${run}`;
   const rateLimitPrefix = `bank:e2e:${run}:ratelimit:`;
   const worker = await startWorker(config, { queueName, logger, metricsHost: '127.0.0.1', sweepIntervalMs: 1_000 });

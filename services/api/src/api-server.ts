@@ -42,7 +42,16 @@ function requestIdMiddleware(logger: Logger) {
       await next();
     } finally {
       const ms = Math.round((performance.now() - started) * 10) / 10;
-      const line = { requestId, method: ctx.method, route: ctx.state.route ?? ctx.path, status: ctx.status, ms, code: ctx.state.errorCode };
+      const line = {
+        requestId,
+        user: ctx.state.user as string | undefined,
+        method: ctx.method,
+        route: ctx.state.route ?? ctx.path,
+        status: ctx.status,
+        ms,
+        // Not `code`: the logger redacts that key everywhere (login codes must never be logged).
+        errorCode: ctx.state.errorCode,
+      };
       if (ctx.status >= 500) logger.error(line, 'request');
       else logger.info(line, 'request');
     }

@@ -29,6 +29,7 @@ export function registerGatewayRoutes(router: Router, app: Container, options: {
     router[route.verb](routerPath(route.pathTemplate), async (ctx: Context) => {
       ctx.state.route = route.pathTemplate;
       const actor = await authenticateCall(route.method, header(ctx, 'authorization'), (token) => app.sessions.authenticate(token));
+      ctx.state.user = actor?.username;
       const rawBody = await readRawBody(ctx, options.bodyLimitBytes);
       const request = decodeHttpRequest(route, {
         params: (ctx as Context & { params: Record<string, string> }).params,

@@ -71,16 +71,19 @@ function unaryHandler(method: DescMethod, handle: BoundHandler, container: Conta
     const started = performance.now();
     const incoming = first(call.metadata, 'x-request-id') ?? '';
     const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    let user: string | undefined;
     const finish = (code: number, errorCode?: string) => {
       const labels = { method: name, code: grpc.status[code] ?? String(code) };
       metrics.requests.inc(labels);
       metrics.latency.observe(labels, (performance.now() - started) / 1_000);
-      const line = { requestId, method: name, code: labels.code, errorCode, ms: Math.round(performance.now() - started) };
+      // `status`, not `code`: the logger redacts `code` everywhere (login codes must never be logged).
+      const line = { requestId, user, method: name, status: labels.code, errorCode, ms: Math.round(performance.now() - started) };
       if (code === grpc.status.INTERNAL) logger.error(line, 'rpc');
       else logger.info(line, 'rpc');
     };
     const run = async () => {
       const actor = await authenticateCall(method, first(call.metadata, 'authorization'), (token) => container.sessions.authenticate(token));
+      user = actor?.username;
       let request: unknown;
       try {
         request = fromBinary(method.input, call.request);

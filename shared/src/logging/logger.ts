@@ -1,4 +1,4 @@
-import { pino, type Logger, type LoggerOptions } from 'pino';
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 
 export type { Logger } from 'pino';
 
@@ -33,7 +33,7 @@ export const REDACTED_PATHS = [
  * Structured JSON logs (pino). In a terminal (and not in production) lines are pretty-printed
  * so a person can read them; in containers they stay one JSON object per line.
  */
-export function createLogger(options: { name: string; level?: string; pretty?: boolean }): Logger {
+export function createLogger(options: { name: string; level?: string; pretty?: boolean; destination?: DestinationStream }): Logger {
   const pretty = options.pretty ?? (process.stdout.isTTY && process.env.NODE_ENV !== 'production');
   const config: LoggerOptions = {
     name: options.name,
@@ -43,6 +43,7 @@ export function createLogger(options: { name: string; level?: string; pretty?: b
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
   };
+  if (options.destination) return pino(config, options.destination);
   if (pretty) {
     return pino({ ...config, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } } });
   }
