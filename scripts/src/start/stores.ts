@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { freePort, isListening, waitFor } from './ports.ts';
@@ -71,9 +71,17 @@ function serviceUserIds(): { uid: number; gid: number } | null {
   return { uid: Number(id.stdout.trim()), gid: Number(gid.stdout.trim()) };
 }
 
-export async function resolvePostgres(env: NodeJS.ProcessEnv, dataDir: string, log: (line: string) => void): Promise<Store> {
+/** `probeLocal: false` skips the local server on its usual port (tests of the private path). */
+export type ResolveOptions = { probeLocal?: boolean };
+
+export async function resolvePostgres(
+  env: NodeJS.ProcessEnv,
+  dataDir: string,
+  log: (line: string) => void,
+  options: ResolveOptions = {},
+): Promise<Store> {
   if (env.DATABASE_URL) return { url: env.DATABASE_URL, description: 'DATABASE_URL from the environment' };
-  for (const user of ['postgres', env.USER].filter(Boolean)) {
+  for (const user of options.probeLocal === false ? [] : ['postgres', env.USER].filter(Boolean)) {
     const server = `postgres://${user}@127.0.0.1:5432`;
     if (await canConnect(`${server}/postgres`)) {
       const url = `${server}/bank`;
@@ -88,6 +96,15 @@ export async function resolvePostgres(env: NodeJS.ProcessEnv, dataDir: string, l
   }
   const dir = path.join(dataDir, 'postgres');
   const ids = serviceUserIds();
+  if (ids) {
+    // As root the server runs as `postgres`, which must be able to reach its folder: open our
+    // own data folder for traversal, and say so plainly if a folder above it is closed.
+    chmodSync(dataDir, 0o755);
+    const reachable = spawnSync('runuser', ['-u', 'postgres', '--', 'test', '-x', dataDir]);
+    if (reachable.status !== 0) {
+      throw new StoreUnavailable(`the postgres user cannot reach ${dataDir}; set BANK_DATA_DIR to a folder it can traverse, or set DATABASE_URL`);
+    }
+  }
   if (!existsSync(path.join(dir, 'PG_VERSION'))) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     if (ids) chownSync(dir, ids.uid, ids.gid);
@@ -111,9 +128,9 @@ export async function resolvePostgres(env: NodeJS.ProcessEnv, dataDir: string, l
   return { url, description: `private PostgreSQL on 127.0.0.1:${port} (${dir})`, stop: () => stopChild(child, 'SIGINT') };
 }
 
-export async function resolveRedis(env: NodeJS.ProcessEnv, dataDir: string): Promise<Store> {
+export async function resolveRedis(env: NodeJS.ProcessEnv, dataDir: string, options: ResolveOptions = {}): Promise<Store> {
   if (env.REDIS_URL) return { url: env.REDIS_URL, description: 'REDIS_URL from the environment' };
-  if (await isListening('127.0.0.1', 6379)) return { url: 'redis://127.0.0.1:6379', description: 'local Redis at 127.0.0.1:6379' };
+  if (options.probeLocal !== false && (await isListening('127.0.0.1', 6379))) return { url: 'redis://127.0.0.1:6379', description: 'local Redis at 127.0.0.1:6379' };
   const which = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
   const bin = which.stdout.trim();
   if (which.status !== 0 || !bin) {
