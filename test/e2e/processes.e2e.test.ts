@@ -84,4 +84,33 @@ describe('entry points', () => {
     expect(await exited).toBe(0);
     expect(output()).toContain('gRPC server stopped');
   });
+
+  it('services/worker/src/main.ts serves its health port and exits 0 on SIGTERM, even when signalled twice', async () => {
+    const { child, line, output } = await start('services/worker/src/main.ts', 'worker started');
+    expect((await fetch(`http://127.0.0.1:${Number(line.metricsPort)}/readyz`)).status).toBe(200);
+    const exited = exitOf(child);
+    child.kill('SIGTERM');
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(output()).toContain('"msg":"stopped"');
+  });
+
+  it.each(['services/api/src/main.ts', 'services/grpc/src/main.ts', 'services/worker/src/main.ts'])(
+    '%s refuses to start on an invalid environment, naming every bad variable in one line',
+    async (entry) => {
+      const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', entry], {
+        cwd: root,
+        env: { ...env, HTTP_PORT: 'eighty', DATABASE_URL: 'mysql://nope', BCRYPT_COST: '99' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      expect(await exitOf(child)).toBe(1);
+      const lines = stderr.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^(api|grpc|worker): invalid configuration: /);
+      for (const name of ['HTTP_PORT', 'DATABASE_URL', 'BCRYPT_COST']) expect(lines[0]).toContain(name);
+      expect(lines[0]).not.toContain('mysql://nope');
+    },
+  );
 });
