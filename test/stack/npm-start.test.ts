@@ -116,6 +116,16 @@ describe('npm start', () => {
       const after = await countersTotal(url);
       expect({ name, moved: after > (before[name] as number) }).toEqual({ name, moved: true });
     }
+    // The walkthrough's money: USD over HTTP (with one replayed deposit), EUR over gRPC.
+    const api = await (await fetch(metricsUrls.api)).text();
+    expect(api).toMatch(/bank_money_movements_total\{[^}]*operation="deposit",currency="USD",outcome="ok"[^}]*\} [1-9]/);
+    expect(api).toMatch(/bank_money_movements_total\{[^}]*operation="transfer",currency="USD",outcome="ok"[^}]*\} [1-9]/);
+    expect(api).toMatch(/bank_idempotent_replays_total\{[^}]*operation="deposit"[^}]*\} 1/);
+    expect(api).toMatch(/bank_db_pool_connections\{[^}]*state="idle"/);
+    const grpcMetrics = await (await fetch(metricsUrls.grpc)).text();
+    expect(grpcMetrics).toMatch(/bank_money_movements_total\{[^}]*operation="transfer",currency="EUR",outcome="ok"[^}]*\} 1/);
+    const worker = await (await fetch(metricsUrls.worker)).text();
+    expect(worker).toMatch(/bank_emails_sent_total\{[^}]*\} [1-9]/);
   }, 120_000);
 
   it('restarts a worker killed with SIGKILL, and the email requested meanwhile is delivered', async () => {
