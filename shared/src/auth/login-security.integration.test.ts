@@ -1,0 +1,137 @@
+// Adversarial checks of the identity use cases on the real PostgreSQL and Redis: concurrent use of
+// single-use secrets, concurrent refreshes, brute force of the login code, rate limiting under
+// concurrency. The emailed secrets are read from the outbox rows (no worker runs in this suite).
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { sql } from 'slonik';
+import { z } from 'zod';
+import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
+import { TEST_REDIS_URL } from '../../../test/services.ts';
+import { parseConfig, type Config } from '../config/config.ts';
+import { Unauthenticated } from '../errors/domain-error.ts';
+import { createLogger } from '../logging/logger.ts';
+import { loginEmailPayloadSchema, verificationEmailPayloadSchema } from '../mail/email.schema.ts';
+import { createIdentity, type Identity } from './identity.ts';
+import { SessionService } from './session.service.ts';
+import { generatePasetoKeyPair } from './token-maker.ts';
+
+const run = randomBytes(4).toString('hex');
+const logger = createLogger({ name: 'test', level: 'silent', pretty: false });
+const PASSWORD = 'correct horse battery';
+
+let db: TestDatabase;
+let config: Config;
+let identity: Identity;
+let counter = 0;
+
+const newUsername = () => `s${run}_${(counter += 1)}`;
+const emailOf = (username: string) => `${username}@example.test`;
+const settle = <T>(promises: Promise<T>[]) => Promise.allSettled(promises);
+const fulfilled = <T>(results: PromiseSettledResult<T>[]) => results.filter((r): r is PromiseFulfilledResult<T> => r.status === 'fulfilled');
+const rejected = <T>(results: PromiseSettledResult<T>[]) => results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+
+async function lastOutboxPayload(username: string, kind: string): Promise<unknown> {
+  return db.pool.oneFirst(sql.type(z.object({ payload: z.unknown() }))`
+    SELECT payload FROM outbox WHERE kind = ${kind} AND payload->>'username' = ${username} ORDER BY created_at DESC LIMIT 1`);
+}
+
+async function signUp(username = newUsername()): Promise<{ username: string; emailId: bigint; secretCode: string }> {
+  await identity.users.signUp({ username, fullName: 'Test User', email: emailOf(username), password: PASSWORD });
+  const payload = verificationEmailPayloadSchema.parse(await lastOutboxPayload(username, 'send-verification-email'));
+  return { username, emailId: BigInt(payload.emailId), secretCode: payload.secretCode };
+}
+
+async function verifiedUser(): Promise<string> {
+  const { username, emailId, secretCode } = await signUp();
+  await identity.users.verifyEmail({ emailId, secretCode });
+  return username;
+}
+
+async function startLogin(username: string, sessions: SessionService = identity.sessions, clientIp = '10.0.0.1') {
+  const { sessionId } = await sessions.loginStart({ username, password: PASSWORD, clientIp });
+  const payload = loginEmailPayloadSchema.parse(await lastOutboxPayload(username, 'send-login-email'));
+  expect(payload.sessionId).toBe(sessionId);
+  return { sessionId, token: payload.loginToken, code: payload.code };
+}
+
+const otherCode = (code: string, n = 1) => ((Number(code) + n) % 1_000_000).toString().padStart(6, '0');
+
+beforeAll(async () => {
+  db = await createTestDatabase({ poolSize: 20 });
+  const keys = await generatePasetoKeyPair();
+  config = parseConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    DATABASE_URL: db.url,
+    REDIS_URL: TEST_REDIS_URL,
+    SMTP_URL: 'smtp://127.0.0.1:1',
+    PUBLIC_BASE_URL: 'http://bank.test',
+    PASETO_SECRET_KEY: keys.secretKey,
+    BCRYPT_COST: '4',
+    LOGIN_RATE_LIMIT_MAX: '1000',
+    EMAIL_QUEUE_NAME: `test-email-sec-${run}`,
+  });
+  identity = await createIdentity({ config, pool: db.pool, logger, rateLimitPrefix: `test:${run}:rl:` });
+});
+
+afterAll(async () => {
+  await identity?.queue.obliterate({ force: true }).catch(() => undefined);
+  const keys = await identity?.redis.keys(`test:${run}:*`);
+  if (keys && keys.length > 0) await identity.redis.del(...keys);
+  await identity?.close();
+  await db?.drop();
+});
+
+describe('single-use secrets under concurrency', () => {
+  it('eight concurrent uses of one verification link: exactly one verifies', async () => {
+    const { emailId, secretCode } = await signUp();
+    const results = await settle(Array.from({ length: 8 }, () => identity.users.verifyEmail({ emailId, secretCode })));
+    expect(fulfilled(results)).toHaveLength(1);
+    for (const error of rejected(results)) expect(error).toMatchObject({ message: 'this verification link was already used' });
+  });
+
+  it('eight concurrent confirmations with one login token, and eight with its code: exactly one session opens', async () => {
+    const username = await verifiedUser();
+    const login = await startLogin(username);
+    const results = await settle([
+      ...Array.from({ length: 8 }, () => identity.sessions.loginConfirm({ sessionId: login.sessionId, token: login.token })),
+      ...Array.from({ length: 8 }, () => identity.sessions.loginConfirm({ sessionId: login.sessionId, code: login.code })),
+    ]);
+    expect(fulfilled(results)).toHaveLength(1);
+    for (const error of rejected(results)) expect(error).toBeInstanceOf(Unauthenticated);
+  });
+
+  it('twenty concurrent wrong codes count one by one: the right code afterwards fails', async () => {
+    const username = await verifiedUser();
+    const login = await startLogin(username);
+    const results = await settle(Array.from({ length: 20 }, (_, i) => identity.sessions.loginConfirm({ sessionId: login.sessionId, code: otherCode(login.code, i + 1) })));
+    expect(fulfilled(results)).toHaveLength(0);
+    const attempts = await db.pool.oneFirst(sql.type(z.object({ attempts: z.number() }))`SELECT attempts FROM login_challenges WHERE session_id = ${login.sessionId}`);
+    expect(attempts).toBe(5);
+    await expect(identity.sessions.loginConfirm({ sessionId: login.sessionId, code: login.code })).rejects.toThrow('too many wrong codes');
+  });
+
+  it('two concurrent refreshes with the same refresh token: one rotates, the other is reuse and revokes the session', async () => {
+    const username = await verifiedUser();
+    const login = await startLogin(username);
+    const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, token: login.token });
+    const results = await settle([identity.sessions.refresh({ refreshToken: tokens.refreshToken }), identity.sessions.refresh({ refreshToken: tokens.refreshToken })]);
+    expect(fulfilled(results)).toHaveLength(1);
+    expect(rejected(results)[0]).toMatchObject({ message: 'this refresh token was already used; the session is revoked' });
+    const winner = fulfilled(results)[0]?.value;
+    await expect(identity.sessions.authenticate(winner?.accessToken ?? '')).rejects.toBeInstanceOf(Unauthenticated);
+    await expect(identity.sessions.refresh({ refreshToken: winner?.refreshToken ?? '' })).rejects.toBeInstanceOf(Unauthenticated);
+  });
+});
+
+describe('sessions', () => {
+  it('authenticate refuses an access token whose session expired, even though the token has not', async () => {
+    const username = await verifiedUser();
+    const login = await startLogin(username);
+    const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, token: login.token });
+    await expect(identity.sessions.authenticate(tokens.accessToken)).resolves.toMatchObject({ username });
+    await db.pool.query(sql.unsafe`UPDATE sessions SET expires_at = now() - interval '1 second' WHERE id = ${login.sessionId}`);
+    await expect(identity.sessions.authenticate(tokens.accessToken)).rejects.toBeInstanceOf(Unauthenticated);
+    await expect(identity.sessions.refresh({ refreshToken: tokens.refreshToken })).rejects.toThrow('expired');
+  });
+});
