@@ -15,7 +15,7 @@ import {
 } from '../errors/domain-error.ts';
 import type { Role } from '../auth/actor.ts';
 import type { Currency } from './currency.ts';
-import { accountRow, accountStateRow, entryRow, moveRow, transferRow } from './ledger.schema.ts';
+import { accountRow, accountStateRow, entryRow, moveResultRow, type MoveRow, transferRow } from './ledger.schema.ts';
 import type { Account, Entry, Transfer } from './ledger.types.ts';
 
 type PgLikeError = { code?: string; detail?: string; constraint?: string | null; message?: string; cause?: unknown };
@@ -154,18 +154,24 @@ export class LedgerRepository {
   }
 
   /**
-   * Moves money in one round trip through ledger_move() (see migration 0002).
+   * Moves money in one round trip through ledger_move() (see migrations 0002 and 0004). A refused
+   * movement comes back as a row with error_code set rather than as a query error, so it does
+   * not cost the pool a connection.
    * @throws AccountNotFound, PermissionDenied, AccountClosed, CurrencyMismatch,
    *   InsufficientFunds, IdempotencyConflict, AmountOutOfRange
    */
-  async move(command: MoveCommand) {
-    return mapErrors(() =>
-      this.#db.one(sql.type(moveRow)`
+  async move(command: MoveCommand): Promise<MoveRow> {
+    const row = await mapErrors(() =>
+      this.#db.one(sql.type(moveResultRow)`
         SELECT * FROM ledger_move(
           ${command.actor}, ${command.actorRole}, ${command.idempotencyKey}, ${command.requestHash},
           ${command.operation}, ${command.fromAccountId}, ${command.toAccountId}, ${command.amount},
           ${command.currency})`),
     );
+    if (row.error_code !== null) {
+      throw toDomainError({ code: row.error_code, detail: row.error_detail, message: row.error_detail }) ?? new Error(`ledger_move: unknown refusal ${row.error_code}`);
+    }
+    return row as MoveRow;
   }
 
   /**

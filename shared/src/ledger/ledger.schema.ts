@@ -34,7 +34,7 @@ export const entryRow = z.object({
 });
 export type EntryRow = z.infer<typeof entryRow>;
 
-/** The single row ledger_move() returns. */
+/** A movement ledger_move() made (or replayed). */
 export const moveRow = z.object({
   transfer_id: z.bigint(),
   from_account_id: z.bigint(),
@@ -48,8 +48,19 @@ export const moveRow = z.object({
   from_balance: z.bigint(),
   to_balance: z.bigint(),
   replayed: z.boolean(),
+  error_code: z.null(),
+  error_detail: z.null(),
 });
 export type MoveRow = z.infer<typeof moveRow>;
+
+/** A movement ledger_move() refused: every other column is null. */
+export const refusedMoveRow = z.object({
+  error_code: z.string().regex(/^BK\d{3}$/),
+  error_detail: z.string(),
+});
+
+/** The single row ledger_move() returns: either the movement or why it was refused. */
+export const moveResultRow = z.union([moveRow, refusedMoveRow.passthrough()]);
 
 /** What the repository needs to diagnose a close that did not happen. */
 export const accountStateRow = z.object({

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
+import { createDatabasePool } from '../db/pool.ts';
 import { createUser, idemKey } from '../../../test/factories.ts';
 import { checkLedgerInvariants } from '../../../test/ledger-invariants.ts';
 import type { Actor } from '../auth/actor.ts';
@@ -196,6 +197,44 @@ describe('idempotency', () => {
     await ledger.deposit(alice, { accountId: a.id, amount: 50n, idempotencyKey: idemKey() });
     expect((await ledger.transfer(alice, request)).replayed).toBe(false);
     expect((await ledger.getAccount(alice, a.id)).balance).toBe(20n);
+  });
+});
+
+describe('refusals', () => {
+  it('answers a refused movement without costing the pool its connection', async () => {
+    const single = await createDatabasePool(db.url, { maximumPoolSize: 1 });
+    try {
+      const narrow = new LedgerService({ pool: single });
+      const backend = () => single.oneFirst(sql.type(z.object({ pid: z.number() }))`SELECT pg_backend_pid() AS pid`);
+      const alice = await createUser(db.pool);
+      const a = await fundedAccount(alice, 5n);
+      const before = await backend();
+      for (let i = 0; i < 20; i++) {
+        await expect(
+          narrow.transfer(alice, { fromAccountId: a.id, toAccountId: 987_654n, amount: 1n, currency: 'USD', idempotencyKey: idemKey() }),
+        ).rejects.toMatchObject({ code: 'ACCOUNT_NOT_FOUND' });
+        await expect(narrow.deposit(alice, { accountId: 987_654n, amount: 1n, idempotencyKey: idemKey() })).rejects.toMatchObject({
+          code: 'ACCOUNT_NOT_FOUND',
+        });
+      }
+      expect(await backend()).toBe(before);
+    } finally {
+      await single.end();
+    }
+  });
+
+  it('leaves no idempotency record behind for refused requests, even when duplicates race', async () => {
+    const alice = await createUser(db.pool);
+    const bob = await createUser(db.pool);
+    const a = await fundedAccount(alice, 10n);
+    const b = await ledger.openAccount(bob, { currency: 'USD' });
+    const request = { fromAccountId: a.id, toAccountId: b.id, amount: 11n, currency: 'USD', idempotencyKey: idemKey() };
+    const results = await Promise.allSettled(Array.from({ length: 10 }, () => ledger.transfer(alice, request)));
+    expect(results.map((r) => (r.status === 'rejected' ? (r.reason as { code: string }).code : 'moved'))).toEqual(Array(10).fill('INSUFFICIENT_FUNDS'));
+    const records = await db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+      SELECT count(*)::int AS n FROM idempotency_keys WHERE username = ${alice.username} AND key = ${request.idempotencyKey}`);
+    expect(records).toBe(0);
+    expect((await ledger.getAccount(alice, a.id)).balance).toBe(10n);
   });
 });
 
