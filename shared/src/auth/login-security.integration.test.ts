@@ -8,10 +8,12 @@ import { z } from 'zod';
 import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
 import { TEST_REDIS_URL } from '../../../test/services.ts';
 import { parseConfig, type Config } from '../config/config.ts';
-import { Unauthenticated } from '../errors/domain-error.ts';
+import { RateLimited, Unauthenticated } from '../errors/domain-error.ts';
 import { createLogger } from '../logging/logger.ts';
 import { loginEmailPayloadSchema, verificationEmailPayloadSchema } from '../mail/email.schema.ts';
 import { createIdentity, type Identity } from './identity.ts';
+import { PasswordHasher } from './password.ts';
+import { RateLimiter } from './rate-limiter.ts';
 import { SessionService } from './session.service.ts';
 import { generatePasetoKeyPair } from './token-maker.ts';
 
@@ -55,6 +57,23 @@ async function startLogin(username: string, sessions: SessionService = identity.
 }
 
 const otherCode = (code: string, n = 1) => ((Number(code) + n) % 1_000_000).toString().padStart(6, '0');
+
+function sessionsWith(limiter: { max: number; windowSeconds?: number; cost?: number }): SessionService {
+  return new SessionService({
+    pool: db.pool,
+    passwords: new PasswordHasher({ cost: limiter.cost ?? 4 }),
+    tokens: identity.tokens,
+    outbox: identity.outbox,
+    rateLimiter: new RateLimiter({
+      redis: identity.redis,
+      prefix: `test:${run}:rl:${randomBytes(3).toString('hex')}:`,
+      max: limiter.max,
+      windowSeconds: limiter.windowSeconds ?? 60,
+    }),
+    config,
+    logger,
+  });
+}
 
 beforeAll(async () => {
   db = await createTestDatabase({ poolSize: 20 });
@@ -133,5 +152,24 @@ describe('sessions', () => {
     await db.pool.query(sql.unsafe`UPDATE sessions SET expires_at = now() - interval '1 second' WHERE id = ${login.sessionId}`);
     await expect(identity.sessions.authenticate(tokens.accessToken)).rejects.toBeInstanceOf(Unauthenticated);
     await expect(identity.sessions.refresh({ refreshToken: tokens.refreshToken })).rejects.toThrow('expired');
+  });
+});
+
+describe('brute-force protection', () => {
+  it('twelve concurrent wrong passwords with a limit of 3: at most 3 reach bcrypt, the rest are refused', async () => {
+    const username = await verifiedUser();
+    const sessions = sessionsWith({ max: 3, cost: 8 });
+    const results = await settle(Array.from({ length: 12 }, () => sessions.loginStart({ username, password: 'not the password', clientIp: '10.3.3.3' })));
+    const errors = rejected(results);
+    expect(errors).toHaveLength(12);
+    expect(errors.filter((error) => error instanceof Unauthenticated).length).toBeLessThanOrEqual(3);
+    expect(errors.filter((error) => error instanceof RateLimited).length).toBeGreaterThanOrEqual(9);
+    await expect(sessions.loginStart({ username, password: PASSWORD, clientIp: '10.4.4.4' })).rejects.toBeInstanceOf(RateLimited);
+  });
+
+  it('successful logins do not use up the limit', async () => {
+    const username = await verifiedUser();
+    const sessions = sessionsWith({ max: 2 });
+    for (let i = 0; i < 4; i += 1) await expect(sessions.loginStart({ username, password: PASSWORD, clientIp: '10.5.5.5' })).resolves.toHaveProperty('sessionId');
   });
 });

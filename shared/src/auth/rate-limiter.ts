@@ -1,11 +1,40 @@
 import type { Redis } from 'ioredis';
 import { RateLimited, Unavailable } from '../errors/domain-error.ts';
 
+// Takes one attempt from every key, or none when any key is at its limit (then answers the
+// milliseconds left in the longest such window). One script, so concurrent callers cannot all
+// pass a check before any of them counts.
+const CONSUME_SCRIPT = `
+local max = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local worst = 0
+for _, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') >= max then
+    local ttl = redis.call('PTTL', key)
+    if ttl < 0 then ttl = window * 1000 end
+    if ttl > worst then worst = ttl end
+  end
+end
+if worst > 0 then return worst end
+for _, key in ipairs(KEYS) do
+  redis.call('INCR', key)
+  redis.call('EXPIRE', key, window, 'NX')
+end
+return 0`;
+
+// Gives an attempt back to keys whose window is still open (never creates a key).
+const REFUND_SCRIPT = `
+for _, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') > 0 then redis.call('DECR', key) end
+end
+return 0`;
+
 /**
- * Fixed-window failure counter in Redis. Callers `check` the keys before an attempt and `hit` them
- * after a failed one; once a key has `max` failures in its window, `check` throws RateLimited
- * with the seconds left in that window. Keys are namespaced by `prefix` (tests use a unique one).
- * When Redis cannot answer, `check` throws Unavailable: login fails closed rather than unguarded.
+ * Fixed-window attempt counter in Redis. Login calls `consume` before an attempt (atomic: it
+ * throws RateLimited with the seconds left once a key has `max` attempts in its window) and
+ * `refund` after a successful one, so only failures use up the limit. `check` / `hit` are the
+ * non-atomic read and count. Keys are namespaced by `prefix` (tests use a unique one). When Redis
+ * cannot answer, `check` and `consume` throw Unavailable: login fails closed rather than unguarded.
  */
 export class RateLimiter {
   readonly #redis: Redis;
@@ -41,6 +70,26 @@ export class RateLimiter {
       throw new Unavailable('login is temporarily unavailable', { cause: error });
     }
     if (worst > 0) throw new RateLimited(worst);
+  }
+
+  /**
+   * Takes one attempt from every key atomically, or throws RateLimited (taking nothing) when any key
+   * already has `max` attempts in its window. Throws Unavailable when Redis cannot answer.
+   */
+  async consume(keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
+    let worstMs: number;
+    try {
+      worstMs = Number(await this.#redis.eval(CONSUME_SCRIPT, keys.length, ...keys.map((key) => this.#key(key)), this.max, this.windowSeconds));
+    } catch (error) {
+      throw new Unavailable('login is temporarily unavailable', { cause: error });
+    }
+    if (worstMs > 0) throw new RateLimited(worstMs / 1000);
+  }
+
+  /** Gives back the attempt `consume` took (a successful attempt does not count). Throws Redis errors. */
+  async refund(keys: readonly string[]): Promise<void> {
+    if (keys.length > 0) await this.#redis.eval(REFUND_SCRIPT, keys.length, ...keys.map((key) => this.#key(key)));
   }
 
   /** Counts one failure against every key; the window starts at a key's first failure. */

@@ -67,15 +67,14 @@ export class SessionService {
     if (typeof input.password !== 'string' || input.password.length === 0) throw InvalidArgument.field('password', 'is required');
     const username = input.username.trim().toLowerCase();
     const limitKeys = [`user:${username}`, ...(input.clientIp ? [`ip:${input.clientIp}`] : [])];
-    await rateLimiter.check(limitKeys);
+    // Counted before the bcrypt work, atomically: concurrent guesses cannot all slip past a check.
+    await rateLimiter.consume(limitKeys);
 
     const row = username.length <= 64 ? await userRepository.findByUsername(pool, username) : null;
     const passwordFits = Buffer.byteLength(input.password, 'utf8') <= PASSWORD_MAX_BYTES;
     const ok = row && passwordFits ? await passwords.verify(input.password, row.hashed_password) : await passwords.verifyDummy(input.password);
-    if (!row || !ok) {
-      await rateLimiter.hit(limitKeys).catch((error: unknown) => this.#deps.logger?.warn({ err: errorSummary(error) }, 'rate limiter hit failed'));
-      throw new Unauthenticated(INVALID_CREDENTIALS);
-    }
+    if (!row || !ok) throw new Unauthenticated(INVALID_CREDENTIALS);
+    await this.#refund(limitKeys);
     if (!row.is_email_verified) throw new EmailNotVerified();
 
     const sessionId = randomUUID();
@@ -195,6 +194,11 @@ export class SessionService {
       throw new Unauthenticated('this session is no longer active');
     }
     return { username: claims.username, role: claims.role, sessionId: claims.sessionId };
+  }
+
+  /** Only failed attempts use up the limit; a refund that fails just leaves one attempt counted. */
+  async #refund(keys: readonly string[]): Promise<void> {
+    await this.#deps.rateLimiter.refund(keys).catch((error: unknown) => this.#deps.logger?.warn({ err: errorSummary(error) }, 'rate limiter refund failed'));
   }
 
   async #issuePair(username: string, role: User['role'], sessionId: string) {
