@@ -172,4 +172,14 @@ describe('brute-force protection', () => {
     const sessions = sessionsWith({ max: 2 });
     for (let i = 0; i < 4; i += 1) await expect(sessions.loginStart({ username, password: PASSWORD, clientIp: '10.5.5.5' })).resolves.toHaveProperty('sessionId');
   });
+
+  it('the per-address limit keys on the address, not on the source port a gRPC peer string carries', async () => {
+    const sessions = sessionsWith({ max: 2 });
+    for (let port = 40_000; port < 40_002; port += 1) {
+      await expect(sessions.loginStart({ username: `nobody_${run}_${port}`, password: 'x'.repeat(8), clientIp: `ipv4:10.6.6.6:${port}` })).rejects.toBeInstanceOf(Unauthenticated);
+    }
+    await expect(sessions.loginStart({ username: `nobody_${run}_x`, password: 'x'.repeat(8), clientIp: 'ipv4:10.6.6.6:40009' })).rejects.toBeInstanceOf(RateLimited);
+    await expect(sessions.loginStart({ username: `nobody_${run}_y`, password: 'x'.repeat(8), clientIp: '10.6.6.6' })).rejects.toBeInstanceOf(RateLimited);
+    await expect(sessions.loginStart({ username: `nobody_${run}_z`, password: 'x'.repeat(8), clientIp: 'ipv6:[::ffff:10.6.6.6]:40010' })).rejects.toBeInstanceOf(RateLimited);
+  });
 });

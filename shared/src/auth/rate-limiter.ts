@@ -1,3 +1,4 @@
+import { isIPv4, isIPv6 } from 'node:net';
 import type { Redis } from 'ioredis';
 import { RateLimited, Unavailable } from '../errors/domain-error.ts';
 
@@ -102,4 +103,41 @@ export class RateLimiter {
   async reset(keys: readonly string[]): Promise<void> {
     if (keys.length > 0) await this.#redis.del(...keys.map((key) => this.#key(key)));
   }
+}
+
+/**
+ * The part of a client address the per-address limit counts on. Edges pass what they have: Koa's
+ * `ctx.ip` (`1.2.3.4`, `::ffff:1.2.3.4`) or a gRPC peer (`ipv4:1.2.3.4:50123`, `ipv6:[::1]:50123`).
+ * The source port is new for every connection, so it must not make a new key. IPv6 counts per
+ * /64, the block one subscriber gets (rotating addresses inside it must not reset the limit).
+ */
+export function clientAddressKey(clientIp: string): string {
+  let value = clientIp.trim().toLowerCase().replace(/^ipv[46]:/, '');
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(value);
+  if (bracketed?.[1] !== undefined) value = bracketed[1];
+  else if (/^[\d.]+:\d+$/.test(value)) value = value.slice(0, value.lastIndexOf(':'));
+  value = value.replace(/%.*$/, '');
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(value);
+  if (mapped?.[1] !== undefined) value = mapped[1];
+  if (isIPv4(value)) return value;
+  if (isIPv6(value)) return `${ipv6Prefix64(value)}::/64`;
+  return value.slice(0, 64);
+}
+
+/** The first four groups of a valid IPv6 address, expanded (`2001:db8::1` -> `2001:db8:0:0`). */
+function ipv6Prefix64(address: string): string {
+  let text = address;
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const headGroups = head ? head.split(':') : [];
+  const tailGroups = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? headGroups : [...headGroups, ...Array<string>(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups];
+  return groups
+    .slice(0, 4)
+    .map((group) => parseInt(group, 16).toString(16))
+    .join(':');
 }

@@ -10,7 +10,7 @@ import { toUser, userRepository } from '../users/user.repository.ts';
 import type { User } from '../users/user.types.ts';
 import type { Actor } from './actor.ts';
 import { PASSWORD_MAX_BYTES, type PasswordHasher } from './password.ts';
-import type { RateLimiter } from './rate-limiter.ts';
+import { clientAddressKey, type RateLimiter } from './rate-limiter.ts';
 import { sessionRepository } from './session.repository.ts';
 import type { TokenMaker } from './token-maker.ts';
 
@@ -66,7 +66,7 @@ export class SessionService {
     if (typeof input.username !== 'string' || input.username.length === 0) throw InvalidArgument.field('username', 'is required');
     if (typeof input.password !== 'string' || input.password.length === 0) throw InvalidArgument.field('password', 'is required');
     const username = input.username.trim().toLowerCase();
-    const limitKeys = [`user:${username}`, ...(input.clientIp ? [`ip:${input.clientIp}`] : [])];
+    const limitKeys = [`user:${username}`, ...addressKeys(input)];
     // Counted before the bcrypt work, atomically: concurrent guesses cannot all slip past a check.
     await rateLimiter.consume(limitKeys);
 
@@ -216,6 +216,10 @@ export class SessionService {
       },
     };
   }
+}
+
+function addressKeys(input: ClientInfo): string[] {
+  return input.clientIp ? [`ip:${clientAddressKey(input.clientIp)}`] : [];
 }
 
 function clientInfo(input: ClientInfo): ClientInfo {
