@@ -170,7 +170,10 @@ describe('brute-force protection', () => {
   it('successful logins do not use up the limit', async () => {
     const username = await verifiedUser();
     const sessions = sessionsWith({ max: 2 });
-    for (let i = 0; i < 4; i += 1) await expect(sessions.loginStart({ username, password: PASSWORD, clientIp: '10.5.5.5' })).resolves.toHaveProperty('sessionId');
+    for (let i = 0; i < 4; i += 1) {
+      const login = await startLogin(username, sessions, '10.5.5.5');
+      await expect(sessions.loginConfirm({ sessionId: login.sessionId, code: login.code, clientIp: '10.5.5.5' })).resolves.toHaveProperty('accessToken');
+    }
   });
 
   it('the per-address limit keys on the address, not on the source port a gRPC peer string carries', async () => {
@@ -181,5 +184,19 @@ describe('brute-force protection', () => {
     await expect(sessions.loginStart({ username: `nobody_${run}_x`, password: 'x'.repeat(8), clientIp: 'ipv4:10.6.6.6:40009' })).rejects.toBeInstanceOf(RateLimited);
     await expect(sessions.loginStart({ username: `nobody_${run}_y`, password: 'x'.repeat(8), clientIp: '10.6.6.6' })).rejects.toBeInstanceOf(RateLimited);
     await expect(sessions.loginStart({ username: `nobody_${run}_z`, password: 'x'.repeat(8), clientIp: 'ipv6:[::ffff:10.6.6.6]:40010' })).rejects.toBeInstanceOf(RateLimited);
+  });
+
+  it('wrong login codes count against the user: a fresh login per 5 guesses cannot brute-force the 6-digit code', async () => {
+    const username = await verifiedUser();
+    const sessions = sessionsWith({ max: 3 });
+    const login = await startLogin(username, sessions, '10.7.7.1');
+    for (let i = 1; i <= 3; i += 1) {
+      await expect(sessions.loginConfirm({ sessionId: login.sessionId, code: otherCode(login.code, i), clientIp: '10.7.7.1' })).rejects.toBeInstanceOf(Unauthenticated);
+    }
+    // Neither more guesses (from another address, on this or a new challenge) nor a new challenge.
+    await expect(sessions.loginConfirm({ sessionId: login.sessionId, code: otherCode(login.code, 4), clientIp: '10.7.7.2' })).rejects.toBeInstanceOf(RateLimited);
+    await expect(sessions.loginStart({ username, password: PASSWORD, clientIp: '10.7.7.3' })).rejects.toBeInstanceOf(RateLimited);
+    // The emailed token is unguessable, so it still confirms.
+    await expect(sessions.loginConfirm({ sessionId: login.sessionId, token: login.token, clientIp: '10.7.7.1' })).resolves.toHaveProperty('accessToken');
   });
 });

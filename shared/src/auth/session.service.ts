@@ -104,7 +104,10 @@ export class SessionService {
     return { sessionId };
   }
 
-  /** Step 2: confirms a pending session with the emailed token or code (once) and opens it. */
+  /**
+   * Step 2: confirms a pending session with the emailed token or code (once) and opens it. Wrong
+   * codes count against the login rate limit (RateLimited once it is used up).
+   */
   async loginConfirm(input: { sessionId: string; token?: string; code?: string } & ClientInfo): Promise<AuthTokens> {
     const { pool, tokens } = this.#deps;
     if (typeof input.sessionId !== 'string' || !UUID.test(input.sessionId)) throw InvalidArgument.field('session_id', 'must be a session id (UUID)');
@@ -114,28 +117,35 @@ export class SessionService {
     const sessionId = input.sessionId.toLowerCase();
 
     let loginTokenId: string | undefined;
+    let limitKeys: string[] = [];
     if (hasToken) {
       const claims = await tokens.verify(input.token as string, 'login');
       if (claims.sessionId !== sessionId) throw new Unauthenticated('this login token belongs to another session');
       loginTokenId = claims.tokenId;
+    } else {
+      // A code has 10^6 values and a fresh login gives 5 more guesses, so wrong codes use up the
+      // same per-user and per-address budget as wrong passwords (the signed token needs no limit).
+      const pending = await sessionRepository.findById(pool, sessionId);
+      limitKeys = [...(pending ? [`user:${pending.username}`] : []), ...addressKeys(input)];
+      await this.#deps.rateLimiter.consume(limitKeys);
     }
 
     const outcome = await pool.transaction(async (tx) => {
       const challenge = await sessionRepository.findChallengeForUpdate(tx, sessionId);
       const session = challenge ? await sessionRepository.findById(tx, sessionId, { forUpdate: true }) : null;
-      if (!challenge || !session) return { error: 'invalid login token or code' } as const;
+      if (!challenge || !session) return { error: 'invalid login token or code', guess: true } as const;
       if (challenge.used_at || session.status !== 'pending') return { error: 'this login was already confirmed or cancelled' } as const;
       if (challenge.expires_at.getTime() <= Date.now()) return { error: 'this login has expired; log in again' } as const;
       if (loginTokenId !== undefined) {
         if (challenge.token_id !== loginTokenId) return { error: 'invalid login token or code' } as const;
       } else {
-        if (challenge.attempts >= MAX_LOGIN_CODE_ATTEMPTS) return { error: 'too many wrong codes; log in again' } as const;
+        if (challenge.attempts >= MAX_LOGIN_CODE_ATTEMPTS) return { error: 'too many wrong codes; log in again', guess: true } as const;
         const expected = Buffer.from(challenge.code_hash, 'hex');
         const actual = /^\d{6}$/.test(input.code as string) ? codeHash(sessionId, input.code as string) : Buffer.alloc(expected.length);
         if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) {
           // Committed (no throw inside the transaction) so wrong guesses count.
           await sessionRepository.countChallengeAttempt(tx, challenge.id);
-          return { error: 'invalid login token or code' } as const;
+          return { error: 'invalid login token or code', guess: true } as const;
         }
       }
       const row = await userRepository.findByUsername(tx, session.username);
@@ -145,6 +155,7 @@ export class SessionService {
       await sessionRepository.activate(tx, sessionId, { refreshTokenId: issued.refreshTokenId, expiresAt: issued.tokens.refreshTokenExpiresAt, ...clientInfo(input) });
       return { tokens: { ...issued.tokens, user: toUser(row) } } as const;
     });
+    if (!('guess' in outcome)) await this.#refund(limitKeys);
     if ('error' in outcome) throw new Unauthenticated(outcome.error);
     return outcome.tokens;
   }
@@ -198,6 +209,7 @@ export class SessionService {
 
   /** Only failed attempts use up the limit; a refund that fails just leaves one attempt counted. */
   async #refund(keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
     await this.#deps.rateLimiter.refund(keys).catch((error: unknown) => this.#deps.logger?.warn({ err: errorSummary(error) }, 'rate limiter refund failed'));
   }
 
