@@ -48,7 +48,7 @@ export async function createIdentity(options: {
     windowSeconds: config.LOGIN_RATE_LIMIT_WINDOW_SECONDS,
   });
   return {
-    users: new UserService({ pool, passwords, outbox }),
+    users: new UserService({ pool, passwords, outbox, rateLimiter }),
     sessions: new SessionService({ pool, passwords, tokens, outbox, rateLimiter, config, logger }),
     tokens,
     outbox,

@@ -11,6 +11,7 @@ import { parseConfig, type Config } from '../config/config.ts';
 import { RateLimited, Unauthenticated } from '../errors/domain-error.ts';
 import { createLogger } from '../logging/logger.ts';
 import { loginEmailPayloadSchema, verificationEmailPayloadSchema } from '../mail/email.schema.ts';
+import { UserService } from '../users/user.service.ts';
 import { createIdentity, type Identity } from './identity.ts';
 import { PasswordHasher } from './password.ts';
 import { RateLimiter } from './rate-limiter.ts';
@@ -198,5 +199,39 @@ describe('brute-force protection', () => {
     await expect(sessions.loginStart({ username, password: PASSWORD, clientIp: '10.7.7.3' })).rejects.toBeInstanceOf(RateLimited);
     // The emailed token is unguessable, so it still confirms.
     await expect(sessions.loginConfirm({ sessionId: login.sessionId, token: login.token, clientIp: '10.7.7.1' })).resolves.toHaveProperty('accessToken');
+  });
+});
+
+describe('profile changes', () => {
+  it('guessing the current password through a password change uses up the login limit', async () => {
+    const username = await verifiedUser();
+    const login = await startLogin(username);
+    const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, token: login.token });
+    const actor = await identity.sessions.authenticate(tokens.accessToken);
+    const limited = new UserService({
+      pool: db.pool,
+      passwords: new PasswordHasher({ cost: 4 }),
+      outbox: identity.outbox,
+      rateLimiter: new RateLimiter({ redis: identity.redis, prefix: `test:${run}:rl:pw:`, max: 3, windowSeconds: 60 }),
+    });
+    for (let i = 0; i < 3; i += 1) {
+      await expect(limited.updateUser(actor, username, { password: 'a new password', currentPassword: `guess number ${i}` })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    }
+    await expect(limited.updateUser(actor, username, { password: 'a new password', currentPassword: PASSWORD })).rejects.toBeInstanceOf(RateLimited);
+    await expect(limited.updateUser(actor, username, { fullName: 'Still Allowed' })).resolves.toMatchObject({ fullName: 'Still Allowed' });
+  });
+
+  it('a right current password does not use up the limit', async () => {
+    const username = await verifiedUser();
+    const actor = { username, role: 'depositor' as const };
+    const limited = new UserService({
+      pool: db.pool,
+      passwords: new PasswordHasher({ cost: 4 }),
+      outbox: identity.outbox,
+      rateLimiter: new RateLimiter({ redis: identity.redis, prefix: `test:${run}:rl:pw2:`, max: 1, windowSeconds: 60 }),
+    });
+    await limited.updateUser(actor, username, { password: 'second password', currentPassword: PASSWORD });
+    await limited.updateUser(actor, username, { password: PASSWORD, currentPassword: 'second password' });
+    await expect(identity.sessions.loginStart({ username, password: PASSWORD })).resolves.toHaveProperty('sessionId');
   });
 });

@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { DatabasePool } from 'slonik';
 import type { Actor } from '../auth/actor.ts';
 import { validatePassword, type PasswordHasher } from '../auth/password.ts';
+import type { RateLimiter } from '../auth/rate-limiter.ts';
 import { sessionRepository } from '../auth/session.repository.ts';
 import { InvalidArgument, PermissionDenied, UserNotFound, VerificationLinkInvalid, type FieldViolation } from '../errors/domain-error.ts';
 import { SEND_VERIFICATION_EMAIL, type VerificationEmailPayload } from '../mail/email.schema.ts';
@@ -49,6 +50,8 @@ export type UserServiceDeps = {
   pool: DatabasePool;
   passwords: PasswordHasher;
   outbox: OutboxPublisher;
+  /** The login rate limiter: wrong current passwords use up the same per-user budget as wrong logins. */
+  rateLimiter?: RateLimiter;
   /** Verification link lifetime; defaults to EMAIL_VERIFICATION_TTL_SECONDS. */
   emailVerificationTtlSeconds?: number;
 };
@@ -57,7 +60,8 @@ export type UserServiceDeps = {
  * Sign-up, email verification and profile use cases.
  *
  * Throws InvalidArgument (field violations), UsernameTaken, EmailTaken, UserNotFound,
- * PermissionDenied and VerificationLinkInvalid; nothing else on purpose.
+ * PermissionDenied, VerificationLinkInvalid, and RateLimited / Unavailable (password change: too
+ * many wrong current passwords / Redis down); nothing else on purpose.
  */
 export class UserService {
   readonly #deps: UserServiceDeps;
@@ -105,7 +109,8 @@ export class UserService {
 
   /**
    * Updates the caller's own profile. A new email is unverified until its new link is followed;
-   * a new password needs the current one and revokes every other session of the user.
+   * a new password needs the current one and revokes every other session of the user. Wrong current
+   * passwords count against the login rate limit (RateLimited once it is used up).
    */
   async updateUser(
     actor: Actor,
@@ -126,9 +131,13 @@ export class UserService {
     const current = await userRepository.findByUsername(pool, username);
     if (!current) throw new UserNotFound(username);
     if (password !== undefined) {
+      // Without a limit, a stolen access token would be an unlimited oracle for the password.
+      const limitKeys = [`user:${username}`];
+      await this.#deps.rateLimiter?.consume(limitKeys);
       if (!(await passwords.verify(changes.currentPassword ?? '', current.hashed_password))) {
         throw InvalidArgument.field('current_password', 'does not match the current password');
       }
+      await this.#deps.rateLimiter?.refund(limitKeys).catch(() => undefined);
     }
     const hashedPassword = password === undefined ? undefined : await passwords.hash(password);
 
