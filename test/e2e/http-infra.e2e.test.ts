@@ -161,6 +161,25 @@ describe('HTTP gateway', () => {
     expect(await response.json()).toMatchObject({ code: 'NOT_FOUND', status: 404 });
   });
 
+  it('answers a known path with the wrong verb 405 problem+json with Allow, and OPTIONS 204 with Allow', async () => {
+    for (const [method, path, allow] of [
+      ['PUT', '/v1/accounts/5', ['GET', 'HEAD', 'DELETE', 'OPTIONS']],
+      ['POST', '/v1/accounts/5', ['GET', 'HEAD', 'DELETE', 'OPTIONS']],
+      ['DELETE', '/v1/transfers', ['POST', 'GET', 'HEAD', 'OPTIONS']],
+      ['GET', '/v1/sessions', ['POST', 'OPTIONS']],
+    ] as const) {
+      const response = await fetch(`${stack.api.url}${path}`, { method });
+      expect({ method, path, status: response.status }).toEqual({ method, path, status: 405 });
+      expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(response.headers.get('allow')?.split(', ').sort()).toEqual([...allow].sort());
+      expect(await response.json()).toMatchObject({ code: 'METHOD_NOT_ALLOWED', status: 405, requestId: response.headers.get('x-request-id') });
+    }
+    const options = await fetch(`${stack.api.url}/v1/accounts/5/deposits`, { method: 'OPTIONS' });
+    expect(options.status).toBe(204);
+    expect(options.headers.get('allow')?.split(', ').sort()).toEqual(['OPTIONS', 'POST']);
+    expect((await fetch(`${stack.api.url}/v1/nothing-here`, { method: 'PUT' })).status).toBe(404);
+  });
+
   it('shuts down gracefully: an in-flight request finishes, then the port is closed', async () => {
     const server = await startApiServer({ ...stack.config, HTTP_PORT: 0 }, { container: stack.grpc.container, host: '127.0.0.1', logger: stack.logger });
     const t = httpTransport(server.url);

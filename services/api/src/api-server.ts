@@ -6,7 +6,7 @@ import Koa, { type Context, type Next } from 'koa';
 import type { Registry } from 'prom-client';
 import { createContainer, type Container, type ContainerOverrides } from '@bank/shared/app/container';
 import type { Config } from '@bank/shared/config/config';
-import { DomainError } from '@bank/shared/errors/domain-error';
+import { DomainError, MethodNotAllowed } from '@bank/shared/errors/domain-error';
 import { createLogger, type Logger } from '@bank/shared/logging/logger';
 import { createRegistry } from '@bank/shared/observability/metrics';
 import { loadOpenApiDocument, renderDocsPage } from './docs.ts';
@@ -90,6 +90,27 @@ function corsMiddleware(corsOrigins: string) {
   });
 }
 
+/**
+ * Requests no route answered (router.routes() leaves the status at 404 without a body): a path
+ * the router knows but with another verb is 405 with Allow (OPTIONS answers 204 with Allow);
+ * anything else is 404. Both as problem+json through problemMiddleware.
+ */
+function unmatchedMiddleware(router: Router) {
+  return async (ctx: Context, next: Next): Promise<void> => {
+    await next();
+    if (ctx.body !== undefined || ctx.status !== 404) return;
+    const allow = [...new Set(router.match(ctx.path, ctx.method).path.flatMap((layer) => layer.methods))];
+    if (allow.length === 0) throw new DomainError('NOT_FOUND', `no operation ${ctx.method} ${ctx.path}`);
+    if (!allow.includes('OPTIONS')) allow.push('OPTIONS');
+    ctx.set('Allow', allow.join(', '));
+    if (ctx.method === 'OPTIONS') {
+      ctx.status = 204;
+      return;
+    }
+    throw new MethodNotAllowed(ctx.method, ctx.path, allow);
+  };
+}
+
 /** The Koa application: REST gateway, health, metrics, OpenAPI and docs. */
 export function createApiApp(container: Container, registry: Registry, logger: Logger): Koa {
   const { config } = container;
@@ -124,13 +145,8 @@ export function createApiApp(container: Container, registry: Registry, logger: L
   app.use(securityHeaders('/docs'));
   app.use(corsMiddleware(config.CORS_ORIGINS));
   app.use(problemMiddleware(logger));
+  app.use(unmatchedMiddleware(router));
   app.use(router.routes());
-  app.use(async (ctx) => {
-    // No route matched (router.routes() leaves the status at 404 without a body).
-    if (ctx.body === undefined && ctx.status === 404) {
-      throw new DomainError('NOT_FOUND', `no operation ${ctx.method} ${ctx.path}`);
-    }
-  });
   app.on('error', () => undefined); // errors are answered and logged by problemMiddleware
   return app;
 }

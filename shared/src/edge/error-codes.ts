@@ -55,6 +55,7 @@ export const ERROR_STATUS: Record<ErrorCode, Mapping> = {
   UNAVAILABLE: { http: 503, grpc: GrpcCode.UNAVAILABLE, title: 'Service unavailable' },
   PAYLOAD_TOO_LARGE: { http: 413, grpc: GrpcCode.RESOURCE_EXHAUSTED, title: 'Payload too large' },
   UNSUPPORTED_MEDIA_TYPE: { http: 415, grpc: GrpcCode.INVALID_ARGUMENT, title: 'Unsupported media type' },
+  METHOD_NOT_ALLOWED: { http: 405, grpc: GrpcCode.UNIMPLEMENTED, title: 'Method not allowed' },
 };
 
 const INTERNAL: Mapping = { http: 500, grpc: GrpcCode.INTERNAL, title: 'Internal error' };

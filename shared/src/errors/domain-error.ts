@@ -28,7 +28,8 @@ export type ErrorCode =
   | 'RATE_LIMITED'
   | 'UNAVAILABLE'
   | 'PAYLOAD_TOO_LARGE'
-  | 'UNSUPPORTED_MEDIA_TYPE';
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'METHOD_NOT_ALLOWED';
 
 /** One offending input field, named the way the API names it (snake_case path). */
 export type FieldViolation = { field: string; description: string };
@@ -217,5 +218,14 @@ export class UnsupportedMediaType extends DomainError {
     super('UNSUPPORTED_MEDIA_TYPE', `content-type ${contentType.slice(0, 60)} is not supported; send application/json`, {
       fieldViolations: [{ field: 'content-type', description: 'must be application/json' }],
     });
+  }
+}
+
+/** A known HTTP path asked with a verb it does not serve (HTTP 405 with Allow). */
+export class MethodNotAllowed extends DomainError {
+  readonly allow: readonly string[];
+  constructor(method: string, path: string, allow: readonly string[]) {
+    super('METHOD_NOT_ALLOWED', `${method.slice(0, 20)} is not allowed on ${path.slice(0, 200)}; use ${allow.join(', ')}`);
+    this.allow = allow;
   }
 }
