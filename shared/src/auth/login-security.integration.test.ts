@@ -234,4 +234,35 @@ describe('profile changes', () => {
     await limited.updateUser(actor, username, { password: PASSWORD, currentPassword: 'second password' });
     await expect(identity.sessions.loginStart({ username, password: PASSWORD })).resolves.toHaveProperty('sessionId');
   });
+
+  it('an email change: unique case-insensitively (also when two users race for one address), re-verified, old link dead', async () => {
+    const alice = await signUp();
+    await identity.users.verifyEmail({ emailId: alice.emailId, secretCode: alice.secretCode });
+    const bob = await verifiedUser();
+    const carol = await verifiedUser();
+    const actor = (username: string) => ({ username, role: 'depositor' as const });
+    await expect(identity.users.updateUser(actor(bob), bob, { email: emailOf(carol).toUpperCase() })).rejects.toMatchObject({ code: 'EMAIL_TAKEN' });
+
+    const contested = `Contested_${run}@Example.test`;
+    const results = await settle([
+      identity.users.updateUser(actor(bob), bob, { email: contested }),
+      identity.users.updateUser(actor(carol), carol, { email: contested.toLowerCase() }),
+    ]);
+    expect(fulfilled(results)).toHaveLength(1);
+    expect(rejected(results)[0]).toMatchObject({ code: 'EMAIL_TAKEN' });
+
+    // An unused link sent to the old address does not verify the new one.
+    const pending = await signUp();
+    await identity.users.updateUser(actor(pending.username), pending.username, { email: `moved_${emailOf(pending.username)}` });
+    await expect(identity.users.verifyEmail({ emailId: pending.emailId, secretCode: pending.secretCode })).rejects.toMatchObject({ reason: 'superseded' });
+    await expect(identity.users.getUser(actor(pending.username), pending.username)).resolves.toMatchObject({ isEmailVerified: false });
+  });
+
+  it('changing only the letter case of the email is saved and needs no new verification', async () => {
+    const username = await verifiedUser();
+    const actor = { username, role: 'depositor' as const };
+    const updated = await identity.users.updateUser(actor, username, { email: emailOf(username).toUpperCase() });
+    expect(updated).toMatchObject({ email: emailOf(username).toUpperCase(), isEmailVerified: true });
+    await expect(identity.users.getUser(actor, username)).resolves.toMatchObject({ email: emailOf(username).toUpperCase() });
+  });
 });

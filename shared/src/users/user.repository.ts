@@ -63,11 +63,12 @@ export const userRepository = {
   async update(
     db: CommonQueryMethods,
     username: string,
-    changes: { fullName?: string; email?: string; hashedPassword?: string },
+    changes: { fullName?: string; email?: string; hashedPassword?: string; keepEmailVerified?: boolean },
   ): Promise<UserRow> {
     const sets = [sql.fragment`updated_at = now()`];
     if (changes.fullName !== undefined) sets.push(sql.fragment`full_name = ${changes.fullName}`);
-    if (changes.email !== undefined) sets.push(sql.fragment`email = ${changes.email}`, sql.fragment`is_email_verified = false`);
+    if (changes.email !== undefined) sets.push(sql.fragment`email = ${changes.email}`);
+    if (changes.email !== undefined && !changes.keepEmailVerified) sets.push(sql.fragment`is_email_verified = false`);
     if (changes.hashedPassword !== undefined) {
       sets.push(sql.fragment`hashed_password = ${changes.hashedPassword}`, sql.fragment`password_changed_at = now()`);
     }

@@ -149,9 +149,12 @@ export class UserService {
         throw InvalidArgument.field('current_password', 'does not match the current password');
       }
       const emailChanged = email !== undefined && email.toLowerCase() !== locked.email.toLowerCase();
+      // Only the letter case differs: the same mailbox (the unique index agrees), so no new link.
+      const emailRespelled = email !== undefined && !emailChanged && email !== locked.email;
       const row = await userRepository.update(tx, username, {
         fullName,
-        email: emailChanged ? email : undefined,
+        email: emailChanged || emailRespelled ? email : undefined,
+        keepEmailVerified: emailRespelled,
         hashedPassword,
       });
       const outboxIds = emailChanged ? [await this.#queueVerification(tx, row)] : [];
