@@ -35,7 +35,7 @@ type Case = {
   name: string;
   method?: string;
   path: string | (() => string);
-  body?: string | Buffer | (() => string);
+  body?: string | Buffer | (() => string | Buffer);
   headers?: Record<string, string>;
   /** Idempotency-Key to send; a fresh one when undefined, none when null. */
   key?: string | null;
@@ -91,6 +91,7 @@ const CASES: Case[] = [
   { name: 'body is JSON null', path: dep, body: 'null', status: 400, code: 'INVALID_ARGUMENT', field: 'body' },
   { name: 'body is not declared JSON', path: dep, body: '{"amount":"5"}', headers: { 'content-type': 'text/plain' }, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', field: 'content-type' },
   { name: 'invalid UTF-8 inside a string field', path: '/v1/accounts', body: Buffer.concat([Buffer.from('{"currency":"US'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]), status: 400, code: 'INVALID_ARGUMENT', field: 'currency' },
+  { name: 'invalid UTF-8 in a camelCase field, named in snake_case', path: '/v1/transfers', body: () => Buffer.concat([Buffer.from(`{"fromAccountId":"${usd}","toAccountId":"`), Buffer.from([0xc3, 0x28]), Buffer.from('","amount":"5","currency":"USD"}')]), status: 400, code: 'INVALID_ARGUMENT', field: 'to_account_id' },
   { name: 'invalid UTF-8 in a body that is not JSON', path: '/v1/accounts', body: Buffer.from([0x7b, 0xc3, 0x28, 0xa0]), status: 400, code: 'INVALID_ARGUMENT', field: 'body' },
   { name: 'body over the size limit', path: dep, body: JSON.stringify({ amount: '5', pad: 'x'.repeat(20_000) }), status: 413, code: 'PAYLOAD_TOO_LARGE', field: 'body' },
   // currencies and transfers

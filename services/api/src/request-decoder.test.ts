@@ -28,4 +28,12 @@ describe('request decoding', () => {
     const raw = Buffer.concat([Buffer.from('{"currency":"ok","idempotencyKey":"a'), Buffer.from([0xc0]), Buffer.from('"}')]);
     expect(violations(() => parseJsonBody(raw, 'application/json'))).toEqual(['idempotencyKey']);
   });
+
+  it('names the field with invalid UTF-8 by its proto name when given the request schema, however the client spelled it', () => {
+    const raw = (key: string) => Buffer.concat([Buffer.from(`{"${key}":"a`), Buffer.from([0xc0]), Buffer.from('"}')]);
+    expect(violations(() => parseJsonBody(raw('idempotencyKey'), 'application/json', CreateTransferRequestSchema))).toEqual(['idempotency_key']);
+    expect(violations(() => parseJsonBody(raw('idempotency_key'), 'application/json', CreateTransferRequestSchema))).toEqual(['idempotency_key']);
+    expect(violations(() => parseJsonBody(raw('fromAccountId'), 'application/json', CreateTransferRequestSchema))).toEqual(['from_account_id']);
+    expect(violations(() => parseJsonBody(raw('notAField'), 'application/json', CreateTransferRequestSchema))).toEqual(['notAField']);
+  });
 });

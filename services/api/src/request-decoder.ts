@@ -60,13 +60,22 @@ function findReplacementChar(value: unknown, path: string): string | undefined {
   return undefined;
 }
 
+/** `fromAccountId.x[0]` -> `from_account_id.x[0]`: the first segment by its proto name when it is a field. */
+function protoPath(schema: DescMessage | undefined, path: string): string {
+  if (!schema) return path;
+  const head = /^[^.[]*/.exec(path)?.[0] ?? '';
+  const field = fieldByKey(schema, head);
+  return field ? field.name + path.slice(head.length) : path;
+}
+
 /**
  * Parses a JSON body. Integers beyond 2^53 keep their exact digits (as strings, which proto3 JSON
  * accepts for int64), so an overflowing amount is reported as out of range instead of being
- * silently rounded.
+ * silently rounded. Given the request `schema`, violations name fields by their proto
+ * (snake_case) names, as every other violation does; without it, as the client spelled them.
  * @throws UnsupportedMediaType, InvalidArgument (field `body`, or the field with invalid UTF-8)
  */
-export function parseJsonBody(raw: Buffer, contentType: string | undefined): JsonObject {
+export function parseJsonBody(raw: Buffer, contentType: string | undefined, schema?: DescMessage): JsonObject {
   if (raw.length === 0) return {};
   const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
   if (type !== 'application/json' && !/^application\/[a-z0-9.+-]+\+json$/.test(type)) {
@@ -82,7 +91,7 @@ export function parseJsonBody(raw: Buffer, contentType: string | undefined): Jso
     } catch {
       // not JSON either: report the body
     }
-    throw InvalidArgument.field(where, 'is not valid UTF-8');
+    throw InvalidArgument.field(protoPath(schema, where), 'is not valid UTF-8');
   }
   let parsed: unknown;
   try {
@@ -155,7 +164,7 @@ function queryValue(field: DescField, value: string): JsonValue {
  */
 export function decodeHttpRequest<M extends DescMessage>(route: HttpRoute & { method: { input: M } }, parts: HttpRequestParts): MessageShape<M> {
   const input = route.method.input;
-  const json: JsonObject = route.body === '*' ? parseJsonBody(parts.rawBody, parts.contentType) : {};
+  const json: JsonObject = route.body === '*' ? parseJsonBody(parts.rawBody, parts.contentType, input) : {};
   if (route.body === '') {
     if (parts.rawBody.length > 0) throw InvalidArgument.field('body', `must be empty for ${route.verb.toUpperCase()} ${route.pathTemplate}`);
     for (const [key, raw] of Object.entries(parts.query)) {
