@@ -8,10 +8,15 @@ export const EMAIL_QUEUE_NAME = 'bank-email';
 export const emailJobDataSchema = z.object({ outboxId: z.string().uuid() });
 export type EmailJobData = z.infer<typeof emailJobDataSchema>;
 
-/** Retries with exponential backoff: 2 s, 4 s, 8 s, ... about 8.5 minutes over 8 attempts. */
+/**
+ * Retries with exponential backoff and 20% jitter: about 5 s, 10 s, 20 s, ... 85 min, so 12
+ * attempts span roughly 2.3 to 2.8 hours. After the last one the outbox row is `failed` and
+ * nothing sends it again, so the span must outlast an ordinary SMTP outage (the verification link
+ * lives 24 h); jitter keeps a backlog from retrying in lockstep when SMTP comes back.
+ */
 export const EMAIL_JOB_OPTIONS: JobsOptions = {
-  attempts: 8,
-  backoff: { type: 'exponential', delay: 2_000 },
+  attempts: 12,
+  backoff: { type: 'exponential', delay: 5_000, jitter: 0.2 },
   removeOnComplete: { age: 24 * 3_600, count: 10_000 },
   // Failed jobs stay visible to operators for a week.
   removeOnFail: { age: 7 * 24 * 3_600 },
