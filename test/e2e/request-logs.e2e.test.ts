@@ -1,3 +1,5 @@
+import { request } from 'node:http';
+import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AccountService } from '../../proto/gen/bank/v1/account_service_pb.ts';
@@ -60,5 +62,38 @@ describe('request logs', () => {
     expect(everything).not.toContain(user.refreshToken);
     expect(everything).not.toContain(user.password);
     expect(everything).not.toContain(user.email);
+  });
+
+  it('http: a client that hangs up mid-request is logged as 499 CANCELLED, not as a 500 internal error', async () => {
+    const user = await signUpAndLogIn(transports[0]!, stack.smtp);
+    const account = await transports[0]!.call(AccountService, 'openAccount', { currency: 'USD' }, { token: user.accessToken });
+    const before = lines.length;
+    const requestIds: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const requestId = `abort-${randomUUID()}`;
+      requestIds.push(requestId);
+      await new Promise<void>((resolve) => {
+        const req = request(`${stack.api.url}/v1/accounts/${account.id}/deposits`, {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${user.accessToken}`,
+            'content-type': 'application/json',
+            'content-length': '100',
+            'idempotency-key': randomUUID(),
+            'x-request-id': requestId,
+          },
+        });
+        req.on('error', () => resolve());
+        req.write('{"amount":');
+        setTimeout(() => {
+          req.destroy();
+          resolve();
+        }, 50 + i * 20);
+      });
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const mine = lines.slice(before).filter((l) => requestIds.includes(l.requestId as string));
+    expect(mine.map((l) => [l.msg, l.level, l.status, l.errorCode])).toEqual(requestIds.map(() => ['request', 'info', 499, 'CANCELLED']));
+    expect(lines.slice(before).filter((l) => l.level === 'error')).toEqual([]);
   });
 });

@@ -9,7 +9,8 @@ import { authenticateCall } from '@bank/shared/edge/authenticate';
 import { BANK_SERVICES, createBankHandlers } from '@bank/shared/edge/handlers';
 import { httpRoutes, routerPath, type HttpRoute } from '@bank/shared/edge/http-rules';
 import type { Container } from '@bank/shared/app/container';
-import { readRawBody } from './body.ts';
+import { RequestCancelled } from '@bank/shared/errors/domain-error';
+import { clientGone, readRawBody } from './body.ts';
 import { decodeHttpRequest } from './request-decoder.ts';
 
 /** The routes the gateway serves, read from the generated descriptors. */
@@ -38,6 +39,9 @@ export function registerGatewayRoutes(router: Router, app: Container, options: {
         contentType: header(ctx, 'content-type'),
         idempotencyKey: header(ctx, 'idempotency-key'),
       });
+      // The use cases take no cancellation signal: at least start no database work for a client
+      // that has already hung up.
+      if (clientGone(ctx)) throw new RequestCancelled();
       const response = await handler.handle(request, {
         actor,
         requestId: ctx.state.requestId as string,

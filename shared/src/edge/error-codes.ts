@@ -56,6 +56,8 @@ export const ERROR_STATUS: Record<ErrorCode, Mapping> = {
   PAYLOAD_TOO_LARGE: { http: 413, grpc: GrpcCode.RESOURCE_EXHAUSTED, title: 'Payload too large' },
   UNSUPPORTED_MEDIA_TYPE: { http: 415, grpc: GrpcCode.INVALID_ARGUMENT, title: 'Unsupported media type' },
   METHOD_NOT_ALLOWED: { http: 405, grpc: GrpcCode.UNIMPLEMENTED, title: 'Method not allowed' },
+  // 499: nginx's "client closed request"; nobody reads the answer, it is for logs and metrics.
+  CANCELLED: { http: 499, grpc: GrpcCode.CANCELLED, title: 'Client closed request' },
 };
 
 const INTERNAL: Mapping = { http: 500, grpc: GrpcCode.INTERNAL, title: 'Internal error' };

@@ -29,7 +29,8 @@ export type ErrorCode =
   | 'UNAVAILABLE'
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'METHOD_NOT_ALLOWED';
+  | 'METHOD_NOT_ALLOWED'
+  | 'CANCELLED';
 
 /** One offending input field, named the way the API names it (snake_case path). */
 export type FieldViolation = { field: string; description: string };
@@ -227,5 +228,12 @@ export class MethodNotAllowed extends DomainError {
   constructor(method: string, path: string, allow: readonly string[]) {
     super('METHOD_NOT_ALLOWED', `${method.slice(0, 20)} is not allowed on ${path.slice(0, 200)}; use ${allow.join(', ')}`);
     this.allow = allow;
+  }
+}
+
+/** The client went away (closed the connection, cancelled) before it could be answered. */
+export class RequestCancelled extends DomainError {
+  constructor(options?: { cause?: unknown }) {
+    super('CANCELLED', 'the client closed the request', options);
   }
 }
