@@ -17,6 +17,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * The BullMQ processor for every email job. The job carries only the outbox id; the row is the
  * source of truth: a row already `sent` is skipped (a duplicate or replayed job sends nothing),
  * a bad payload marks the row `failed` and throws UnrecoverableError (no retry, stays visible),
+ * an email whose secret expired meanwhile is marked `failed` and not sent (retries last hours),
  * an SMTP failure throws so BullMQ retries with backoff, and the last failed attempt marks the row
  * `failed`. Once SMTP accepted a message the job never throws a retryable error again, so the
  * normal retry path cannot send a row twice.
@@ -62,6 +63,15 @@ export function createEmailProcessor(options: {
       metrics.failed.inc({ kind: job.name, reason: 'bad_payload' });
       log.error({ reason }, 'email payload invalid; not retrying');
       throw new UnrecoverableError(reason);
+    }
+
+    // A retry that comes after the link, token or code expired would only mail a dead secret.
+    const expiresAt = (payload.data as { expiresAt?: unknown }).expiresAt;
+    if (typeof expiresAt === 'string' && Date.parse(expiresAt) <= Date.now()) {
+      await outboxRepository.markFailed(pool, outboxId, `expired at ${expiresAt} before it could be sent`);
+      metrics.failed.inc({ kind: job.name, reason: 'expired' });
+      log.warn({ expiresAt }, 'email expired before it could be sent; not sending');
+      return 'skipped';
     }
 
     try {

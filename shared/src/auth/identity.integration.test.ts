@@ -395,6 +395,27 @@ describe('email delivery', () => {
     expect(smtp.messagesTo(emailOf(username))).toHaveLength(1);
   });
 
+  it('an email whose token or link expired before a (re)try could send it is marked failed, not sent', async () => {
+    const to = `late_${run}@example.test`;
+    const id = await outboxRepository.insert(db.pool, {
+      kind: SEND_LOGIN_EMAIL,
+      payload: {
+        to,
+        username: `late_${run}`,
+        fullName: 'Late',
+        sessionId: '00000000-0000-4000-8000-000000000000',
+        loginToken: 'v4.public.expired',
+        code: '123456',
+        expiresAt: new Date(Date.now() - 1_000).toISOString(),
+      },
+    });
+    await identity.outbox.enqueueOutbox([id]);
+    await waitUntil(async () => (await outboxRepository.findById(db.pool, id))?.status === 'failed');
+    expect((await outboxRepository.findById(db.pool, id))?.last_error).toMatch(/^expired at .* before it could be sent$/);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(smtp.messagesTo(to)).toHaveLength(0);
+  });
+
   it('serves /healthz, /readyz and /metrics with email counters', async () => {
     const base = `http://127.0.0.1:${worker.metricsPort}`;
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
