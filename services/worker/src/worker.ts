@@ -54,7 +54,9 @@ const withTimeout = <T>(promise: Promise<T>, ms: number, what: string): Promise<
 
 /**
  * The email worker: a BullMQ Worker on the email queue, the periodic outbox sweep, and a small
- * HTTP server with /healthz, /readyz (database and Redis) and /metrics.
+ * HTTP server with /healthz, /readyz (database and Redis) and /metrics. Throws when the database
+ * pool cannot be created or the metrics port cannot be bound; Redis and SMTP being down are not
+ * start-up errors (the worker waits and retries).
  */
 export async function startWorker(config: Config, overrides: WorkerOverrides = {}): Promise<RunningWorker> {
   const logger = overrides.logger ?? createLogger({ name: 'worker', level: config.LOG_LEVEL });

@@ -31,7 +31,10 @@ export type LoginChallengeRow = z.infer<typeof loginChallengeRowSchema>;
 
 const clip = (value: string | undefined, max: number) => (value === undefined ? null : value.slice(0, max));
 
-/** Sessions (pending -> active -> revoked) and the login challenges that activate them. */
+/**
+ * Sessions (pending -> active -> revoked) and the login challenges that activate them. Throws only
+ * Slonik/PostgreSQL errors (a missing row is null, never an error).
+ */
 export const sessionRepository = {
   async insertPending(
     db: CommonQueryMethods,

@@ -1,7 +1,11 @@
 import nodemailer, { type Transporter } from 'nodemailer';
 import type { RenderedEmail } from './email.templates.ts';
 
-/** Sends rendered emails through SMTP (SMTP_URL; Gmail SMTP in production). */
+/**
+ * Sends rendered emails through SMTP (SMTP_URL; Gmail SMTP in production). `send` throws
+ * nodemailer's errors (connection, timeout, rejected recipients) as they are: the worker retries
+ * them; error messages may quote addresses, so log them through errorSummary.
+ */
 export class Mailer {
   readonly #transport: Transporter;
   readonly #from: string;

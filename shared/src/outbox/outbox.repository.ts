@@ -21,7 +21,8 @@ const idRow = z.object({ id: z.string().uuid() });
 
 /**
  * The transactional outbox. `insert` runs on the caller's transaction, so the message exists if
- * and only if the change that asked for it committed. Other methods take any connection.
+ * and only if the change that asked for it committed. Other methods take any connection. Throws
+ * only Slonik/PostgreSQL errors.
  */
 export const outboxRepository = {
   /** Adds a pending message in the caller's transaction; returns its id (also the BullMQ job id). */

@@ -24,6 +24,7 @@ export const EMAIL_JOB_OPTIONS: JobsOptions = {
 
 export type EmailQueue = Queue<EmailJobData, unknown, string>;
 
+/** The producer side of the email queue. Never throws; `add`/`addBulk` reject while Redis is unreachable. */
 export function createEmailQueue(connection: ConnectionOptions, options: { name?: string; prefix?: string } = {}): EmailQueue {
   const queue: EmailQueue = new Queue(options.name ?? EMAIL_QUEUE_NAME, {
     connection,

@@ -95,6 +95,7 @@ export const emailVerificationRowSchema = z.object({
   used_at: z.date().nullable(),
 });
 
+/** Email verification links (only the secret's sha256 is stored). Throws only Slonik/PostgreSQL errors. */
 export const emailVerificationRepository = {
   /** Creates a verification; returns its id and the secret (only its sha256 is stored). */
   async create(db: CommonQueryMethods, input: { username: string; email: string; ttlSeconds: number }) {
