@@ -88,6 +88,9 @@ const CASES: Case[] = [
   // bodies
   { name: 'body is not JSON', path: dep, body: '{amount: 5', status: 400, code: 'INVALID_ARGUMENT', field: 'body' },
   { name: 'body is a JSON array', path: dep, body: '[{"amount":"5"}]', status: 400, code: 'INVALID_ARGUMENT', field: 'body' },
+  { name: 'the same key twice (JSON.parse would keep the last)', path: '/v1/transfers', body: () => transfer({})().replace('"amount":"5"', '"amount":"5","amount":"500"'), status: 400, code: 'INVALID_ARGUMENT', field: 'amount' },
+  { name: 'the same camelCase key twice, named in snake_case', path: '/v1/transfers', body: () => transfer({})().replace('{', `{"toAccountId":"${usd}",`), status: 400, code: 'INVALID_ARGUMENT', field: 'to_account_id' },
+  { name: 'body nested 5,000 levels deep', path: dep, body: `{"amount":"5","x":${'['.repeat(5_000)}${']'.repeat(5_000)}}`, status: 400, code: 'INVALID_ARGUMENT', field: 'body' },
   { name: 'body is JSON null', path: dep, body: 'null', status: 400, code: 'INVALID_ARGUMENT', field: 'body' },
   { name: 'body is not declared JSON', path: dep, body: '{"amount":"5"}', headers: { 'content-type': 'text/plain' }, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', field: 'content-type' },
   { name: 'invalid UTF-8 inside a string field', path: '/v1/accounts', body: Buffer.concat([Buffer.from('{"currency":"US'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]), status: 400, code: 'INVALID_ARGUMENT', field: 'currency' },

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { CreateTransferRequestSchema } from '@bank/proto/bank/v1/transfer_service_pb';
 import { InvalidArgument } from '@bank/shared/errors/domain-error';
-import { decodeMessage, parseJsonBody } from './request-decoder.ts';
+import { decodeMessage, MAX_JSON_DEPTH, parseJsonBody } from './request-decoder.ts';
 
 const violations = (run: () => unknown) => {
   try {
@@ -35,5 +35,21 @@ describe('request decoding', () => {
     expect(violations(() => parseJsonBody(raw('idempotency_key'), 'application/json', CreateTransferRequestSchema))).toEqual(['idempotency_key']);
     expect(violations(() => parseJsonBody(raw('fromAccountId'), 'application/json', CreateTransferRequestSchema))).toEqual(['from_account_id']);
     expect(violations(() => parseJsonBody(raw('notAField'), 'application/json', CreateTransferRequestSchema))).toEqual(['notAField']);
+  });
+
+  it('refuses a key repeated within one object, naming it by its proto name (JSON.parse would keep the last)', () => {
+    const parse = (text: string) => () => parseJsonBody(Buffer.from(text), 'application/json', CreateTransferRequestSchema);
+    expect(violations(parse('{"amount":"5","currency":"USD","amount":"500"}'))).toEqual(['amount']);
+    expect(violations(parse('{"fromAccountId":"1", "fromAccountId" :"2"}'))).toEqual(['from_account_id']);
+    expect(violations(parse('{"x":{"a":1,"b":[{"c":1},{"c":2,"c":3}]}}'))).toEqual(['x.b[1].c']);
+    expect(violations(parse('{"a\\u0062":1,"ab":2}'))).toEqual(['ab']);
+    expect(parseJsonBody(Buffer.from('{"a":{"k":1},"b":{"k":1},"s":"\\"k\\":1,\\"k\\":2"}'), 'application/json')).toEqual({ a: { k: 1 }, b: { k: 1 }, s: '"k":1,"k":2' });
+  });
+
+  it('refuses JSON nested deeper than MAX_JSON_DEPTH with a violation on body, before parsing it', () => {
+    const deep = (n: number) => Buffer.from(`{"a":${'['.repeat(n)}${']'.repeat(n)}}`);
+    expect(parseJsonBody(deep(MAX_JSON_DEPTH - 1), 'application/json')).toHaveProperty('a');
+    expect(violations(() => parseJsonBody(deep(MAX_JSON_DEPTH), 'application/json'))).toEqual(['body']);
+    expect(violations(() => parseJsonBody(deep(5_000), 'application/json'))).toEqual(['body']);
   });
 });

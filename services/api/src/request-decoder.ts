@@ -68,6 +68,55 @@ function protoPath(schema: DescMessage | undefined, path: string): string {
   return field ? field.name + path.slice(head.length) : path;
 }
 
+/** No request of the contract nests more than two levels; this bounds the parser's recursion. */
+export const MAX_JSON_DEPTH = 32;
+
+/**
+ * One pass over JSON text for what JSON.parse does not tell: nesting deeper than MAX_JSON_DEPTH,
+ * and the path of the first key repeated within one object (JSON.parse silently keeps the last
+ * value, so `{"amount":"5","amount":"500"}` would mean whatever the last parser in line reads).
+ * Invalid JSON is left to JSON.parse to report.
+ */
+function scanJsonShape(text: string): { tooDeep: boolean; duplicateKey?: string } {
+  type Frame = { path: string; keys: Set<string> | undefined; key: string; index: number; expectKey: boolean };
+  const stack: Frame[] = [];
+  const childPath = (parent: Frame | undefined): string => {
+    if (!parent) return '';
+    if (parent.keys) return parent.path ? `${parent.path}.${parent.key}` : parent.key;
+    return `${parent.path}[${parent.index}]`;
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    const top = stack.at(-1);
+    if (c === '"') {
+      let end = i + 1;
+      while (end < text.length && text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      if (top?.keys && top.expectKey) {
+        let key: string;
+        try {
+          key = JSON.parse(text.slice(i, end + 1)) as string;
+        } catch {
+          return { tooDeep: false };
+        }
+        if (top.keys.has(key)) return { tooDeep: false, duplicateKey: top.path ? `${top.path}.${key}` : key };
+        top.keys.add(key);
+        top.key = key;
+        top.expectKey = false;
+      }
+      i = end;
+    } else if (c === '{' || c === '[') {
+      if (stack.length >= MAX_JSON_DEPTH) return { tooDeep: true };
+      stack.push({ path: childPath(top), keys: c === '{' ? new Set() : undefined, key: '', index: 0, expectKey: c === '{' });
+    } else if (c === '}' || c === ']') {
+      stack.pop();
+    } else if (c === ',' && top) {
+      if (top.keys) top.expectKey = true;
+      else top.index++;
+    }
+  }
+  return { tooDeep: false };
+}
+
 /**
  * Parses a JSON body. Integers beyond 2^53 keep their exact digits (as strings, which proto3 JSON
  * accepts for int64), so an overflowing amount is reported as out of range instead of being
@@ -93,6 +142,8 @@ export function parseJsonBody(raw: Buffer, contentType: string | undefined, sche
     }
     throw InvalidArgument.field(protoPath(schema, where), 'is not valid UTF-8');
   }
+  const shape = scanJsonShape(text);
+  if (shape.tooDeep) throw InvalidArgument.field('body', `is nested more than ${MAX_JSON_DEPTH} levels deep`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text, function (this: unknown, _key: string, value: unknown, context?: { source?: string }) {
@@ -107,6 +158,7 @@ export function parseJsonBody(raw: Buffer, contentType: string | undefined, sche
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw InvalidArgument.field('body', 'must be a JSON object');
   }
+  if (shape.duplicateKey !== undefined) throw InvalidArgument.field(protoPath(schema, shape.duplicateKey), 'is given twice');
   return parsed as JsonObject;
 }
 
