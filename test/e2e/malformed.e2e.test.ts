@@ -83,6 +83,11 @@ const CASES: Case[] = [
   { name: 'account id not a number', path: '/v1/accounts/abc/deposits', body: '{"amount":"5"}', status: 400, code: 'INVALID_ARGUMENT', field: 'account_id' },
   { name: 'negative account id', path: '/v1/accounts/-1/deposits', body: '{"amount":"5"}', status: 400, code: 'INVALID_ARGUMENT', field: 'account_id' },
   { name: 'account id zero', method: 'GET', path: '/v1/accounts/0', status: 400, code: 'INVALID_ARGUMENT', field: 'account_id' },
+  { name: 'account id in hex', method: 'GET', path: '/v1/accounts/0x10', status: 400, code: 'INVALID_ARGUMENT', field: 'account_id' },
+  { name: 'account id with a plus sign', method: 'GET', path: '/v1/accounts/+1', status: 400, code: 'INVALID_ARGUMENT', field: 'account_id' },
+  { name: 'amount in hex', path: dep, body: '{"amount":"0x5"}', status: 400, code: 'INVALID_ARGUMENT', field: 'amount' },
+  { name: 'amount with a leading space', path: dep, body: '{"amount":" 5"}', status: 400, code: 'INVALID_ARGUMENT', field: 'amount' },
+  { name: 'page size in hex', method: 'GET', path: entries('page_size=0x10'), status: 400, code: 'INVALID_ARGUMENT', field: 'page_size' },
   { name: 'account id overflowing int64', method: 'GET', path: '/v1/accounts/99999999999999999999', status: 400, code: 'INVALID_ARGUMENT', field: 'account_id' },
   { name: 'transfer id not a number', method: 'GET', path: '/v1/transfers/1.5', status: 400, code: 'INVALID_ARGUMENT', field: 'transfer_id' },
   // bodies

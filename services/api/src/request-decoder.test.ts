@@ -52,4 +52,14 @@ describe('request decoding', () => {
     expect(violations(() => parseJsonBody(deep(MAX_JSON_DEPTH), 'application/json'))).toEqual(['body']);
     expect(violations(() => parseJsonBody(deep(5_000), 'application/json'))).toEqual(['body']);
   });
+
+  it('takes integers in strings only in JSON number syntax (BigInt would also read hex, spaces and a plus sign)', () => {
+    for (const amount of ['0x10', ' 5', '5 ', '+5', '0b1', '0o7', '05', '', '\t5']) {
+      expect({ amount, violations: violations(() => decodeMessage(CreateTransferRequestSchema, { amount })) }).toEqual({ amount, violations: ['amount'] });
+    }
+    for (const [amount, expected] of [['5', 5n], ['-5', -5n], ['0', 0n], ['9223372036854775807', 9_223_372_036_854_775_807n]] as const) {
+      expect(decodeMessage(CreateTransferRequestSchema, { amount }).amount).toBe(expected);
+    }
+    expect(decodeMessage(CreateTransferRequestSchema, { amount: 5 }).amount).toBe(5n);
+  });
 });

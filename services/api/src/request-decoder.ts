@@ -162,6 +162,18 @@ export function parseJsonBody(raw: Buffer, contentType: string | undefined, sche
   return parsed as JsonObject;
 }
 
+const INTEGER_SCALARS: ReadonlySet<ScalarType> = new Set([
+  ScalarType.INT64, ScalarType.UINT64, ScalarType.SINT64, ScalarType.FIXED64, ScalarType.SFIXED64,
+  ScalarType.INT32, ScalarType.UINT32, ScalarType.SINT32, ScalarType.FIXED32, ScalarType.SFIXED32,
+]);
+const isIntegerField = (field: DescField): boolean => field.fieldKind === 'scalar' && INTEGER_SCALARS.has(field.scalar);
+/**
+ * proto3 JSON takes an integer in a string only in JSON number syntax. protobuf-es hands the
+ * string to BigInt()/Number(), which also take "0x10", " 5", "+5" and "0b1": refused here, so a
+ * path id of 0x10 is not account 16.
+ */
+const JSON_NUMBER = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$/;
+
 function fieldByKey(message: DescMessage, key: string): DescField | undefined {
   return message.fields.find((f) => f.name === key || f.jsonName === key);
 }
@@ -186,6 +198,10 @@ export function decodeMessage<M extends DescMessage>(schema: M, json: JsonObject
       continue;
     }
     seen.set(field, key);
+    if (isIntegerField(field) && typeof value === 'string' && !JSON_NUMBER.test(value)) {
+      violations.push({ field: field.name, description: describeProblem(field) });
+      continue;
+    }
     try {
       fromJson(schema, { [key]: value } as JsonObject);
     } catch {
