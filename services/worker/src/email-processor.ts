@@ -43,7 +43,7 @@ export function createEmailProcessor(options: {
     const log = logger.child({ jobId: job.id, kind: job.name, outboxId, attempt: job.attemptsMade + 1 });
     const definition = jobs.get(job.name);
     if (!definition) {
-      await outboxRepository.markFailed(pool, outboxId, `no email job named ${job.name}`);
+      await outboxRepository.markFailed(pool, outboxId, `no email job named ${job.name}`, SECRET_PAYLOAD_FIELDS);
       metrics.failed.inc({ kind: job.name, reason: 'unknown_job' });
       throw new UnrecoverableError(`no email job named ${job.name}`);
     }
@@ -59,7 +59,7 @@ export function createEmailProcessor(options: {
     const payload = definition.payloadSchema.safeParse(row.payload);
     if (!payload.success) {
       const reason = `invalid payload: ${payload.error.issues.map((issue) => `${issue.path.join('.') || '(root)'} ${issue.message}`).join('; ')}`;
-      await outboxRepository.markFailed(pool, outboxId, reason);
+      await outboxRepository.markFailed(pool, outboxId, reason, SECRET_PAYLOAD_FIELDS);
       metrics.failed.inc({ kind: job.name, reason: 'bad_payload' });
       log.error({ reason }, 'email payload invalid; not retrying');
       throw new UnrecoverableError(reason);
@@ -68,7 +68,7 @@ export function createEmailProcessor(options: {
     // A retry that comes after the link, token or code expired would only mail a dead secret.
     const expiresAt = (payload.data as { expiresAt?: unknown }).expiresAt;
     if (typeof expiresAt === 'string' && Date.parse(expiresAt) <= Date.now()) {
-      await outboxRepository.markFailed(pool, outboxId, `expired at ${expiresAt} before it could be sent`);
+      await outboxRepository.markFailed(pool, outboxId, `expired at ${expiresAt} before it could be sent`, SECRET_PAYLOAD_FIELDS);
       metrics.failed.inc({ kind: job.name, reason: 'expired' });
       log.warn({ expiresAt }, 'email expired before it could be sent; not sending');
       return 'skipped';
@@ -80,7 +80,7 @@ export function createEmailProcessor(options: {
       const summary = errorSummary(error);
       const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       await outboxRepository.recordAttempt(pool, outboxId, `${summary.name}: ${summary.message}`).catch(() => undefined);
-      if (last) await outboxRepository.markFailed(pool, outboxId, `gave up after ${job.attemptsMade + 1} attempts: ${summary.message}`).catch(() => undefined);
+      if (last) await outboxRepository.markFailed(pool, outboxId, `gave up after ${job.attemptsMade + 1} attempts: ${summary.message}`, SECRET_PAYLOAD_FIELDS).catch(() => undefined);
       metrics.failed.inc({ kind: job.name, reason: last ? 'exhausted' : 'transient' });
       log.warn({ err: summary, last }, 'email send failed');
       throw error;

@@ -411,7 +411,11 @@ describe('email delivery', () => {
     });
     await identity.outbox.enqueueOutbox([id]);
     await waitUntil(async () => (await outboxRepository.findById(db.pool, id))?.status === 'failed');
-    expect((await outboxRepository.findById(db.pool, id))?.last_error).toMatch(/^expired at .* before it could be sent$/);
+    const failed = await outboxRepository.findById(db.pool, id);
+    expect(failed?.last_error).toMatch(/^expired at .* before it could be sent$/);
+    expect(failed?.payload).toEqual(expect.objectContaining({ to, sessionId: '00000000-0000-4000-8000-000000000000' }));
+    expect(failed?.payload).not.toHaveProperty('loginToken');
+    expect(failed?.payload).not.toHaveProperty('code');
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(smtp.messagesTo(to)).toHaveLength(0);
   });

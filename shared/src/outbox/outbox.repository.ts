@@ -70,18 +70,28 @@ export const outboxRepository = {
   async markSent(db: CommonQueryMethods, id: string, secretFields: readonly string[]): Promise<boolean> {
     const row = await db.maybeOne(sql.type(idRow)`
       UPDATE outbox SET status = 'sent', sent_at = now(), last_error = NULL,
-        payload = payload - ${sql.array(secretFields, 'text')}
+        payload = ${withoutSecrets(secretFields)}
       WHERE id = ${id} AND status <> 'sent'
       RETURNING id`);
     return row !== null;
   },
 
-  /** A message that will never be sent (bad payload, retries exhausted); it stays for operators. */
-  async markFailed(db: CommonQueryMethods, id: string, error: string): Promise<void> {
-    await db.query(sql.unsafe`UPDATE outbox SET status = 'failed', last_error = ${error} WHERE id = ${id} AND status <> 'sent'`);
+  /**
+   * A message that will never be sent (bad payload, expired, retries exhausted); it stays for
+   * operators, without its secrets: a failed row's token or code is of no use to anyone but a thief.
+   */
+  async markFailed(db: CommonQueryMethods, id: string, error: string, secretFields: readonly string[]): Promise<void> {
+    await db.query(sql.unsafe`
+      UPDATE outbox SET status = 'failed', last_error = ${error}, payload = ${withoutSecrets(secretFields)}
+      WHERE id = ${id} AND status <> 'sent'`);
   },
 
   async countPending(db: CommonQueryMethods): Promise<number> {
     return db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM outbox WHERE status IN ('pending', 'enqueued')`);
   },
 };
+
+/** The payload minus the named fields; a payload that is not an object (a bad one) stays as it is. */
+function withoutSecrets(secretFields: readonly string[]) {
+  return sql.fragment`CASE WHEN jsonb_typeof(payload) = 'object' THEN payload - ${sql.array(secretFields, 'text')} ELSE payload END`;
+}
