@@ -315,7 +315,14 @@ describe('profile', () => {
     const username = await verifiedUser();
     const actor = { username, role: 'depositor' as const };
     const newEmail = `new_${emailOf(username)}`;
-    const updated = await identity.users.updateUser(actor, username, { fullName: 'New Name', email: newEmail });
+    await expect(identity.users.updateUser(actor, username, { email: newEmail })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      fieldViolations: [expect.objectContaining({ field: 'current_password' })],
+    });
+    await expect(identity.users.updateUser(actor, username, { email: newEmail, currentPassword: 'not the password' })).rejects.toMatchObject({
+      fieldViolations: [expect.objectContaining({ field: 'current_password' })],
+    });
+    const updated = await identity.users.updateUser(actor, username, { fullName: 'New Name', email: newEmail, currentPassword: PASSWORD });
     expect(updated).toMatchObject({ fullName: 'New Name', email: newEmail, isEmailVerified: false });
     await expect(identity.sessions.loginStart({ username, password: PASSWORD })).rejects.toBeInstanceOf(EmailNotVerified);
     const verified = await identity.users.verifyEmail(verificationParams(await smtp.waitForMessageTo(newEmail)));

@@ -241,19 +241,19 @@ describe('profile changes', () => {
     const bob = await verifiedUser();
     const carol = await verifiedUser();
     const actor = (username: string) => ({ username, role: 'depositor' as const });
-    await expect(identity.users.updateUser(actor(bob), bob, { email: emailOf(carol).toUpperCase() })).rejects.toMatchObject({ code: 'EMAIL_TAKEN' });
+    await expect(identity.users.updateUser(actor(bob), bob, { email: emailOf(carol).toUpperCase(), currentPassword: PASSWORD })).rejects.toMatchObject({ code: 'EMAIL_TAKEN' });
 
     const contested = `Contested_${run}@Example.test`;
     const results = await settle([
-      identity.users.updateUser(actor(bob), bob, { email: contested }),
-      identity.users.updateUser(actor(carol), carol, { email: contested.toLowerCase() }),
+      identity.users.updateUser(actor(bob), bob, { email: contested, currentPassword: PASSWORD }),
+      identity.users.updateUser(actor(carol), carol, { email: contested.toLowerCase(), currentPassword: PASSWORD }),
     ]);
     expect(fulfilled(results)).toHaveLength(1);
     expect(rejected(results)[0]).toMatchObject({ code: 'EMAIL_TAKEN' });
 
     // An unused link sent to the old address does not verify the new one.
     const pending = await signUp();
-    await identity.users.updateUser(actor(pending.username), pending.username, { email: `moved_${emailOf(pending.username)}` });
+    await identity.users.updateUser(actor(pending.username), pending.username, { email: `moved_${emailOf(pending.username)}`, currentPassword: PASSWORD });
     await expect(identity.users.verifyEmail({ emailId: pending.emailId, secretCode: pending.secretCode })).rejects.toMatchObject({ reason: 'superseded' });
     await expect(identity.users.getUser(actor(pending.username), pending.username)).resolves.toMatchObject({ isEmailVerified: false });
   });

@@ -108,9 +108,10 @@ export class UserService {
   }
 
   /**
-   * Updates the caller's own profile. A new email is unverified until its new link is followed;
-   * a new password needs the current one and revokes every other session of the user. Wrong current
-   * passwords count against the login rate limit (RateLimited once it is used up).
+   * Updates the caller's own profile. A new email needs the current password and is unverified
+   * until its new link is followed; a new password needs the current one and revokes every other
+   * session of the user. Wrong current passwords count against the login rate limit (RateLimited
+   * once it is used up).
    */
   async updateUser(
     actor: Actor,
@@ -130,7 +131,13 @@ export class UserService {
     // bcrypt work happens before the transaction so no row lock is held during it.
     const current = await userRepository.findByUsername(pool, username);
     if (!current) throw new UserNotFound(username);
-    if (password !== undefined) {
+    // The email is where login codes go: moving it, like changing the password, needs the
+    // current password, so a stolen access token cannot take over the second factor.
+    const movesEmail = email !== undefined && email.toLowerCase() !== current.email.toLowerCase();
+    if (movesEmail && !changes.currentPassword) {
+      throw InvalidArgument.field('current_password', 'is required to change the email');
+    }
+    if (password !== undefined || movesEmail) {
       // Without a limit, a stolen access token would be an unlimited oracle for the password.
       const limitKeys = [`user:${username}`];
       await this.#deps.rateLimiter?.consume(limitKeys);

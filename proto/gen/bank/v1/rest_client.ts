@@ -338,7 +338,8 @@ export class UserServiceClient {
   }
 
   /**
-   * Changes the full name, email or password. A new password needs the current one.
+   * Changes the full name, email or password. A new email or a new password needs the current
+   * password; a new email must be verified again through the link sent to it.
    *
    * PATCH /v1/users/{username}
    */

@@ -129,6 +129,8 @@ export type UpdateUserRequest = Message<"bank.v1.UpdateUserRequest"> & {
   fullName?: string | undefined;
 
   /**
+   * New email address; needs current_password, and is unverified until its new link is followed.
+   *
    * @generated from field: optional string email = 3;
    */
   email?: string | undefined;
@@ -141,7 +143,7 @@ export type UpdateUserRequest = Message<"bank.v1.UpdateUserRequest"> & {
   password?: string | undefined;
 
   /**
-   * The current password, required to set a new one.
+   * The current password, required to set a new password or a new email.
    *
    * @generated from field: optional string current_password = 5;
    */
@@ -192,7 +194,8 @@ export const UserService: GenService<{
     output: typeof UserSchema;
   },
   /**
-   * Changes the full name, email or password. A new password needs the current one.
+   * Changes the full name, email or password. A new email or a new password needs the current
+   * password; a new email must be verified again through the link sent to it.
    *
    * @generated from rpc bank.v1.UserService.UpdateUser
    */
