@@ -258,4 +258,23 @@ describe('malformed gRPC requests', () => {
     expect(error.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(grpcStatusDetails(error).fieldViolations.map((v) => v.field)).toEqual(['request']);
   });
+
+  it('a known field sent with the wrong wire type is INVALID_ARGUMENT naming it (protobuf-es alone read 0b 0c as account_id 12)', async () => {
+    const raw = (path: string) => ({ path, requestStream: false, responseStream: false, requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b });
+    const Raw = grpc.makeGenericClientConstructor({ GetAccount: raw('/bank.v1.AccountService/GetAccount') }, 'Raw');
+    const client = new Raw(stack.grpc.address, grpc.credentials.createInsecure()) as grpc.Client & Record<string, (...args: unknown[]) => void>;
+    const metadata = new grpc.Metadata();
+    metadata.set('authorization', `Bearer ${user.accessToken}`);
+    const call = (bytes: number[]) =>
+      new Promise<grpc.ServiceError | null>((resolve) => {
+        client.GetAccount!(Buffer.from(bytes), metadata, (e: grpc.ServiceError | null) => resolve(e));
+      });
+    const group = await call([0x0b, 0x0c]); // field 1 as a start/end group pair
+    const varint = (n: bigint): number[] => (n < 128n ? [Number(n)] : [Number(n & 127n) | 128, ...varint(n >> 7n)]);
+    const unknownField = await call([0x08, ...varint(usd), 0xf8, 0x3f, 0x05]); // + unknown field 1023: proto3 ignores it
+    client.close();
+    expect(group?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(grpcStatusDetails(group!).fieldViolations.map((v) => v.field)).toEqual(['account_id']);
+    expect(unknownField).toBeNull();
+  });
 });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { fromBinary, type DescMethod } from '@bufbuild/protobuf';
+import { fromBinary, type DescField, type DescMethod } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
@@ -12,7 +12,7 @@ import { BANK_SERVICES, createBankHandlers, type BoundHandler } from '@bank/shar
 import { InvalidArgument } from '@bank/shared/errors/domain-error';
 import { createLogger, type Logger } from '@bank/shared/logging/logger';
 import { createRegistry } from '@bank/shared/observability/metrics';
-import { fileDescriptorProtos, fullMethodName, serviceDefinition } from './descriptors.ts';
+import { fileDescriptorProtos, fullMethodName, misencodedField, serviceDefinition } from './descriptors.ts';
 import { toServiceError } from './grpc-errors.ts';
 import { startMetricsServer } from './metrics-server.ts';
 
@@ -85,11 +85,14 @@ function unaryHandler(method: DescMethod, handle: BoundHandler, container: Conta
       const actor = await authenticateCall(method, first(call.metadata, 'authorization'), (token) => container.sessions.authenticate(token));
       user = actor?.username;
       let request: unknown;
+      let misencoded: DescField | undefined;
       try {
+        misencoded = misencodedField(method.input, call.request);
         request = fromBinary(method.input, call.request);
       } catch (error) {
         throw InvalidArgument.field('request', `is not a valid ${method.input.typeName} message (${(error as Error).message.slice(0, 100)})`);
       }
+      if (misencoded) throw InvalidArgument.field(misencoded.name, `has the wrong wire type for a field of its type in ${method.input.typeName}`);
       return handle(request, {
         actor,
         requestId,
