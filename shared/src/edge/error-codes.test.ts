@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { AccountNotFound, DomainError, InsufficientFunds, InvalidArgument, RateLimited } from '../errors/domain-error.ts';
-import { ERROR_STATUS, errorAnswer, GrpcCode } from './error-codes.ts';
+import { ConnectionError } from 'slonik';
+import { ERROR_STATUS, errorAnswer, GrpcCode, isStoreUnavailable } from './error-codes.ts';
 
 describe('the error-code table', () => {
   it('maps HTTP and gRPC consistently (4xx <-> non-OK, 5xx <-> server-side codes)', () => {
@@ -38,5 +39,20 @@ describe('the error-code table', () => {
       internal: true,
     });
     expect(errorAnswer(new DomainError('NOT_A_CODE' as never, 'secret detail'))).toMatchObject({ http: 500, detail: 'internal error' });
+  });
+});
+
+describe('isStoreUnavailable', () => {
+  const withCode = (code: string) => Object.assign(new Error('x'), { code });
+  it('recognises an unreachable or restarting database, directly or as a cause, and nothing else', () => {
+    expect(isStoreUnavailable(new ConnectionError('pool closed'))).toBe(true);
+    expect(isStoreUnavailable(withCode('ECONNREFUSED'))).toBe(true);
+    expect(isStoreUnavailable(withCode('57P01'))).toBe(true); // admin shutdown
+    expect(isStoreUnavailable(withCode('08006'))).toBe(true); // connection failure
+    expect(isStoreUnavailable(withCode('53300'))).toBe(true); // too many connections
+    expect(isStoreUnavailable(new Error('wrapped', { cause: withCode('ECONNRESET') }))).toBe(true);
+    expect(isStoreUnavailable(withCode('23505'))).toBe(false);
+    expect(isStoreUnavailable(new TypeError('bug'))).toBe(false);
+    expect(errorAnswer(withCode('ECONNREFUSED'))).toMatchObject({ code: 'UNAVAILABLE', http: 503, grpc: GrpcCode.UNAVAILABLE, retryAfterSeconds: 1, internal: true });
   });
 });

@@ -1,3 +1,4 @@
+import { BackendTerminatedError, BackendTerminatedUnexpectedlyError, ConnectionError } from 'slonik';
 import { isDomainError, type ErrorCode, type FieldViolation } from '../errors/domain-error.ts';
 
 /** gRPC status codes (numbers fixed by the gRPC spec), named for the table below. */
@@ -75,6 +76,23 @@ export type ErrorAnswer = {
   internal: boolean;
 };
 
+const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+
+/**
+ * True when the failure is a store that cannot be reached (PostgreSQL down, restarting or out of
+ * connections; a lost socket), not a fault in this code: the caller may retry, so it is a 503 /
+ * UNAVAILABLE, still logged as an error.
+ */
+export function isStoreUnavailable(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof ConnectionError || e instanceof BackendTerminatedError || e instanceof BackendTerminatedUnexpectedlyError) return true;
+    const code = (e as { code?: unknown }).code;
+    // SQLSTATE class 08 (connection exception), 57P01..03 (shutdown, crash, cannot connect now), 53300 (too many connections).
+    if (typeof code === 'string' && (NETWORK_ERRORS.has(code) || /^(08...|57P0[123]|53300)$/.test(code))) return true;
+  }
+  return false;
+}
+
 /** Maps any thrown value to the answer; anything but a DomainError is internal and says nothing. */
 export function errorAnswer(error: unknown): ErrorAnswer {
   if (isDomainError(error)) {
@@ -87,6 +105,16 @@ export function errorAnswer(error: unknown): ErrorAnswer {
       fieldViolations: error.fieldViolations,
       retryAfterSeconds: typeof retry === 'number' ? retry : undefined,
       internal: mapping === INTERNAL,
+    };
+  }
+  if (isStoreUnavailable(error)) {
+    return {
+      code: 'UNAVAILABLE',
+      ...ERROR_STATUS.UNAVAILABLE,
+      detail: 'a backing service is unavailable; retry shortly',
+      fieldViolations: [],
+      retryAfterSeconds: 1,
+      internal: true,
     };
   }
   return { code: 'INTERNAL', ...INTERNAL, detail: 'internal error', fieldViolations: [], retryAfterSeconds: undefined, internal: true };
