@@ -115,6 +115,8 @@ function unmatchedMiddleware(router: Router) {
 export function createApiApp(container: Container, registry: Registry, logger: Logger): Koa {
   const { config } = container;
   const app = new Koa();
+  app.proxy = config.TRUST_PROXY;
+  app.maxIpsCount = 1; // only the hop our own ingress appended; earlier entries are the client's word
   const router = new Router();
 
   router.get('/healthz', (ctx) => {

@@ -96,7 +96,7 @@ function unaryHandler(method: DescMethod, handle: BoundHandler, container: Conta
       return handle(request, {
         actor,
         requestId,
-        clientIp: call.getPeer(),
+        clientIp: clientAddress(call, container.config.TRUST_PROXY),
         userAgent: first(call.metadata, 'user-agent'),
       });
     };
@@ -214,4 +214,17 @@ export async function startGrpcServer(config: Config, overrides: GrpcServerOverr
       return closing;
     },
   };
+}
+
+/**
+ * The caller's address: the peer, or behind a trusted ingress the last X-Forwarded-For entry
+ * (the one the ingress appended; anything before it is whatever the client sent).
+ */
+export function clientAddress(call: { getPeer(): string; metadata: grpc.Metadata }, trustProxy: boolean): string {
+  if (trustProxy) {
+    const forwarded = call.metadata.get('x-forwarded-for').map(String).join(',');
+    const last = forwarded.split(',').map((part) => part.trim()).filter(Boolean).at(-1);
+    if (last) return last;
+  }
+  return call.getPeer();
 }

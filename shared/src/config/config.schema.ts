@@ -36,6 +36,10 @@ export const configSchema = z
     LOGIN_RATE_LIMIT_MAX: z.coerce.number().int().min(1).default(5),
     LOGIN_RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().min(1).default(900),
     CORS_ORIGINS: z.string().default(''),
+    // Behind an ingress every connection comes from the proxy: with TRUST_PROXY=true the client
+    // address (used by the per-address login limit) is the last X-Forwarded-For entry, the one
+    // the ingress itself appended. Leave it false when clients can reach the process directly.
+    TRUST_PROXY: z.enum(['true', 'false']).default('false').transform((value) => value === 'true'),
     HTTP_BODY_LIMIT_BYTES: z.coerce.number().int().min(1_024).max(10 * 1_024 * 1_024).default(64 * 1_024),
     EMAIL_QUEUE_NAME: z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/).default('bank-email'),
     WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(5),
