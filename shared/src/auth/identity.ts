@@ -47,9 +47,15 @@ export async function createIdentity(options: {
     max: config.LOGIN_RATE_LIMIT_MAX,
     windowSeconds: config.LOGIN_RATE_LIMIT_WINDOW_SECONDS,
   });
+  const loginEmailLimiter = new RateLimiter({
+    redis,
+    prefix: `${options.rateLimitPrefix ?? 'bank:ratelimit:login:'}email:`,
+    max: config.LOGIN_EMAIL_RATE_LIMIT_MAX,
+    windowSeconds: config.LOGIN_RATE_LIMIT_WINDOW_SECONDS,
+  });
   return {
     users: new UserService({ pool, passwords, outbox, rateLimiter }),
-    sessions: new SessionService({ pool, passwords, tokens, outbox, rateLimiter, config, logger }),
+    sessions: new SessionService({ pool, passwords, tokens, outbox, rateLimiter, loginEmailLimiter, config, logger }),
     tokens,
     outbox,
     redis,

@@ -59,8 +59,18 @@ async function startLogin(username: string, sessions: SessionService = identity.
 
 const otherCode = (code: string, n = 1) => ((Number(code) + n) % 1_000_000).toString().padStart(6, '0');
 
-function sessionsWith(limiter: { max: number; windowSeconds?: number; cost?: number }): SessionService {
+function sessionsWith(limiter: { max: number; windowSeconds?: number; cost?: number; loginEmails?: number }): SessionService {
   return new SessionService({
+    ...(limiter.loginEmails
+      ? {
+          loginEmailLimiter: new RateLimiter({
+            redis: identity.redis,
+            prefix: `test:${run}:rl-email:${randomBytes(3).toString('hex')}:`,
+            max: limiter.loginEmails,
+            windowSeconds: 60,
+          }),
+        }
+      : {}),
     pool: db.pool,
     passwords: new PasswordHasher({ cost: limiter.cost ?? 4 }),
     tokens: identity.tokens,
@@ -175,6 +185,18 @@ describe('brute-force protection', () => {
       const login = await startLogin(username, sessions, '10.5.5.5');
       await expect(sessions.loginConfirm({ sessionId: login.sessionId, code: login.code, clientIp: '10.5.5.5' })).resolves.toHaveProperty('accessToken');
     }
+  });
+
+  it('login emails are capped per user: the right password cannot flood the inbox with new sessions', async () => {
+    const username = await verifiedUser();
+    const sessions = sessionsWith({ max: 100, loginEmails: 3 });
+    for (let i = 0; i < 3; i += 1) await startLogin(username, sessions, `10.6.6.${i}`);
+    await expect(sessions.loginStart({ username, password: PASSWORD, clientIp: '10.6.6.9' })).rejects.toBeInstanceOf(RateLimited);
+    const emails = await db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+      SELECT count(*)::int AS n FROM outbox WHERE kind = 'send-login-email' AND payload->>'username' = ${username}`);
+    expect(emails).toBe(3);
+    // A wrong password is still answered as a wrong password, not as the email cap.
+    await expect(sessions.loginStart({ username, password: 'wrong password', clientIp: '10.6.6.9' })).rejects.toBeInstanceOf(Unauthenticated);
   });
 
   it('the per-address limit keys on the address, not on the source port a gRPC peer string carries', async () => {

@@ -37,6 +37,8 @@ export type SessionServiceDeps = {
   tokens: TokenMaker;
   outbox: OutboxPublisher;
   rateLimiter: RateLimiter;
+  /** Caps login emails per user (successful step 1s); without it they are not capped. */
+  loginEmailLimiter?: RateLimiter;
   config: { ACCESS_TOKEN_TTL_SECONDS: number; REFRESH_TOKEN_TTL_SECONDS: number; LOGIN_TOKEN_TTL_SECONDS: number };
   logger?: Logger;
 };
@@ -60,6 +62,8 @@ export class SessionService {
   /**
    * Step 1: checks the password and emails a single-use login token + 6-digit code bound to a new
    * pending session. Unknown user and wrong password get the same error after the same bcrypt work.
+   * Failed attempts count per username and per client address; login emails count per user.
+   * @throws InvalidArgument, Unauthenticated, EmailNotVerified, RateLimited, Unavailable (Redis down)
    */
   async loginStart(input: { username: string; password: string } & ClientInfo): Promise<{ sessionId: string }> {
     const { pool, passwords, tokens, rateLimiter, config } = this.#deps;
@@ -76,6 +80,9 @@ export class SessionService {
     if (!row || !ok) throw new Unauthenticated(INVALID_CREDENTIALS);
     await this.#refund(limitKeys);
     if (!row.is_email_verified) throw new EmailNotVerified();
+    // Every successful step 1 emails the user: bound those emails too, so someone holding the
+    // password cannot flood the inbox (or grind through codes) with endless new sessions.
+    await this.#deps.loginEmailLimiter?.consume([`login-email:${row.username}`]);
 
     const sessionId = randomUUID();
     const code = randomInt(0, 1_000_000).toString().padStart(6, '0');

@@ -35,6 +35,8 @@ export const configSchema = z
     BCRYPT_COST: z.coerce.number().int().min(4).max(15).default(12),
     LOGIN_RATE_LIMIT_MAX: z.coerce.number().int().min(1).default(5),
     LOGIN_RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().min(1).default(900),
+    // Login emails (successful password checks) per user per window.
+    LOGIN_EMAIL_RATE_LIMIT_MAX: z.coerce.number().int().min(1).default(10),
     CORS_ORIGINS: z.string().default(''),
     // Behind an ingress every connection comes from the proxy: with TRUST_PROXY=true the client
     // address (used by the per-address login limit) is the last X-Forwarded-For entry, the one
