@@ -11,17 +11,7 @@ export class Mailer {
   readonly #from: string;
 
   constructor(options: { smtpUrl: string; from: string; timeoutMs?: number }) {
-    const url = new URL(options.smtpUrl);
-    const timeout = options.timeoutMs ?? 30_000;
-    this.#transport = nodemailer.createTransport({
-      host: url.hostname,
-      port: Number(url.port || (url.protocol === 'smtps:' ? 465 : 587)),
-      secure: url.protocol === 'smtps:',
-      auth: url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : undefined,
-      connectionTimeout: timeout,
-      greetingTimeout: timeout,
-      socketTimeout: timeout,
-    });
+    this.#transport = nodemailer.createTransport(transportOptions(options.smtpUrl, options.timeoutMs ?? 30_000));
     this.#from = options.from;
   }
 
@@ -44,4 +34,26 @@ export class Mailer {
   close(): void {
     this.#transport.close();
   }
+}
+
+/**
+ * nodemailer options from SMTP_URL. `smtps:` is TLS from the first byte (465). Plain `smtp:` with
+ * credentials must upgrade with STARTTLS before it authenticates (requireTLS), so a password
+ * never crosses the network in clear text; only a credential-less `smtp:` URL (the development
+ * inbox) may stay unencrypted.
+ */
+export function transportOptions(smtpUrl: string, timeoutMs: number) {
+  const url = new URL(smtpUrl);
+  const secure = url.protocol === 'smtps:';
+  const auth = url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : undefined;
+  return {
+    host: url.hostname,
+    port: Number(url.port || (secure ? 465 : 587)),
+    secure,
+    requireTLS: !secure && auth !== undefined,
+    auth,
+    connectionTimeout: timeoutMs,
+    greetingTimeout: timeoutMs,
+    socketTimeout: timeoutMs,
+  };
 }
