@@ -164,6 +164,25 @@ describe('sessions', () => {
     await expect(identity.sessions.authenticate(tokens.accessToken)).rejects.toBeInstanceOf(Unauthenticated);
     await expect(identity.sessions.refresh({ refreshToken: tokens.refreshToken })).rejects.toThrow('expired');
   });
+
+  it('refreshing slides a session along but never past its absolute lifetime', async () => {
+    const username = await verifiedUser();
+    const login = await startLogin(username);
+    const opened = await identity.sessions.loginConfirm({ sessionId: login.sessionId, token: login.token });
+    const maxAge = config.SESSION_MAX_AGE_SECONDS * 1_000;
+    // Pretend the session opened almost its whole lifetime ago: 30 seconds are left.
+    await db.pool.query(sql.unsafe`
+      UPDATE sessions SET activated_at = now() - make_interval(secs => ${(maxAge - 30_000) / 1_000}) WHERE id = ${login.sessionId}`);
+    const refreshed = await identity.sessions.refresh({ refreshToken: opened.refreshToken });
+    const left = refreshed.refreshTokenExpiresAt.getTime() - Date.now();
+    expect(left).toBeLessThanOrEqual(31_000);
+    expect(left).toBeGreaterThan(20_000);
+    expect(refreshed.accessTokenExpiresAt.getTime()).toBeLessThanOrEqual(refreshed.refreshTokenExpiresAt.getTime());
+    // Past the lifetime, even a current refresh token opens nothing.
+    await db.pool.query(sql.unsafe`
+      UPDATE sessions SET activated_at = now() - make_interval(secs => ${maxAge / 1_000 + 1}) WHERE id = ${login.sessionId}`);
+    await expect(identity.sessions.refresh({ refreshToken: refreshed.refreshToken })).rejects.toThrow('expired');
+  });
 });
 
 describe('brute-force protection', () => {

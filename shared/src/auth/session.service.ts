@@ -39,7 +39,7 @@ export type SessionServiceDeps = {
   rateLimiter: RateLimiter;
   /** Caps login emails per user (successful step 1s); without it they are not capped. */
   loginEmailLimiter?: RateLimiter;
-  config: { ACCESS_TOKEN_TTL_SECONDS: number; REFRESH_TOKEN_TTL_SECONDS: number; LOGIN_TOKEN_TTL_SECONDS: number };
+  config: { ACCESS_TOKEN_TTL_SECONDS: number; REFRESH_TOKEN_TTL_SECONDS: number; LOGIN_TOKEN_TTL_SECONDS: number; SESSION_MAX_AGE_SECONDS: number };
   logger?: Logger;
 };
 
@@ -157,7 +157,7 @@ export class SessionService {
       }
       const row = await userRepository.findByUsername(tx, session.username);
       if (!row) return { error: 'invalid login token or code' } as const;
-      const issued = await this.#issuePair(row.username, row.role, sessionId);
+      const issued = await this.#issuePair(row.username, row.role, sessionId, this.#sessionEnd(new Date()));
       await sessionRepository.markChallengeUsed(tx, challenge.id);
       await sessionRepository.activate(tx, sessionId, { refreshTokenId: issued.refreshTokenId, expiresAt: issued.tokens.refreshTokenExpiresAt, ...clientInfo(input) });
       return { tokens: { ...issued.tokens, user: toUser(row) } } as const;
@@ -167,21 +167,28 @@ export class SessionService {
     return outcome.tokens;
   }
 
-  /** Rotates the refresh token. Presenting an already-rotated refresh token revokes the whole session. */
+  /**
+   * Rotates the refresh token. Presenting an already-rotated refresh token revokes the whole
+   * session. No token outlives the session's absolute lifetime (SESSION_MAX_AGE_SECONDS).
+   * @throws Unauthenticated
+   */
   async refresh(input: { refreshToken: string } & ClientInfo): Promise<AuthTokens> {
     const claims = await this.#deps.tokens.verify(input.refreshToken, 'refresh');
     const outcome = await this.#deps.pool.transaction(async (tx) => {
       const session = await sessionRepository.findById(tx, claims.sessionId, { forUpdate: true });
       if (!session || session.username !== claims.username) return { error: 'invalid refresh token' } as const;
       if (session.status !== 'active') return { error: 'this session is no longer active' } as const;
-      if (session.expires_at.getTime() <= Date.now()) return { error: 'this session has expired' } as const;
+      const sessionEnd = this.#sessionEnd(session.activated_at ?? session.created_at);
+      if (session.expires_at.getTime() <= Date.now() || sessionEnd.getTime() <= Date.now()) {
+        return { error: 'this session has expired' } as const;
+      }
       if (session.refresh_token_id !== claims.tokenId) {
         await sessionRepository.revoke(tx, session.id, 'refresh token reuse');
         return { error: 'this refresh token was already used; the session is revoked', reuse: true } as const;
       }
       const row = await userRepository.findByUsername(tx, session.username);
       if (!row) return { error: 'invalid refresh token' } as const;
-      const issued = await this.#issuePair(row.username, row.role, session.id);
+      const issued = await this.#issuePair(row.username, row.role, session.id, sessionEnd);
       await sessionRepository.rotateRefresh(tx, session.id, {
         refreshTokenId: issued.refreshTokenId,
         expiresAt: issued.tokens.refreshTokenExpiresAt,
@@ -220,10 +227,16 @@ export class SessionService {
     await this.#deps.rateLimiter.refund(keys).catch((error: unknown) => this.#deps.logger?.warn({ err: errorSummary(error) }, 'rate limiter refund failed'));
   }
 
-  async #issuePair(username: string, role: User['role'], sessionId: string) {
+  /** Refreshing slides a session along, but never past SESSION_MAX_AGE_SECONDS after it opened. */
+  #sessionEnd(activatedAt: Date): Date {
+    return new Date(activatedAt.getTime() + this.#deps.config.SESSION_MAX_AGE_SECONDS * 1_000);
+  }
+
+  async #issuePair(username: string, role: User['role'], sessionId: string, sessionEnd: Date) {
     const { tokens, config } = this.#deps;
-    const access = await tokens.issue('access', { username, role, sessionId, ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS });
-    const refresh = await tokens.issue('refresh', { username, role, sessionId, ttlSeconds: config.REFRESH_TOKEN_TTL_SECONDS });
+    const left = Math.max(1, Math.floor((sessionEnd.getTime() - Date.now()) / 1_000));
+    const access = await tokens.issue('access', { username, role, sessionId, ttlSeconds: Math.min(config.ACCESS_TOKEN_TTL_SECONDS, left) });
+    const refresh = await tokens.issue('refresh', { username, role, sessionId, ttlSeconds: Math.min(config.REFRESH_TOKEN_TTL_SECONDS, left) });
     return {
       refreshTokenId: refresh.claims.tokenId,
       tokens: {

@@ -31,6 +31,8 @@ export const configSchema = z
     PASETO_PUBLIC_KEYS: z.string().min(1).optional(),
     ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(10).max(86_400).default(900),
     REFRESH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(30 * 86_400).default(86_400),
+    // Absolute lifetime of a session: refreshing slides it along, but never past this.
+    SESSION_MAX_AGE_SECONDS: z.coerce.number().int().min(60).max(365 * 86_400).default(30 * 86_400),
     LOGIN_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(3_600).default(600),
     BCRYPT_COST: z.coerce.number().int().min(4).max(15).default(12),
     LOGIN_RATE_LIMIT_MAX: z.coerce.number().int().min(1).default(5),
