@@ -83,8 +83,9 @@ CREATE TABLE idempotency_keys (
   key          text NOT NULL CONSTRAINT idempotency_keys_key_length CHECK (length(key) BETWEEN 1 AND 255),
   operation    text NOT NULL,
   request_hash text NOT NULL,
-  transfer_id  bigint NOT NULL REFERENCES transfers (id),
-  response     jsonb NOT NULL,
+  -- Null only inside the transaction that claimed the key and has not moved the money yet.
+  transfer_id  bigint REFERENCES transfers (id),
+  response     jsonb,
   created_at   timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (username, key)
 );

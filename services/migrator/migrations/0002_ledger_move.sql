@@ -2,18 +2,23 @@
 --
 -- Rules, in order:
 --   1. idempotency: claim (actor, key). A concurrent duplicate waits here on the primary key
---      until the first commits, then replays its stored response (or gets BK006 when the same
---      key came with a different request). If the first rolled back, the duplicate proceeds.
+--      until the first commits, then replays its stored response (or is refused with BK006 when
+--      the same key came with a different request). If the first gave its claim back, the
+--      duplicate proceeds and judges the request itself.
 --   2. lock both accounts in ascending id order, always, in two statements: no deadlocks.
 --   3. check existence, ownership, status, currency and funds on the locked rows.
 --   4. one transfer row, two entries that sum to zero, both balances changed in one UPDATE.
 --
--- Errors are raised with SQLSTATEs of class BK; the repository maps each to a domain error:
---   BK001 account not found (DETAIL: the id)      BK002 permission denied (DETAIL: the id)
---   BK003 account closed (DETAIL: the id)          BK004 currency mismatch
---   BK005 insufficient funds (DETAIL: the id)      BK006 idempotency key reused with another request
-ALTER TABLE idempotency_keys ALTER COLUMN transfer_id DROP NOT NULL, ALTER COLUMN response DROP NOT NULL;
-
+-- A refused movement is an ordinary answer, not a fault: it comes back as a row with error_code
+-- and error_detail set (all other columns null) instead of an exception. The pool gives up a
+-- connection whenever a query fails (it cannot know what state a failed statement left behind),
+-- and a reconnect costs about 20 times the transfer itself. Nothing is written before the rules
+-- pass except the idempotency claim, which is deleted again before answering with an error.
+-- Faults (bigint overflow, a CHECK backstop, lost connections) still raise.
+--
+--   BK001 account not found (detail: the id)      BK002 permission denied (detail: the id)
+--   BK003 account closed (detail: the id)          BK004 currency mismatch (detail: the currencies)
+--   BK005 insufficient funds (detail: the id)      BK006 idempotency key reused with another request
 CREATE FUNCTION ledger_move(
   p_actor           text,
   p_actor_role      text,
@@ -35,24 +40,28 @@ CREATE FUNCTION ledger_move(
   OUT to_entry_id     bigint,
   OUT from_balance    bigint,
   OUT to_balance      bigint,
-  OUT replayed        boolean
+  OUT replayed        boolean,
+  OUT error_code      text,    -- NULL when the money moved (or was replayed)
+  OUT error_detail    text
 )
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-  v_claimed   boolean;
-  v_existing  idempotency_keys%ROWTYPE;
-  v_low       accounts%ROWTYPE;
-  v_high      accounts%ROWTYPE;
-  v_from      accounts%ROWTYPE;
-  v_to        accounts%ROWTYPE;
-  v_from_id   bigint := p_from_account_id;
-  v_currency  text := p_currency;
-  v_now       timestamptz := now();
+  v_claimed       boolean;
+  v_existing      idempotency_keys%ROWTYPE;
+  v_low           accounts%ROWTYPE;
+  v_high          accounts%ROWTYPE;
+  v_from          accounts%ROWTYPE;
+  v_to            accounts%ROWTYPE;
+  v_from_id       bigint := p_from_account_id;
+  v_currency      text := p_currency;
+  v_now           timestamptz := now();
   v_transfer_id   bigint;
   v_from_entry_id bigint;
   v_to_entry_id   bigint;
   v_response      jsonb;
+  v_error         text;
+  v_detail        text;
 BEGIN
   -- 1. Idempotency claim.
   INSERT INTO idempotency_keys (username, key, operation, request_hash)
@@ -62,7 +71,9 @@ BEGIN
   IF NOT v_claimed THEN
     SELECT * INTO STRICT v_existing FROM idempotency_keys k WHERE k.username = p_actor AND k.key = p_idempotency_key;
     IF v_existing.request_hash <> p_request_hash OR v_existing.operation <> p_operation THEN
-      RAISE EXCEPTION 'idempotency key reused with a different request' USING ERRCODE = 'BK006';
+      error_code := 'BK006';
+      error_detail := 'idempotency key reused with a different request';
+      RETURN;
     END IF;
     transfer_id     := (v_existing.response->>'transfer_id')::bigint;
     from_account_id := (v_existing.response->>'from_account_id')::bigint;
@@ -82,46 +93,50 @@ BEGIN
   -- A deposit is paid by the funding account of the receiving account's currency.
   IF p_operation = 'deposit' THEN
     SELECT a.currency INTO v_currency FROM accounts a WHERE a.id = p_to_account_id;
-    IF NOT FOUND THEN
-      RAISE EXCEPTION 'account not found' USING ERRCODE = 'BK001', DETAIL = p_to_account_id::text;
+    IF FOUND THEN
+      SELECT a.id INTO STRICT v_from_id FROM accounts a WHERE a.is_system AND a.currency = v_currency;
+    ELSE
+      v_error := 'BK001';
+      v_detail := p_to_account_id::text;
     END IF;
-    SELECT a.id INTO STRICT v_from_id FROM accounts a WHERE a.is_system AND a.currency = v_currency;
   END IF;
 
-  -- 2. Lock in ascending id order.
-  SELECT * INTO v_low FROM accounts a WHERE a.id = least(v_from_id, p_to_account_id) FOR UPDATE;
-  SELECT * INTO v_high FROM accounts a WHERE a.id = greatest(v_from_id, p_to_account_id) FOR UPDATE;
-  IF v_low.id = v_from_id THEN v_from := v_low; v_to := v_high; ELSE v_from := v_high; v_to := v_low; END IF;
+  IF v_error IS NULL THEN
+    -- 2. Lock in ascending id order.
+    SELECT * INTO v_low FROM accounts a WHERE a.id = least(v_from_id, p_to_account_id) FOR UPDATE;
+    SELECT * INTO v_high FROM accounts a WHERE a.id = greatest(v_from_id, p_to_account_id) FOR UPDATE;
+    IF v_low.id = v_from_id THEN v_from := v_low; v_to := v_high; ELSE v_from := v_high; v_to := v_low; END IF;
 
-  -- 3. Rules on the locked rows. A depositor never learns whether someone else's account
-  --    exists (not found); a banker, who may read it, is told plainly it may not move it.
-  IF v_from.id IS NULL OR (p_actor_role <> 'banker' AND p_operation = 'transfer' AND v_from.owner IS DISTINCT FROM p_actor) THEN
-    RAISE EXCEPTION 'account not found' USING ERRCODE = 'BK001', DETAIL = v_from_id::text;
+    -- 3. Rules on the locked rows. A depositor never learns whether someone else's account
+    --    exists (not found); a banker, who may read it, is told plainly it may not move it.
+    IF v_from.id IS NULL OR (p_actor_role <> 'banker' AND p_operation = 'transfer' AND v_from.owner IS DISTINCT FROM p_actor) THEN
+      v_error := 'BK001'; v_detail := v_from_id::text;
+    ELSIF v_to.id IS NULL OR (p_operation = 'deposit' AND p_actor_role <> 'banker' AND v_to.owner IS DISTINCT FROM p_actor) THEN
+      v_error := 'BK001'; v_detail := p_to_account_id::text;
+    ELSIF p_operation = 'transfer' AND v_from.owner IS DISTINCT FROM p_actor THEN
+      v_error := 'BK002'; v_detail := v_from.id::text;
+    ELSIF p_operation = 'deposit' AND v_to.owner IS DISTINCT FROM p_actor THEN
+      v_error := 'BK002'; v_detail := v_to.id::text;
+    ELSIF v_to.is_system THEN
+      v_error := 'BK001'; v_detail := v_to.id::text;
+    ELSIF v_from.status <> 'open' THEN
+      v_error := 'BK003'; v_detail := v_from.id::text;
+    ELSIF v_to.status <> 'open' THEN
+      v_error := 'BK003'; v_detail := v_to.id::text;
+    ELSIF v_from.currency <> v_currency OR v_to.currency <> v_currency THEN
+      v_error := 'BK004';
+      v_detail := format('currency mismatch: from %s to %s, request %s', v_from.currency, v_to.currency, v_currency);
+    ELSIF NOT v_from.is_system AND v_from.balance < p_amount THEN
+      v_error := 'BK005'; v_detail := v_from.id::text;
+    END IF;
   END IF;
-  IF v_to.id IS NULL OR (p_operation = 'deposit' AND p_actor_role <> 'banker' AND v_to.owner IS DISTINCT FROM p_actor) THEN
-    RAISE EXCEPTION 'account not found' USING ERRCODE = 'BK001', DETAIL = p_to_account_id::text;
-  END IF;
-  IF p_operation = 'transfer' AND v_from.owner IS DISTINCT FROM p_actor THEN
-    RAISE EXCEPTION 'permission denied' USING ERRCODE = 'BK002', DETAIL = v_from.id::text;
-  END IF;
-  IF p_operation = 'deposit' AND v_to.owner IS DISTINCT FROM p_actor THEN
-    RAISE EXCEPTION 'permission denied' USING ERRCODE = 'BK002', DETAIL = v_to.id::text;
-  END IF;
-  IF v_to.is_system THEN
-    RAISE EXCEPTION 'account not found' USING ERRCODE = 'BK001', DETAIL = v_to.id::text;
-  END IF;
-  IF v_from.status <> 'open' THEN
-    RAISE EXCEPTION 'account closed' USING ERRCODE = 'BK003', DETAIL = v_from.id::text;
-  END IF;
-  IF v_to.status <> 'open' THEN
-    RAISE EXCEPTION 'account closed' USING ERRCODE = 'BK003', DETAIL = v_to.id::text;
-  END IF;
-  IF v_from.currency <> v_currency OR v_to.currency <> v_currency THEN
-    RAISE EXCEPTION 'currency mismatch: from % to %, request %', v_from.currency, v_to.currency, v_currency
-      USING ERRCODE = 'BK004';
-  END IF;
-  IF NOT v_from.is_system AND v_from.balance < p_amount THEN
-    RAISE EXCEPTION 'insufficient funds' USING ERRCODE = 'BK005', DETAIL = v_from.id::text;
+
+  IF v_error IS NOT NULL THEN
+    -- Give the claim back: nothing else was written, and a waiting duplicate may now proceed.
+    DELETE FROM idempotency_keys k WHERE k.username = p_actor AND k.key = p_idempotency_key;
+    error_code := v_error;
+    error_detail := v_detail;
+    RETURN;
   END IF;
 
   -- 4. Write: the transfer, its two entries, both balances.

@@ -154,7 +154,7 @@ export class LedgerRepository {
   }
 
   /**
-   * Moves money in one round trip through ledger_move() (see migrations 0002 and 0004). A refused
+   * Moves money in one round trip through ledger_move() (migration 0002). A refused
    * movement comes back as a row with error_code set rather than as a query error, so it does
    * not cost the pool a connection.
    * @throws AccountNotFound, PermissionDenied, AccountClosed, CurrencyMismatch,
