@@ -12,7 +12,7 @@ import { TokenMaker } from '../../shared/src/auth/token-maker.ts';
 import { idemKey } from '../factories.ts';
 import { logIn, signUpAndLogIn, type LoggedInUser } from './flows.ts';
 import { startStack, type Stack } from './harness.ts';
-import { CallFailed, grpcTransport, httpTransport, type Transport, type TransportName } from './transports.ts';
+import { type CallFailed, failure, grpcTransport, httpTransport, type Transport, type TransportName } from './transports.ts';
 
 let stack: Stack;
 const transports = new Map<TransportName, Transport>();
@@ -25,16 +25,6 @@ afterAll(async () => {
   for (const t of transports.values()) t.close();
   await stack?.stop();
 });
-
-async function failure(promise: Promise<unknown>): Promise<CallFailed> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof CallFailed) return error;
-    throw error;
-  }
-  throw new Error('expected the call to fail');
-}
 
 const MISSING_ID = 987_654_321n;
 

@@ -10,7 +10,7 @@ import { checkLedgerInvariants } from '../ledger-invariants.ts';
 import { idemKey } from '../factories.ts';
 import { loginEmailFor, signUpAndLogIn, verificationLinkFor } from './flows.ts';
 import { startStack, uniqueName, type Stack } from './harness.ts';
-import { CallFailed, grpcTransport, httpTransport, type Transport, type TransportName } from './transports.ts';
+import { failure, grpcTransport, httpTransport, type Transport, type TransportName } from './transports.ts';
 
 let stack: Stack;
 const transports = new Map<TransportName, Transport>();
@@ -23,16 +23,6 @@ afterAll(async () => {
   for (const t of transports.values()) t.close();
   await stack?.stop();
 });
-
-async function failure(promise: Promise<unknown>): Promise<CallFailed> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof CallFailed) return error;
-    throw error;
-  }
-  throw new Error('expected the call to fail');
-}
 
 const status = (name: TransportName, http: number, grpcCode: grpc.status) => (name === 'http' ? http : grpcCode);
 

@@ -123,3 +123,14 @@ export function grpcTransport(address: string): Transport {
     },
   };
 }
+
+/** The CallFailed a call ends in; fails the test when the call succeeds or fails otherwise. */
+export async function failure(promise: Promise<unknown>): Promise<CallFailed> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof CallFailed) return error;
+    throw error;
+  }
+  throw new Error('expected the call to fail');
+}
