@@ -30,7 +30,8 @@ export type ErrorCode =
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'METHOD_NOT_ALLOWED'
-  | 'CANCELLED';
+  | 'CANCELLED'
+  | 'DEADLINE_EXCEEDED';
 
 /** One offending input field, named the way the API names it (snake_case path). */
 export type FieldViolation = { field: string; description: string };
@@ -235,5 +236,12 @@ export class MethodNotAllowed extends DomainError {
 export class RequestCancelled extends DomainError {
   constructor(options?: { cause?: unknown }) {
     super('CANCELLED', 'the client closed the request', options);
+  }
+}
+
+/** The caller's deadline passed before the call could be answered (gRPC DEADLINE_EXCEEDED, HTTP 504). */
+export class DeadlineExceeded extends DomainError {
+  constructor(message = 'deadline exceeded', options?: { cause?: unknown }) {
+    super('DEADLINE_EXCEEDED', message, options);
   }
 }
