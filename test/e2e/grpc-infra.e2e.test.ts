@@ -109,7 +109,7 @@ describe('gRPC server infrastructure', () => {
   it('shuts down gracefully: an in-flight call finishes, new calls are refused', async () => {
     const http = httpTransport(stack.api.url);
     const user = await signUpAndLogIn(http, stack.smtp);
-    const server = await startGrpcServer({ ...stack.config, GRPC_PORT: 0, METRICS_PORT: 0 }, { container: stack.api.container, host: '127.0.0.1', logger: stack.logger });
+    const server = await startGrpcServer({ ...stack.config, GRPC_PORT: 0, METRICS_PORT: 0 }, { bank: stack.api.bank, host: '127.0.0.1', logger: stack.logger });
     const t = grpcTransport(server.address);
     const account = await t.call(AccountService, 'openAccount', { currency: 'CHF' }, { token: user.accessToken });
     // Hold the account's row lock so the deposit is still in flight when close() starts.
@@ -138,7 +138,7 @@ describe('gRPC server infrastructure', () => {
     );
     expect(after).toBe(grpc.status.UNAVAILABLE);
     t.close();
-    // The shared container (owned by the API server) is still usable.
-    expect((await stack.api.container.checkReadiness()).ready).toBe(true);
+    // The shared use cases (owned by the API server) are still usable.
+    expect((await stack.api.bank.readiness()).ready).toBe(true);
   });
 });

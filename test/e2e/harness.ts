@@ -9,6 +9,7 @@ import { createLogger, type Logger } from '../../shared/src/logging/logger.ts';
 import { startApiServer, type ApiServer } from '../../services/api/src/api-server.ts';
 import { startGrpcServer, type GrpcServer } from '../../services/grpc/src/grpc-server.ts';
 import { startWorker, type RunningWorker } from '../../services/worker/src/worker.ts';
+import type { Interceptor } from '../../edge/src/call/call.ts';
 import { createTestDatabase, type TestDatabase } from '../db.ts';
 import { TEST_REDIS_URL } from '../services.ts';
 import { startTestSmtpServer, type TestSmtpServer } from '../smtp.ts';
@@ -25,7 +26,13 @@ export type Stack = {
 };
 
 export async function startStack(
-  options: { env?: Record<string, string>; poolSize?: number; logDestination?: DestinationStream } = {},
+  options: {
+    env?: Record<string, string>;
+    poolSize?: number;
+    logDestination?: DestinationStream;
+    /** Extra interceptors for both edges' chains. */
+    interceptors?: readonly Interceptor[];
+  } = {},
 ): Promise<Stack> {
   const db = await createTestDatabase({ poolSize: 4 });
   const smtp = await startTestSmtpServer();
@@ -49,6 +56,9 @@ export async function startStack(
     CORS_ORIGINS: 'https://app.bank.test',
     HTTP_BODY_LIMIT_BYTES: '16384',
     SHUTDOWN_TIMEOUT_MS: '5000',
+    EMAIL_QUEUE_NAME: `bank-email-e2e-${run}`,
+    REDIS_KEY_PREFIX: `bank:e2e:${run}:`,
+    OUTBOX_SWEEP_INTERVAL_MS: '1000',
     ...options.env,
   });
   const logger = createLogger({
@@ -57,11 +67,9 @@ export async function startStack(
     pretty: false,
     ...(options.logDestination ? { destination: options.logDestination } : {}),
   });
-  const queueName = `bank-email-e2e-${run}`;
-  const rateLimitPrefix = `bank:e2e:${run}:ratelimit:`;
-  const worker = await startWorker(config, { queueName, logger, metricsHost: '127.0.0.1', sweepIntervalMs: 1_000 });
-  const api = await startApiServer(config, { queueName, rateLimitPrefix, logger, host: '127.0.0.1' });
-  const grpc = await startGrpcServer(config, { queueName, rateLimitPrefix, logger, host: '127.0.0.1' });
+  const worker = await startWorker(config, { logger, host: '127.0.0.1' });
+  const api = await startApiServer(config, { logger, host: '127.0.0.1', ...(options.interceptors ? { interceptors: options.interceptors } : {}) });
+  const grpc = await startGrpcServer(config, { logger, host: '127.0.0.1', ...(options.interceptors ? { interceptors: options.interceptors } : {}) });
   return {
     config,
     db,

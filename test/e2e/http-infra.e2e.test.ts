@@ -7,7 +7,7 @@ import { AccountService } from '../../proto/gen/bank/v1/account_service_pb.ts';
 import { BankRestClient } from '../../proto/gen/bank/v1/rest_client.ts';
 import { API_ROUTES } from '../../services/api/src/gateway.ts';
 import { startApiServer } from '../../services/api/src/api-server.ts';
-import { BANK_SERVICES } from '../../shared/src/edge/handlers.ts';
+import { BANK_SERVICES } from '../../edge/src/handlers/bank-handlers.ts';
 import { idemKey } from '../factories.ts';
 import { signUpAndLogIn } from './flows.ts';
 import { startStack, type Stack } from './harness.ts';
@@ -181,7 +181,7 @@ describe('HTTP gateway', () => {
   });
 
   it('shuts down gracefully: an in-flight request finishes, then the port is closed', async () => {
-    const server = await startApiServer({ ...stack.config, HTTP_PORT: 0 }, { container: stack.grpc.container, host: '127.0.0.1', logger: stack.logger });
+    const server = await startApiServer({ ...stack.config, HTTP_PORT: 0 }, { bank: stack.grpc.bank, host: '127.0.0.1', logger: stack.logger });
     const t = httpTransport(server.url);
     const user = await signUpAndLogIn(t, stack.smtp);
     const account = await t.call(AccountService, 'openAccount', { currency: 'AUD' }, { token: user.accessToken });
@@ -204,6 +204,6 @@ describe('HTTP gateway', () => {
     expect((await inFlight).balance).toBe(900n);
     await closing;
     await expect(fetch(`${server.url}/healthz`)).rejects.toThrow();
-    expect((await stack.grpc.container.checkReadiness()).ready).toBe(true);
+    expect((await stack.grpc.bank.readiness()).ready).toBe(true);
   });
 });

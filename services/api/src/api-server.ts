@@ -1,14 +1,19 @@
-import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import cors from '@koa/cors';
 import { Router } from '@koa/router';
 import Koa, { type Context, type Next } from 'koa';
 import type { Registry } from 'prom-client';
-import { createContainer, type Container, type ContainerOverrides } from '@bank/shared/app/container';
+import { createBankEdge, type BankEdge } from '@bank/edge/bank-edge';
+import type { Interceptor } from '@bank/edge/call/call';
+import { requestIdFrom } from '@bank/edge/call/request-id';
+import { createBank, type Bank } from '@bank/shared/app/bank';
 import type { Config } from '@bank/shared/config/config';
+import { createDatabasePool, type DatabasePool } from '@bank/shared/db/pool';
 import { DomainError, MethodNotAllowed } from '@bank/shared/errors/domain-error';
 import { createLogger, type Logger } from '@bank/shared/logging/logger';
 import { createRegistry } from '@bank/shared/observability/metrics';
+import { healthAnswer } from '@bank/shared/process/health-server';
+import { shutdownSequence } from '@bank/shared/process/shutdown';
 import { loadOpenApiDocument, renderDocsPage } from './docs.ts';
 import { registerGatewayRoutes } from './gateway.ts';
 import { httpMetricsMiddleware } from './http-metrics.ts';
@@ -17,43 +22,55 @@ import { problemMiddleware } from './problem.ts';
 export type ApiServer = {
   port: number;
   url: string;
-  container: Container;
+  bank: Bank;
   registry: Registry;
-  /** Stops accepting, lets in-flight requests finish (up to SHUTDOWN_TIMEOUT_MS), closes pools. */
+  /** Stops accepting, lets in-flight requests finish (up to SHUTDOWN_TIMEOUT_MS), closes what it opened. */
   close(): Promise<void>;
 };
 
-export type ApiServerOverrides = ContainerOverrides & {
-  /** Use an existing container (the caller closes it). */
-  container?: Container;
+/** The part of the configuration the API process reads besides the use cases' slice. */
+export type ApiConfig = Pick<Config, 'LOG_LEVEL' | 'DATABASE_URL' | 'DATABASE_POOL_SIZE' | 'HTTP_PORT' | 'TRUST_PROXY' | 'CORS_ORIGINS' | 'HTTP_BODY_LIMIT_BYTES' | 'SHUTDOWN_TIMEOUT_MS'> &
+  Parameters<typeof createBank>[0];
+
+/** What the caller may hand in instead of having the server open it (tests, a shared process). */
+export type ApiServerDeps = {
+  logger?: Logger;
+  registry?: Registry;
+  /** A pool the caller owns (closed by the caller). */
+  pool?: DatabasePool;
+  /** Use cases the caller owns (closed by the caller); otherwise built over the pool. */
+  bank?: Bank;
+  /** Extra interceptors, run after authentication on every call. */
+  interceptors?: readonly Interceptor[];
   host?: string;
 };
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
+/**
+ * Request id (the edge's one rule) and one log line for what the edge's chain does not log
+ * itself: health, docs, unknown paths and wrong verbs.
+ */
 function requestIdMiddleware(logger: Logger) {
   return async (ctx: Context, next: Next): Promise<void> => {
-    const incoming = ctx.get('x-request-id');
-    const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    const requestId = requestIdFrom(ctx.get('x-request-id') || undefined);
     ctx.state.requestId = requestId;
     ctx.set('X-Request-Id', requestId);
     const started = performance.now();
     try {
       await next();
     } finally {
-      const ms = Math.round((performance.now() - started) * 10) / 10;
-      const line = {
-        requestId,
-        user: ctx.state.user as string | undefined,
-        method: ctx.method,
-        route: ctx.state.route ?? ctx.path,
-        status: ctx.status,
-        ms,
-        // Not `code`: the logger redacts that key everywhere (login codes must never be logged).
-        errorCode: ctx.state.errorCode,
-      };
-      if (ctx.status >= 500) logger.error(line, 'request');
-      else logger.info(line, 'request');
+      if (!ctx.state.loggedByEdge) {
+        const line = {
+          requestId,
+          method: ctx.method,
+          route: ctx.state.route ?? ctx.path,
+          status: ctx.status,
+          ms: Math.round((performance.now() - started) * 10) / 10,
+          // Not `code`: the logger redacts that key everywhere (login codes must never be logged).
+          errorCode: ctx.state.errorCode,
+        };
+        if (ctx.status >= 500) logger.error(line, 'request');
+        else logger.info(line, 'request');
+      }
     }
   };
 }
@@ -112,25 +129,21 @@ function unmatchedMiddleware(router: Router) {
 }
 
 /** The Koa application: REST gateway, health, metrics, OpenAPI and docs. */
-export function createApiApp(container: Container, registry: Registry, logger: Logger): Koa {
-  const { config } = container;
+export function createApiApp(config: ApiConfig, deps: { edge: BankEdge; bank: Bank; registry: Registry; logger: Logger }): Koa {
   const app = new Koa();
   app.proxy = config.TRUST_PROXY;
   app.maxIpsCount = 1; // only the hop our own ingress appended; earlier entries are the client's word
   const router = new Router();
 
-  router.get('/healthz', (ctx) => {
-    ctx.body = { status: 'ok' };
-  });
-  router.get('/readyz', async (ctx) => {
-    const readiness = await container.checkReadiness();
-    ctx.status = readiness.ready ? 200 : 503;
-    ctx.body = readiness;
-  });
-  router.get('/metrics', async (ctx) => {
-    ctx.type = registry.contentType;
-    ctx.body = await registry.metrics();
-  });
+  for (const path of ['/healthz', '/readyz', '/metrics']) {
+    router.get(path, async (ctx) => {
+      const answer = await healthAnswer(path, { readiness: deps.bank.readiness, registry: deps.registry });
+      if (!answer) return;
+      ctx.status = answer.status;
+      ctx.type = answer.type;
+      ctx.body = answer.body;
+    });
+  }
   const openapi = loadOpenApiDocument();
   const docsPage = renderDocsPage(openapi);
   router.get('/openapi.json', (ctx) => {
@@ -140,30 +153,31 @@ export function createApiApp(container: Container, registry: Registry, logger: L
     ctx.type = 'text/html; charset=utf-8';
     ctx.body = docsPage;
   });
-  registerGatewayRoutes(router, container, { bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES });
+  registerGatewayRoutes(router, deps.edge, { bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES });
 
-  app.use(requestIdMiddleware(logger));
-  app.use(httpMetricsMiddleware(registry));
+  app.use(requestIdMiddleware(deps.logger));
+  app.use(httpMetricsMiddleware(deps.registry));
   app.use(securityHeaders('/docs'));
   app.use(corsMiddleware(config.CORS_ORIGINS));
-  app.use(problemMiddleware(logger));
+  app.use(problemMiddleware(deps.logger));
   app.use(unmatchedMiddleware(router));
   app.use(router.routes());
-  app.on('error', () => undefined); // errors are answered and logged by problemMiddleware
+  app.on('error', () => undefined); // errors are answered and logged by problemMiddleware or the edge
   return app;
 }
 
 /**
- * Starts the HTTP gateway on HTTP_PORT (0 picks a free port). Returns the bound port and a
- * graceful close.
+ * The API process's composition root: pool, use cases, the edge's chain, the Koa app, the
+ * listening server on HTTP_PORT (0 picks a free port). Returns the bound port and a graceful close.
  */
-export async function startApiServer(config: Config, overrides: ApiServerOverrides = {}): Promise<ApiServer> {
-  const logger = overrides.logger ?? createLogger({ name: 'api', level: config.LOG_LEVEL });
-  const registry = overrides.registry ?? createRegistry('api');
-  const ownsContainer = overrides.container === undefined;
-  const container = overrides.container ?? (await createContainer(config, { ...overrides, logger, registry }));
-  const app = createApiApp(container, registry, logger);
-  const server = app.listen({ port: config.HTTP_PORT, host: overrides.host ?? '0.0.0.0' });
+export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}): Promise<ApiServer> {
+  const logger = deps.logger ?? createLogger({ name: 'api', level: config.LOG_LEVEL });
+  const registry = deps.registry ?? createRegistry('api');
+  const pool = deps.bank || deps.pool ? deps.pool : await createDatabasePool(config.DATABASE_URL, { maximumPoolSize: config.DATABASE_POOL_SIZE });
+  const bank = deps.bank ?? (await createBank(config, { pool: pool!, logger, registry }));
+  const edge = createBankEdge({ useCases: bank, logger, registry, ...(deps.interceptors ? { interceptors: deps.interceptors } : {}) });
+  const app = createApiApp(config, { edge, bank, registry, logger });
+  const server = app.listen({ port: config.HTTP_PORT, host: deps.host ?? '0.0.0.0' });
   server.keepAliveTimeout = 5_000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
@@ -173,26 +187,30 @@ export async function startApiServer(config: Config, overrides: ApiServerOverrid
   });
   const port = (server.address() as AddressInfo).port;
   logger.info({ port }, 'HTTP API listening');
-  let closing: Promise<void> | undefined;
+
+  const stopServing = async () => {
+    const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+    // Keep-alive connections that finish their last request become idle: close them as they do.
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
+    server.closeIdleConnections();
+    const timer = setTimeout(() => server.closeAllConnections(), config.SHUTDOWN_TIMEOUT_MS);
+    await stopped;
+    clearInterval(sweep);
+    clearTimeout(timer);
+  };
   return {
     port,
     url: `http://127.0.0.1:${port}`,
-    container,
+    bank,
     registry,
-    close() {
-      closing ??= (async () => {
-        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-        // Keep-alive connections that finish their last request become idle: close them as they do.
-        const sweep = setInterval(() => server.closeIdleConnections(), 50);
-        server.closeIdleConnections();
-        const timer = setTimeout(() => server.closeAllConnections(), config.SHUTDOWN_TIMEOUT_MS);
-        await stopped;
-        clearInterval(sweep);
-        clearTimeout(timer);
-        if (ownsContainer) await container.close();
-        logger.info('HTTP API stopped');
-      })();
-      return closing;
-    },
+    close: shutdownSequence(
+      [
+        ['http server', stopServing],
+        ['use cases', () => (deps.bank ? undefined : bank.close())],
+        ['database pool', () => (deps.bank || deps.pool ? undefined : pool?.end())],
+      ],
+      logger,
+      'HTTP API stopped',
+    ),
   };
 }

@@ -1,16 +1,17 @@
 // REST routes derived from the proto's google.api.http annotations: one route per annotated
-// method of the contract; adding an annotated RPC adds the route.
+// method of the contract; adding an annotated RPC adds the route. Each route turns the Koa request
+// into a UnaryCall for the edge's interceptor chain and writes back JSON or problem+json.
 import { toJson } from '@bufbuild/protobuf';
 import type { Router } from '@koa/router';
 import type { Context } from 'koa';
 import { http as httpExtension } from '@bank/proto/google/api/annotations_pb';
 import { allow_anonymous, http_success_status } from '@bank/proto/bank/v1/options_pb';
-import { authenticateCall } from '@bank/shared/edge/authenticate';
-import { BANK_SERVICES, createBankHandlers } from '@bank/shared/edge/handlers';
-import { httpRoutes, routerPath, type HttpRoute } from '@bank/shared/edge/http-rules';
-import type { Container } from '@bank/shared/app/container';
-import { RequestCancelled } from '@bank/shared/errors/domain-error';
+import type { BankEdge } from '@bank/edge/bank-edge';
+import { CallFailure, type CallTransport, type UnaryCall } from '@bank/edge/call/call';
+import { BANK_SERVICES } from '@bank/edge/handlers/bank-handlers';
+import { httpRoutes, routerPath, type HttpRoute } from '@bank/edge/http/http-rules';
 import { clientGone, readRawBody } from './body.ts';
+import { writeProblem } from './problem.ts';
 import { decodeHttpRequest } from './request-decoder.ts';
 
 /** The routes the gateway serves, read from the generated descriptors. */
@@ -22,35 +23,57 @@ export const API_ROUTES: readonly HttpRoute[] = httpRoutes(BANK_SERVICES, {
 
 const header = (ctx: Context, name: string): string | undefined => ctx.get(name) || undefined;
 
-export function registerGatewayRoutes(router: Router, app: Container, options: { bodyLimitBytes: number }): void {
-  const handlers = createBankHandlers(app);
+/** A signal aborted when the client hangs up before its answer is written. */
+function clientSignal(ctx: Context): AbortSignal {
+  const controller = new AbortController();
+  if (clientGone(ctx)) controller.abort();
+  else ctx.res.once('close', () => ctx.res.writableFinished || controller.abort());
+  return controller.signal;
+}
+
+export function registerGatewayRoutes(router: Router, edge: BankEdge, options: { bodyLimitBytes: number }): void {
   for (const route of API_ROUTES) {
-    const handler = handlers.get(`${route.method.parent.typeName}.${route.method.name}`);
-    if (!handler) throw new Error(`no handler for ${route.method.parent.typeName}.${route.method.name}`);
+    const transport: CallTransport = {
+      protocol: 'http',
+      logMessage: 'request',
+      outcome: (answer) => ({ method: route.verb.toUpperCase(), route: route.pathTemplate, status: answer ? answer.http : route.successStatus }),
+    };
     router[route.verb](routerPath(route.pathTemplate), async (ctx: Context) => {
       ctx.state.route = route.pathTemplate;
-      const actor = await authenticateCall(route.method, header(ctx, 'authorization'), (token) => app.sessions.authenticate(token));
-      ctx.state.user = actor?.username;
-      const rawBody = await readRawBody(ctx, options.bodyLimitBytes);
-      const request = decodeHttpRequest(route, {
-        params: (ctx as Context & { params: Record<string, string> }).params,
-        query: ctx.query,
-        rawBody,
-        contentType: header(ctx, 'content-type'),
-        idempotencyKey: header(ctx, 'idempotency-key'),
-      });
-      // The use cases take no cancellation signal: at least start no database work for a client
-      // that has already hung up.
-      if (clientGone(ctx)) throw new RequestCancelled();
-      const response = await handler.handle(request, {
-        actor,
-        requestId: ctx.state.requestId as string,
+      // The chain logs this request; the gateway's own request log leaves it alone.
+      ctx.state.loggedByEdge = true;
+      const signal = clientSignal(ctx);
+      const call: UnaryCall = {
+        transport,
+        method: route.method,
+        header: (name) => header(ctx, name),
+        setResponseHeader: (name, value) => ctx.set(name, value),
         clientIp: ctx.ip,
-        userAgent: header(ctx, 'user-agent'),
-      });
-      ctx.status = route.successStatus;
-      ctx.type = 'application/json';
-      ctx.body = JSON.stringify(toJson(route.method.output, response as never, { alwaysEmitImplicit: true }));
+        deadlineMs: undefined,
+        clientSignal: signal,
+        decode: async () =>
+          decodeHttpRequest(route, {
+            params: (ctx as Context & { params: Record<string, string> }).params,
+            query: ctx.query,
+            rawBody: await readRawBody(ctx, options.bodyLimitBytes),
+            contentType: header(ctx, 'content-type'),
+            idempotencyKey: header(ctx, 'idempotency-key'),
+          }),
+        requestId: ctx.state.requestId as string,
+        actor: undefined,
+        signal,
+      };
+      try {
+        const response = await edge.handle(call);
+        ctx.status = route.successStatus;
+        ctx.type = 'application/json';
+        ctx.body = JSON.stringify(toJson(route.method.output, response as never, { alwaysEmitImplicit: true }));
+      } catch (error) {
+        if (!(error instanceof CallFailure)) throw error;
+        writeProblem(ctx, error.answer);
+      } finally {
+        ctx.state.user = call.actor?.username;
+      }
     });
   }
 }

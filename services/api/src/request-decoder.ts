@@ -1,7 +1,7 @@
 // HTTP request -> proto request message, in canonical proto3 JSON, with errors that name the field.
 import { fromJson, ScalarType, type DescField, type DescMessage, type JsonObject, type JsonValue, type MessageShape } from '@bufbuild/protobuf';
 import { InvalidArgument, UnsupportedMediaType, type FieldViolation } from '@bank/shared/errors/domain-error';
-import type { HttpRoute } from '@bank/shared/edge/http-rules';
+import type { HttpRoute } from '@bank/edge/http/http-rules';
 
 export type HttpRequestParts = {
   /** Router path parameters, already URL-decoded. */

@@ -3,7 +3,8 @@ import { anyPack } from '@bufbuild/protobuf/wkt';
 import { Metadata, type ServiceError } from '@grpc/grpc-js';
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from '@bank/proto/google/rpc/error_details_pb';
 import { StatusSchema } from '@bank/proto/google/rpc/status_pb';
-import { errorAnswer, type ErrorAnswer } from '@bank/shared/edge/error-codes';
+import { answerOf } from '@bank/edge/call/interceptors';
+import type { ErrorAnswer } from '@bank/edge/errors/error-table';
 
 export const ERROR_DOMAIN = 'bank.v1';
 
@@ -13,7 +14,7 @@ export const ERROR_DOMAIN = 'bank.v1';
  * for bad input, google.rpc.BadRequest field violations (what grpcurl and Evans show).
  */
 export function toServiceError(error: unknown, requestId: string): { error: Partial<ServiceError>; answer: ErrorAnswer } {
-  const answer = errorAnswer(error);
+  const answer = answerOf(error);
   const pack = <M extends DescMessage>(schema: M, value: MessageShape<M>) => anyPack(schema, value);
   const anys = [pack(ErrorInfoSchema, create(ErrorInfoSchema, { reason: answer.code, domain: ERROR_DOMAIN, metadata: { requestId } }))];
   if (answer.fieldViolations.length > 0) {

@@ -1,42 +1,53 @@
-import { randomUUID } from 'node:crypto';
 import { fromBinary, type DescField, type DescMethod } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
-import { Counter, Histogram, type Registry } from 'prom-client';
-import { createContainer, type Container, type ContainerOverrides } from '@bank/shared/app/container';
+import type { Registry } from 'prom-client';
+import { createBankEdge, type BankEdge } from '@bank/edge/bank-edge';
+import type { CallTransport, Interceptor, UnaryCall } from '@bank/edge/call/call';
+import { grpcStatusName } from '@bank/edge/call/interceptors';
+import { createBank, type Bank } from '@bank/shared/app/bank';
 import type { Config } from '@bank/shared/config/config';
-import { authenticateCall } from '@bank/shared/edge/authenticate';
-import { BANK_SERVICES, createBankHandlers, type BoundHandler } from '@bank/shared/edge/handlers';
+import { createDatabasePool, type DatabasePool } from '@bank/shared/db/pool';
 import { InvalidArgument } from '@bank/shared/errors/domain-error';
 import { createLogger, type Logger } from '@bank/shared/logging/logger';
 import { createRegistry } from '@bank/shared/observability/metrics';
+import { startHealthServer } from '@bank/shared/process/health-server';
+import { shutdownSequence } from '@bank/shared/process/shutdown';
 import { fileDescriptorProtos, fullMethodName, misencodedField, serviceDefinition } from './descriptors.ts';
 import { toServiceError } from './grpc-errors.ts';
-import { startMetricsServer } from './metrics-server.ts';
 
 export type GrpcServer = {
   port: number;
   /** host:port to dial. */
   address: string;
   metricsPort: number;
-  container: Container;
+  bank: Bank;
   health: HealthImplementation;
-  /** Stops taking calls, lets in-flight calls finish (up to SHUTDOWN_TIMEOUT_MS), closes pools. */
+  /** Stops taking calls, lets in-flight calls finish (up to SHUTDOWN_TIMEOUT_MS), closes what it opened. */
   close(): Promise<void>;
 };
 
-export type GrpcServerOverrides = ContainerOverrides & {
-  container?: Container;
+/** The part of the configuration the gRPC process reads besides the use cases' slice. */
+export type GrpcConfig = Pick<Config, 'LOG_LEVEL' | 'DATABASE_URL' | 'DATABASE_POOL_SIZE' | 'GRPC_PORT' | 'METRICS_PORT' | 'TRUST_PROXY' | 'SHUTDOWN_TIMEOUT_MS'> &
+  Parameters<typeof createBank>[0];
+
+/** What the caller may hand in instead of having the server open it (tests, a shared process). */
+export type GrpcServerDeps = {
+  logger?: Logger;
+  registry?: Registry;
+  /** A pool the caller owns (closed by the caller). */
+  pool?: DatabasePool;
+  /** Use cases the caller owns (closed by the caller); otherwise built over the pool. */
+  bank?: Bank;
+  /** Extra interceptors, run after authentication on every call. */
+  interceptors?: readonly Interceptor[];
   host?: string;
   /** How often grpc.health.v1 re-checks the database and Redis. */
   healthIntervalMs?: number;
 };
 
-class DeadlineExceeded extends Error {}
-
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const first = (metadata: grpc.Metadata, key: string): string | undefined => {
   const value = metadata.get(key)[0];
   return typeof value === 'string' ? value : undefined;
@@ -50,169 +61,126 @@ function remainingMs(call: grpc.ServerUnaryCall<unknown, unknown>): number | und
   return Number.isFinite(at) ? at - Date.now() : undefined;
 }
 
-function withDeadline<T>(work: Promise<T>, ms: number | undefined): Promise<T> {
-  if (ms === undefined) return work;
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    work,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new DeadlineExceeded()), Math.max(0, ms));
-    }),
-  ]).finally(() => clearTimeout(timer));
+/** The request bytes as the method's input message; a malformed message is INVALID_ARGUMENT naming the field. */
+function decodeRequest(method: DescMethod, bytes: Buffer): unknown {
+  let request: unknown;
+  let misencoded: DescField | undefined;
+  try {
+    misencoded = misencodedField(method.input, bytes);
+    request = fromBinary(method.input, bytes);
+  } catch (error) {
+    throw InvalidArgument.field('request', `is not a valid ${method.input.typeName} message (${(error as Error).message.slice(0, 100)})`);
+  }
+  if (misencoded) throw InvalidArgument.field(misencoded.name, `has the wrong wire type for a field of its type in ${method.input.typeName}`);
+  return request;
 }
 
-/**
- * The one wrapper every RPC goes through: request id, deadline, authentication from
- * `authorization: Bearer` metadata, decoding, the shared handler, error mapping, metrics, logs.
- */
-function unaryHandler(method: DescMethod, handle: BoundHandler, container: Container, logger: Logger, metrics: { requests: Counter; latency: Histogram }) {
+/** One RPC as a UnaryCall for the edge's chain; the answer or the mapped error goes back to grpc-js. */
+function unaryHandler(method: DescMethod, edge: BankEdge, trustProxy: boolean) {
   const name = fullMethodName(method);
+  const transport: CallTransport = {
+    protocol: 'grpc',
+    logMessage: 'rpc',
+    outcome: (answer) => ({ method: name, status: grpcStatusName(answer) }),
+  };
   return (call: grpc.ServerUnaryCall<Buffer, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-    const started = performance.now();
-    const incoming = first(call.metadata, 'x-request-id') ?? '';
-    const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    let user: string | undefined;
-    const finish = (code: number, errorCode?: string) => {
-      const labels = { method: name, code: grpc.status[code] ?? String(code) };
-      metrics.requests.inc(labels);
-      metrics.latency.observe(labels, (performance.now() - started) / 1_000);
-      // `status`, not `code`: the logger redacts `code` everywhere (login codes must never be logged).
-      const line = { requestId, user, method: name, status: labels.code, errorCode, ms: Math.round(performance.now() - started) };
-      if (code === grpc.status.INTERNAL) logger.error(line, 'rpc');
-      else logger.info(line, 'rpc');
+    const controller = new AbortController();
+    if (call.cancelled) controller.abort();
+    else call.once('cancelled', () => controller.abort());
+    const trailer = new grpc.Metadata();
+    const unary: UnaryCall = {
+      transport,
+      method,
+      header: (key) => first(call.metadata, key),
+      setResponseHeader: (key, value) => trailer.set(key, value),
+      clientIp: clientAddress(call, trustProxy),
+      deadlineMs: remainingMs(call),
+      clientSignal: controller.signal,
+      decode: async () => decodeRequest(method, call.request),
+      requestId: '',
+      actor: undefined,
+      signal: controller.signal,
     };
-    const run = async () => {
-      const actor = await authenticateCall(method, first(call.metadata, 'authorization'), (token) => container.sessions.authenticate(token));
-      user = actor?.username;
-      let request: unknown;
-      let misencoded: DescField | undefined;
-      try {
-        misencoded = misencodedField(method.input, call.request);
-        request = fromBinary(method.input, call.request);
-      } catch (error) {
-        throw InvalidArgument.field('request', `is not a valid ${method.input.typeName} message (${(error as Error).message.slice(0, 100)})`);
-      }
-      if (misencoded) throw InvalidArgument.field(misencoded.name, `has the wrong wire type for a field of its type in ${method.input.typeName}`);
-      return handle(request, {
-        actor,
-        requestId,
-        clientIp: clientAddress(call, container.config.TRUST_PROXY),
-        userAgent: first(call.metadata, 'user-agent'),
-      });
-    };
-    const left = remainingMs(call);
-    if ((left !== undefined && left <= 0) || call.cancelled) {
-      finish(grpc.status.DEADLINE_EXCEEDED);
-      callback({ code: grpc.status.DEADLINE_EXCEEDED, details: 'deadline exceeded before the call started' });
-      return;
-    }
-    withDeadline(run(), left).then(
-      (response) => {
-        finish(grpc.status.OK);
-        const trailer = new grpc.Metadata();
-        trailer.set('x-request-id', requestId);
-        callback(null, response, trailer);
-      },
-      (error: unknown) => {
-        if (error instanceof DeadlineExceeded) {
-          finish(grpc.status.DEADLINE_EXCEEDED);
-          callback({ code: grpc.status.DEADLINE_EXCEEDED, details: 'deadline exceeded' });
-          return;
-        }
-        const { error: serviceError, answer } = toServiceError(error, requestId);
-        if (answer.internal) logger.error({ err: error, requestId, method: name }, 'internal error');
-        finish(answer.grpc, answer.code);
-        callback(serviceError);
-      },
+    edge.handle(unary).then(
+      (response) => callback(null, response, trailer),
+      (error: unknown) => callback(toServiceError(error, unary.requestId).error),
     );
   };
 }
 
 /**
- * Starts the gRPC server on GRPC_PORT (0 picks a free port) with every bank service, server
- * reflection, grpc.health.v1, and the /healthz /readyz /metrics HTTP server on METRICS_PORT.
+ * The gRPC process's composition root: pool, use cases, the edge's chain, every bank service on
+ * GRPC_PORT (0 picks a free port), server reflection, grpc.health.v1, and the /healthz /readyz
+ * /metrics server on METRICS_PORT.
  */
-export async function startGrpcServer(config: Config, overrides: GrpcServerOverrides = {}): Promise<GrpcServer> {
-  const logger = overrides.logger ?? createLogger({ name: 'grpc', level: config.LOG_LEVEL });
-  const registry: Registry = overrides.registry ?? createRegistry('grpc');
-  const ownsContainer = overrides.container === undefined;
-  const container = overrides.container ?? (await createContainer(config, { ...overrides, logger, registry }));
-  const metrics = {
-    requests: new Counter({ name: 'grpc_server_handled_total', help: 'RPCs by method and status code.', labelNames: ['method', 'code'], registers: [registry] }),
-    latency: new Histogram({
-      name: 'grpc_server_handling_seconds',
-      help: 'RPC latency by method and status code.',
-      labelNames: ['method', 'code'],
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [registry],
-    }),
-  };
+export async function startGrpcServer(config: GrpcConfig, deps: GrpcServerDeps = {}): Promise<GrpcServer> {
+  const logger = deps.logger ?? createLogger({ name: 'grpc', level: config.LOG_LEVEL });
+  const registry: Registry = deps.registry ?? createRegistry('grpc');
+  const pool = deps.bank || deps.pool ? deps.pool : await createDatabasePool(config.DATABASE_URL, { maximumPoolSize: config.DATABASE_POOL_SIZE });
+  const bank = deps.bank ?? (await createBank(config, { pool: pool!, logger, registry }));
+  const edge = createBankEdge({ useCases: bank, logger, registry, ...(deps.interceptors ? { interceptors: deps.interceptors } : {}) });
+  const host = deps.host ?? '0.0.0.0';
 
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 1024 * 1024 });
-  const handlers = createBankHandlers(container);
-  for (const service of BANK_SERVICES) {
+  for (const service of edge.services) {
     const implementation: grpc.UntypedServiceImplementation = {};
-    for (const method of service.methods) {
-      const handler = handlers.get(fullMethodName(method));
-      if (!handler) throw new Error(`no handler for ${fullMethodName(method)}`);
-      implementation[method.name] = unaryHandler(method, handler.handle, container, logger, metrics);
-    }
+    for (const method of service.methods) implementation[method.name] = unaryHandler(method, edge, config.TRUST_PROXY);
     server.addService(serviceDefinition(service), implementation);
   }
 
-  const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(BANK_SERVICES.map((s) => [s.typeName, 'NOT_SERVING'])) });
+  const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(edge.services.map((s) => [s.typeName, 'NOT_SERVING'])) });
   health.addToServer(server);
   const healthPackage = loadSync(healthProtoPath, { includeDirs: [] });
   new ReflectionService({
     ...healthPackage,
-    'bank.v1': { format: 'Protocol Buffer 3 FileDescriptorProto', fileDescriptorProtos: fileDescriptorProtos(BANK_SERVICES) } as never,
+    'bank.v1': { format: 'Protocol Buffer 3 FileDescriptorProto', fileDescriptorProtos: fileDescriptorProtos(edge.services) } as never,
   }).addToServer(server);
 
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${overrides.host ?? '0.0.0.0'}:${config.GRPC_PORT}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
-      error ? reject(error) : resolve(bound),
-    );
+    server.bindAsync(`${host}:${config.GRPC_PORT}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
   });
-  const metricsServer = await startMetricsServer(container, registry, config.METRICS_PORT, overrides.host ?? '0.0.0.0');
+  const healthServer = await startHealthServer({ port: config.METRICS_PORT, host, readiness: bank.readiness, registry });
 
   const refreshHealth = async () => {
-    const { ready } = await container.checkReadiness();
+    const { ready } = await bank.readiness();
     const status = ready ? 'SERVING' : 'NOT_SERVING';
     health.setStatus('', status);
-    for (const service of BANK_SERVICES) health.setStatus(service.typeName, status);
+    for (const service of edge.services) health.setStatus(service.typeName, status);
   };
   await refreshHealth();
-  const healthTimer = setInterval(() => void refreshHealth(), overrides.healthIntervalMs ?? 5_000);
+  const healthTimer = setInterval(() => void refreshHealth(), deps.healthIntervalMs ?? 5_000);
   healthTimer.unref();
-  logger.info({ port, metricsPort: metricsServer.port }, 'gRPC server listening');
+  logger.info({ port, metricsPort: healthServer.port }, 'gRPC server listening');
 
-  let closing: Promise<void> | undefined;
+  const stopServing = () =>
+    new Promise<void>((resolve) => {
+      clearInterval(healthTimer);
+      health.setStatus('', 'NOT_SERVING');
+      const timer = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, config.SHUTDOWN_TIMEOUT_MS);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   return {
     port,
     address: `127.0.0.1:${port}`,
-    metricsPort: metricsServer.port,
-    container,
+    metricsPort: healthServer.port,
+    bank,
     health,
-    close() {
-      closing ??= (async () => {
-        clearInterval(healthTimer);
-        health.setStatus('', 'NOT_SERVING');
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => {
-            server.forceShutdown();
-            resolve();
-          }, config.SHUTDOWN_TIMEOUT_MS);
-          server.tryShutdown(() => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
-        await metricsServer.close();
-        if (ownsContainer) await container.close();
-        logger.info('gRPC server stopped');
-      })();
-      return closing;
-    },
+    close: shutdownSequence(
+      [
+        ['grpc server', stopServing],
+        ['health server', () => healthServer.close()],
+        ['use cases', () => (deps.bank ? undefined : bank.close())],
+        ['database pool', () => (deps.bank || deps.pool ? undefined : pool?.end())],
+      ],
+      logger,
+      'gRPC server stopped',
+    ),
   };
 }
 

@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 
 export type WorkerMetrics = {
   registry: Registry;
@@ -7,16 +7,13 @@ export type WorkerMetrics = {
 };
 
 /**
- * The worker's own Prometheus registry (one per startWorker, so in-process tests do not clash).
- * `collectQueue` and `collectOutbox` are read at scrape time.
+ * The worker's email metrics on its registry (one per startWorker, so in-process tests do not
+ * clash). `collectQueue` and `collectOutbox` are read at scrape time.
  */
-export function createWorkerMetrics(options: {
-  collectQueue: () => Promise<Record<string, number>>;
-  collectOutbox: () => Promise<number>;
-}): WorkerMetrics {
-  const registry = new Registry();
-  registry.setDefaultLabels({ service: 'worker' });
-  collectDefaultMetrics({ register: registry });
+export function createWorkerMetrics(
+  registry: Registry,
+  options: { collectQueue: () => Promise<Record<string, number>>; collectOutbox: () => Promise<number> },
+): WorkerMetrics {
   const sent = new Counter({
     name: 'bank_emails_sent_total',
     help: 'Emails accepted by the SMTP server, by kind.',

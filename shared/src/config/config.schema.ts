@@ -46,9 +46,15 @@ export const configSchema = z
     TRUST_PROXY: z.enum(['true', 'false']).default('false').transform((value) => value === 'true'),
     HTTP_BODY_LIMIT_BYTES: z.coerce.number().int().min(1_024).max(10 * 1_024 * 1_024).default(64 * 1_024),
     EMAIL_QUEUE_NAME: z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/).default('bank-email'),
+    // Every Redis key the service writes besides the queue starts with this, so environments
+    // (and test runs) can share one Redis without reading each other's rate limits.
+    REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/).default('bank:'),
     WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(5),
     WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
     OUTBOX_SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(10_000),
+    // How old a pending outbox row must be before the sweep takes it: the use case that wrote it
+    // enqueues it itself right after commit, so the sweep only picks up what that missed.
+    OUTBOX_SWEEP_PENDING_AFTER_MS: z.coerce.number().int().min(0).max(3_600_000).default(5_000),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(20_000),
     AWS_SECRETS_MANAGER_SECRET_ID: z.string().min(1).optional(),
     AWS_REGION: z.string().min(1).optional(),

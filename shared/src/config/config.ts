@@ -23,16 +23,3 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   return result.data;
 }
-
-let cached: Config | undefined;
-
-/** The process's configuration, parsed from process.env on first use and cached. */
-export function getConfig(): Config {
-  cached ??= parseConfig(process.env);
-  return cached;
-}
-
-/** Forget the cached configuration (tests change process.env between cases). */
-export function resetConfig(): void {
-  cached = undefined;
-}

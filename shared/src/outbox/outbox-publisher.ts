@@ -1,6 +1,7 @@
 import type { DatabasePool } from 'slonik';
 import { maskEmail, type Logger } from '../logging/logger.ts';
 import type { EmailQueue } from '../queue/email-queue.ts';
+import { withTimeout } from '../process/with-timeout.ts';
 import { outboxRepository } from './outbox.repository.ts';
 
 /**
@@ -30,7 +31,7 @@ export class OutboxPublisher {
   async enqueueOutbox(ids: readonly string[]): Promise<number> {
     if (ids.length === 0) return 0;
     try {
-      const rows = await this.#withTimeout(Promise.all(ids.map((id) => outboxRepository.findById(this.#pool, id))));
+      const rows = await withTimeout(Promise.all(ids.map((id) => outboxRepository.findById(this.#pool, id))), this.#timeoutMs, 'outbox lookup');
       const jobs = rows.flatMap((row) => (row && row.status === 'pending' ? [{ id: row.id, kind: row.kind }] : []));
       return await this.#add(jobs);
     } catch (error) {
@@ -53,17 +54,9 @@ export class OutboxPublisher {
 
   async #add(rows: readonly { id: string; kind: string }[]): Promise<number> {
     if (rows.length === 0) return 0;
-    await this.#withTimeout(this.#queue.addBulk(rows.map((row) => ({ name: row.kind, data: { outboxId: row.id }, opts: { jobId: row.id } }))));
+    await withTimeout(this.#queue.addBulk(rows.map((row) => ({ name: row.kind, data: { outboxId: row.id }, opts: { jobId: row.id } }))), this.#timeoutMs, 'email queue');
     await outboxRepository.markEnqueued(this.#pool, rows.map((row) => row.id));
     return rows.length;
-  }
-
-  #withTimeout<T>(promise: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`queue did not answer within ${this.#timeoutMs} ms`)), this.#timeoutMs);
-    });
-    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
   }
 }
 

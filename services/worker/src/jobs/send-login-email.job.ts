@@ -2,11 +2,9 @@ import { loginEmailPayloadSchema, SEND_LOGIN_EMAIL } from '@bank/shared/mail/ema
 import { renderLoginEmail } from '@bank/shared/mail/email.templates';
 import { defineEmailJob } from './email-job.ts';
 
-export const SEND_LOGIN_EMAIL_JOB = SEND_LOGIN_EMAIL;
-
 /** Sends login step 1's single-use PASETO login token and 6-digit code. */
 export const sendLoginEmailJob = defineEmailJob({
-  name: SEND_LOGIN_EMAIL_JOB,
+  name: SEND_LOGIN_EMAIL,
   payloadSchema: loginEmailPayloadSchema,
   async process(payload, { mailer, messageId }) {
     await mailer.send(renderLoginEmail(payload), { messageId });

@@ -2,11 +2,9 @@ import { SEND_VERIFICATION_EMAIL, verificationEmailPayloadSchema } from '@bank/s
 import { renderVerificationEmail } from '@bank/shared/mail/email.templates';
 import { defineEmailJob } from './email-job.ts';
 
-export const SEND_VERIFICATION_EMAIL_JOB = SEND_VERIFICATION_EMAIL;
-
 /** Sends the sign-up / email-change verification link. */
 export const sendVerificationEmailJob = defineEmailJob({
-  name: SEND_VERIFICATION_EMAIL_JOB,
+  name: SEND_VERIFICATION_EMAIL,
   payloadSchema: verificationEmailPayloadSchema,
   async process(payload, { mailer, publicBaseUrl, messageId }) {
     await mailer.send(renderVerificationEmail(payload, { publicBaseUrl }), { messageId });

@@ -16,9 +16,9 @@ import {
   type Transfer as ProtoTransfer,
   type User as ProtoUser,
 } from '@bank/proto/bank/v1/types_pb';
-import type { AuthTokens } from '../auth/session.service.ts';
-import type { Account, Entry, Transfer } from '../ledger/ledger.types.ts';
-import type { User } from '../users/user.types.ts';
+import type { AuthTokens } from '@bank/shared/auth/session.service';
+import type { Account, Entry, Transfer } from '@bank/shared/ledger/ledger.types';
+import type { User } from '@bank/shared/users/user.types';
 
 const ts = (date: Date): Timestamp => timestampFromDate(date);
 

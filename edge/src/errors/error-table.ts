@@ -1,5 +1,5 @@
-import { BackendTerminatedError, BackendTerminatedUnexpectedlyError, ConnectionError } from 'slonik';
-import { isDomainError, type ErrorCode, type FieldViolation } from '../errors/domain-error.ts';
+import { isStoreUnavailable } from '@bank/shared/db/store-errors';
+import { isDomainError, type ErrorCode, type FieldViolation } from '@bank/shared/errors/domain-error';
 
 /** gRPC status codes (numbers fixed by the gRPC spec), named for the table below. */
 export const GrpcCode = {
@@ -59,6 +59,7 @@ export const ERROR_STATUS: Record<ErrorCode, Mapping> = {
   METHOD_NOT_ALLOWED: { http: 405, grpc: GrpcCode.UNIMPLEMENTED, title: 'Method not allowed' },
   // 499: nginx's "client closed request"; nobody reads the answer, it is for logs and metrics.
   CANCELLED: { http: 499, grpc: GrpcCode.CANCELLED, title: 'Client closed request' },
+  DEADLINE_EXCEEDED: { http: 504, grpc: GrpcCode.DEADLINE_EXCEEDED, title: 'Deadline exceeded' },
 };
 
 const INTERNAL: Mapping = { http: 500, grpc: GrpcCode.INTERNAL, title: 'Internal error' };
@@ -75,23 +76,6 @@ export type ErrorAnswer = {
   retryAfterSeconds: number | undefined;
   internal: boolean;
 };
-
-const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
-
-/**
- * True when the failure is a store that cannot be reached (PostgreSQL down, restarting or out of
- * connections; a lost socket), not a fault in this code: the caller may retry, so it is a 503 /
- * UNAVAILABLE, still logged as an error.
- */
-export function isStoreUnavailable(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (e instanceof ConnectionError || e instanceof BackendTerminatedError || e instanceof BackendTerminatedUnexpectedlyError) return true;
-    const code = (e as { code?: unknown }).code;
-    // SQLSTATE class 08 (connection exception), 57P01..03 (shutdown, crash, cannot connect now), 53300 (too many connections).
-    if (typeof code === 'string' && (NETWORK_ERRORS.has(code) || /^(08...|57P0[123]|53300)$/.test(code))) return true;
-  }
-  return false;
-}
 
 /** Maps any thrown value to the answer; anything but a DomainError is internal and says nothing. */
 export function errorAnswer(error: unknown): ErrorAnswer {

@@ -1,5 +1,6 @@
 // The operations of the contract, written once over the use cases. The HTTP gateway and the gRPC
-// server only decode requests, authenticate, call these, and encode the answers.
+// server decode requests and encode answers; the interceptor chain authenticates; these call the
+// use cases with the call's actor and AbortSignal.
 import { create, type DescMessage, type DescMethod, type DescService, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import { EmptySchema, timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { AccountService, ListAccountsResponseSchema, ListEntriesResponseSchema } from '@bank/proto/bank/v1/account_service_pb';
@@ -7,52 +8,57 @@ import { AuthService } from '@bank/proto/bank/v1/auth_service_pb';
 import { TransferService, ListTransfersResponseSchema } from '@bank/proto/bank/v1/transfer_service_pb';
 import { UserService } from '@bank/proto/bank/v1/user_service_pb';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
-import type { Actor } from '../auth/actor.ts';
-import type { Container } from '../app/container.ts';
-import { Unauthenticated } from '../errors/domain-error.ts';
+import type { Bank } from '@bank/shared/app/bank';
+import type { Actor } from '@bank/shared/auth/actor';
+import { Unauthenticated } from '@bank/shared/errors/domain-error';
 import { toProtoAccount, toProtoAuthTokens, toProtoEntry, toProtoTransfer, toProtoUser } from './proto-mapping.ts';
 
 /** The services both edges serve, in the order they are listed. */
 export const BANK_SERVICES: readonly DescService[] = [UserService, AuthService, AccountService, TransferService];
 
-/** What the edge knows about a call besides its request message. */
-export type CallContext = {
-  /** Set by the edge's one authentication step; undefined for anonymous methods. */
+/** The use cases the handlers call. */
+export type UseCases = Pick<Bank, 'ledger' | 'users' | 'sessions'>;
+
+/** What a handler knows about its call besides the request message. */
+export type HandlerContext = {
+  /** Set by the authentication interceptor; undefined for anonymous methods. */
   actor: Actor | undefined;
-  requestId: string;
+  /** Aborted when the deadline passes or the client goes away; handed to every use case. */
+  signal: AbortSignal;
   clientIp?: string | undefined;
   userAgent?: string | undefined;
 };
 
-type Handler<I extends DescMessage, O extends DescMessage> = (request: MessageShape<I>, ctx: CallContext) => Promise<MessageInitShape<O>>;
+type Handler<I extends DescMessage, O extends DescMessage> = (request: MessageShape<I>, ctx: HandlerContext) => Promise<MessageInitShape<O>>;
 
 type ServiceHandlers<S extends GenService<GenServiceMethods>> = {
   [K in keyof S['method']]: Handler<S['method'][K]['input'], S['method'][K]['output']>;
 };
 
 /** An operation bound to its use case, found by method. */
-export type BoundHandler = (request: unknown, ctx: CallContext) => Promise<unknown>;
+export type BoundHandler = (request: unknown, ctx: HandlerContext) => Promise<unknown>;
 
-function actorOf(ctx: CallContext): Actor {
+function actorOf(ctx: HandlerContext): Actor {
   if (!ctx.actor) throw new Unauthenticated();
   return ctx.actor;
 }
 
 const date = (value: Timestamp | undefined): Date | undefined => (value ? timestampDate(value) : undefined);
+const opts = (ctx: HandlerContext) => ({ signal: ctx.signal });
 const nonEmpty = (value: string): string | undefined => (value === '' ? undefined : value);
-const client = (ctx: CallContext) => ({
+const client = (ctx: HandlerContext) => ({
   ...(ctx.clientIp ? { clientIp: ctx.clientIp } : {}),
   ...(ctx.userAgent ? { userAgent: ctx.userAgent } : {}),
 });
 
-function userHandlers(app: Container): ServiceHandlers<typeof UserService> {
+function userHandlers(app: UseCases): ServiceHandlers<typeof UserService> {
   return {
-    createUser: async (req) => toProtoUser(await app.users.signUp(req)),
-    verifyEmail: async (req) => {
-      const user = await app.users.verifyEmail({ emailId: req.emailId, secretCode: req.secretCode });
+    createUser: async (req, ctx) => toProtoUser(await app.users.signUp(req, opts(ctx))),
+    verifyEmail: async (req, ctx) => {
+      const user = await app.users.verifyEmail({ emailId: req.emailId, secretCode: req.secretCode }, opts(ctx));
       return { isVerified: user.isEmailVerified };
     },
-    getUser: async (req, ctx) => toProtoUser(await app.users.getUser(actorOf(ctx), req.username)),
+    getUser: async (req, ctx) => toProtoUser(await app.users.getUser(actorOf(ctx), req.username, opts(ctx))),
     updateUser: async (req, ctx) =>
       toProtoUser(
         await app.users.updateUser(actorOf(ctx), req.username, {
@@ -60,14 +66,14 @@ function userHandlers(app: Container): ServiceHandlers<typeof UserService> {
           ...(req.email !== undefined ? { email: req.email } : {}),
           ...(req.password !== undefined ? { password: req.password } : {}),
           ...(req.currentPassword !== undefined ? { currentPassword: req.currentPassword } : {}),
-        }),
+        }, opts(ctx)),
       ),
   };
 }
 
-function authHandlers(app: Container): ServiceHandlers<typeof AuthService> {
+function authHandlers(app: UseCases): ServiceHandlers<typeof AuthService> {
   return {
-    login: async (req, ctx) => app.sessions.loginStart({ username: req.username, password: req.password, ...client(ctx) }),
+    login: async (req, ctx) => app.sessions.loginStart({ username: req.username, password: req.password, ...client(ctx) }, opts(ctx)),
     confirmLogin: async (req, ctx) => {
       const token = nonEmpty(req.token);
       const code = nonEmpty(req.code);
@@ -77,30 +83,30 @@ function authHandlers(app: Container): ServiceHandlers<typeof AuthService> {
           ...(token ? { token } : {}),
           ...(code ? { code } : {}),
           ...client(ctx),
-        }),
+        }, opts(ctx)),
       );
     },
-    refreshToken: async (req, ctx) => toProtoAuthTokens(await app.sessions.refresh({ refreshToken: req.refreshToken, ...client(ctx) })),
+    refreshToken: async (req, ctx) => toProtoAuthTokens(await app.sessions.refresh({ refreshToken: req.refreshToken, ...client(ctx) }, opts(ctx))),
     logout: async (req, ctx) => {
-      await app.sessions.logout(actorOf(ctx), req.sessionId);
+      await app.sessions.logout(actorOf(ctx), req.sessionId, opts(ctx));
       return create(EmptySchema);
     },
   };
 }
 
-function accountHandlers(app: Container): ServiceHandlers<typeof AccountService> {
+function accountHandlers(app: UseCases): ServiceHandlers<typeof AccountService> {
   return {
-    openAccount: async (req, ctx) => toProtoAccount(await app.ledger.openAccount(actorOf(ctx), { currency: req.currency })),
+    openAccount: async (req, ctx) => toProtoAccount(await app.ledger.openAccount(actorOf(ctx), { currency: req.currency }, opts(ctx))),
     listAccounts: async (_req, ctx) =>
-      create(ListAccountsResponseSchema, { accounts: (await app.ledger.listAccounts(actorOf(ctx))).map(toProtoAccount) }),
-    getAccount: async (req, ctx) => toProtoAccount(await app.ledger.getAccount(actorOf(ctx), req.accountId)),
-    closeAccount: async (req, ctx) => toProtoAccount(await app.ledger.closeAccount(actorOf(ctx), req.accountId)),
+      create(ListAccountsResponseSchema, { accounts: (await app.ledger.listAccounts(actorOf(ctx), {}, opts(ctx))).map(toProtoAccount) }),
+    getAccount: async (req, ctx) => toProtoAccount(await app.ledger.getAccount(actorOf(ctx), req.accountId, opts(ctx))),
+    closeAccount: async (req, ctx) => toProtoAccount(await app.ledger.closeAccount(actorOf(ctx), req.accountId, opts(ctx))),
     deposit: async (req, ctx) => {
       const result = await app.ledger.deposit(actorOf(ctx), {
         accountId: req.accountId,
         amount: req.amount,
         idempotencyKey: req.idempotencyKey,
-      });
+      }, opts(ctx));
       return {
         transfer: toProtoTransfer(result.transfer),
         entry: toProtoEntry(result.toEntry),
@@ -115,13 +121,13 @@ function accountHandlers(app: Container): ServiceHandlers<typeof AccountService>
         pageToken: req.pageToken,
         since: date(req.since),
         until: date(req.until),
-      });
+      }, opts(ctx));
       return create(ListEntriesResponseSchema, { entries: page.items.map(toProtoEntry), nextPageToken: page.nextPageToken });
     },
   };
 }
 
-function transferHandlers(app: Container): ServiceHandlers<typeof TransferService> {
+function transferHandlers(app: UseCases): ServiceHandlers<typeof TransferService> {
   return {
     createTransfer: async (req, ctx) => {
       const result = await app.ledger.transfer(actorOf(ctx), {
@@ -130,7 +136,7 @@ function transferHandlers(app: Container): ServiceHandlers<typeof TransferServic
         amount: req.amount,
         currency: req.currency,
         idempotencyKey: req.idempotencyKey,
-      });
+      }, opts(ctx));
       return {
         transfer: toProtoTransfer(result.transfer),
         fromEntry: toProtoEntry(result.fromEntry),
@@ -138,7 +144,7 @@ function transferHandlers(app: Container): ServiceHandlers<typeof TransferServic
         replayed: result.replayed,
       };
     },
-    getTransfer: async (req, ctx) => toProtoTransfer(await app.ledger.getTransfer(actorOf(ctx), req.transferId)),
+    getTransfer: async (req, ctx) => toProtoTransfer(await app.ledger.getTransfer(actorOf(ctx), req.transferId, opts(ctx))),
     listTransfers: async (req, ctx) => {
       const page = await app.ledger.listTransfers(actorOf(ctx), {
         accountId: req.accountId,
@@ -146,7 +152,7 @@ function transferHandlers(app: Container): ServiceHandlers<typeof TransferServic
         pageToken: req.pageToken,
         since: date(req.since),
         until: date(req.until),
-      });
+      }, opts(ctx));
       return create(ListTransfersResponseSchema, { transfers: page.items.map(toProtoTransfer), nextPageToken: page.nextPageToken });
     },
   };
@@ -157,7 +163,7 @@ function transferHandlers(app: Container): ServiceHandlers<typeof TransferServic
  * (`bank.v1.AccountService.OpenAccount`). Throws at start-up when a method of the contract has
  * no handler, so a new RPC cannot be served half-way.
  */
-export function createBankHandlers(app: Container): Map<string, { method: DescMethod; handle: BoundHandler }> {
+export function createBankHandlers(app: UseCases): Map<string, { method: DescMethod; handle: BoundHandler }> {
   const byService: Record<string, Record<string, Handler<DescMessage, DescMessage>>> = {
     [UserService.typeName]: userHandlers(app) as never,
     [AuthService.typeName]: authHandlers(app) as never,

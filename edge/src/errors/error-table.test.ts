@@ -1,7 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
-import { AccountNotFound, DomainError, InsufficientFunds, InvalidArgument, RateLimited } from '../errors/domain-error.ts';
+import { AccountNotFound, DomainError, InsufficientFunds, InvalidArgument, RateLimited } from '@bank/shared/errors/domain-error';
 import { ConnectionError } from 'slonik';
-import { ERROR_STATUS, errorAnswer, GrpcCode, isStoreUnavailable } from './error-codes.ts';
+import { isStoreUnavailable } from '@bank/shared/db/store-errors';
+import { ERROR_STATUS, errorAnswer, GrpcCode } from './error-table.ts';
 
 describe('the error-code table', () => {
   it('maps HTTP and gRPC consistently (4xx <-> non-OK, 5xx <-> server-side codes)', () => {

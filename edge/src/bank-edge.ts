@@ -1,0 +1,50 @@
+// The edge both servers share: the handler table behind the one interceptor chain. A server turns
+// its protocol's request into a UnaryCall, hands it to `handle`, and encodes what comes back.
+import type { DescService } from '@bufbuild/protobuf';
+import type { Registry } from 'prom-client';
+import type { Logger } from '@bank/shared/logging/logger';
+import { throwIfAborted } from '@bank/shared/use-case/use-case-options';
+import { chain, type CallHandler, type Interceptor } from './call/call.ts';
+import {
+  authenticationInterceptor,
+  deadlineInterceptor,
+  errorInterceptor,
+  fullMethodName,
+  loggingInterceptor,
+  metricsInterceptor,
+  requestIdInterceptor,
+} from './call/interceptors.ts';
+import { BANK_SERVICES, createBankHandlers, type UseCases } from './handlers/bank-handlers.ts';
+
+export type BankEdge = {
+  readonly services: readonly DescService[];
+  /** Runs one call through the chain: resolves with the response message or rejects with a CallFailure. */
+  readonly handle: CallHandler;
+};
+
+/**
+ * The chain, outermost first: request id, log line, metrics, error mapping, deadline and
+ * client-gone signal, authentication, then any `interceptors` given, then decoding and the
+ * handler. Throws at start-up when a method of the contract has no handler.
+ */
+export function createBankEdge(options: { useCases: UseCases; logger: Logger; registry: Registry; interceptors?: readonly Interceptor[] }): BankEdge {
+  const handlers = createBankHandlers(options.useCases);
+  const handler: CallHandler = async (call) => {
+    const entry = handlers.get(fullMethodName(call));
+    if (!entry) throw new Error(`no handler for ${fullMethodName(call)}`);
+    const request = await call.decode();
+    // Decoding may have waited on a slow body: start no use case for a call already given up.
+    throwIfAborted(call.signal);
+    return entry.handle(request, { actor: call.actor, signal: call.signal, clientIp: call.clientIp, userAgent: call.header('user-agent') });
+  };
+  const interceptors: Interceptor[] = [
+    requestIdInterceptor(),
+    loggingInterceptor(options.logger),
+    metricsInterceptor(options.registry),
+    errorInterceptor(options.logger),
+    deadlineInterceptor(),
+    authenticationInterceptor((token, useCase) => options.useCases.sessions.authenticate(token, useCase)),
+    ...(options.interceptors ?? []),
+  ];
+  return { services: BANK_SERVICES, handle: chain(interceptors, handler) };
+}

@@ -1,0 +1,101 @@
+// The composition of the use cases that both edges serve. Each process's own composition root
+// (services/*/src) opens the pool and the registry, calls createBank with its config slice, and
+// wires the result to its protocol.
+import type { Registry } from 'prom-client';
+import { PasswordHasher } from '../auth/password.ts';
+import { RateLimiter } from '../auth/rate-limiter.ts';
+import { SessionService } from '../auth/session.service.ts';
+import { TokenMaker } from '../auth/token-maker.ts';
+import type { Config } from '../config/config.ts';
+import type { DatabasePool } from '../db/pool.ts';
+import { LedgerService } from '../ledger/ledger.service.ts';
+import type { Logger } from '../logging/logger.ts';
+import { createLedgerMetrics, registerPoolMetrics } from '../observability/metrics.ts';
+import { OutboxPublisher } from '../outbox/outbox-publisher.ts';
+import { storesReadiness, type ReadinessProbe } from '../process/readiness.ts';
+import { createEmailQueue, type EmailQueue } from '../queue/email-queue.ts';
+import { createRedis, type Redis } from '../redis/redis.ts';
+import { UserService } from '../users/user.service.ts';
+
+/** The part of the configuration the use cases read. */
+export type BankConfig = Pick<
+  Config,
+  | 'REDIS_URL'
+  | 'REDIS_KEY_PREFIX'
+  | 'EMAIL_QUEUE_NAME'
+  | 'PASETO_SECRET_KEY'
+  | 'PASETO_PUBLIC_KEYS'
+  | 'BCRYPT_COST'
+  | 'LOGIN_RATE_LIMIT_MAX'
+  | 'LOGIN_RATE_LIMIT_WINDOW_SECONDS'
+  | 'LOGIN_EMAIL_RATE_LIMIT_MAX'
+  | 'ACCESS_TOKEN_TTL_SECONDS'
+  | 'REFRESH_TOKEN_TTL_SECONDS'
+  | 'SESSION_MAX_AGE_SECONDS'
+  | 'LOGIN_TOKEN_TTL_SECONDS'
+>;
+
+/** Everything an edge process serves, built once. */
+export type Bank = {
+  ledger: LedgerService;
+  users: UserService;
+  sessions: SessionService;
+  tokens: TokenMaker;
+  outbox: OutboxPublisher;
+  queue: EmailQueue;
+  redis: Redis;
+  /** PostgreSQL and Redis reachable (what /readyz and grpc.health.v1 report). */
+  readiness: ReadinessProbe;
+  /** Closes the Redis connections and the queue it opened; the pool belongs to the caller. Idempotent. */
+  close(): Promise<void>;
+};
+
+/**
+ * Wires the ledger and identity use cases over the caller's pool: one Redis client (rate limits),
+ * one BullMQ producer (emails), the token maker from the PASETO keys. With a registry, pool and
+ * money-movement metrics are registered on it.
+ * @throws when the PASETO keys in the config are invalid
+ */
+export async function createBank(config: BankConfig, deps: { pool: DatabasePool; logger: Logger; registry?: Registry }): Promise<Bank> {
+  const { pool, logger, registry } = deps;
+  const tokens = await TokenMaker.fromConfig(config);
+  const redis = createRedis(config.REDIS_URL);
+  const queueRedis = createRedis(config.REDIS_URL);
+  const queue = createEmailQueue(queueRedis, { name: config.EMAIL_QUEUE_NAME });
+  const outbox = new OutboxPublisher({ pool, queue, logger });
+  const passwords = new PasswordHasher({ cost: config.BCRYPT_COST });
+  const limiterPrefix = `${config.REDIS_KEY_PREFIX}ratelimit:login:`;
+  const rateLimiter = new RateLimiter({
+    redis,
+    prefix: limiterPrefix,
+    max: config.LOGIN_RATE_LIMIT_MAX,
+    windowSeconds: config.LOGIN_RATE_LIMIT_WINDOW_SECONDS,
+  });
+  const loginEmailLimiter = new RateLimiter({
+    redis,
+    prefix: `${limiterPrefix}email:`,
+    max: config.LOGIN_EMAIL_RATE_LIMIT_MAX,
+    windowSeconds: config.LOGIN_RATE_LIMIT_WINDOW_SECONDS,
+  });
+  if (registry) registerPoolMetrics(registry, pool);
+  const observer = registry ? createLedgerMetrics(registry) : undefined;
+  let closed: Promise<void> | undefined;
+  return {
+    ledger: new LedgerService({ pool, ...(observer ? { observer } : {}) }),
+    users: new UserService({ pool, passwords, outbox, rateLimiter }),
+    sessions: new SessionService({ pool, passwords, tokens, outbox, rateLimiter, loginEmailLimiter, config, logger }),
+    tokens,
+    outbox,
+    queue,
+    redis,
+    readiness: storesReadiness({ database: pool, redis }, logger),
+    close() {
+      closed ??= (async () => {
+        await queue.close().catch(() => undefined);
+        queueRedis.disconnect();
+        redis.disconnect();
+      })();
+      return closed;
+    },
+  };
+}
