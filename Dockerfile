@@ -19,11 +19,13 @@ FROM base AS manifests
 COPY package.json package-lock.json ./
 COPY shared/package.json shared/
 COPY proto/package.json proto/
+COPY edge/package.json edge/
 COPY services/api/package.json services/api/
 COPY services/grpc/package.json services/grpc/
 COPY services/worker/package.json services/worker/
 COPY services/migrator/package.json services/migrator/
-COPY scripts/package.json scripts/
+COPY scripts/dev/package.json scripts/dev/
+COPY scripts/ops/package.json scripts/ops/
 
 FROM manifests AS deps-api
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --workspace=services/api
@@ -46,12 +48,15 @@ ENTRYPOINT ["node", "--disable-warning=ExperimentalWarning"]
 
 FROM runtime AS api
 COPY --from=deps-api /app/ ./
+# The protocol edge: only the two servers load it.
+COPY edge/ edge/
 COPY services/api/ services/api/
 EXPOSE 8080
 CMD ["services/api/src/main.ts"]
 
 FROM runtime AS grpc
 COPY --from=deps-grpc /app/ ./
+COPY edge/ edge/
 COPY services/grpc/ services/grpc/
 EXPOSE 9090 9464
 CMD ["services/grpc/src/main.ts"]

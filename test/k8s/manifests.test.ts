@@ -1,12 +1,15 @@
 // Offline checks of deploy/kind and deploy/eks: every rendered object validates against the
 // Kubernetes (and External Secrets / cert-manager) schemas, and the policies the issue asks for
-// hold, each as its own test. Rendering uses the same renderer the operator scripts apply with.
+// hold, each as its own test. Rendering is `kubectl kustomize`, as the operator scripts apply it:
+// kubectl >= 1.27 is a prerequisite of this tier (like PostgreSQL of the integration tests), so
+// without it every test here fails with the one line saying what to install; none is skipped.
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it, beforeAll } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
-import { containersOf, podSpecOf, renderKustomization, splitImage, type Manifest } from '../../scripts/src/manifests/kustomize.ts';
+import { renderKustomization } from '../../scripts/ops/src/manifests/kubectl-kustomize.ts';
+import { containersOf, podSpecOf, splitImage, type Manifest } from '../../scripts/ops/src/manifests/manifest.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const environments = ['kind', 'kind/no-aws', 'eks'] as const;

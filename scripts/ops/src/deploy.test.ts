@@ -6,7 +6,7 @@ import { deploy, parseDeployArgs, type DeployOptions } from './deploy.ts';
 import { runCli, type Output } from './cli.ts';
 import { EXIT } from './k8s/errors.ts';
 import { renderEnvironment } from './environments.ts';
-import { KubeApiStandIn, type RecordedRequest, type Scenario } from './testing/kube-api-stand-in.ts';
+import { KubeApiStandIn, type RecordedRequest, type Scenario } from '../../../test/support/kube-api-stand-in.ts';
 
 const standIns: KubeApiStandIn[] = [];
 afterEach(async () => {

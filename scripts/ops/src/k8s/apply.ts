@@ -1,5 +1,5 @@
 import { PatchStrategy, type KubernetesObject, type KubernetesObjectApi } from '@kubernetes/client-node';
-import type { Manifest } from '../manifests/kustomize.ts';
+import type { Manifest } from '../manifests/manifest.ts';
 import { EXIT, httpStatusOf, OperatorError } from './errors.ts';
 
 export const FIELD_MANAGER = 'bank-deploy';

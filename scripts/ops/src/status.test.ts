@@ -4,7 +4,7 @@ import { deploy } from './deploy.ts';
 import { status, parseStatusArgs } from './status.ts';
 import { runCli, type Output } from './cli.ts';
 import { EXIT } from './k8s/errors.ts';
-import { KubeApiStandIn, type Scenario } from './testing/kube-api-stand-in.ts';
+import { KubeApiStandIn, type Scenario } from '../../../test/support/kube-api-stand-in.ts';
 
 const standIns: KubeApiStandIn[] = [];
 afterEach(async () => {

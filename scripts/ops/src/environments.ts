@@ -1,8 +1,9 @@
 import path from 'node:path';
-import { containersOf, renderKustomization, splitImage, type Manifest } from './manifests/kustomize.ts';
+import { containersOf, splitImage, type Manifest } from './manifests/manifest.ts';
+import { renderKustomization } from './manifests/kubectl-kustomize.ts';
 import { EXIT, OperatorError } from './k8s/errors.ts';
 
-export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
+export const REPO_ROOT = path.resolve(import.meta.dirname, '../../..');
 export const NAMESPACE = 'bank';
 export const KIND_CONTEXT = 'kind-bank';
 export const SERVICES = ['api', 'grpc', 'worker', 'migrator'] as const;

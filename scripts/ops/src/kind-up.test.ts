@@ -1,4 +1,6 @@
 import { createPrivateKey } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { kindSecrets, kindUp, kindUpCommands, parseKindUpArgs, INGRESS_NGINX_MANIFEST } from './kind-up.ts';
 import { runCli, type Output } from './cli.ts';
@@ -80,5 +82,23 @@ describe('kind-up', () => {
     expect(code).toBe(EXIT.unexpected);
     expect(ran).toEqual(['kind get', 'kind create', 'docker build']);
     expect(out.errors).toEqual(['error: docker build failed with exit code 17']);
+  });
+
+  it('says in one line that kubectl is missing, before any step runs (exit 7)', async () => {
+    const out = capture();
+    const ran: string[] = [];
+    const env = { ...process.env, PATH: path.join(os.tmpdir(), 'no-kubectl-here') };
+    const code = await runCli(
+      async (_argv, output) =>
+        kindUp({ tag: 'dev', noAws: true, dryRun: false, env }, output, async (command) => {
+          ran.push(command.command);
+          return 0;
+        }),
+      [],
+      out,
+    );
+    expect(code).toBe(EXIT.missingProgram);
+    expect(ran).toEqual([]);
+    expect(out.errors).toEqual(['error: kubectl is not installed (kubectl not found on PATH): the manifests are rendered with `kubectl kustomize`; install kubectl >= 1.27']);
   });
 });

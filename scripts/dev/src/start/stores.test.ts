@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { Redis } from 'ioredis';
-import { TEST_DATABASE_URL } from '../../../test/services.ts';
+import { TEST_DATABASE_URL } from '../../../../test/services.ts';
 import { ensureDatabase, resolvePostgres, resolveRedis, type Store } from './stores.ts';
 
 // The stores `npm start` finds or starts, on the real server programs of this machine.

@@ -13,7 +13,7 @@ import { freePort, isListening, waitFor } from './ports.ts';
 import { resolvePostgres, resolveRedis, StoreUnavailable, type Store } from './stores.ts';
 import { Supervisor } from './supervisor.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
 const log = (line: string) => console.log(`[start] ${line}`);
 const NODE_ARGS = ['--disable-warning=ExperimentalWarning'];
 
@@ -90,7 +90,7 @@ async function main(): Promise<number> {
     supervisor.start({
       name: 'inbox',
       command: process.execPath,
-      args: [...NODE_ARGS, path.join(ROOT, 'scripts/src/inbox/main.ts')],
+      args: [...NODE_ARGS, path.join(ROOT, 'scripts/dev/src/inbox/main.ts')],
       env: { ...base, INBOX_SMTP_PORT: String(smtpPort), INBOX_HTTP_PORT: String(inboxHttpPort), INBOX_DIR: path.join(dataDir, 'inbox') },
     });
     base.SMTP_URL = `smtp://127.0.0.1:${smtpPort}`;

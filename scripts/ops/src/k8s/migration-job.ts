@@ -1,5 +1,5 @@
 import type { V1Job } from '@kubernetes/client-node';
-import type { Manifest } from '../manifests/kustomize.ts';
+import type { Manifest } from '../manifests/manifest.ts';
 import type { Cluster } from './cluster.ts';
 import { EXIT, OperatorError } from './errors.ts';
 

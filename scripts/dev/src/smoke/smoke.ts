@@ -13,7 +13,7 @@ import { LOGIN_SUBJECT, loginSecrets, VERIFICATION_SUBJECT, verificationPath, wa
  */
 export type SmokeOptions = { httpUrl: string; grpcAddress: string; inboxUrl: string; log?: (line: string) => void };
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
 
 class SmokeFailure extends Error {}
 

@@ -7,6 +7,8 @@ export const EXIT = {
   migrationFailed: 4,
   rolledBack: 5,
   rollbackFailed: 6,
+  /** A program the script needs (kubectl >= 1.27) is missing or too old. */
+  missingProgram: 7,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

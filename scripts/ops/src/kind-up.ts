@@ -1,7 +1,7 @@
 // npm run kind-up -- [--tag dev] [--no-aws] [--dry-run]
 // Creates the Kind cluster `bank` (deploy/kind/cluster.yaml), builds the four images and loads
 // them into it, installs ingress-nginx and (unless --no-aws) External Secrets, then deploys.
-// Needs docker, kind, kubectl and (with AWS) helm on PATH; with AWS, AWS_ACCESS_KEY_ID and
+// Needs docker, kind, kubectl >= 1.27 and (with AWS) helm on PATH; with AWS, AWS_ACCESS_KEY_ID and
 // AWS_SECRET_ACCESS_KEY go into the Secret aws-credentials the SecretStore reads.
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
@@ -12,6 +12,7 @@ import { serverSideApply } from './k8s/apply.ts';
 import { connectCluster } from './k8s/cluster.ts';
 import { EXIT, OperatorError, type ExitCode } from './k8s/errors.ts';
 import { deploy } from './deploy.ts';
+import { checkKubectl } from './manifests/kubectl-kustomize.ts';
 import { checkTag, contextCheck, KIND_CONTEXT, NAMESPACE, REPO_ROOT, SERVICES } from './environments.ts';
 import { runMain, type Output } from './cli.ts';
 
@@ -97,6 +98,9 @@ export async function kindUp(options: KindUpOptions, out: Output, run: (command:
     out.log(`npm run deploy -- --env kind --tag ${options.tag}${options.noAws ? ' --no-aws' : ''}`);
     return EXIT.ok;
   }
+  // Checked before the first step: the ingress install and the deploy at the end both need it,
+  // and stopping there would leave a half-made cluster behind.
+  await checkKubectl({ env: options.env });
   for (const command of commands) {
     if (command.unless && (await run({ ...command.unless, args: command.unless.args }).catch(() => 1)) === 0) {
       out.log(`skip: ${command.command} ${command.args.join(' ')} (already done)`);

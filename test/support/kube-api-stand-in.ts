@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { applyJsonPatch, type JsonPatchOperation } from '../manifests/kustomize.ts';
+import { applyJsonPatch, type JsonPatchOperation } from './json-patch.ts';
 
 export interface RecordedRequest {
   method: string;

@@ -3,7 +3,7 @@
 // then rolls the Deployments to TAG, waits for each rollout and rolls back if one fails.
 import { parseArgs } from 'node:util';
 import type { V1Deployment } from '@kubernetes/client-node';
-import type { Manifest } from './manifests/kustomize.ts';
+import type { Manifest } from './manifests/manifest.ts';
 import { serverSideApply } from './k8s/apply.ts';
 import { connectCluster } from './k8s/cluster.ts';
 import { EXIT, OperatorError, type ExitCode } from './k8s/errors.ts';
