@@ -2,8 +2,12 @@
 // @swc/jest strips the TypeScript of our own files and leaves `import` statements alone, so the
 // ESM-only packages of the stack (slonik, paseto) load as real ES modules from node_modules,
 // untransformed. Type checking is tsc's job (`npm run typecheck`), not the test runner's.
-/** @type {import('jest').Config} */
-export default {
+//
+// Three tiers, told apart by the file name:
+//   unit         *.test.ts              no PostgreSQL, Redis or child processes; seconds
+//   integration  *.integration.test.ts  the real PostgreSQL and Redis, and the tools a tier needs (buf, kubectl >= 1.27)
+//   e2e          *.e2e.test.ts          the real servers and processes, over real sockets
+const shared = {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
   moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json'],
@@ -17,9 +21,32 @@ export default {
       },
     ],
   },
-  testMatch: ['<rootDir>/**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/.cache/', '/.data/'],
-  globalSetup: '<rootDir>/test/global-setup.ts',
+};
+
+/** @type {import('jest').Config} */
+export default {
+  projects: [
+    {
+      ...shared,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/**/*.test.ts'],
+      testPathIgnorePatterns: [...shared.testPathIgnorePatterns, '\\.integration\\.test\\.ts$', '\\.e2e\\.test\\.ts$'],
+    },
+    {
+      ...shared,
+      displayName: 'integration',
+      testMatch: ['<rootDir>/**/*.integration.test.ts'],
+      // Fails fast, in one line, when PostgreSQL or Redis is missing.
+      globalSetup: '<rootDir>/test/global-setup.ts',
+    },
+    {
+      ...shared,
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/**/*.e2e.test.ts'],
+      globalSetup: '<rootDir>/test/global-setup.ts',
+    },
+  ],
   testTimeout: 60_000,
   maxWorkers: 2,
   reporters: [

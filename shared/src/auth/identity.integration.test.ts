@@ -13,7 +13,7 @@ import { EmailNotVerified, EmailTaken, PermissionDenied, RateLimited, Unauthenti
 import { createLogger } from '../logging/logger.ts';
 import { SEND_LOGIN_EMAIL } from '../mail/email.schema.ts';
 import { outboxRepository } from '../outbox/outbox.repository.ts';
-import { createIdentity, type Identity } from './identity.ts';
+import { createBank, type Bank } from '../app/bank.ts';
 import { PasswordHasher } from './password.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { SessionService } from './session.service.ts';
@@ -26,7 +26,7 @@ const PASSWORD = 'correct horse battery';
 let db: TestDatabase;
 let smtp: TestSmtpServer;
 let config: Config;
-let identity: Identity;
+let identity: Bank;
 let worker: RunningWorker;
 let counter = 0;
 
@@ -91,10 +91,14 @@ beforeAll(async () => {
     BCRYPT_COST: '4',
     LOGIN_RATE_LIMIT_MAX: '1000',
     EMAIL_QUEUE_NAME: `test-email-${run}`,
+    REDIS_KEY_PREFIX: `test:${run}:`,
+    OUTBOX_SWEEP_INTERVAL_MS: '300',
+    OUTBOX_SWEEP_PENDING_AFTER_MS: '0',
+    METRICS_PORT: '0',
     SHUTDOWN_TIMEOUT_MS: '5000',
   });
-  identity = await createIdentity({ config, pool: db.pool, logger, rateLimitPrefix: `test:${run}:rl:` });
-  worker = await startWorker(config, { pool: db.pool, logger, sweepIntervalMs: 300, sweepPendingAfterMs: 0, metricsPort: 0, metricsHost: '127.0.0.1' });
+  identity = await createBank(config, { pool: db.pool, logger });
+  worker = await startWorker(config, { pool: db.pool, logger, host: '127.0.0.1' });
 });
 
 afterAll(async () => {
@@ -384,7 +388,7 @@ describe('email delivery', () => {
     await identity.outbox.enqueueOutbox([id]);
     await waitUntil(async () => (await outboxRepository.findById(db.pool, id))?.status === 'failed');
     const row = await outboxRepository.findById(db.pool, id);
-    expect(row?.last_error).toMatch(/^invalid payload: /);
+    expect(row?.lastError).toMatch(/^invalid payload: /);
     const job = await identity.queue.getJob(id);
     expect(await job?.getState()).toBe('failed');
     expect(job?.attemptsMade).toBe(1);
@@ -419,7 +423,7 @@ describe('email delivery', () => {
     await identity.outbox.enqueueOutbox([id]);
     await waitUntil(async () => (await outboxRepository.findById(db.pool, id))?.status === 'failed');
     const failed = await outboxRepository.findById(db.pool, id);
-    expect(failed?.last_error).toMatch(/^expired at .* before it could be sent$/);
+    expect(failed?.lastError).toMatch(/^expired at .* before it could be sent$/);
     expect(failed?.payload).toEqual(expect.objectContaining({ to, sessionId: '00000000-0000-4000-8000-000000000000' }));
     expect(failed?.payload).not.toHaveProperty('loginToken');
     expect(failed?.payload).not.toHaveProperty('code');
@@ -432,7 +436,7 @@ describe('email delivery', () => {
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     const ready = await fetch(`${base}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: 'ok', checks: { database: true, redis: true } });
+    expect(await ready.json()).toEqual({ ready: true, checks: { database: 'ok', redis: 'ok' } });
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toMatch(/bank_emails_sent_total\{kind="send-verification-email",service="worker"\} [1-9]/);
     expect(metrics).toMatch(/bank_emails_failed_total\{kind="send-login-email",reason="bad_payload",service="worker"\} 1/);

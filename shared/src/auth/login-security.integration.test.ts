@@ -12,7 +12,7 @@ import { RateLimited, Unauthenticated } from '../errors/domain-error.ts';
 import { createLogger } from '../logging/logger.ts';
 import { loginEmailPayloadSchema, verificationEmailPayloadSchema } from '../mail/email.schema.ts';
 import { UserService } from '../users/user.service.ts';
-import { createIdentity, type Identity } from './identity.ts';
+import { createBank, type Bank } from '../app/bank.ts';
 import { PasswordHasher } from './password.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { SessionService } from './session.service.ts';
@@ -24,7 +24,7 @@ const PASSWORD = 'correct horse battery';
 
 let db: TestDatabase;
 let config: Config;
-let identity: Identity;
+let identity: Bank;
 let counter = 0;
 
 const newUsername = () => `s${run}_${(counter += 1)}`;
@@ -100,8 +100,9 @@ beforeAll(async () => {
     BCRYPT_COST: '4',
     LOGIN_RATE_LIMIT_MAX: '1000',
     EMAIL_QUEUE_NAME: `test-email-sec-${run}`,
+    REDIS_KEY_PREFIX: `test:${run}:`,
   });
-  identity = await createIdentity({ config, pool: db.pool, logger, rateLimitPrefix: `test:${run}:rl:` });
+  identity = await createBank(config, { pool: db.pool, logger });
 });
 
 afterAll(async () => {

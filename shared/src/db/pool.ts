@@ -32,6 +32,8 @@ export type PoolOptions = {
   maximumPoolSize?: number;
   statementTimeoutMs?: number;
   connectionTimeoutMs?: number;
+  /** Run after the row validation (e.g. a test counting the queries a call issues). */
+  interceptors?: readonly Interceptor[];
 };
 
 /**
@@ -51,7 +53,7 @@ export async function createDatabasePool(databaseUrl: string, options: PoolOptio
     // reset. Measured with bench:ledger on this 2-core machine: about 950 -> 2,100 transfers/s
     // at concurrency 32, and p50 at concurrency 1 from 1.7 ms to 0.7 ms.
     resetConnection: async () => {},
-    interceptors: [createResultParserInterceptor()],
+    interceptors: [createResultParserInterceptor(), ...(options.interceptors ?? [])],
     typeParsers: [
       ...createTypeParserPreset().filter((parser) => parser.name !== 'timestamptz'),
       { name: 'timestamptz', parse: (value: string) => new Date(value) },
