@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // A buf/protoc plugin that reads the google.api.http annotations of the contract and emits
 //  - bank/v1/rest_client.ts: a typed, fetch-based client for the REST gateway (the role
-//    grpc-gateway-ts plays for Go gateways), with bearer token and Idempotency-Key handling;
+//    grpc-gateway-ts plays for Go gateways): one method per RPC with its route, over the
+//    hand-written runtime in proto/runtime/rest-transport.ts (bearer token, Idempotency-Key,
+//    problem+json errors);
 //  - openapi.json: the OpenAPI 3.1 document the gateway serves at /openapi.json, with the
 //    proto comments as descriptions (the runtime descriptors carry no comments).
-// Routes are read with the same function the gateway uses (shared/src/edge/http-rules.ts), so
+// Routes are read with the same function the gateway uses (edge/src/http/http-rules.ts), so
 // the client, the document and the server cannot disagree about paths.
 import {
   ScalarType,
@@ -15,7 +17,8 @@ import {
   type DescService,
 } from '@bufbuild/protobuf';
 import { createEcmaScriptPlugin, getComments, runNodeJs, type Schema } from '@bufbuild/protoplugin';
-import { httpRoutes, type HttpRoute } from '../../shared/src/edge/http-rules.ts';
+import { httpRoutes, type HttpRoute } from '../../edge/src/http/http-rules.ts';
+import type { RestRoute } from '../runtime/rest-transport.ts';
 
 const PLUGIN_NAME = 'protoc-gen-bank-rest';
 
@@ -46,146 +49,24 @@ const docOf = (desc: DescMessage | DescField | DescEnum | DescService | HttpRout
 // ---------------------------------------------------------------------------------------------
 // The typed client.
 
-const RUNTIME = `
-/** Where and how the client talks to the gateway. */
-export type RestClientOptions = {
-  /** Base URL of the gateway, e.g. \`http://localhost:8080\`. */
-  baseUrl: string;
-  /** Access token sent as \`authorization: Bearer <token>\`. */
-  accessToken?: string | undefined;
-  /** Headers added to every request. */
-  headers?: Record<string, string> | undefined;
-  /** A fetch implementation (default: globalThis.fetch). */
-  fetch?: typeof fetch | undefined;
-};
-
-/** Per-call options. */
-export type CallOptions = {
-  /** Overrides the client's access token for this call. */
-  accessToken?: string | undefined;
-  /** Sent as the Idempotency-Key header (else the request's idempotencyKey field is used). */
-  idempotencyKey?: string | undefined;
-  headers?: Record<string, string> | undefined;
-  signal?: AbortSignal | undefined;
-};
-
-/** One offending input field of a 4xx answer. */
-export type FieldViolation = { field: string; description: string };
-
-/** A non-2xx answer: the gateway's application/problem+json body. */
-export class RestError extends Error {
-  readonly status: number;
-  readonly code: string;
-  readonly title: string;
-  readonly detail: string;
-  readonly errors: FieldViolation[];
-  readonly requestId: string | undefined;
-  constructor(status: number, problem: Record<string, unknown>) {
-    const detail = typeof problem.detail === "string" ? problem.detail : "";
-    super(\`HTTP \${status} \${String(problem.code ?? "")}: \${detail}\`);
-    this.name = "RestError";
-    this.status = status;
-    this.code = typeof problem.code === "string" ? problem.code : "UNKNOWN";
-    this.title = typeof problem.title === "string" ? problem.title : "";
-    this.detail = detail;
-    this.errors = Array.isArray(problem.errors) ? (problem.errors as FieldViolation[]) : [];
-    this.requestId = typeof problem.requestId === "string" ? problem.requestId : undefined;
-  }
-}
-
-type Route = {
-  verb: string;
-  path: string;
-  /** Proto names of the fields bound from the path. */
-  pathFields: readonly string[];
-  body: "*" | "";
-  /** JSON name of the request field sent as the Idempotency-Key header. */
-  idempotencyField?: string;
-};
-
-class Transport {
-  readonly options: RestClientOptions;
-  constructor(options: RestClientOptions) {
-    this.options = options;
-  }
-
-  async call<I extends DescMessage, O extends DescMessage>(
-    route: Route,
-    input: I,
-    output: O,
-    request: MessageInitShape<I>,
-    options: CallOptions = {},
-  ): Promise<MessageShape<O>> {
-    const message = create(input, request);
-    const json = toJson(input, message) as Record<string, unknown>;
-    const headers: Record<string, string> = { accept: "application/json", ...this.options.headers, ...options.headers };
-    const token = options.accessToken ?? this.options.accessToken;
-    if (token) headers.authorization = \`Bearer \${token}\`;
-    let path = route.path;
-    for (const name of route.pathFields) {
-      const field = input.fields.find((f) => f.name === name)!;
-      path = path.replace(\`{\${name}}\`, encodeURIComponent(String((message as Record<string, unknown>)[field.localName])));
-      delete json[field.jsonName];
-    }
-    if (route.idempotencyField) {
-      const key = options.idempotencyKey ?? json[route.idempotencyField];
-      delete json[route.idempotencyField];
-      if (typeof key === "string" && key !== "") headers["idempotency-key"] = key;
-    }
-    let body: string | undefined;
-    if (route.body === "*") {
-      headers["content-type"] = "application/json";
-      body = JSON.stringify(json);
-    } else {
-      const query = new URLSearchParams();
-      for (const [key, value] of Object.entries(json)) {
-        const field = input.fields.find((f) => f.jsonName === key);
-        query.append(field ? field.name : key, typeof value === "string" ? value : JSON.stringify(value));
-      }
-      const text = query.toString();
-      if (text) path += \`?\${text}\`;
-    }
-    const doFetch = this.options.fetch ?? globalThis.fetch;
-    const response = await doFetch(this.options.baseUrl.replace(/\\/+$/, "") + path, {
-      method: route.verb,
-      headers,
-      body,
-      signal: options.signal,
-    });
-    const text = await response.text();
-    let parsed: unknown = undefined;
-    if (text) {
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = undefined;
-      }
-    }
-    if (!response.ok) {
-      const problem = typeof parsed === "object" && parsed !== null ? (parsed as Record<string, unknown>) : { detail: text };
-      throw new RestError(response.status, problem);
-    }
-    return fromJson(output, (parsed ?? {}) as JsonValue, { ignoreUnknownFields: true });
-  }
-}
-`;
-
 function generateClient(schema: Schema, routes: HttpRoute[], services: DescService[]): void {
   const f = schema.generateFile('bank/v1/rest_client.ts');
   f.print('// @generated by ', PLUGIN_NAME, ' from the google.api.http annotations. DO NOT EDIT.');
   f.print('// Regenerate with `npm run proto:generate`.');
   f.print('/* eslint-disable */');
   f.print();
-  const create = f.import('create', '@bufbuild/protobuf');
-  const fromJson = f.import('fromJson', '@bufbuild/protobuf');
-  const toJson = f.import('toJson', '@bufbuild/protobuf');
-  const descMessage = f.import('DescMessage', '@bufbuild/protobuf', true);
+  // The transport, the error and the option types are a normal module (see its header); the
+  // public ones are re-exported so that callers import everything from this one file.
+  const runtime = '../runtime/rest-transport.js';
+  const transport = f.import('RestTransport', runtime);
+  const restError = f.import('RestError', runtime);
+  const callOptions = f.import('CallOptions', runtime, true);
+  const clientOptions = f.import('RestClientOptions', runtime, true);
+  const fieldViolation = f.import('FieldViolation', runtime, true);
   const initShape = f.import('MessageInitShape', '@bufbuild/protobuf', true);
-  const shape = f.import('MessageShape', '@bufbuild/protobuf', true);
-  const jsonValue = f.import('JsonValue', '@bufbuild/protobuf', true);
-  // Reference the imports once so that the printer emits them; the runtime text uses the names.
-  f.print('type _Imports = [typeof ', create, ', typeof ', fromJson, ', typeof ', toJson, ', ', descMessage, ', ', initShape, '<', descMessage, '>, ', shape, '<', descMessage, '>, ', jsonValue, '];');
-  f.print(RUNTIME);
+  f.print('export { ', restError, ' };');
+  f.print('export type { ', callOptions, ', ', clientOptions, ', ', fieldViolation, ' };');
+  f.print();
   const clientProps: { prop: string; className: string }[] = [];
   for (const service of services) {
     const serviceRoutes = routes.filter((r) => r.method.parent === service);
@@ -194,14 +75,14 @@ function generateClient(schema: Schema, routes: HttpRoute[], services: DescServi
     clientProps.push({ prop: lowerFirst(service.name.replace(/Service$/, '')), className });
     f.print(f.jsDoc(`REST client for ${service.typeName}.\n\n${docOf(service)}`));
     f.print(f.export('class', className), ' {');
-    f.print('  readonly #transport: Transport;');
-    f.print('  constructor(transport: Transport) {');
+    f.print('  readonly #transport: ', transport, ';');
+    f.print('  constructor(transport: ', transport, ') {');
     f.print('    this.#transport = transport;');
     f.print('  }');
     for (const route of serviceRoutes) {
       const m = route.method;
-      const spec = {
-        verb: route.verb.toUpperCase(),
+      const spec: RestRoute = {
+        verb: route.verb.toUpperCase() as RestRoute['verb'],
         path: route.pathTemplate,
         pathFields: route.pathFields.map((p) => p.name),
         body: route.body,
@@ -209,7 +90,7 @@ function generateClient(schema: Schema, routes: HttpRoute[], services: DescServi
       };
       f.print();
       f.print(f.jsDoc(`${docOf(m)}\n\n${route.verb.toUpperCase()} ${route.pathTemplate}`, '  '));
-      f.print('  ', m.localName, '(request: ', initShape, '<typeof ', f.importSchema(m.input), '>, options?: CallOptions): Promise<', f.importShape(m.output), '> {');
+      f.print('  ', m.localName, '(request: ', initShape, '<typeof ', f.importSchema(m.input), '>, options?: ', callOptions, '): Promise<', f.importShape(m.output), '> {');
       f.print('    return this.#transport.call(', JSON.stringify(spec), ', ', f.importSchema(m.input), ', ', f.importSchema(m.output), ', request, options);');
       f.print('  }');
     }
@@ -218,11 +99,11 @@ function generateClient(schema: Schema, routes: HttpRoute[], services: DescServi
   }
   f.print(f.jsDoc('Typed client for every REST operation of the bank API.'));
   f.print(f.export('class', 'BankRestClient'), ' {');
-  f.print('  readonly options: RestClientOptions;');
+  f.print('  readonly options: ', clientOptions, ';');
   for (const { prop, className } of clientProps) f.print('  readonly ', prop, ': ', className, ';');
-  f.print('  constructor(options: RestClientOptions) {');
+  f.print('  constructor(options: ', clientOptions, ') {');
   f.print('    this.options = options;');
-  f.print('    const transport = new Transport(options);');
+  f.print('    const transport = new ', transport, '(options);');
   for (const { prop, className } of clientProps) f.print('    this.', prop, ' = new ', className, '(transport);');
   f.print('  }');
   f.print();

@@ -1,5 +1,6 @@
-import type { DescMessage, JsonValue, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import { create, fromJson, toJson } from "@bufbuild/protobuf";
+import type { CallOptions, FieldViolation, RestClientOptions } from "../../../runtime/rest-transport.ts";
+import { RestError, RestTransport } from "../../../runtime/rest-transport.ts";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { DepositResponse, ListAccountsResponse, ListEntriesResponse } from "./account_service_pb.ts";
 import { CloseAccountRequestSchema, DepositRequestSchema, DepositResponseSchema, GetAccountRequestSchema, ListAccountsRequestSchema, ListAccountsResponseSchema, ListEntriesRequestSchema, ListEntriesResponseSchema, OpenAccountRequestSchema } from "./account_service_pb.ts";
 import type { Account, Transfer, User } from "./types_pb.ts";
@@ -17,129 +18,8 @@ import { CreateUserRequestSchema, GetUserRequestSchema, UpdateUserRequestSchema,
 // Regenerate with `npm run proto:generate`.
 /* eslint-disable */
 
-type _Imports = [typeof create, typeof fromJson, typeof toJson, DescMessage, MessageInitShape<DescMessage>, MessageShape<DescMessage>, JsonValue];
-
-/** Where and how the client talks to the gateway. */
-export type RestClientOptions = {
-  /** Base URL of the gateway, e.g. `http://localhost:8080`. */
-  baseUrl: string;
-  /** Access token sent as `authorization: Bearer <token>`. */
-  accessToken?: string | undefined;
-  /** Headers added to every request. */
-  headers?: Record<string, string> | undefined;
-  /** A fetch implementation (default: globalThis.fetch). */
-  fetch?: typeof fetch | undefined;
-};
-
-/** Per-call options. */
-export type CallOptions = {
-  /** Overrides the client's access token for this call. */
-  accessToken?: string | undefined;
-  /** Sent as the Idempotency-Key header (else the request's idempotencyKey field is used). */
-  idempotencyKey?: string | undefined;
-  headers?: Record<string, string> | undefined;
-  signal?: AbortSignal | undefined;
-};
-
-/** One offending input field of a 4xx answer. */
-export type FieldViolation = { field: string; description: string };
-
-/** A non-2xx answer: the gateway's application/problem+json body. */
-export class RestError extends Error {
-  readonly status: number;
-  readonly code: string;
-  readonly title: string;
-  readonly detail: string;
-  readonly errors: FieldViolation[];
-  readonly requestId: string | undefined;
-  constructor(status: number, problem: Record<string, unknown>) {
-    const detail = typeof problem.detail === "string" ? problem.detail : "";
-    super(`HTTP ${status} ${String(problem.code ?? "")}: ${detail}`);
-    this.name = "RestError";
-    this.status = status;
-    this.code = typeof problem.code === "string" ? problem.code : "UNKNOWN";
-    this.title = typeof problem.title === "string" ? problem.title : "";
-    this.detail = detail;
-    this.errors = Array.isArray(problem.errors) ? (problem.errors as FieldViolation[]) : [];
-    this.requestId = typeof problem.requestId === "string" ? problem.requestId : undefined;
-  }
-}
-
-type Route = {
-  verb: string;
-  path: string;
-  /** Proto names of the fields bound from the path. */
-  pathFields: readonly string[];
-  body: "*" | "";
-  /** JSON name of the request field sent as the Idempotency-Key header. */
-  idempotencyField?: string;
-};
-
-class Transport {
-  readonly options: RestClientOptions;
-  constructor(options: RestClientOptions) {
-    this.options = options;
-  }
-
-  async call<I extends DescMessage, O extends DescMessage>(
-    route: Route,
-    input: I,
-    output: O,
-    request: MessageInitShape<I>,
-    options: CallOptions = {},
-  ): Promise<MessageShape<O>> {
-    const message = create(input, request);
-    const json = toJson(input, message) as Record<string, unknown>;
-    const headers: Record<string, string> = { accept: "application/json", ...this.options.headers, ...options.headers };
-    const token = options.accessToken ?? this.options.accessToken;
-    if (token) headers.authorization = `Bearer ${token}`;
-    let path = route.path;
-    for (const name of route.pathFields) {
-      const field = input.fields.find((f) => f.name === name)!;
-      path = path.replace(`{${name}}`, encodeURIComponent(String((message as Record<string, unknown>)[field.localName])));
-      delete json[field.jsonName];
-    }
-    if (route.idempotencyField) {
-      const key = options.idempotencyKey ?? json[route.idempotencyField];
-      delete json[route.idempotencyField];
-      if (typeof key === "string" && key !== "") headers["idempotency-key"] = key;
-    }
-    let body: string | undefined;
-    if (route.body === "*") {
-      headers["content-type"] = "application/json";
-      body = JSON.stringify(json);
-    } else {
-      const query = new URLSearchParams();
-      for (const [key, value] of Object.entries(json)) {
-        const field = input.fields.find((f) => f.jsonName === key);
-        query.append(field ? field.name : key, typeof value === "string" ? value : JSON.stringify(value));
-      }
-      const text = query.toString();
-      if (text) path += `?${text}`;
-    }
-    const doFetch = this.options.fetch ?? globalThis.fetch;
-    const response = await doFetch(this.options.baseUrl.replace(/\/+$/, "") + path, {
-      method: route.verb,
-      headers,
-      body,
-      signal: options.signal,
-    });
-    const text = await response.text();
-    let parsed: unknown = undefined;
-    if (text) {
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = undefined;
-      }
-    }
-    if (!response.ok) {
-      const problem = typeof parsed === "object" && parsed !== null ? (parsed as Record<string, unknown>) : { detail: text };
-      throw new RestError(response.status, problem);
-    }
-    return fromJson(output, (parsed ?? {}) as JsonValue, { ignoreUnknownFields: true });
-  }
-}
+export { RestError };
+export type { CallOptions, RestClientOptions, FieldViolation };
 
 /**
  * REST client for bank.v1.AccountService.
@@ -147,8 +27,8 @@ class Transport {
  * Accounts of the caller: open, read, add funds, read history, close.
  */
 export class AccountServiceClient {
-  readonly #transport: Transport;
-  constructor(transport: Transport) {
+  readonly #transport: RestTransport;
+  constructor(transport: RestTransport) {
     this.#transport = transport;
   }
 
@@ -214,8 +94,8 @@ export class AccountServiceClient {
  * Two-step login, token refresh and logout.
  */
 export class AuthServiceClient {
-  readonly #transport: Transport;
-  constructor(transport: Transport) {
+  readonly #transport: RestTransport;
+  constructor(transport: RestTransport) {
     this.#transport = transport;
   }
 
@@ -265,8 +145,8 @@ export class AuthServiceClient {
  * Moving money between accounts of the same currency, and reading transfers.
  */
 export class TransferServiceClient {
-  readonly #transport: Transport;
-  constructor(transport: Transport) {
+  readonly #transport: RestTransport;
+  constructor(transport: RestTransport) {
     this.#transport = transport;
   }
 
@@ -305,8 +185,8 @@ export class TransferServiceClient {
  * Sign-up, email verification and profile changes.
  */
 export class UserServiceClient {
-  readonly #transport: Transport;
-  constructor(transport: Transport) {
+  readonly #transport: RestTransport;
+  constructor(transport: RestTransport) {
     this.#transport = transport;
   }
 
@@ -359,7 +239,7 @@ export class BankRestClient {
   readonly user: UserServiceClient;
   constructor(options: RestClientOptions) {
     this.options = options;
-    const transport = new Transport(options);
+    const transport = new RestTransport(options);
     this.account = new AccountServiceClient(transport);
     this.auth = new AuthServiceClient(transport);
     this.transfer = new TransferServiceClient(transport);
