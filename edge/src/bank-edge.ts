@@ -2,7 +2,11 @@
 // its protocol's request into a UnaryCall, hands it to `handle`, and encodes what comes back.
 import type { DescService } from '@bufbuild/protobuf';
 import type { Registry } from 'prom-client';
+import { createBank, type Bank, type BankConfig } from '@bank/shared/app/bank';
+import type { Config } from '@bank/shared/config/config';
+import { createDatabasePool, type DatabasePool } from '@bank/shared/db/pool';
 import type { Logger } from '@bank/shared/logging/logger';
+import type { ShutdownStep } from '@bank/shared/process/shutdown';
 import { throwIfAborted } from '@bank/shared/use-case/use-case-options';
 import { chain, type CallHandler, type Interceptor } from './call/call.ts';
 import {
@@ -47,4 +51,46 @@ export function createBankEdge(options: { useCases: UseCases; logger: Logger; re
     ...(options.interceptors ?? []),
   ];
   return { services: BANK_SERVICES, handle: chain(interceptors, handler) };
+}
+
+/** What a server process may be handed instead of opening it itself (tests, a shared process). */
+export type EdgeServerDeps = {
+  logger?: Logger;
+  registry?: Registry;
+  /** A pool the caller owns (closed by the caller). */
+  pool?: DatabasePool;
+  /** Use cases the caller owns (closed by the caller); otherwise built over the pool. */
+  bank?: Bank;
+  /** Extra interceptors, run after authentication on every call. */
+  interceptors?: readonly Interceptor[];
+  /** The address to listen on (default all interfaces). */
+  host?: string;
+};
+
+export type EdgeServerConfig = Pick<Config, 'DATABASE_URL' | 'DATABASE_POOL_SIZE'> & BankConfig;
+
+/**
+ * The part of a server's composition root both servers share: the pool and the use cases unless
+ * handed in, and the edge over them. `release` closes, in order, only what was opened here.
+ */
+export async function openBankEdge(
+  config: EdgeServerConfig,
+  deps: EdgeServerDeps,
+  own: { logger: Logger; registry: Registry },
+): Promise<{ bank: Bank; edge: BankEdge; release: ShutdownStep[] }> {
+  const release: ShutdownStep[] = [];
+  let bank = deps.bank;
+  if (!bank) {
+    let pool = deps.pool;
+    if (!pool) {
+      const opened = await createDatabasePool(config.DATABASE_URL, { maximumPoolSize: config.DATABASE_POOL_SIZE });
+      release.push(['database pool', () => opened.end()]);
+      pool = opened;
+    }
+    const created = await createBank(config, { pool, logger: own.logger, registry: own.registry });
+    release.unshift(['use cases', () => created.close()]);
+    bank = created;
+  }
+  const edge = createBankEdge({ useCases: bank, logger: own.logger, registry: own.registry, ...(deps.interceptors ? { interceptors: deps.interceptors } : {}) });
+  return { bank, edge, release };
 }

@@ -23,6 +23,22 @@ const GRPC_CODE_NAMES = Object.fromEntries(Object.entries(GrpcCode).map(([name, 
 /** The gRPC status name of an outcome (`OK` for success), as metrics and gRPC logs label it. */
 export const grpcStatusName = (answer: ErrorAnswer | undefined): string => (answer ? (GRPC_CODE_NAMES[answer.grpc] ?? String(answer.grpc)) : 'OK');
 
+/** An interceptor that only watches: `done` gets each call's answer (undefined on success) and its duration. */
+function observeOutcome(done: (call: UnaryCall, answer: ErrorAnswer | undefined, seconds: number) => void): Interceptor {
+  return (next) => async (call) => {
+    const started = performance.now();
+    let answer: ErrorAnswer | undefined;
+    try {
+      return await next(call);
+    } catch (error) {
+      answer = answerOf(error);
+      throw error;
+    } finally {
+      done(call, answer, (performance.now() - started) / 1_000);
+    }
+  };
+}
+
 /** Adopts the id the transport already settled on (HTTP sets it for every path) or applies the rule. */
 export function requestIdInterceptor(): Interceptor {
   return (next) => async (call) => {
@@ -37,27 +53,18 @@ export function requestIdInterceptor(): Interceptor {
  * operator reads at 3 a.m. Server-side failures (5xx) are logged at error level.
  */
 export function loggingInterceptor(logger: Logger): Interceptor {
-  return (next) => async (call) => {
-    const started = performance.now();
-    let answer: ErrorAnswer | undefined;
-    try {
-      return await next(call);
-    } catch (error) {
-      answer = answerOf(error);
-      throw error;
-    } finally {
-      const line = {
-        requestId: call.requestId,
-        user: call.actor?.username,
-        ...call.transport.outcome(answer),
-        ms: Math.round((performance.now() - started) * 10) / 10,
-        // Not `code`: the logger redacts that key everywhere (login codes must never be logged).
-        errorCode: answer?.code,
-      };
-      if (answer && answer.http >= 500) logger.error(line, call.transport.logMessage);
-      else logger.info(line, call.transport.logMessage);
-    }
-  };
+  return observeOutcome((call, answer, seconds) => {
+    const line = {
+      requestId: call.requestId,
+      user: call.actor?.username,
+      ...call.transport.outcome(answer),
+      ms: Math.round(seconds * 10_000) / 10,
+      // Not `code`: the logger redacts that key everywhere (login codes must never be logged).
+      errorCode: answer?.code,
+    };
+    if (answer && answer.http >= 500) logger.error(line, call.transport.logMessage);
+    else logger.info(line, call.transport.logMessage);
+  });
 }
 
 /**
@@ -74,20 +81,11 @@ export function metricsInterceptor(registry: Registry): Interceptor {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
-  return (next) => async (call) => {
-    const started = performance.now();
-    let answer: ErrorAnswer | undefined;
-    try {
-      return await next(call);
-    } catch (error) {
-      answer = answerOf(error);
-      throw error;
-    } finally {
-      const labels = { protocol: call.transport.protocol, method: fullMethodName(call), code: grpcStatusName(answer) };
-      handled.inc(labels);
-      latency.observe(labels, (performance.now() - started) / 1_000);
-    }
-  };
+  return observeOutcome((call, answer, seconds) => {
+    const labels = { protocol: call.transport.protocol, method: fullMethodName(call), code: grpcStatusName(answer) };
+    handled.inc(labels);
+    latency.observe(labels, seconds);
+  });
 }
 
 /**

@@ -3,12 +3,10 @@ import cors from '@koa/cors';
 import { Router } from '@koa/router';
 import Koa, { type Context, type Next } from 'koa';
 import type { Registry } from 'prom-client';
-import { createBankEdge, type BankEdge } from '@bank/edge/bank-edge';
-import type { Interceptor } from '@bank/edge/call/call';
+import { openBankEdge, type BankEdge, type EdgeServerConfig, type EdgeServerDeps } from '@bank/edge/bank-edge';
 import { requestIdFrom } from '@bank/edge/call/request-id';
-import { createBank, type Bank } from '@bank/shared/app/bank';
+import type { Bank } from '@bank/shared/app/bank';
 import type { Config } from '@bank/shared/config/config';
-import { createDatabasePool, type DatabasePool } from '@bank/shared/db/pool';
 import { DomainError, MethodNotAllowed } from '@bank/shared/errors/domain-error';
 import { createLogger, type Logger } from '@bank/shared/logging/logger';
 import { createRegistry } from '@bank/shared/observability/metrics';
@@ -29,21 +27,7 @@ export type ApiServer = {
 };
 
 /** The part of the configuration the API process reads besides the use cases' slice. */
-export type ApiConfig = Pick<Config, 'LOG_LEVEL' | 'DATABASE_URL' | 'DATABASE_POOL_SIZE' | 'HTTP_PORT' | 'TRUST_PROXY' | 'CORS_ORIGINS' | 'HTTP_BODY_LIMIT_BYTES' | 'SHUTDOWN_TIMEOUT_MS'> &
-  Parameters<typeof createBank>[0];
-
-/** What the caller may hand in instead of having the server open it (tests, a shared process). */
-export type ApiServerDeps = {
-  logger?: Logger;
-  registry?: Registry;
-  /** A pool the caller owns (closed by the caller). */
-  pool?: DatabasePool;
-  /** Use cases the caller owns (closed by the caller); otherwise built over the pool. */
-  bank?: Bank;
-  /** Extra interceptors, run after authentication on every call. */
-  interceptors?: readonly Interceptor[];
-  host?: string;
-};
+export type ApiConfig = Pick<Config, 'LOG_LEVEL' | 'HTTP_PORT' | 'TRUST_PROXY' | 'CORS_ORIGINS' | 'HTTP_BODY_LIMIT_BYTES' | 'SHUTDOWN_TIMEOUT_MS'> & EdgeServerConfig;
 
 /**
  * Request id (the edge's one rule) and one log line for what the edge's chain does not log
@@ -170,12 +154,10 @@ export function createApiApp(config: ApiConfig, deps: { edge: BankEdge; bank: Ba
  * The API process's composition root: pool, use cases, the edge's chain, the Koa app, the
  * listening server on HTTP_PORT (0 picks a free port). Returns the bound port and a graceful close.
  */
-export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}): Promise<ApiServer> {
+export async function startApiServer(config: ApiConfig, deps: EdgeServerDeps = {}): Promise<ApiServer> {
   const logger = deps.logger ?? createLogger({ name: 'api', level: config.LOG_LEVEL });
   const registry = deps.registry ?? createRegistry('api');
-  const pool = deps.bank || deps.pool ? deps.pool : await createDatabasePool(config.DATABASE_URL, { maximumPoolSize: config.DATABASE_POOL_SIZE });
-  const bank = deps.bank ?? (await createBank(config, { pool: pool!, logger, registry }));
-  const edge = createBankEdge({ useCases: bank, logger, registry, ...(deps.interceptors ? { interceptors: deps.interceptors } : {}) });
+  const { bank, edge, release } = await openBankEdge(config, deps, { logger, registry });
   const app = createApiApp(config, { edge, bank, registry, logger });
   const server = app.listen({ port: config.HTTP_PORT, host: deps.host ?? '0.0.0.0' });
   server.keepAliveTimeout = 5_000;
@@ -204,11 +186,7 @@ export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}
     bank,
     registry,
     close: shutdownSequence(
-      [
-        ['http server', stopServing],
-        ['use cases', () => (deps.bank ? undefined : bank.close())],
-        ['database pool', () => (deps.bank || deps.pool ? undefined : pool?.end())],
-      ],
+      [['http server', stopServing], ...release],
       logger,
       'HTTP API stopped',
     ),

@@ -4,14 +4,13 @@ import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import type { Registry } from 'prom-client';
-import { createBankEdge, type BankEdge } from '@bank/edge/bank-edge';
-import type { CallTransport, Interceptor, UnaryCall } from '@bank/edge/call/call';
+import { openBankEdge, type BankEdge, type EdgeServerConfig, type EdgeServerDeps } from '@bank/edge/bank-edge';
+import type { CallTransport, UnaryCall } from '@bank/edge/call/call';
 import { grpcStatusName } from '@bank/edge/call/interceptors';
-import { createBank, type Bank } from '@bank/shared/app/bank';
+import type { Bank } from '@bank/shared/app/bank';
 import type { Config } from '@bank/shared/config/config';
-import { createDatabasePool, type DatabasePool } from '@bank/shared/db/pool';
 import { InvalidArgument } from '@bank/shared/errors/domain-error';
-import { createLogger, type Logger } from '@bank/shared/logging/logger';
+import { createLogger } from '@bank/shared/logging/logger';
 import { createRegistry } from '@bank/shared/observability/metrics';
 import { startHealthServer } from '@bank/shared/process/health-server';
 import { shutdownSequence } from '@bank/shared/process/shutdown';
@@ -30,20 +29,9 @@ export type GrpcServer = {
 };
 
 /** The part of the configuration the gRPC process reads besides the use cases' slice. */
-export type GrpcConfig = Pick<Config, 'LOG_LEVEL' | 'DATABASE_URL' | 'DATABASE_POOL_SIZE' | 'GRPC_PORT' | 'METRICS_PORT' | 'TRUST_PROXY' | 'SHUTDOWN_TIMEOUT_MS'> &
-  Parameters<typeof createBank>[0];
+export type GrpcConfig = Pick<Config, 'LOG_LEVEL' | 'GRPC_PORT' | 'METRICS_PORT' | 'TRUST_PROXY' | 'SHUTDOWN_TIMEOUT_MS'> & EdgeServerConfig;
 
-/** What the caller may hand in instead of having the server open it (tests, a shared process). */
-export type GrpcServerDeps = {
-  logger?: Logger;
-  registry?: Registry;
-  /** A pool the caller owns (closed by the caller). */
-  pool?: DatabasePool;
-  /** Use cases the caller owns (closed by the caller); otherwise built over the pool. */
-  bank?: Bank;
-  /** Extra interceptors, run after authentication on every call. */
-  interceptors?: readonly Interceptor[];
-  host?: string;
+export type GrpcServerDeps = EdgeServerDeps & {
   /** How often grpc.health.v1 re-checks the database and Redis. */
   healthIntervalMs?: number;
 };
@@ -116,9 +104,7 @@ function unaryHandler(method: DescMethod, edge: BankEdge, trustProxy: boolean) {
 export async function startGrpcServer(config: GrpcConfig, deps: GrpcServerDeps = {}): Promise<GrpcServer> {
   const logger = deps.logger ?? createLogger({ name: 'grpc', level: config.LOG_LEVEL });
   const registry: Registry = deps.registry ?? createRegistry('grpc');
-  const pool = deps.bank || deps.pool ? deps.pool : await createDatabasePool(config.DATABASE_URL, { maximumPoolSize: config.DATABASE_POOL_SIZE });
-  const bank = deps.bank ?? (await createBank(config, { pool: pool!, logger, registry }));
-  const edge = createBankEdge({ useCases: bank, logger, registry, ...(deps.interceptors ? { interceptors: deps.interceptors } : {}) });
+  const { bank, edge, release } = await openBankEdge(config, deps, { logger, registry });
   const host = deps.host ?? '0.0.0.0';
 
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 1024 * 1024 });
@@ -175,8 +161,7 @@ export async function startGrpcServer(config: GrpcConfig, deps: GrpcServerDeps =
       [
         ['grpc server', stopServing],
         ['health server', () => healthServer.close()],
-        ['use cases', () => (deps.bank ? undefined : bank.close())],
-        ['database pool', () => (deps.bank || deps.pool ? undefined : pool?.end())],
+        ...release,
       ],
       logger,
       'gRPC server stopped',
