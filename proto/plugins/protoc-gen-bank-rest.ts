@@ -288,7 +288,7 @@ const plugin = createEcmaScriptPlugin({
     readme.print();
     readme.print('Everything in this folder is generated from `proto/bank/v1/*.proto` by `npm run proto:generate`');
     readme.print('(buf with protoc-gen-es and proto/plugins/protoc-gen-bank-rest.ts). `npm run proto:check`');
-    readme.print('and the test proto/scripts/generate.test.ts fail when it is stale.');
+    readme.print('and the test proto/scripts/generate.integration.test.ts fail when it is stale.');
   },
 });
 
