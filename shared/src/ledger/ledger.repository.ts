@@ -1,67 +1,17 @@
-import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import {
-  AccountAlreadyExists,
-  AccountClosed,
-  AccountNotEmpty,
-  AccountNotFound,
-  AmountOutOfRange,
-  CurrencyMismatch,
-  type DomainError,
-  IdempotencyConflict,
-  InsufficientFunds,
-  PermissionDenied,
-  SameAccount,
-} from '../errors/domain-error.ts';
+import { AccountClosed, AccountNotEmpty, AccountNotFound } from '../errors/domain-error.ts';
 import type { Role } from '../auth/actor.ts';
 import type { Currency } from './currency.ts';
+import { databaseErrorToDomainError, refusalError } from './ledger.errors.ts';
 import { accountRow, accountStateRow, entryRow, moveResultRow, type MoveRow, transferRow } from './ledger.schema.ts';
-import type { Account, Entry, Transfer } from './ledger.types.ts';
-
-type PgLikeError = { code?: string; detail?: string; constraint?: string | null; message?: string; cause?: unknown };
-
-/**
- * Turns a database error into the domain error it stands for: the BK* SQLSTATEs that
- * ledger_move() raises, and constraint violations by constraint name. Returns undefined for
- * anything else (a real fault, left to bubble up as an internal error).
- */
-export function toDomainError(error: unknown): DomainError | undefined {
-  const e = error as PgLikeError;
-  const id = e.detail ?? '?';
-  switch (e.code) {
-    case 'BK001':
-      return new AccountNotFound(id);
-    case 'BK002':
-      return new PermissionDenied(`you may not move money out of or into account ${id}`);
-    case 'BK003':
-      return new AccountClosed(id);
-    case 'BK004':
-      return new CurrencyMismatch(e.message ?? 'currency mismatch');
-    case 'BK005':
-      return new InsufficientFunds(id);
-    case 'BK006':
-      return new IdempotencyConflict();
-    case '22003': // numeric_value_out_of_range: a balance would overflow bigint
-      return new AmountOutOfRange('amount would overflow an account balance');
-  }
-  switch (e.constraint) {
-    case 'accounts_balance_nonnegative':
-      return new InsufficientFunds(id);
-    case 'accounts_owner_currency_open_key':
-      return new AccountAlreadyExists('this currency');
-    case 'transfers_distinct_accounts':
-      return new SameAccount();
-    case 'transfers_amount_positive':
-      return new AmountOutOfRange('amount must be greater than zero');
-  }
-  return undefined;
-}
+import type { Account, Entry, Transfer, TransferResult } from './ledger.types.ts';
 
 async function mapErrors<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (error) {
-    throw toDomainError(error) ?? error;
+    throw databaseErrorToDomainError(error) ?? error;
   }
 }
 
@@ -75,7 +25,7 @@ const toAccount = (row: z.infer<typeof accountRow>): Account => ({
   closedAt: row.closed_at,
 });
 
-export const toTransfer = (row: z.infer<typeof transferRow>): Transfer => ({
+const toTransfer = (row: z.infer<typeof transferRow>): Transfer => ({
   id: row.id,
   fromAccountId: row.from_account_id,
   toAccountId: row.to_account_id,
@@ -120,90 +70,112 @@ export type HistoryQuery = {
   limit: number;
 };
 
+/** The movement ledger_move() made or replayed; the actor initiated it (keys belong to a user). */
+function toTransferResult(row: MoveRow, initiatedBy: string): TransferResult {
+  const entry = (id: bigint, accountId: bigint, amount: bigint): Entry => ({
+    id,
+    accountId,
+    transferId: row.transfer_id,
+    amount,
+    createdAt: row.created_at,
+  });
+  return {
+    transfer: {
+      id: row.transfer_id,
+      fromAccountId: row.from_account_id,
+      toAccountId: row.to_account_id,
+      amount: row.amount,
+      currency: row.currency,
+      kind: row.kind,
+      initiatedBy,
+      createdAt: row.created_at,
+    },
+    fromEntry: entry(row.from_entry_id, row.from_account_id, -row.amount),
+    toEntry: entry(row.to_entry_id, row.to_account_id, row.amount),
+    fromBalance: row.from_balance,
+    toBalance: row.to_balance,
+    replayed: row.replayed,
+  };
+}
+
 /**
  * Data access for accounts, transfers and entries. User accounts only: the system funding
- * accounts are invisible here except as the counterparty of a deposit.
+ * accounts are invisible here except as the counterparty of a deposit. Every method takes the
+ * connection first (the pool, or a use case's transaction) and returns domain types. Methods
+ * without a @throws line throw only Slonik/PostgreSQL errors.
  */
-export class LedgerRepository {
-  readonly #db: DatabasePool;
-
-  constructor(db: DatabasePool) {
-    this.#db = db;
-  }
-
+export const ledgerRepository = {
   /** @throws AccountAlreadyExists when the owner already has an open account in that currency. */
-  async insertAccount(owner: string, currency: Currency, db: CommonQueryMethods = this.#db): Promise<Account> {
+  async insertAccount(db: CommonQueryMethods, owner: string, currency: Currency): Promise<Account> {
     const row = await mapErrors(() =>
       db.one(sql.type(accountRow)`
         INSERT INTO accounts (owner, currency) VALUES (${owner}, ${currency})
         RETURNING ${ACCOUNT_COLUMNS}`),
     );
     return toAccount(row);
-  }
+  },
 
-  async findAccount(id: bigint): Promise<Account | null> {
-    const row = await this.#db.maybeOne(sql.type(accountRow)`
+  async findAccount(db: CommonQueryMethods, id: bigint): Promise<Account | null> {
+    const row = await db.maybeOne(sql.type(accountRow)`
       SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE id = ${id} AND NOT is_system`);
     return row ? toAccount(row) : null;
-  }
+  },
 
-  async listAccountsByOwner(owner: string): Promise<Account[]> {
-    const rows = await this.#db.any(sql.type(accountRow)`
+  async listAccountsByOwner(db: CommonQueryMethods, owner: string): Promise<Account[]> {
+    const rows = await db.any(sql.type(accountRow)`
       SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE owner = ${owner} ORDER BY id`);
     return rows.map(toAccount);
-  }
+  },
 
   /**
-   * Moves money in one round trip through ledger_move() (migration 0002). A refused
-   * movement comes back as a row with error_code set rather than as a query error, so it does
-   * not cost the pool a connection.
+   * Moves money in one round trip through ledger_move() (migration 0004). A refused movement
+   * comes back as a row naming the refusal rather than as a query error, so it does not cost the
+   * pool a connection; it is thrown here as its domain error (ledger.errors.ts).
    * @throws AccountNotFound, PermissionDenied, AccountClosed, CurrencyMismatch,
    *   InsufficientFunds, IdempotencyConflict, AmountOutOfRange
    */
-  async move(command: MoveCommand): Promise<MoveRow> {
+  async move(db: CommonQueryMethods, command: MoveCommand): Promise<TransferResult> {
     const row = await mapErrors(() =>
-      this.#db.one(sql.type(moveResultRow)`
+      db.one(sql.type(moveResultRow)`
         SELECT * FROM ledger_move(
           ${command.actor}, ${command.actorRole}, ${command.idempotencyKey}, ${command.requestHash},
           ${command.operation}, ${command.fromAccountId}, ${command.toAccountId}, ${command.amount},
           ${command.currency})`),
     );
-    if (row.error_code !== null) {
-      throw toDomainError({ code: row.error_code, detail: row.error_detail, message: row.error_detail }) ?? new Error(`ledger_move: unknown refusal ${row.error_code}`);
-    }
-    return row as MoveRow;
-  }
+    if (row.error_code !== null) throw refusalError(row.error_code, row.error_detail);
+    return toTransferResult(row, command.actor);
+  },
 
   /**
    * Closes an open, empty account of `owner` in one statement; when nothing changed, reads the
    * row to say why.
    * @throws AccountNotFound, AccountClosed, AccountNotEmpty
    */
-  async closeAccount(id: bigint, owner: string): Promise<Account> {
-    const closed = await this.#db.maybeOne(sql.type(accountRow)`
+  async closeAccount(db: CommonQueryMethods, id: bigint, owner: string): Promise<Account> {
+    const closed = await db.maybeOne(sql.type(accountRow)`
       UPDATE accounts SET status = 'closed', closed_at = now()
        WHERE id = ${id} AND owner = ${owner} AND status = 'open' AND balance = 0 AND NOT is_system
       RETURNING ${ACCOUNT_COLUMNS}`);
     if (closed) return toAccount(closed);
-    const state = await this.#db.maybeOne(sql.type(accountStateRow)`
+    const state = await db.maybeOne(sql.type(accountStateRow)`
       SELECT id, owner, status, balance FROM accounts WHERE id = ${id} AND NOT is_system`);
     if (!state || state.owner !== owner) throw new AccountNotFound(id);
     if (state.status === 'closed') throw new AccountClosed(id);
     throw new AccountNotEmpty(id);
-  }
+  },
 
-  async listEntries(query: HistoryQuery): Promise<Entry[]> {
-    const rows = await this.#db.any(sql.type(entryRow)`
+  async listEntries(db: CommonQueryMethods, query: HistoryQuery): Promise<Entry[]> {
+    const rows = await db.any(sql.type(entryRow)`
       SELECT id, account_id, transfer_id, amount, created_at FROM entries
        WHERE account_id = ${query.accountId} AND ${historyFilter(query)}
        ORDER BY id DESC LIMIT ${query.limit}`);
     return rows.map(toEntry);
-  }
+  },
 
   /** Transfers in or out of the account, newest first (one index scan per direction). */
-  async listTransfers(query: HistoryQuery): Promise<Transfer[]> {
+  async listTransfers(db: CommonQueryMethods, query: HistoryQuery): Promise<Transfer[]> {
     const filter = historyFilter(query);
-    const rows = await this.#db.any(sql.type(transferRow)`
+    const rows = await db.any(sql.type(transferRow)`
       SELECT ${TRANSFER_COLUMNS} FROM (
         (SELECT ${TRANSFER_COLUMNS} FROM transfers WHERE from_account_id = ${query.accountId} AND ${filter}
           ORDER BY id DESC LIMIT ${query.limit})
@@ -212,10 +184,11 @@ export class LedgerRepository {
           ORDER BY id DESC LIMIT ${query.limit})
       ) t ORDER BY id DESC LIMIT ${query.limit}`);
     return rows.map(toTransfer);
-  }
+  },
 
-  async findTransfer(id: bigint): Promise<{ transfer: Transfer; fromOwner: string | null; toOwner: string | null } | null> {
-    const row = await this.#db.maybeOne(sql.type(
+  /** A transfer with the owners of its two accounts (for the visibility check). */
+  async findTransfer(db: CommonQueryMethods, id: bigint): Promise<{ transfer: Transfer; fromOwner: string | null; toOwner: string | null } | null> {
+    const row = await db.maybeOne(sql.type(
       transferRow.extend({ from_owner: z.string().nullable(), to_owner: z.string().nullable() }),
     )`
       SELECT t.id, t.from_account_id, t.to_account_id, t.amount, t.currency, t.kind, t.initiated_by, t.created_at,
@@ -223,14 +196,8 @@ export class LedgerRepository {
         FROM transfers t JOIN accounts f ON f.id = t.from_account_id JOIN accounts o ON o.id = t.to_account_id
        WHERE t.id = ${id}`);
     return row ? { transfer: toTransfer(row), fromOwner: row.from_owner, toOwner: row.to_owner } : null;
-  }
-
-  async findEntriesOfTransfer(transferId: bigint): Promise<Entry[]> {
-    const rows = await this.#db.any(sql.type(entryRow)`
-      SELECT id, account_id, transfer_id, amount, created_at FROM entries WHERE transfer_id = ${transferId} ORDER BY id`);
-    return rows.map(toEntry);
-  }
-}
+  },
+};
 
 function historyFilter(query: HistoryQuery) {
   const conditions = [sql.fragment`TRUE`];

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CURRENCIES } from './currency.ts';
+import { LEDGER_REFUSALS } from './ledger.errors.ts';
 
 /** Row shapes as PostgreSQL returns them (int8 -> bigint, timestamptz -> Date). */
 export const accountRow = z.object({
@@ -11,7 +12,6 @@ export const accountRow = z.object({
   created_at: z.date(),
   closed_at: z.date().nullable(),
 });
-export type AccountRow = z.infer<typeof accountRow>;
 
 export const transferRow = z.object({
   id: z.bigint(),
@@ -23,7 +23,6 @@ export const transferRow = z.object({
   initiated_by: z.string(),
   created_at: z.date(),
 });
-export type TransferRow = z.infer<typeof transferRow>;
 
 export const entryRow = z.object({
   id: z.bigint(),
@@ -32,7 +31,6 @@ export const entryRow = z.object({
   amount: z.bigint(),
   created_at: z.date(),
 });
-export type EntryRow = z.infer<typeof entryRow>;
 
 /** A movement ledger_move() made (or replayed). */
 export const moveRow = z.object({
@@ -53,9 +51,9 @@ export const moveRow = z.object({
 });
 export type MoveRow = z.infer<typeof moveRow>;
 
-/** A movement ledger_move() refused: every other column is null. */
+/** A movement ledger_move() refused, by name: every other column is null. */
 export const refusedMoveRow = z.object({
-  error_code: z.string().regex(/^BK\d{3}$/),
+  error_code: z.enum(LEDGER_REFUSALS),
   error_detail: z.string(),
 });
 

@@ -223,6 +223,34 @@ describe('refusals', () => {
     }
   });
 
+  it('reports each movement to the observer with outcome ok or the refusal name', async () => {
+    const events: { operation: string; currency: string; outcome: string; replayed: boolean }[] = [];
+    const observed = new LedgerService({ pool: db.pool, observer: { moved: (event) => events.push(event) } });
+    const alice = await createUser(db.pool);
+    const bob = await createUser(db.pool);
+    const a = await observed.openAccount(alice, { currency: 'USD' });
+    const b = await observed.openAccount(bob, { currency: 'USD' });
+    const bEur = await observed.openAccount(bob, { currency: 'EUR' });
+    const key = idemKey();
+    await observed.deposit(alice, { accountId: a.id, amount: 10n, idempotencyKey: key });
+    await observed.deposit(alice, { accountId: a.id, amount: 10n, idempotencyKey: key });
+    const move = (over: Partial<Parameters<LedgerService['transfer']>[1]>) =>
+      observed.transfer(alice, { fromAccountId: a.id, toAccountId: b.id, amount: 1n, currency: 'USD', idempotencyKey: idemKey(), ...over }).catch(() => undefined);
+    await move({ amount: 11n });
+    await move({ toAccountId: bEur.id });
+    await move({ toAccountId: 987_654_321n });
+    await move({ idempotencyKey: key });
+    await move({ amount: 0n }); // refused by validation before the ledger: not a movement
+    expect(events).toEqual([
+      { operation: 'deposit', currency: 'USD', outcome: 'ok', replayed: false },
+      { operation: 'deposit', currency: 'USD', outcome: 'ok', replayed: true },
+      { operation: 'transfer', currency: 'USD', outcome: 'insufficient_funds', replayed: false },
+      { operation: 'transfer', currency: 'USD', outcome: 'currency_mismatch', replayed: false },
+      { operation: 'transfer', currency: 'USD', outcome: 'account_not_found', replayed: false },
+      { operation: 'transfer', currency: 'USD', outcome: 'idempotency_conflict', replayed: false },
+    ]);
+  });
+
   it('leaves no idempotency record behind for refused requests, even when duplicates race', async () => {
     const alice = await createUser(db.pool);
     const bob = await createUser(db.pool);

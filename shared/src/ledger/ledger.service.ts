@@ -9,7 +9,7 @@ import {
   TransferNotFound,
 } from '../errors/domain-error.ts';
 import { parseCurrency } from './currency.ts';
-import { LedgerRepository, type HistoryQuery, type MoveCommand } from './ledger.repository.ts';
+import { ledgerRepository, type HistoryQuery, type MoveCommand } from './ledger.repository.ts';
 import type { Account, Entry, Page, PageRequest, Transfer, TransferResult } from './ledger.types.ts';
 import { parseAmount, parseId } from './money.ts';
 import { decodePageToken, encodePageToken, parsePageSize } from './page-token.ts';
@@ -57,11 +57,11 @@ function parseRange(since: Date | undefined, until: Date | undefined): { since: 
  * a banker may read any account but never move another user's money.
  */
 export class LedgerService {
-  readonly #repo: LedgerRepository;
+  readonly #pool: DatabasePool;
   readonly #observer: LedgerObserver;
 
   constructor(deps: { pool: DatabasePool; observer?: LedgerObserver }) {
-    this.#repo = new LedgerRepository(deps.pool);
+    this.#pool = deps.pool;
     this.#observer = deps.observer ?? {};
   }
 
@@ -71,13 +71,13 @@ export class LedgerService {
    */
   async openAccount(actor: Actor, input: { currency: string }): Promise<Account> {
     const currency = parseCurrency(input.currency);
-    return this.#repo.insertAccount(actor.username, currency);
+    return ledgerRepository.insertAccount(this.#pool, actor.username, currency);
   }
 
   /** @throws InvalidArgument, AccountNotFound (also for an account the actor may not see) */
   async getAccount(actor: Actor, accountId: bigint): Promise<Account> {
     const id = parseId(accountId, 'account_id');
-    const account = await this.#repo.findAccount(id);
+    const account = await ledgerRepository.findAccount(this.#pool, id);
     if (!account || (actor.role !== 'banker' && account.owner !== actor.username)) throw new AccountNotFound(id);
     return account;
   }
@@ -89,7 +89,7 @@ export class LedgerService {
   async listAccounts(actor: Actor, input: { owner?: string } = {}): Promise<Account[]> {
     const owner = input.owner || actor.username;
     if (owner !== actor.username && actor.role !== 'banker') throw new PermissionDenied('you may only list your own accounts');
-    return this.#repo.listAccountsByOwner(owner);
+    return ledgerRepository.listAccountsByOwner(this.#pool, owner);
   }
 
   /**
@@ -142,34 +142,11 @@ export class LedgerService {
 
   async #move(command: MoveCommand): Promise<TransferResult> {
     try {
-      const row = await this.#repo.move(command);
-      this.#observer.moved?.({ operation: command.operation, currency: row.currency, outcome: 'ok', replayed: row.replayed });
-      const transfer: Transfer = {
-        id: row.transfer_id,
-        fromAccountId: row.from_account_id,
-        toAccountId: row.to_account_id,
-        amount: row.amount,
-        currency: row.currency,
-        kind: row.kind,
-        initiatedBy: command.actor,
-        createdAt: row.created_at,
-      };
-      const entry = (id: bigint, accountId: bigint, amount: bigint): Entry => ({
-        id,
-        accountId,
-        transferId: row.transfer_id,
-        amount,
-        createdAt: row.created_at,
-      });
-      return {
-        transfer,
-        fromEntry: entry(row.from_entry_id, row.from_account_id, -row.amount),
-        toEntry: entry(row.to_entry_id, row.to_account_id, row.amount),
-        fromBalance: row.from_balance,
-        toBalance: row.to_balance,
-        replayed: row.replayed,
-      };
+      const result = await ledgerRepository.move(this.#pool, command);
+      this.#observer.moved?.({ operation: command.operation, currency: result.transfer.currency, outcome: 'ok', replayed: result.replayed });
+      return result;
     } catch (error) {
+      // A refusal's DomainError code lowercased is its ledger_move() name (insufficient_funds, ...).
       const code = (error as { code?: unknown }).code;
       this.#observer.moved?.({
         operation: command.operation,
@@ -189,25 +166,25 @@ export class LedgerService {
     const id = parseId(accountId, 'account_id');
     const account = await this.getAccount(actor, id);
     if (account.owner !== actor.username) throw new PermissionDenied('you may only close your own accounts');
-    return this.#repo.closeAccount(id, actor.username);
+    return ledgerRepository.closeAccount(this.#pool, id, actor.username);
   }
 
   /** An account's entries, newest first, a page at a time. @throws InvalidArgument, AccountNotFound */
   async listEntries(actor: Actor, input: HistoryInput): Promise<Page<Entry>> {
     const query = await this.#historyQuery(actor, input, 'entries');
-    return this.#page(await this.#repo.listEntries(query), query.limit - 1, 'entries');
+    return this.#page(await ledgerRepository.listEntries(this.#pool, query), query.limit - 1, 'entries');
   }
 
   /** Transfers in or out of an account, newest first. @throws InvalidArgument, AccountNotFound */
   async listTransfers(actor: Actor, input: HistoryInput): Promise<Page<Transfer>> {
     const query = await this.#historyQuery(actor, input, 'transfers');
-    return this.#page(await this.#repo.listTransfers(query), query.limit - 1, 'transfers');
+    return this.#page(await ledgerRepository.listTransfers(this.#pool, query), query.limit - 1, 'transfers');
   }
 
   /** @throws InvalidArgument, TransferNotFound (also when neither side is the actor's) */
   async getTransfer(actor: Actor, transferId: bigint): Promise<Transfer> {
     const id = parseId(transferId, 'transfer_id');
-    const found = await this.#repo.findTransfer(id);
+    const found = await ledgerRepository.findTransfer(this.#pool, id);
     const visible =
       found && (actor.role === 'banker' || found.fromOwner === actor.username || found.toOwner === actor.username);
     if (!visible) throw new TransferNotFound(id);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { parseCurrency } from './currency.ts';
-import { toDomainError } from './ledger.repository.ts';
+import { databaseErrorToDomainError, LEDGER_REFUSALS, refusalError } from './ledger.errors.ts';
 import { MAX_AMOUNT, parseAmount, parseId } from './money.ts';
 import { decodePageToken, DEFAULT_PAGE_SIZE, encodePageToken, MAX_PAGE_SIZE, parsePageSize } from './page-token.ts';
 
@@ -43,13 +43,28 @@ describe('page tokens', () => {
   });
 });
 
-describe('toDomainError', () => {
-  it('maps ledger SQLSTATEs and constraint names, and leaves real faults alone', () => {
-    expect(toDomainError({ code: 'BK005', detail: '7' })).toMatchObject({ code: 'INSUFFICIENT_FUNDS', message: expect.stringMatching(/account 7/) });
-    expect(toDomainError({ code: '22003' })).toMatchObject({ code: 'AMOUNT_OUT_OF_RANGE' });
-    expect(toDomainError({ code: '23514', constraint: 'accounts_balance_nonnegative' })).toMatchObject({ code: 'INSUFFICIENT_FUNDS' });
-    expect(toDomainError({ code: '23505', constraint: 'accounts_owner_currency_open_key' })).toMatchObject({ code: 'ACCOUNT_ALREADY_EXISTS' });
-    expect(toDomainError({ code: '08006' })).toBeUndefined();
-    expect(toDomainError(new Error('boom'))).toBeUndefined();
+describe('ledger errors', () => {
+  it('maps ledger_move() refusals by name and database errors by SQLSTATE and constraint name, and leaves real faults alone', () => {
+    expect(refusalError('insufficient_funds', '7')).toMatchObject({ code: 'INSUFFICIENT_FUNDS', message: expect.stringMatching(/account 7/) });
+    expect(databaseErrorToDomainError({ code: '22003' })).toMatchObject({ code: 'AMOUNT_OUT_OF_RANGE' });
+    expect(databaseErrorToDomainError({ code: '23514', constraint: 'accounts_balance_nonnegative' })).toMatchObject({ code: 'INSUFFICIENT_FUNDS' });
+    expect(databaseErrorToDomainError({ code: '23505', constraint: 'accounts_owner_currency_open_key' })).toMatchObject({ code: 'ACCOUNT_ALREADY_EXISTS' });
+    expect(databaseErrorToDomainError({ code: '08006' })).toBeUndefined();
+    expect(databaseErrorToDomainError(new Error('boom'))).toBeUndefined();
+    // Refusals are answers of ledger_move(), never raised: the old SQLSTATE codes mean nothing.
+    expect(databaseErrorToDomainError({ code: 'BK005', detail: '7' })).toBeUndefined();
+  });
+
+  it('gives every refusal the domain error whose code is its name, so metrics keep their outcome labels', () => {
+    for (const refusal of LEDGER_REFUSALS) {
+      expect(refusalError(refusal, '42').code.toLowerCase()).toBe(refusal);
+    }
+    expect(refusalError('account_not_found', '42').message).toBe('account 42 not found');
+    expect(refusalError('permission_denied', '42').message).toBe('you may not move money out of or into account 42');
+    expect(refusalError('account_closed', '42').message).toBe('account 42 is closed');
+    expect(refusalError('currency_mismatch', 'currency mismatch: from USD to EUR, request USD').message).toBe(
+      'currency mismatch: from USD to EUR, request USD',
+    );
+    expect(refusalError('idempotency_conflict', 'ignored').message).toBe('this idempotency key was already used with a different request');
   });
 });
