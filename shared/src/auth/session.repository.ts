@@ -1,9 +1,8 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
+import { SESSION_STATUSES, type LoginChallenge, type Session } from './session.types.ts';
 
-export const SESSION_STATUSES = ['pending', 'active', 'revoked'] as const;
-
-export const sessionRowSchema = z.object({
+const sessionRow = z.object({
   id: z.string().uuid(),
   username: z.string(),
   status: z.enum(SESSION_STATUSES),
@@ -16,9 +15,22 @@ export const sessionRowSchema = z.object({
   revoked_at: z.date().nullable(),
   revoked_reason: z.string().nullable(),
 });
-export type SessionRow = z.infer<typeof sessionRowSchema>;
 
-export const loginChallengeRowSchema = z.object({
+const toSession = (row: z.infer<typeof sessionRow>): Session => ({
+  id: row.id,
+  username: row.username,
+  status: row.status,
+  refreshTokenId: row.refresh_token_id,
+  userAgent: row.user_agent,
+  clientIp: row.client_ip,
+  createdAt: row.created_at,
+  activatedAt: row.activated_at,
+  expiresAt: row.expires_at,
+  revokedAt: row.revoked_at,
+  revokedReason: row.revoked_reason,
+});
+
+const loginChallengeRow = z.object({
   id: z.string().uuid(),
   session_id: z.string().uuid(),
   token_id: z.string().uuid(),
@@ -27,13 +39,23 @@ export const loginChallengeRowSchema = z.object({
   expires_at: z.date(),
   used_at: z.date().nullable(),
 });
-export type LoginChallengeRow = z.infer<typeof loginChallengeRowSchema>;
+
+const toLoginChallenge = (row: z.infer<typeof loginChallengeRow>): LoginChallenge => ({
+  id: row.id,
+  sessionId: row.session_id,
+  tokenId: row.token_id,
+  codeHash: row.code_hash,
+  attempts: row.attempts,
+  expiresAt: row.expires_at,
+  usedAt: row.used_at,
+});
 
 const clip = (value: string | undefined, max: number) => (value === undefined ? null : value.slice(0, max));
 
 /**
- * Sessions (pending -> active -> revoked) and the login challenges that activate them. Throws only
- * Slonik/PostgreSQL errors (a missing row is null, never an error).
+ * Sessions (pending -> active -> revoked) and the login challenges that activate them. Every
+ * method takes the connection first (the pool, or a use case's transaction) and returns domain
+ * types. Throws only Slonik/PostgreSQL errors (a missing row is null, never an error).
  */
 export const sessionRepository = {
   async insertPending(
@@ -46,9 +68,10 @@ export const sessionRepository = {
         ${clip(session.userAgent, 512)}, ${clip(session.clientIp, 64)})`);
   },
 
-  async findById(db: CommonQueryMethods, id: string, options: { forUpdate?: boolean } = {}): Promise<SessionRow | null> {
-    return db.maybeOne(sql.type(sessionRowSchema)`
+  async findById(db: CommonQueryMethods, id: string, options: { forUpdate?: boolean } = {}): Promise<Session | null> {
+    const row = await db.maybeOne(sql.type(sessionRow)`
       SELECT * FROM sessions WHERE id = ${id} ${options.forUpdate ? sql.fragment`FOR UPDATE` : sql.fragment``}`);
+    return row ? toSession(row) : null;
   },
 
   async activate(
@@ -100,10 +123,11 @@ export const sessionRepository = {
       VALUES (${challenge.id}, ${challenge.sessionId}, ${challenge.tokenId}, ${challenge.codeHash}, ${sql.timestamp(challenge.expiresAt)})`);
   },
 
-  async findChallengeForUpdate(db: CommonQueryMethods, sessionId: string): Promise<LoginChallengeRow | null> {
-    return db.maybeOne(sql.type(loginChallengeRowSchema)`
+  async findChallengeForUpdate(db: CommonQueryMethods, sessionId: string): Promise<LoginChallenge | null> {
+    const row = await db.maybeOne(sql.type(loginChallengeRow)`
       SELECT id, session_id, token_id, code_hash, attempts, expires_at, used_at
       FROM login_challenges WHERE session_id = ${sessionId} FOR UPDATE`);
+    return row ? toLoginChallenge(row) : null;
   },
 
   async countChallengeAttempt(db: CommonQueryMethods, id: string): Promise<void> {

@@ -6,7 +6,7 @@ import { SEND_LOGIN_EMAIL, type LoginEmailPayload } from '../mail/email.schema.t
 import type { OutboxPublisher } from '../outbox/outbox-publisher.ts';
 import { errorSummary } from '../outbox/outbox-publisher.ts';
 import { outboxRepository } from '../outbox/outbox.repository.ts';
-import { toUser, userRepository } from '../users/user.repository.ts';
+import { userRepository } from '../users/user.repository.ts';
 import type { User } from '../users/user.types.ts';
 import type { Actor } from './actor.ts';
 import { PASSWORD_MAX_BYTES, type PasswordHasher } from './password.ts';
@@ -74,30 +74,31 @@ export class SessionService {
     // Counted before the bcrypt work, atomically: concurrent guesses cannot all slip past a check.
     await rateLimiter.consume(limitKeys);
 
-    const row = username.length <= 64 ? await userRepository.findByUsername(pool, username) : null;
+    const found = username.length <= 64 ? await userRepository.findByUsername(pool, username) : null;
     const passwordFits = Buffer.byteLength(input.password, 'utf8') <= PASSWORD_MAX_BYTES;
-    const ok = row && passwordFits ? await passwords.verify(input.password, row.hashed_password) : await passwords.verifyDummy(input.password);
-    if (!row || !ok) throw new Unauthenticated(INVALID_CREDENTIALS);
+    const ok = found && passwordFits ? await passwords.verify(input.password, found.hashedPassword) : await passwords.verifyDummy(input.password);
+    if (!found || !ok) throw new Unauthenticated(INVALID_CREDENTIALS);
     await this.#refund(limitKeys);
-    if (!row.is_email_verified) throw new EmailNotVerified();
+    const { user } = found;
+    if (!user.isEmailVerified) throw new EmailNotVerified();
     // Every successful step 1 emails the user: bound those emails too, so someone holding the
     // password cannot flood the inbox (or grind through codes) with endless new sessions.
-    await this.#deps.loginEmailLimiter?.consume([`login-email:${row.username}`]);
+    await this.#deps.loginEmailLimiter?.consume([`login-email:${user.username}`]);
 
     const sessionId = randomUUID();
     const code = randomInt(0, 1_000_000).toString().padStart(6, '0');
-    const login = await tokens.issue('login', { username: row.username, role: row.role, sessionId, ttlSeconds: config.LOGIN_TOKEN_TTL_SECONDS });
+    const login = await tokens.issue('login', { username: user.username, role: user.role, sessionId, ttlSeconds: config.LOGIN_TOKEN_TTL_SECONDS });
     const payload: LoginEmailPayload = {
-      to: row.email,
-      username: row.username,
-      fullName: row.full_name,
+      to: user.email,
+      username: user.username,
+      fullName: user.fullName,
       sessionId,
       loginToken: login.token,
       code,
       expiresAt: login.claims.expiresAt.toISOString(),
     };
     const outboxId = await pool.transaction(async (tx) => {
-      await sessionRepository.insertPending(tx, { id: sessionId, username: row.username, expiresAt: login.claims.expiresAt, ...clientInfo(input) });
+      await sessionRepository.insertPending(tx, { id: sessionId, username: user.username, expiresAt: login.claims.expiresAt, ...clientInfo(input) });
       await sessionRepository.insertChallenge(tx, {
         id: randomUUID(),
         sessionId,
@@ -141,13 +142,13 @@ export class SessionService {
       const challenge = await sessionRepository.findChallengeForUpdate(tx, sessionId);
       const session = challenge ? await sessionRepository.findById(tx, sessionId, { forUpdate: true }) : null;
       if (!challenge || !session) return { error: 'invalid login token or code', guess: true } as const;
-      if (challenge.used_at || session.status !== 'pending') return { error: 'this login was already confirmed or cancelled' } as const;
-      if (challenge.expires_at.getTime() <= Date.now()) return { error: 'this login has expired; log in again' } as const;
+      if (challenge.usedAt || session.status !== 'pending') return { error: 'this login was already confirmed or cancelled' } as const;
+      if (challenge.expiresAt.getTime() <= Date.now()) return { error: 'this login has expired; log in again' } as const;
       if (loginTokenId !== undefined) {
-        if (challenge.token_id !== loginTokenId) return { error: 'invalid login token or code' } as const;
+        if (challenge.tokenId !== loginTokenId) return { error: 'invalid login token or code' } as const;
       } else {
         if (challenge.attempts >= MAX_LOGIN_CODE_ATTEMPTS) return { error: 'too many wrong codes; log in again', guess: true } as const;
-        const expected = Buffer.from(challenge.code_hash, 'hex');
+        const expected = Buffer.from(challenge.codeHash, 'hex');
         const actual = /^\d{6}$/.test(input.code as string) ? codeHash(sessionId, input.code as string) : Buffer.alloc(expected.length);
         if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) {
           // Committed (no throw inside the transaction) so wrong guesses count.
@@ -155,12 +156,12 @@ export class SessionService {
           return { error: 'invalid login token or code', guess: true } as const;
         }
       }
-      const row = await userRepository.findByUsername(tx, session.username);
-      if (!row) return { error: 'invalid login token or code' } as const;
-      const issued = await this.#issuePair(row.username, row.role, sessionId, this.#sessionEnd(new Date()));
+      const found = await userRepository.findByUsername(tx, session.username);
+      if (!found) return { error: 'invalid login token or code' } as const;
+      const issued = await this.#issuePair(found.user.username, found.user.role, sessionId, this.#sessionEnd(new Date()));
       await sessionRepository.markChallengeUsed(tx, challenge.id);
       await sessionRepository.activate(tx, sessionId, { refreshTokenId: issued.refreshTokenId, expiresAt: issued.tokens.refreshTokenExpiresAt, ...clientInfo(input) });
-      return { tokens: { ...issued.tokens, user: toUser(row) } } as const;
+      return { tokens: { ...issued.tokens, user: found.user } } as const;
     });
     if (!('guess' in outcome)) await this.#refund(limitKeys);
     if ('error' in outcome) throw new Unauthenticated(outcome.error);
@@ -178,23 +179,23 @@ export class SessionService {
       const session = await sessionRepository.findById(tx, claims.sessionId, { forUpdate: true });
       if (!session || session.username !== claims.username) return { error: 'invalid refresh token' } as const;
       if (session.status !== 'active') return { error: 'this session is no longer active' } as const;
-      const sessionEnd = this.#sessionEnd(session.activated_at ?? session.created_at);
-      if (session.expires_at.getTime() <= Date.now() || sessionEnd.getTime() <= Date.now()) {
+      const sessionEnd = this.#sessionEnd(session.activatedAt ?? session.createdAt);
+      if (session.expiresAt.getTime() <= Date.now() || sessionEnd.getTime() <= Date.now()) {
         return { error: 'this session has expired' } as const;
       }
-      if (session.refresh_token_id !== claims.tokenId) {
+      if (session.refreshTokenId !== claims.tokenId) {
         await sessionRepository.revoke(tx, session.id, 'refresh token reuse');
         return { error: 'this refresh token was already used; the session is revoked', reuse: true } as const;
       }
-      const row = await userRepository.findByUsername(tx, session.username);
-      if (!row) return { error: 'invalid refresh token' } as const;
-      const issued = await this.#issuePair(row.username, row.role, session.id, sessionEnd);
+      const found = await userRepository.findByUsername(tx, session.username);
+      if (!found) return { error: 'invalid refresh token' } as const;
+      const issued = await this.#issuePair(found.user.username, found.user.role, session.id, sessionEnd);
       await sessionRepository.rotateRefresh(tx, session.id, {
         refreshTokenId: issued.refreshTokenId,
         expiresAt: issued.tokens.refreshTokenExpiresAt,
         ...clientInfo(input),
       });
-      return { tokens: { ...issued.tokens, user: toUser(row) } } as const;
+      return { tokens: { ...issued.tokens, user: found.user } } as const;
     });
     if ('error' in outcome) {
       if ('reuse' in outcome) this.#deps.logger?.warn({ sessionId: claims.sessionId, username: claims.username }, 'refresh token reuse: session revoked');
@@ -215,7 +216,7 @@ export class SessionService {
   async authenticate(accessToken: string): Promise<Actor> {
     const claims = await this.#deps.tokens.verify(accessToken, 'access');
     const session = await sessionRepository.findById(this.#deps.pool, claims.sessionId);
-    if (!session || session.status !== 'active' || session.username !== claims.username || session.expires_at.getTime() <= Date.now()) {
+    if (!session || session.status !== 'active' || session.username !== claims.username || session.expiresAt.getTime() <= Date.now()) {
       throw new Unauthenticated('this session is no longer active');
     }
     return { username: claims.username, role: claims.role, sessionId: claims.sessionId };

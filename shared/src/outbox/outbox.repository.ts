@@ -4,7 +4,24 @@ import { z } from 'zod';
 
 export const OUTBOX_STATUSES = ['pending', 'enqueued', 'sent', 'failed'] as const;
 
-export const outboxRowSchema = z.object({
+export type OutboxStatus = (typeof OUTBOX_STATUSES)[number];
+
+/** A message waiting for (or done with) delivery by the worker. */
+export type OutboxMessage = {
+  readonly id: string;
+  /** The job name it is delivered by (e.g. send-login-email). */
+  readonly kind: string;
+  /** As stored: the worker validates it against the job's schema before use. */
+  readonly payload: unknown;
+  readonly status: OutboxStatus;
+  readonly attempts: number;
+  readonly lastError: string | null;
+  readonly createdAt: Date;
+  readonly enqueuedAt: Date | null;
+  readonly sentAt: Date | null;
+};
+
+const outboxRow = z.object({
   id: z.string().uuid(),
   kind: z.string(),
   payload: z.unknown(),
@@ -15,14 +32,25 @@ export const outboxRowSchema = z.object({
   enqueued_at: z.date().nullable(),
   sent_at: z.date().nullable(),
 });
-export type OutboxRow = z.infer<typeof outboxRowSchema>;
+
+const toOutboxMessage = (row: z.infer<typeof outboxRow>): OutboxMessage => ({
+  id: row.id,
+  kind: row.kind,
+  payload: row.payload,
+  status: row.status,
+  attempts: row.attempts,
+  lastError: row.last_error,
+  createdAt: row.created_at,
+  enqueuedAt: row.enqueued_at,
+  sentAt: row.sent_at,
+});
 
 const idRow = z.object({ id: z.string().uuid() });
 
 /**
- * The transactional outbox. `insert` runs on the caller's transaction, so the message exists if
- * and only if the change that asked for it committed. Other methods take any connection. Throws
- * only Slonik/PostgreSQL errors.
+ * The transactional outbox. Every method takes the connection first; `insert` runs on the
+ * caller's transaction, so the message exists if and only if the change that asked for it
+ * committed. Returns domain types. Throws only Slonik/PostgreSQL errors.
  */
 export const outboxRepository = {
   /** Adds a pending message in the caller's transaction; returns its id (also the BullMQ job id). */
@@ -32,8 +60,9 @@ export const outboxRepository = {
     return id;
   },
 
-  async findById(db: CommonQueryMethods, id: string): Promise<OutboxRow | null> {
-    return db.maybeOne(sql.type(outboxRowSchema)`SELECT * FROM outbox WHERE id = ${id}`);
+  async findById(db: CommonQueryMethods, id: string): Promise<OutboxMessage | null> {
+    const row = await db.maybeOne(sql.type(outboxRow)`SELECT * FROM outbox WHERE id = ${id}`);
+    return row ? toOutboxMessage(row) : null;
   },
 
   /** Pending rows moved to enqueued once the queue accepted their jobs. */

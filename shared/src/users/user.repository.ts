@@ -3,9 +3,9 @@ import { sql, UniqueIntegrityConstraintViolationError, type CommonQueryMethods }
 import { z } from 'zod';
 import { ROLES } from '../auth/actor.ts';
 import { EmailTaken, UsernameTaken } from '../errors/domain-error.ts';
-import type { User } from './user.types.ts';
+import type { EmailVerification, User, UserRecord } from './user.types.ts';
 
-export const userRowSchema = z.object({
+const userRow = z.object({
   username: z.string(),
   full_name: z.string(),
   email: z.string(),
@@ -15,9 +15,9 @@ export const userRowSchema = z.object({
   password_changed_at: z.date(),
   created_at: z.date(),
 });
-export type UserRow = z.infer<typeof userRowSchema>;
+type UserRow = z.infer<typeof userRow>;
 
-export const toUser = (row: UserRow): User => ({
+const toUser = (row: UserRow): User => ({
   username: row.username,
   fullName: row.full_name,
   email: row.email,
@@ -41,30 +41,38 @@ function mapUniqueViolation(error: unknown): never {
 export const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
 
 /**
- * Users and their email verifications. Throws UsernameTaken / EmailTaken for unique violations.
+ * Users, by username. Every method takes the connection first (the pool, or a use case's
+ * transaction) and returns domain types; only findByUsername hands out the password hash, beside
+ * the user rather than inside it, so it cannot ride along into an answer. Throws UsernameTaken /
+ * EmailTaken for unique violations (insert, update), otherwise only Slonik/PostgreSQL errors.
  */
 export const userRepository = {
-  async insert(db: CommonQueryMethods, user: { username: string; fullName: string; email: string; hashedPassword: string }): Promise<UserRow> {
+  /** @throws UsernameTaken, EmailTaken */
+  async insert(db: CommonQueryMethods, user: { username: string; fullName: string; email: string; hashedPassword: string }): Promise<User> {
     try {
-      return await db.one(sql.type(userRowSchema)`
+      const row = await db.one(sql.type(userRow)`
         INSERT INTO users (username, full_name, email, hashed_password)
         VALUES (${user.username}, ${user.fullName}, ${user.email}, ${user.hashedPassword})
         RETURNING ${userColumns}`);
+      return toUser(row);
     } catch (error) {
       return mapUniqueViolation(error);
     }
   },
 
-  async findByUsername(db: CommonQueryMethods, username: string, options: { forUpdate?: boolean } = {}): Promise<UserRow | null> {
-    return db.maybeOne(sql.type(userRowSchema)`
+  /** The user and their password hash, or null; `forUpdate` locks the row in the caller's transaction. */
+  async findByUsername(db: CommonQueryMethods, username: string, options: { forUpdate?: boolean } = {}): Promise<UserRecord | null> {
+    const row = await db.maybeOne(sql.type(userRow)`
       SELECT ${userColumns} FROM users WHERE username = ${username} ${options.forUpdate ? sql.fragment`FOR UPDATE` : sql.fragment``}`);
+    return row ? { user: toUser(row), hashedPassword: row.hashed_password } : null;
   },
 
+  /** @throws EmailTaken */
   async update(
     db: CommonQueryMethods,
     username: string,
     changes: { fullName?: string; email?: string; hashedPassword?: string; keepEmailVerified?: boolean },
-  ): Promise<UserRow> {
+  ): Promise<User> {
     const sets = [sql.fragment`updated_at = now()`];
     if (changes.fullName !== undefined) sets.push(sql.fragment`full_name = ${changes.fullName}`);
     if (changes.email !== undefined) sets.push(sql.fragment`email = ${changes.email}`);
@@ -73,20 +81,22 @@ export const userRepository = {
       sets.push(sql.fragment`hashed_password = ${changes.hashedPassword}`, sql.fragment`password_changed_at = now()`);
     }
     try {
-      return await db.one(sql.type(userRowSchema)`
+      const row = await db.one(sql.type(userRow)`
         UPDATE users SET ${sql.join(sets, sql.fragment`, `)} WHERE username = ${username} RETURNING ${userColumns}`);
+      return toUser(row);
     } catch (error) {
       return mapUniqueViolation(error);
     }
   },
 
-  async markEmailVerified(db: CommonQueryMethods, username: string): Promise<UserRow> {
-    return db.one(sql.type(userRowSchema)`
+  async markEmailVerified(db: CommonQueryMethods, username: string): Promise<User> {
+    const row = await db.one(sql.type(userRow)`
       UPDATE users SET is_email_verified = true, updated_at = now() WHERE username = ${username} RETURNING ${userColumns}`);
+    return toUser(row);
   },
 };
 
-export const emailVerificationRowSchema = z.object({
+const emailVerificationRow = z.object({
   id: z.bigint(),
   username: z.string(),
   email: z.string(),
@@ -95,10 +105,16 @@ export const emailVerificationRowSchema = z.object({
   used_at: z.date().nullable(),
 });
 
-/** Email verification links (only the secret's sha256 is stored). Throws only Slonik/PostgreSQL errors. */
+/**
+ * Email verification links (only the secret's sha256 is stored), connection first like every
+ * repository. Throws only Slonik/PostgreSQL errors.
+ */
 export const emailVerificationRepository = {
   /** Creates a verification; returns its id and the secret (only its sha256 is stored). */
-  async create(db: CommonQueryMethods, input: { username: string; email: string; ttlSeconds: number }) {
+  async create(
+    db: CommonQueryMethods,
+    input: { username: string; email: string; ttlSeconds: number },
+  ): Promise<{ id: bigint; secretCode: string; expiresAt: Date }> {
     const secretCode = randomBytes(24).toString('base64url');
     const row = await db.one(sql.type(z.object({ id: z.bigint(), expires_at: z.date() }))`
       INSERT INTO email_verifications (username, email, secret_hash, expires_at)
@@ -107,9 +123,13 @@ export const emailVerificationRepository = {
     return { id: row.id, secretCode, expiresAt: row.expires_at };
   },
 
-  async findForUpdate(db: CommonQueryMethods, id: bigint) {
-    return db.maybeOne(sql.type(emailVerificationRowSchema)`
+  /** The link, locked in the caller's transaction, or null. */
+  async findForUpdate(db: CommonQueryMethods, id: bigint): Promise<EmailVerification | null> {
+    const row = await db.maybeOne(sql.type(emailVerificationRow)`
       SELECT id, username, email, secret_hash, expires_at, used_at FROM email_verifications WHERE id = ${id} FOR UPDATE`);
+    return row
+      ? { id: row.id, username: row.username, email: row.email, secretHash: row.secret_hash, expiresAt: row.expires_at, usedAt: row.used_at }
+      : null;
   },
 
   async markUsed(db: CommonQueryMethods, id: bigint): Promise<void> {

@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { DatabasePool } from 'slonik';
+import type { CommonQueryMethods, DatabasePool } from 'slonik';
 import type { Actor } from '../auth/actor.ts';
 import { validatePassword, type PasswordHasher } from '../auth/password.ts';
 import type { RateLimiter } from '../auth/rate-limiter.ts';
@@ -8,7 +8,7 @@ import { InvalidArgument, PermissionDenied, UserNotFound, VerificationLinkInvali
 import { SEND_VERIFICATION_EMAIL, type VerificationEmailPayload } from '../mail/email.schema.ts';
 import type { OutboxPublisher } from '../outbox/outbox-publisher.ts';
 import { outboxRepository } from '../outbox/outbox.repository.ts';
-import { emailVerificationRepository, sha256, toUser, userRepository } from './user.repository.ts';
+import { emailVerificationRepository, sha256, userRepository } from './user.repository.ts';
 import type { User } from './user.types.ts';
 
 /** How long an email verification link works. */
@@ -81,9 +81,9 @@ export class UserService {
 
     const hashedPassword = await this.#deps.passwords.hash(password);
     const { user, outboxId } = await this.#deps.pool.transaction(async (tx) => {
-      const row = await userRepository.insert(tx, { username, fullName, email, hashedPassword });
-      const outboxId = await this.#queueVerification(tx, row);
-      return { user: toUser(row), outboxId };
+      const user = await userRepository.insert(tx, { username, fullName, email, hashedPassword });
+      const outboxId = await this.#queueVerification(tx, user);
+      return { user, outboxId };
     });
     await this.#deps.outbox.enqueueOutbox([outboxId]);
     return user;
@@ -97,13 +97,13 @@ export class UserService {
     if (typeof input.secretCode !== 'string' || input.secretCode.length === 0) throw InvalidArgument.field('secret_code', 'is required');
     return this.#deps.pool.transaction(async (tx) => {
       const link = await emailVerificationRepository.findForUpdate(tx, input.emailId);
-      if (!link || !safeEqualHex(link.secret_hash, sha256(input.secretCode))) throw new VerificationLinkInvalid('not_found');
-      if (link.used_at) throw new VerificationLinkInvalid('used');
-      if (link.expires_at.getTime() <= Date.now()) throw new VerificationLinkInvalid('expired');
-      const user = await userRepository.findByUsername(tx, link.username, { forUpdate: true });
-      if (!user || user.email.toLowerCase() !== link.email.toLowerCase()) throw new VerificationLinkInvalid('superseded');
+      if (!link || !safeEqualHex(link.secretHash, sha256(input.secretCode))) throw new VerificationLinkInvalid('not_found');
+      if (link.usedAt) throw new VerificationLinkInvalid('used');
+      if (link.expiresAt.getTime() <= Date.now()) throw new VerificationLinkInvalid('expired');
+      const found = await userRepository.findByUsername(tx, link.username, { forUpdate: true });
+      if (!found || found.user.email.toLowerCase() !== link.email.toLowerCase()) throw new VerificationLinkInvalid('superseded');
       await emailVerificationRepository.markUsed(tx, link.id);
-      return toUser(await userRepository.markEmailVerified(tx, link.username));
+      return userRepository.markEmailVerified(tx, link.username);
     });
   }
 
@@ -133,7 +133,7 @@ export class UserService {
     if (!current) throw new UserNotFound(username);
     // The email is where login codes go: moving it, like changing the password, needs the
     // current password, so a stolen access token cannot take over the second factor.
-    const movesEmail = email !== undefined && email.toLowerCase() !== current.email.toLowerCase();
+    const movesEmail = email !== undefined && email.toLowerCase() !== current.user.email.toLowerCase();
     if (movesEmail && !changes.currentPassword) {
       throw InvalidArgument.field('current_password', 'is required to change the email');
     }
@@ -141,7 +141,7 @@ export class UserService {
       // Without a limit, a stolen access token would be an unlimited oracle for the password.
       const limitKeys = [`user:${username}`];
       await this.#deps.rateLimiter?.consume(limitKeys);
-      if (!(await passwords.verify(changes.currentPassword ?? '', current.hashed_password))) {
+      if (!(await passwords.verify(changes.currentPassword ?? '', current.hashedPassword))) {
         throw InvalidArgument.field('current_password', 'does not match the current password');
       }
       await this.#deps.rateLimiter?.refund(limitKeys).catch(() => undefined);
@@ -151,22 +151,22 @@ export class UserService {
     const { user, outboxIds } = await pool.transaction(async (tx) => {
       const locked = await userRepository.findByUsername(tx, username, { forUpdate: true });
       if (!locked) throw new UserNotFound(username);
-      if (hashedPassword !== undefined && locked.hashed_password !== current.hashed_password) {
+      if (hashedPassword !== undefined && locked.hashedPassword !== current.hashedPassword) {
         // The password changed between our check and the lock: the current password we checked is stale.
         throw InvalidArgument.field('current_password', 'does not match the current password');
       }
-      const emailChanged = email !== undefined && email.toLowerCase() !== locked.email.toLowerCase();
+      const emailChanged = email !== undefined && email.toLowerCase() !== locked.user.email.toLowerCase();
       // Only the letter case differs: the same mailbox (the unique index agrees), so no new link.
-      const emailRespelled = email !== undefined && !emailChanged && email !== locked.email;
-      const row = await userRepository.update(tx, username, {
+      const emailRespelled = email !== undefined && !emailChanged && email !== locked.user.email;
+      const user = await userRepository.update(tx, username, {
         fullName,
         email: emailChanged || emailRespelled ? email : undefined,
         keepEmailVerified: emailRespelled,
         hashedPassword,
       });
-      const outboxIds = emailChanged ? [await this.#queueVerification(tx, row)] : [];
+      const outboxIds = emailChanged ? [await this.#queueVerification(tx, user)] : [];
       if (hashedPassword !== undefined) await sessionRepository.revokeAllForUser(tx, username, { except: actor.sessionId, reason: 'password changed' });
-      return { user: toUser(row), outboxIds };
+      return { user, outboxIds };
     });
     await this.#deps.outbox.enqueueOutbox(outboxIds);
     return user;
@@ -175,12 +175,12 @@ export class UserService {
   /** A user's profile: the user themself, or any user for a banker. Throws PermissionDenied / UserNotFound. */
   async getUser(actor: Actor, username: string): Promise<User> {
     if (actor.username !== username && actor.role !== 'banker') throw new PermissionDenied('you can only read your own profile');
-    const row = await userRepository.findByUsername(this.#deps.pool, username);
-    if (!row) throw new UserNotFound(username);
-    return toUser(row);
+    const found = await userRepository.findByUsername(this.#deps.pool, username);
+    if (!found) throw new UserNotFound(username);
+    return found.user;
   }
 
-  async #queueVerification(tx: Parameters<Parameters<DatabasePool['transaction']>[0]>[0], user: { username: string; email: string; full_name: string }) {
+  async #queueVerification(tx: CommonQueryMethods, user: User): Promise<string> {
     const link = await emailVerificationRepository.create(tx, {
       username: user.username,
       email: user.email,
@@ -189,7 +189,7 @@ export class UserService {
     const payload: VerificationEmailPayload = {
       to: user.email,
       username: user.username,
-      fullName: user.full_name,
+      fullName: user.fullName,
       emailId: link.id.toString(),
       secretCode: link.secretCode,
       expiresAt: link.expiresAt.toISOString(),

@@ -10,3 +10,16 @@ export type User = {
   readonly passwordChangedAt: Date;
   readonly createdAt: Date;
 };
+
+/** A user with the stored bcrypt hash, for the use cases that check a password. Never answered. */
+export type UserRecord = { readonly user: User; readonly hashedPassword: string };
+
+/** An email verification link as stored: only the secret's sha256 is kept. */
+export type EmailVerification = {
+  readonly id: bigint;
+  readonly username: string;
+  readonly email: string;
+  readonly secretHash: string;
+  readonly expiresAt: Date;
+  readonly usedAt: Date | null;
+};
