@@ -6,6 +6,7 @@ import { SEND_LOGIN_EMAIL, type LoginEmailPayload } from '../mail/email.schema.t
 import type { OutboxPublisher } from '../outbox/outbox-publisher.ts';
 import { errorSummary } from '../outbox/outbox-publisher.ts';
 import { outboxRepository } from '../outbox/outbox.repository.ts';
+import { throwIfAborted, type UseCaseOptions } from '../use-case/use-case-options.ts';
 import { userRepository } from '../users/user.repository.ts';
 import type { User } from '../users/user.types.ts';
 import type { Actor } from './actor.ts';
@@ -50,7 +51,9 @@ type ClientInfo = { clientIp?: string; userAgent?: string };
  *
  * Throws InvalidArgument, Unauthenticated (bad credentials, bad/used/expired tokens or codes,
  * revoked sessions), EmailNotVerified, RateLimited, Unavailable (Redis down during login) and
- * DomainError NOT_FOUND (logout of a session that is not the caller's).
+ * DomainError NOT_FOUND (logout of a session that is not the caller's). Every method takes
+ * UseCaseOptions last and throws the abort reason of an aborted signal (RequestCancelled unless
+ * the edge chose another DomainError) before touching the database or Redis.
  */
 export class SessionService {
   readonly #deps: SessionServiceDeps;
@@ -65,12 +68,13 @@ export class SessionService {
    * Failed attempts count per username and per client address; login emails count per user.
    * @throws InvalidArgument, Unauthenticated, EmailNotVerified, RateLimited, Unavailable (Redis down)
    */
-  async loginStart(input: { username: string; password: string } & ClientInfo): Promise<{ sessionId: string }> {
+  async loginStart(input: { username: string; password: string } & ClientInfo, options: UseCaseOptions = {}): Promise<{ sessionId: string }> {
     const { pool, passwords, tokens, rateLimiter, config } = this.#deps;
     if (typeof input.username !== 'string' || input.username.length === 0) throw InvalidArgument.field('username', 'is required');
     if (typeof input.password !== 'string' || input.password.length === 0) throw InvalidArgument.field('password', 'is required');
     const username = input.username.trim().toLowerCase();
     const limitKeys = [`user:${username}`, ...addressKeys(input)];
+    throwIfAborted(options.signal);
     // Counted before the bcrypt work, atomically: concurrent guesses cannot all slip past a check.
     await rateLimiter.consume(limitKeys);
 
@@ -116,13 +120,14 @@ export class SessionService {
    * Step 2: confirms a pending session with the emailed token or code (once) and opens it. Wrong
    * codes count against the login rate limit (RateLimited once it is used up).
    */
-  async loginConfirm(input: { sessionId: string; token?: string; code?: string } & ClientInfo): Promise<AuthTokens> {
+  async loginConfirm(input: { sessionId: string; token?: string; code?: string } & ClientInfo, options: UseCaseOptions = {}): Promise<AuthTokens> {
     const { pool, tokens } = this.#deps;
     if (typeof input.sessionId !== 'string' || !UUID.test(input.sessionId)) throw InvalidArgument.field('session_id', 'must be a session id (UUID)');
     const hasToken = typeof input.token === 'string' && input.token.length > 0;
     const hasCode = typeof input.code === 'string' && input.code.length > 0;
     if (hasToken === hasCode) throw InvalidArgument.field('token', 'give exactly one of token and code');
     const sessionId = input.sessionId.toLowerCase();
+    throwIfAborted(options.signal);
 
     let loginTokenId: string | undefined;
     let limitKeys: string[] = [];
@@ -173,8 +178,9 @@ export class SessionService {
    * session. No token outlives the session's absolute lifetime (SESSION_MAX_AGE_SECONDS).
    * @throws Unauthenticated
    */
-  async refresh(input: { refreshToken: string } & ClientInfo): Promise<AuthTokens> {
+  async refresh(input: { refreshToken: string } & ClientInfo, options: UseCaseOptions = {}): Promise<AuthTokens> {
     const claims = await this.#deps.tokens.verify(input.refreshToken, 'refresh');
+    throwIfAborted(options.signal);
     const outcome = await this.#deps.pool.transaction(async (tx) => {
       const session = await sessionRepository.findById(tx, claims.sessionId, { forUpdate: true });
       if (!session || session.username !== claims.username) return { error: 'invalid refresh token' } as const;
@@ -205,16 +211,18 @@ export class SessionService {
   }
 
   /** Revokes one of the caller's sessions (idempotent). */
-  async logout(actor: Actor, sessionId: string): Promise<void> {
+  async logout(actor: Actor, sessionId: string, options: UseCaseOptions = {}): Promise<void> {
     if (typeof sessionId !== 'string' || !UUID.test(sessionId)) throw InvalidArgument.field('session_id', 'must be a session id (UUID)');
+    throwIfAborted(options.signal);
     const session = await sessionRepository.findById(this.#deps.pool, sessionId.toLowerCase());
     if (!session || session.username !== actor.username) throw new DomainError('NOT_FOUND', 'session not found');
     await sessionRepository.revoke(this.#deps.pool, session.id, 'logout');
   }
 
   /** Verifies an access token and that its session is still active. Throws Unauthenticated. */
-  async authenticate(accessToken: string): Promise<Actor> {
+  async authenticate(accessToken: string, options: UseCaseOptions = {}): Promise<Actor> {
     const claims = await this.#deps.tokens.verify(accessToken, 'access');
+    throwIfAborted(options.signal);
     const session = await sessionRepository.findById(this.#deps.pool, claims.sessionId);
     if (!session || session.status !== 'active' || session.username !== claims.username || session.expiresAt.getTime() <= Date.now()) {
       throw new Unauthenticated('this session is no longer active');

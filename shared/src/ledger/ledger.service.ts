@@ -9,6 +9,7 @@ import {
   TransferNotFound,
 } from '../errors/domain-error.ts';
 import { parseCurrency } from './currency.ts';
+import { throwIfAborted, type UseCaseOptions } from '../use-case/use-case-options.ts';
 import { ledgerRepository, type HistoryQuery, type MoveCommand } from './ledger.repository.ts';
 import type { Account, Entry, Page, PageRequest, Transfer, TransferResult } from './ledger.types.ts';
 import { parseAmount, parseId } from './money.ts';
@@ -54,7 +55,10 @@ function parseRange(since: Date | undefined, until: Date | undefined): { since: 
 /**
  * The ledger's use cases. Every call takes the acting user explicitly and checks ownership:
  * a depositor sees and moves only their own money (someone else's account is "not found");
- * a banker may read any account but never move another user's money.
+ * a banker may read any account but never move another user's money. Every method takes
+ * UseCaseOptions last and, besides what its doc says, throws the abort reason of an aborted
+ * signal (RequestCancelled unless the edge chose another DomainError) before touching the
+ * database; Slonik/PostgreSQL errors other than the mapped ones bubble up as they are.
  */
 export class LedgerService {
   readonly #pool: DatabasePool;
@@ -69,14 +73,16 @@ export class LedgerService {
    * Opens an account in a supported currency; one open account per user and currency.
    * @throws InvalidArgument (currency), AccountAlreadyExists
    */
-  async openAccount(actor: Actor, input: { currency: string }): Promise<Account> {
+  async openAccount(actor: Actor, input: { currency: string }, options: UseCaseOptions = {}): Promise<Account> {
     const currency = parseCurrency(input.currency);
+    throwIfAborted(options.signal);
     return ledgerRepository.insertAccount(this.#pool, actor.username, currency);
   }
 
   /** @throws InvalidArgument, AccountNotFound (also for an account the actor may not see) */
-  async getAccount(actor: Actor, accountId: bigint): Promise<Account> {
+  async getAccount(actor: Actor, accountId: bigint, options: UseCaseOptions = {}): Promise<Account> {
     const id = parseId(accountId, 'account_id');
+    throwIfAborted(options.signal);
     const account = await ledgerRepository.findAccount(this.#pool, id);
     if (!account || (actor.role !== 'banker' && account.owner !== actor.username)) throw new AccountNotFound(id);
     return account;
@@ -86,9 +92,10 @@ export class LedgerService {
    * The actor's accounts (open and closed), oldest first. A banker may name another owner.
    * @throws PermissionDenied when a depositor names another owner
    */
-  async listAccounts(actor: Actor, input: { owner?: string } = {}): Promise<Account[]> {
+  async listAccounts(actor: Actor, input: { owner?: string } = {}, options: UseCaseOptions = {}): Promise<Account[]> {
     const owner = input.owner || actor.username;
     if (owner !== actor.username && actor.role !== 'banker') throw new PermissionDenied('you may only list your own accounts');
+    throwIfAborted(options.signal);
     return ledgerRepository.listAccountsByOwner(this.#pool, owner);
   }
 
@@ -97,7 +104,7 @@ export class LedgerService {
    * @throws InvalidArgument, NonPositiveAmount, AmountOutOfRange, AccountNotFound,
    *   PermissionDenied, AccountClosed, IdempotencyConflict
    */
-  async deposit(actor: Actor, input: DepositInput): Promise<TransferResult> {
+  async deposit(actor: Actor, input: DepositInput, options: UseCaseOptions = {}): Promise<TransferResult> {
     const accountId = parseId(input.accountId, 'account_id');
     const amount = parseAmount(input.amount);
     const idempotencyKey = parseIdempotencyKey(input.idempotencyKey);
@@ -111,7 +118,7 @@ export class LedgerService {
       toAccountId: accountId,
       amount,
       currency: null,
-    });
+    }, options);
   }
 
   /**
@@ -120,7 +127,7 @@ export class LedgerService {
    * @throws InvalidArgument, NonPositiveAmount, AmountOutOfRange, SameAccount, AccountNotFound,
    *   PermissionDenied, AccountClosed, CurrencyMismatch, InsufficientFunds, IdempotencyConflict
    */
-  async transfer(actor: Actor, input: TransferInput): Promise<TransferResult> {
+  async transfer(actor: Actor, input: TransferInput, options: UseCaseOptions = {}): Promise<TransferResult> {
     const fromAccountId = parseId(input.fromAccountId, 'from_account_id');
     const toAccountId = parseId(input.toAccountId, 'to_account_id');
     const amount = parseAmount(input.amount);
@@ -137,10 +144,12 @@ export class LedgerService {
       toAccountId,
       amount,
       currency,
-    });
+    }, options);
   }
 
-  async #move(command: MoveCommand): Promise<TransferResult> {
+  async #move(command: MoveCommand, options: UseCaseOptions): Promise<TransferResult> {
+    // Before the try: a call cancelled before it started is not a money movement to count.
+    throwIfAborted(options.signal);
     try {
       const result = await ledgerRepository.move(this.#pool, command);
       this.#observer.moved?.({ operation: command.operation, currency: result.transfer.currency, outcome: 'ok', replayed: result.replayed });
@@ -162,28 +171,29 @@ export class LedgerService {
    * Closes the actor's own account; its balance must be zero. History stays.
    * @throws AccountNotFound, AccountClosed, AccountNotEmpty
    */
-  async closeAccount(actor: Actor, accountId: bigint): Promise<Account> {
+  async closeAccount(actor: Actor, accountId: bigint, options: UseCaseOptions = {}): Promise<Account> {
     const id = parseId(accountId, 'account_id');
-    const account = await this.getAccount(actor, id);
+    const account = await this.getAccount(actor, id, options);
     if (account.owner !== actor.username) throw new PermissionDenied('you may only close your own accounts');
     return ledgerRepository.closeAccount(this.#pool, id, actor.username);
   }
 
   /** An account's entries, newest first, a page at a time. @throws InvalidArgument, AccountNotFound */
-  async listEntries(actor: Actor, input: HistoryInput): Promise<Page<Entry>> {
-    const query = await this.#historyQuery(actor, input, 'entries');
+  async listEntries(actor: Actor, input: HistoryInput, options: UseCaseOptions = {}): Promise<Page<Entry>> {
+    const query = await this.#historyQuery(actor, input, 'entries', options);
     return this.#page(await ledgerRepository.listEntries(this.#pool, query), query.limit - 1, 'entries');
   }
 
   /** Transfers in or out of an account, newest first. @throws InvalidArgument, AccountNotFound */
-  async listTransfers(actor: Actor, input: HistoryInput): Promise<Page<Transfer>> {
-    const query = await this.#historyQuery(actor, input, 'transfers');
+  async listTransfers(actor: Actor, input: HistoryInput, options: UseCaseOptions = {}): Promise<Page<Transfer>> {
+    const query = await this.#historyQuery(actor, input, 'transfers', options);
     return this.#page(await ledgerRepository.listTransfers(this.#pool, query), query.limit - 1, 'transfers');
   }
 
   /** @throws InvalidArgument, TransferNotFound (also when neither side is the actor's) */
-  async getTransfer(actor: Actor, transferId: bigint): Promise<Transfer> {
+  async getTransfer(actor: Actor, transferId: bigint, options: UseCaseOptions = {}): Promise<Transfer> {
     const id = parseId(transferId, 'transfer_id');
+    throwIfAborted(options.signal);
     const found = await ledgerRepository.findTransfer(this.#pool, id);
     const visible =
       found && (actor.role === 'banker' || found.fromOwner === actor.username || found.toOwner === actor.username);
@@ -191,11 +201,11 @@ export class LedgerService {
     return found.transfer;
   }
 
-  async #historyQuery(actor: Actor, input: HistoryInput, kind: string): Promise<HistoryQuery> {
+  async #historyQuery(actor: Actor, input: HistoryInput, kind: string, options: UseCaseOptions): Promise<HistoryQuery> {
     const pageSize = parsePageSize(input.pageSize);
     const beforeId = decodePageToken(kind, input.pageToken);
     const range = parseRange(input.since, input.until);
-    const account = await this.getAccount(actor, input.accountId);
+    const account = await this.getAccount(actor, input.accountId, options);
     // One extra row tells whether another page follows.
     return { accountId: account.id, beforeId, ...range, limit: pageSize + 1 };
   }

@@ -8,6 +8,7 @@ import { InvalidArgument, PermissionDenied, UserNotFound, VerificationLinkInvali
 import { SEND_VERIFICATION_EMAIL, type VerificationEmailPayload } from '../mail/email.schema.ts';
 import type { OutboxPublisher } from '../outbox/outbox-publisher.ts';
 import { outboxRepository } from '../outbox/outbox.repository.ts';
+import { throwIfAborted, type UseCaseOptions } from '../use-case/use-case-options.ts';
 import { emailVerificationRepository, sha256, userRepository } from './user.repository.ts';
 import type { User } from './user.types.ts';
 
@@ -61,7 +62,9 @@ export type UserServiceDeps = {
  *
  * Throws InvalidArgument (field violations), UsernameTaken, EmailTaken, UserNotFound,
  * PermissionDenied, VerificationLinkInvalid, and RateLimited / Unavailable (password change: too
- * many wrong current passwords / Redis down); nothing else on purpose.
+ * many wrong current passwords / Redis down); nothing else on purpose. Every method takes
+ * UseCaseOptions last and throws the abort reason of an aborted signal (RequestCancelled unless
+ * the edge chose another DomainError) before touching the database or Redis.
  */
 export class UserService {
   readonly #deps: UserServiceDeps;
@@ -71,7 +74,7 @@ export class UserService {
   }
 
   /** Creates a depositor and queues exactly one verification email (same transaction). */
-  async signUp(input: { username: string; fullName: string; email: string; password: string }): Promise<User> {
+  async signUp(input: { username: string; fullName: string; email: string; password: string }, options: UseCaseOptions = {}): Promise<User> {
     const violations: FieldViolation[] = [];
     const username = checkUsername(input.username, violations);
     const fullName = checkFullName(input.fullName, violations);
@@ -79,6 +82,8 @@ export class UserService {
     const password = checkPassword(input.password, 'password', violations);
     if (violations.length > 0) throw new InvalidArgument(violations);
 
+    // Before the bcrypt hash, not only before the queries: it costs more than they do.
+    throwIfAborted(options.signal);
     const hashedPassword = await this.#deps.passwords.hash(password);
     const { user, outboxId } = await this.#deps.pool.transaction(async (tx) => {
       const user = await userRepository.insert(tx, { username, fullName, email, hashedPassword });
@@ -93,8 +98,9 @@ export class UserService {
    * Follows a verification link once. Throws VerificationLinkInvalid when the link is unknown,
    * its secret is wrong, it was used, it expired, or the user's email changed since it was sent.
    */
-  async verifyEmail(input: { emailId: bigint; secretCode: string }): Promise<User> {
+  async verifyEmail(input: { emailId: bigint; secretCode: string }, options: UseCaseOptions = {}): Promise<User> {
     if (typeof input.secretCode !== 'string' || input.secretCode.length === 0) throw InvalidArgument.field('secret_code', 'is required');
+    throwIfAborted(options.signal);
     return this.#deps.pool.transaction(async (tx) => {
       const link = await emailVerificationRepository.findForUpdate(tx, input.emailId);
       if (!link || !safeEqualHex(link.secretHash, sha256(input.secretCode))) throw new VerificationLinkInvalid('not_found');
@@ -117,6 +123,7 @@ export class UserService {
     actor: Actor,
     username: string,
     changes: { fullName?: string; email?: string; password?: string; currentPassword?: string },
+    options: UseCaseOptions = {},
   ): Promise<User> {
     if (actor.username !== username) throw new PermissionDenied('you can only update your own profile');
     const violations: FieldViolation[] = [];
@@ -127,6 +134,7 @@ export class UserService {
     if (fullName === undefined && email === undefined && password === undefined) violations.push({ field: 'update_mask', description: 'nothing to update' });
     if (violations.length > 0) throw new InvalidArgument(violations);
 
+    throwIfAborted(options.signal);
     const { passwords, pool } = this.#deps;
     // bcrypt work happens before the transaction so no row lock is held during it.
     const current = await userRepository.findByUsername(pool, username);
@@ -173,8 +181,9 @@ export class UserService {
   }
 
   /** A user's profile: the user themself, or any user for a banker. Throws PermissionDenied / UserNotFound. */
-  async getUser(actor: Actor, username: string): Promise<User> {
+  async getUser(actor: Actor, username: string, options: UseCaseOptions = {}): Promise<User> {
     if (actor.username !== username && actor.role !== 'banker') throw new PermissionDenied('you can only read your own profile');
+    throwIfAborted(options.signal);
     const found = await userRepository.findByUsername(this.#deps.pool, username);
     if (!found) throw new UserNotFound(username);
     return found.user;
