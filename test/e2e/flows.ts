@@ -34,12 +34,12 @@ export async function loginEmailFor(smtp: TestSmtpServer, sessionId: string): Pr
   return { code, token };
 }
 
-/** Signs up, follows the emailed link (over `transport`), and logs in with the emailed token or code. */
-export async function signUpAndLogIn(
+/** Signs up and follows the emailed verification link (over `transport`); no session yet. */
+export async function signUp(
   transport: Transport,
   smtp: TestSmtpServer,
-  options: { confirmWith?: 'token' | 'code'; username?: string } = {},
-): Promise<LoggedInUser> {
+  options: { username?: string } = {},
+): Promise<{ username: string; email: string; password: string }> {
   const username = options.username ?? uniqueName();
   const email = `${username}@example.test`;
   const password = `pw-${username}-secret`;
@@ -50,7 +50,17 @@ export async function signUpAndLogIn(
     secretCode: link.searchParams.get('secret_code') ?? '',
   });
   if (!verified.isVerified) throw new Error('email not verified');
-  return logIn(transport, smtp, { username, email, password }, options.confirmWith ?? 'token');
+  return { username, email, password };
+}
+
+/** Signs up, follows the emailed link (over `transport`), and logs in with the emailed token or code. */
+export async function signUpAndLogIn(
+  transport: Transport,
+  smtp: TestSmtpServer,
+  options: { confirmWith?: 'token' | 'code'; username?: string } = {},
+): Promise<LoggedInUser> {
+  const user = await signUp(transport, smtp, options);
+  return logIn(transport, smtp, user, options.confirmWith ?? 'token');
 }
 
 export async function logIn(

@@ -1,14 +1,17 @@
-// The whole user journey, the same steps over HTTP (generated REST client) and gRPC.
+// The user journey, one behaviour per test, the same tests over HTTP (generated REST client) and
+// gRPC. Each test takes users no other test touched and opens the accounts it needs, so any one
+// of them runs alone (`-t '<name>'`); tests that only read a longer history share one built in a
+// beforeAll.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import { AccountService } from '../../proto/gen/bank/v1/account_service_pb.ts';
 import { AuthService } from '../../proto/gen/bank/v1/auth_service_pb.ts';
 import { TransferService } from '../../proto/gen/bank/v1/transfer_service_pb.ts';
-import { AccountStatus, TransferKind } from '../../proto/gen/bank/v1/types_pb.ts';
+import { AccountStatus, TransferKind, type Account } from '../../proto/gen/bank/v1/types_pb.ts';
 import { UserService } from '../../proto/gen/bank/v1/user_service_pb.ts';
 import { checkLedgerInvariants } from '../ledger-invariants.ts';
 import { idemKey } from '../factories.ts';
-import { loginEmailFor, signUpAndLogIn, verificationLinkFor } from './flows.ts';
+import { loginEmailFor, signUp, signUpAndLogIn, verificationLinkFor, type LoggedInUser } from './flows.ts';
 import { startStack, uniqueName, type Stack } from './harness.ts';
 import { failure, grpcTransport, httpTransport, type Transport, type TransportName } from './transports.ts';
 
@@ -27,123 +30,274 @@ afterAll(async () => {
 const status = (name: TransportName, http: number, grpcCode: grpc.status) => (name === 'http' ? http : grpcCode);
 
 describe.each(['http', 'grpc'] as const)('the user journey over %s', (name) => {
-  it('signs up, verifies from the emailed link, logs in from the emailed code, moves money, pages history, closes, refreshes and logs out', async () => {
-    const t = transports.get(name)!;
+  let t: Transport;
+  /** Another user's USD account: where the transfers of every test go. */
+  let theirs: Account;
+  // Each sign-up waits for two emails, so the users the tests below take are made all at once.
+  let readyUsers: LoggedInUser[] = [];
+  beforeAll(async () => {
+    t = transports.get(name)!;
+    const [bob, ...others] = await Promise.all(Array.from({ length: 14 }, () => signUpAndLogIn(t, stack.smtp)));
+    theirs = await t.call(AccountService, 'openAccount', { currency: 'USD' }, { token: bob!.accessToken });
+    readyUsers = others;
+  });
 
-    // Sign up; the verification link arrives by SMTP. Over HTTP the link itself is followed.
-    const username = uniqueName('alice');
-    const email = `${username}@example.test`;
-    const password = 'correct horse battery';
-    const created = await t.call(UserService, 'createUser', { username, fullName: 'Alice Example', email, password });
-    expect(created).toMatchObject({ username, email, isEmailVerified: false });
-    const link = await verificationLinkFor(stack.smtp, email);
-    expect(link.pathname).toBe('/v1/verify-email');
-    if (name === 'http') {
-      const response = await fetch(`${stack.api.url}${link.pathname}${link.search}`);
-      expect(response.status).toBe(200);
-      expect(await response.json()).toEqual({ isVerified: true });
-    } else {
-      const verified = await t.call(UserService, 'verifyEmail', {
-        emailId: BigInt(link.searchParams.get('email_id')!),
-        secretCode: link.searchParams.get('secret_code')!,
-      });
-      expect(verified.isVerified).toBe(true);
-    }
+  /** A new logged-in user that no other test has seen. */
+  async function newUser(): Promise<LoggedInUser> {
+    return readyUsers.pop() ?? signUpAndLogIn(t, stack.smtp);
+  }
 
-    // Two-step login: step 1 answers only the pending session id; the email has code and token.
-    const { sessionId } = await t.call(AuthService, 'login', { username, password });
-    expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
-    const mail = await loginEmailFor(stack.smtp, sessionId);
-    const tokens = await t.call(AuthService, 'confirmLogin', name === 'http' ? { sessionId, token: mail.token } : { sessionId, code: mail.code });
-    expect(tokens.accessToken).toMatch(/^v4\.public\./);
-    expect(tokens.refreshToken).toMatch(/^v4\.public\./);
-    expect(tokens.user?.isEmailVerified).toBe(true);
-    const token = tokens.accessToken;
+  /** A new logged-in user with an empty USD account. */
+  async function customerWithAccount(): Promise<{ user: LoggedInUser; token: string; account: Account }> {
+    const user = await newUser();
+    const account = await t.call(AccountService, 'openAccount', { currency: 'USD' }, { token: user.accessToken });
+    return { user, token: user.accessToken, account };
+  }
 
-    const bob = await signUpAndLogIn(t, stack.smtp);
-
-    // Accounts and a deposit, replayed with the same Idempotency-Key.
-    const mine = await t.call(AccountService, 'openAccount', { currency: 'USD' }, { token });
-    expect(mine).toMatchObject({ owner: username, currency: 'USD', balance: 0n, status: AccountStatus.OPEN });
-    const theirs = await t.call(AccountService, 'openAccount', { currency: 'USD' }, { token: bob.accessToken });
-    const depositKey = idemKey();
-    const deposit = await t.call(AccountService, 'deposit', { accountId: mine.id, amount: 10_000n, idempotencyKey: depositKey }, { token });
-    expect(deposit).toMatchObject({ balance: 10_000n, replayed: false });
-    expect(deposit.transfer?.kind).toBe(TransferKind.DEPOSIT);
-    const replay = await t.call(AccountService, 'deposit', { accountId: mine.id, amount: 10_000n, idempotencyKey: depositKey }, { token });
-    expect(replay).toMatchObject({ balance: 10_000n, replayed: true });
-    expect(replay.transfer?.id).toBe(deposit.transfer?.id);
-    const conflict = await failure(t.call(AccountService, 'deposit', { accountId: mine.id, amount: 5n, idempotencyKey: depositKey }, { token }));
-    expect(conflict).toMatchObject({ code: 'IDEMPOTENCY_CONFLICT', status: status(name, 409, grpc.status.FAILED_PRECONDITION) });
-
-    // Twelve transfers to bob, then one too many.
+  /** A new USD account with a deposit of 10000 and then twelve transfers of 700 to `theirs`, leaving 1600. */
+  async function accountWithHistory(): Promise<{ user: LoggedInUser; token: string; account: Account; transferIds: bigint[] }> {
+    const { user, token, account } = await customerWithAccount();
+    await t.call(AccountService, 'deposit', { accountId: account.id, amount: 10_000n, idempotencyKey: idemKey() }, { token });
     const transferIds: bigint[] = [];
     for (let i = 0; i < 12; i++) {
       const result = await t.call(
         TransferService,
         'createTransfer',
-        { fromAccountId: mine.id, toAccountId: theirs.id, amount: 700n, currency: 'USD', idempotencyKey: idemKey() },
+        { fromAccountId: account.id, toAccountId: theirs.id, amount: 700n, currency: 'USD', idempotencyKey: idemKey() },
         { token },
       );
-      expect(result.fromBalance).toBe(10_000n - 700n * BigInt(i + 1));
       transferIds.push(result.transfer!.id);
     }
-    const tooMuch = await failure(
-      t.call(TransferService, 'createTransfer', { fromAccountId: mine.id, toAccountId: theirs.id, amount: 2_000n, currency: 'USD', idempotencyKey: idemKey() }, { token }),
-    );
-    expect(tooMuch).toMatchObject({ code: 'INSUFFICIENT_FUNDS', status: status(name, 422, grpc.status.FAILED_PRECONDITION) });
-    expect((await t.call(AccountService, 'getAccount', { accountId: mine.id }, { token })).balance).toBe(1_600n);
-    expect((await t.call(TransferService, 'getTransfer', { transferId: transferIds[3]! }, { token })).amount).toBe(700n);
+    return { user, token, account, transferIds };
+  }
 
-    // History, page by page (5 per page): 1 deposit + 12 transfers, newest first, no repeats.
-    const entries: bigint[] = [];
-    let pageToken = '';
-    let pages = 0;
-    do {
-      const page = await t.call(AccountService, 'listEntries', { accountId: mine.id, pageSize: 5, pageToken }, { token });
-      expect(page.entries.length).toBeLessThanOrEqual(5);
-      entries.push(...page.entries.map((e) => e.amount));
-      pageToken = page.nextPageToken;
-      pages++;
-    } while (pageToken !== '' && pages < 10);
-    expect(pages).toBe(3);
-    expect(entries).toEqual([...Array.from({ length: 12 }, () => -700n), 10_000n]);
-    const seenTransfers: bigint[] = [];
-    pageToken = '';
-    do {
-      const page = await t.call(TransferService, 'listTransfers', { accountId: mine.id, pageSize: 4, pageToken }, { token });
-      seenTransfers.push(...page.transfers.map((x) => x.id));
-      pageToken = page.nextPageToken;
-    } while (pageToken !== '');
-    expect(new Set(seenTransfers).size).toBe(13);
-    expect(seenTransfers).toEqual(expect.arrayContaining(transferIds));
+  describe('signing up and logging in', () => {
+    it('a user who signs up gets a verification email whose link verifies the address once', async () => {
+      const username = uniqueName('alice');
+      const email = `${username}@example.test`;
+      const created = await t.call(UserService, 'createUser', { username, fullName: 'Alice Example', email, password: 'correct horse battery' });
+      expect(created).toMatchObject({ username, email, isEmailVerified: false });
 
-    // Close: refused while money is there, then accepted at zero; history stays readable.
-    const notEmpty = await failure(t.call(AccountService, 'closeAccount', { accountId: mine.id }, { token }));
-    expect(notEmpty).toMatchObject({ code: 'ACCOUNT_NOT_EMPTY', status: status(name, 409, grpc.status.FAILED_PRECONDITION) });
-    await t.call(TransferService, 'createTransfer', { fromAccountId: mine.id, toAccountId: theirs.id, amount: 1_600n, currency: 'USD', idempotencyKey: idemKey() }, { token });
-    const closed = await t.call(AccountService, 'closeAccount', { accountId: mine.id }, { token });
-    expect(closed.status).toBe(AccountStatus.CLOSED);
-    expect(closed.closedAt).toBeDefined();
-    const afterClose = await failure(t.call(AccountService, 'deposit', { accountId: mine.id, amount: 1n, idempotencyKey: idemKey() }, { token }));
-    expect(afterClose).toMatchObject({ code: 'ACCOUNT_CLOSED', status: status(name, 409, grpc.status.FAILED_PRECONDITION) });
-    expect((await t.call(AccountService, 'listEntries', { accountId: mine.id, pageSize: 50 }, { token })).entries).toHaveLength(14);
-    expect((await t.call(AccountService, 'listAccounts', {}, { token })).accounts.map((a) => a.id)).toEqual([mine.id]);
+      // The link arrives by SMTP; over HTTP the link itself is followed.
+      const link = await verificationLinkFor(stack.smtp, email);
+      expect(link.pathname).toBe('/v1/verify-email');
+      const fromLink = { emailId: BigInt(link.searchParams.get('email_id')!), secretCode: link.searchParams.get('secret_code')! };
+      if (name === 'http') {
+        const response = await fetch(`${stack.api.url}${link.pathname}${link.search}`);
+        expect(response.status).toBe(200);
+        expect(await response.json()).toEqual({ isVerified: true });
+      } else {
+        const verified = await t.call(UserService, 'verifyEmail', fromLink);
+        expect(verified.isVerified).toBe(true);
+      }
 
-    // Profile update.
-    const updated = await t.call(UserService, 'updateUser', { username, fullName: 'Alice Renamed' }, { token });
-    expect(updated.fullName).toBe('Alice Renamed');
+      const again = await failure(t.call(UserService, 'verifyEmail', fromLink));
+      expect(again).toMatchObject({ code: 'FAILED_PRECONDITION', status: status(name, 409, grpc.status.FAILED_PRECONDITION) });
+    });
 
-    // Refresh rotates; the old refresh token then fails; logout ends the session.
-    const refreshed = await t.call(AuthService, 'refreshToken', { refreshToken: tokens.refreshToken });
-    expect(refreshed.refreshToken).not.toBe(tokens.refreshToken);
-    expect((await t.call(UserService, 'getUser', { username }, { token: refreshed.accessToken })).fullName).toBe('Alice Renamed');
-    await t.call(AuthService, 'logout', { sessionId: refreshed.sessionId }, { token: refreshed.accessToken });
-    const afterLogout = await failure(t.call(AccountService, 'listAccounts', {}, { token: refreshed.accessToken }));
-    expect(afterLogout).toMatchObject({ code: 'UNAUTHENTICATED', status: status(name, 401, grpc.status.UNAUTHENTICATED) });
-    const reuse = await failure(t.call(AuthService, 'refreshToken', { refreshToken: tokens.refreshToken }));
-    expect(reuse).toMatchObject({ code: 'UNAUTHENTICATED', status: status(name, 401, grpc.status.UNAUTHENTICATED) });
+    it(`logging in takes two steps: the password opens a pending session, the emailed ${name === 'http' ? 'token' : 'code'} confirms it`, async () => {
+      const { username, password } = await signUp(t, stack.smtp);
 
-    expect(await checkLedgerInvariants(stack.db.pool)).toEqual([]);
+      const { sessionId } = await t.call(AuthService, 'login', { username, password });
+      expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
+
+      // The login email carries both a token and a code; each transport confirms with one.
+      const mail = await loginEmailFor(stack.smtp, sessionId);
+      const tokens = await t.call(AuthService, 'confirmLogin', name === 'http' ? { sessionId, token: mail.token } : { sessionId, code: mail.code });
+      expect(tokens.accessToken).toMatch(/^v4\.public\./);
+      expect(tokens.refreshToken).toMatch(/^v4\.public\./);
+      expect(tokens.user?.isEmailVerified).toBe(true);
+    });
+  });
+
+  describe('accounts, deposits and transfers', () => {
+    it('a new account is open, empty, in the asked currency and owned by the user who opened it', async () => {
+      const user = await newUser();
+      const mine = await t.call(AccountService, 'openAccount', { currency: 'USD' }, { token: user.accessToken });
+      expect(mine).toMatchObject({ owner: user.username, currency: 'USD', balance: 0n, status: AccountStatus.OPEN });
+    });
+
+    it('a deposit adds its amount to the balance and is recorded as a deposit transfer', async () => {
+      const { token, account } = await customerWithAccount();
+      const deposit = await t.call(AccountService, 'deposit', { accountId: account.id, amount: 10_000n, idempotencyKey: idemKey() }, { token });
+      expect(deposit).toMatchObject({ balance: 10_000n, replayed: false });
+      expect(deposit.transfer?.kind).toBe(TransferKind.DEPOSIT);
+    });
+
+    it('a deposit sent again with the same idempotency key and body is replayed and adds nothing', async () => {
+      const { token, account } = await customerWithAccount();
+      const request = { accountId: account.id, amount: 10_000n, idempotencyKey: idemKey() };
+      const deposit = await t.call(AccountService, 'deposit', request, { token });
+      const replay = await t.call(AccountService, 'deposit', request, { token });
+      expect(replay).toMatchObject({ balance: 10_000n, replayed: true });
+      expect(replay.transfer?.id).toBe(deposit.transfer?.id);
+    });
+
+    it('a deposit sent again with the same idempotency key but another body is refused as a conflict', async () => {
+      const { token, account } = await customerWithAccount();
+      const depositKey = idemKey();
+      await t.call(AccountService, 'deposit', { accountId: account.id, amount: 10_000n, idempotencyKey: depositKey }, { token });
+      const conflict = await failure(t.call(AccountService, 'deposit', { accountId: account.id, amount: 5n, idempotencyKey: depositKey }, { token }));
+      expect(conflict).toMatchObject({ code: 'IDEMPOTENCY_CONFLICT', status: status(name, 409, grpc.status.FAILED_PRECONDITION) });
+    });
+
+    it("each transfer takes its amount from the sender's balance", async () => {
+      const { token, account } = await customerWithAccount();
+      await t.call(AccountService, 'deposit', { accountId: account.id, amount: 10_000n, idempotencyKey: idemKey() }, { token });
+      for (let i = 0; i < 12; i++) {
+        const result = await t.call(
+          TransferService,
+          'createTransfer',
+          { fromAccountId: account.id, toAccountId: theirs.id, amount: 700n, currency: 'USD', idempotencyKey: idemKey() },
+          { token },
+        );
+        expect(result.fromBalance).toBe(10_000n - 700n * BigInt(i + 1));
+      }
+    });
+  });
+
+  describe('an account with a deposit of 10000 and twelve transfers of 700', () => {
+    let history: Awaited<ReturnType<typeof accountWithHistory>>;
+    beforeAll(async () => {
+      history = await accountWithHistory();
+    });
+
+    it('a transfer of more than the balance is refused as insufficient funds and moves nothing', async () => {
+      const { token, account } = history;
+      const tooMuch = await failure(
+        t.call(TransferService, 'createTransfer', { fromAccountId: account.id, toAccountId: theirs.id, amount: 2_000n, currency: 'USD', idempotencyKey: idemKey() }, { token }),
+      );
+      expect(tooMuch).toMatchObject({ code: 'INSUFFICIENT_FUNDS', status: status(name, 422, grpc.status.FAILED_PRECONDITION) });
+      expect((await t.call(AccountService, 'getAccount', { accountId: account.id }, { token })).balance).toBe(1_600n);
+    });
+
+    it('a transfer can be read back by its id', async () => {
+      const { token, transferIds } = history;
+      expect((await t.call(TransferService, 'getTransfer', { transferId: transferIds[3]! }, { token })).amount).toBe(700n);
+    });
+
+    it('the entries of an account come five per page, newest first, each once', async () => {
+      const { token, account } = history;
+      const entries: bigint[] = [];
+      let pageToken = '';
+      let pages = 0;
+      do {
+        const page = await t.call(AccountService, 'listEntries', { accountId: account.id, pageSize: 5, pageToken }, { token });
+        expect(page.entries.length).toBeLessThanOrEqual(5);
+        entries.push(...page.entries.map((e) => e.amount));
+        pageToken = page.nextPageToken;
+        pages++;
+      } while (pageToken !== '' && pages < 10);
+      expect(pages).toBe(3);
+      expect(entries).toEqual([...Array.from({ length: 12 }, () => -700n), 10_000n]);
+    });
+
+    it('the transfers of an account page through every transfer exactly once', async () => {
+      const { token, account, transferIds } = history;
+      const seenTransfers: bigint[] = [];
+      let pageToken = '';
+      do {
+        const page = await t.call(TransferService, 'listTransfers', { accountId: account.id, pageSize: 4, pageToken }, { token });
+        seenTransfers.push(...page.transfers.map((x) => x.id));
+        pageToken = page.nextPageToken;
+      } while (pageToken !== '');
+      expect(new Set(seenTransfers).size).toBe(13);
+      expect(seenTransfers).toEqual(expect.arrayContaining(transferIds));
+    });
+
+    it('an account with money in it cannot be closed', async () => {
+      const { token, account } = history;
+      const notEmpty = await failure(t.call(AccountService, 'closeAccount', { accountId: account.id }, { token }));
+      expect(notEmpty).toMatchObject({ code: 'ACCOUNT_NOT_EMPTY', status: status(name, 409, grpc.status.FAILED_PRECONDITION) });
+    });
+  });
+
+  describe('closing an account', () => {
+    /** Empties an account with history by transferring its last 1600 away. */
+    async function emptiedAccountWithHistory() {
+      const history = await accountWithHistory();
+      const { token, account } = history;
+      await t.call(TransferService, 'createTransfer', { fromAccountId: account.id, toAccountId: theirs.id, amount: 1_600n, currency: 'USD', idempotencyKey: idemKey() }, { token });
+      return history;
+    }
+
+    it('an account emptied by a transfer can be closed', async () => {
+      const { token, account } = await emptiedAccountWithHistory();
+      const closed = await t.call(AccountService, 'closeAccount', { accountId: account.id }, { token });
+      expect(closed.status).toBe(AccountStatus.CLOSED);
+      expect(closed.closedAt).toBeDefined();
+    });
+
+    describe('once closed', () => {
+      let closed: Awaited<ReturnType<typeof emptiedAccountWithHistory>>;
+      beforeAll(async () => {
+        closed = await emptiedAccountWithHistory();
+        await t.call(AccountService, 'closeAccount', { accountId: closed.account.id }, { token: closed.token });
+      });
+
+      it('a closed account refuses deposits', async () => {
+        const { token, account } = closed;
+        const afterClose = await failure(t.call(AccountService, 'deposit', { accountId: account.id, amount: 1n, idempotencyKey: idemKey() }, { token }));
+        expect(afterClose).toMatchObject({ code: 'ACCOUNT_CLOSED', status: status(name, 409, grpc.status.FAILED_PRECONDITION) });
+      });
+
+      it('the history of a closed account stays readable', async () => {
+        const { token, account } = closed;
+        expect((await t.call(AccountService, 'listEntries', { accountId: account.id, pageSize: 50 }, { token })).entries).toHaveLength(14);
+      });
+
+      it("a closed account is still listed among its owner's accounts", async () => {
+        const { token, account } = closed;
+        expect((await t.call(AccountService, 'listAccounts', {}, { token })).accounts.map((a) => a.id)).toEqual([account.id]);
+      });
+    });
+  });
+
+  describe('profile and session', () => {
+    it('a user can change their full name', async () => {
+      const { username, accessToken: token } = await newUser();
+      const updated = await t.call(UserService, 'updateUser', { username, fullName: 'Alice Renamed' }, { token });
+      expect(updated.fullName).toBe('Alice Renamed');
+    });
+
+    it('a refresh gives a new refresh token and an access token that works', async () => {
+      const { username, accessToken: token, refreshToken } = await newUser();
+      await t.call(UserService, 'updateUser', { username, fullName: 'Alice Renamed' }, { token });
+      const refreshed = await t.call(AuthService, 'refreshToken', { refreshToken });
+      expect(refreshed.refreshToken).not.toBe(refreshToken);
+      expect((await t.call(UserService, 'getUser', { username }, { token: refreshed.accessToken })).fullName).toBe('Alice Renamed');
+    });
+
+    it("after logout the session's access token and refresh token are refused", async () => {
+      const { refreshToken } = await newUser();
+      const refreshed = await t.call(AuthService, 'refreshToken', { refreshToken });
+      await t.call(AuthService, 'logout', { sessionId: refreshed.sessionId }, { token: refreshed.accessToken });
+      const afterLogout = await failure(t.call(AccountService, 'listAccounts', {}, { token: refreshed.accessToken }));
+      expect(afterLogout).toMatchObject({ code: 'UNAUTHENTICATED', status: status(name, 401, grpc.status.UNAUTHENTICATED) });
+      const refreshAfterLogout = await failure(t.call(AuthService, 'refreshToken', { refreshToken: refreshed.refreshToken }));
+      expect(refreshAfterLogout).toMatchObject({ code: 'UNAUTHENTICATED', status: status(name, 401, grpc.status.UNAUTHENTICATED) });
+    });
+
+    it('a refresh token already traded in is refused', async () => {
+      const { refreshToken } = await newUser();
+      await t.call(AuthService, 'refreshToken', { refreshToken });
+      const reuse = await failure(t.call(AuthService, 'refreshToken', { refreshToken }));
+      expect(reuse).toMatchObject({ code: 'UNAUTHENTICATED', status: status(name, 401, grpc.status.UNAUTHENTICATED) });
+    });
+
+    it('presenting a refresh token already traded in revokes the whole session', async () => {
+      const { refreshToken } = await newUser();
+      const refreshed = await t.call(AuthService, 'refreshToken', { refreshToken });
+      await failure(t.call(AuthService, 'refreshToken', { refreshToken }));
+      const afterReuse = await failure(t.call(AccountService, 'listAccounts', {}, { token: refreshed.accessToken }));
+      expect(afterReuse).toMatchObject({ code: 'UNAUTHENTICATED', status: status(name, 401, grpc.status.UNAUTHENTICATED) });
+    });
+  });
+
+  // Last in the block on purpose: it checks the ledger after every movement the tests above made.
+  describe('the ledger', () => {
+    it('its invariants hold after all of the above', async () => {
+      expect(await checkLedgerInvariants(stack.db.pool)).toEqual([]);
+    });
   });
 });
