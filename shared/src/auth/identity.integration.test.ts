@@ -30,6 +30,16 @@ let identity: Bank;
 let worker: RunningWorker;
 let counter = 0;
 
+/** The real PasswordHasher, recording each bcrypt compare it makes (verifyDummy goes through verify too). */
+class CountingPasswordHasher extends PasswordHasher {
+  readonly compares: { hash: string; matched: boolean }[] = [];
+  override async verify(password: string, hash: string): Promise<boolean> {
+    const matched = await super.verify(password, hash);
+    this.compares.push({ hash, matched });
+    return matched;
+  }
+}
+
 const newUsername = () => `u${run}_${(counter += 1)}`;
 const emailOf = (username: string) => `${username}@example.test`;
 
@@ -179,37 +189,55 @@ describe('login', () => {
     expect((wrong as Unauthenticated).code).toBe((unknown as Unauthenticated).code);
   });
 
-  it('unknown user and wrong password take similar time (bcrypt against a dummy hash at the same cost)', async () => {
-    const passwords = new PasswordHasher({ cost: 10 });
+  it('unknown user and wrong password cost the same work: one bcrypt compare each, at the configured cost', async () => {
+    // Counting the compares proves the property without a wall clock, so a loaded machine cannot
+    // fail it; bcrypt's time depends on nothing but the cost in the hash it compares against.
+    const passwords = new CountingPasswordHasher({ cost: config.BCRYPT_COST });
     const username = newUsername();
     await identity.users.signUp({ username, fullName: 'A', email: emailOf(username), password: PASSWORD });
-    await db.pool.query(sql.unsafe`UPDATE users SET is_email_verified = true, hashed_password = ${await passwords.hash(PASSWORD)} WHERE username = ${username}`);
+    await db.pool.query(sql.unsafe`UPDATE users SET is_email_verified = true WHERE username = ${username}`);
+    const stored = await db.pool.oneFirst(sql.type(z.object({ hashed_password: z.string() }))`
+      SELECT hashed_password FROM users WHERE username = ${username}`);
     const sessions = new SessionService({
       pool: db.pool,
       passwords,
       tokens: identity.tokens,
       outbox: identity.outbox,
-      rateLimiter: new RateLimiter({ redis: identity.redis, prefix: `test:${run}:timing:`, max: 1000, windowSeconds: 60 }),
+      rateLimiter: new RateLimiter({ redis: identity.redis, prefix: `test:${run}:work:`, max: 1000, windowSeconds: 60 }),
       config,
     });
-    const time = async (name: string) => {
-      const started = performance.now();
-      await sessions.loginStart({ username: name, password: 'not the password' }).catch(() => undefined);
-      return performance.now() - started;
+    const attempt = async (name: string, password = 'not the password') => {
+      passwords.compares.length = 0;
+      const error = await sessions.loginStart({ username: name, password }).then(() => undefined, (e: unknown) => e);
+      return { error, compares: [...passwords.compares] };
     };
-    await time(username);
-    await time('nobody_at_all');
-    const wrong: number[] = [];
-    const unknown: number[] = [];
-    for (let i = 0; i < 6; i += 1) {
-      wrong.push(await time(username));
-      unknown.push(await time(`nobody_${i}`));
-    }
-    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
-    const ratio = median(unknown) / median(wrong);
-    expect(median(wrong)).toBeGreaterThan(20); // a real bcrypt compare happened
-    expect(ratio).toBeGreaterThan(0.5); // without the dummy compare it would be about 0.05
-    expect(ratio).toBeLessThan(2);
+    const costOf = (hash: string | undefined) => Number(/^\$2[aby]\$(\d{2})\$/.exec(hash ?? '')?.[1]);
+
+    const wrong = await attempt(username);
+    const unknown = await attempt(`nobody_${run}`);
+    const anotherUnknown = await attempt(`nobody_else_${run}`);
+    const tooLong = await attempt(username, 'x'.repeat(100));
+    const right = await attempt(username, PASSWORD);
+
+    // The same answer.
+    expect(wrong.error).toBeInstanceOf(Unauthenticated);
+    expect(unknown.error).toBeInstanceOf(Unauthenticated);
+    expect((wrong.error as Error).message).toBe((unknown.error as Error).message);
+    expect((wrong.error as Unauthenticated).code).toBe((unknown.error as Unauthenticated).code);
+    // The same work: exactly one real compare each, failing, against a hash of the same cost.
+    expect(wrong.compares).toEqual([{ hash: stored, matched: false }]);
+    expect(unknown.compares).toEqual([{ hash: expect.any(String), matched: false }]);
+    const dummy = unknown.compares[0]?.hash;
+    expect(dummy).not.toBe(stored);
+    expect(costOf(dummy)).toBe(config.BCRYPT_COST);
+    expect(costOf(stored)).toBe(config.BCRYPT_COST);
+    // Every unknown user (and a password too long to be one) compares against that one dummy.
+    expect(anotherUnknown.compares).toEqual([{ hash: dummy, matched: false }]);
+    expect(tooLong.error).toBeInstanceOf(Unauthenticated);
+    expect(tooLong.compares).toEqual([{ hash: dummy, matched: false }]);
+    // The counter sees real compares: the right password matches its stored hash.
+    expect(right.error).toBeUndefined();
+    expect(right.compares).toEqual([{ hash: stored, matched: true }]);
   });
 
   it('delivers exactly one login email whose token confirms the session once', async () => {
