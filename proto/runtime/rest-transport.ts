@@ -1,6 +1,6 @@
 // The runtime of the generated REST client (proto/gen/bank/v1/rest_client.ts). What does not vary
 // per RPC lives here, linted and type-checked like any other module; the generator
-// (proto/plugins/protoc-gen-bank-rest.ts) emits only one typed method per RPC with its route,
+// (edge/src/codegen/protoc-gen-bank-rest.ts) emits only one typed method per RPC with its route,
 // the way connect-es keeps its transport in @connectrpc/connect and generates only descriptors.
 import {
   create,

@@ -17,8 +17,8 @@ import {
   type DescService,
 } from '@bufbuild/protobuf';
 import { createEcmaScriptPlugin, getComments, runNodeJs, type Schema } from '@bufbuild/protoplugin';
-import { httpRoutes, type HttpRoute } from '../../edge/src/http/http-rules.ts';
-import type { RestRoute } from '../runtime/rest-transport.ts';
+import { httpRoutes, type HttpRoute } from '../http/http-rules.ts';
+import type { RestRoute } from '@bank/proto/runtime/rest-transport';
 
 const PLUGIN_NAME = 'protoc-gen-bank-rest';
 
@@ -287,7 +287,7 @@ const plugin = createEcmaScriptPlugin({
     readme.print('# Generated code: do not edit');
     readme.print();
     readme.print('Everything in this folder is generated from `proto/bank/v1/*.proto` by `npm run proto:generate`');
-    readme.print('(buf with protoc-gen-es and proto/plugins/protoc-gen-bank-rest.ts). `npm run proto:check`');
+    readme.print('(buf with protoc-gen-es and edge/src/codegen/protoc-gen-bank-rest.ts). `npm run proto:check`');
     readme.print('and the test proto/scripts/generate.integration.test.ts fail when it is stale.');
   },
 });
