@@ -17,16 +17,15 @@ afterAll(async () => {
 describe('RateLimiter (real Redis)', () => {
   it('refuses once any key reached the limit, with the seconds left in its window', async () => {
     const limiter = new RateLimiter({ redis, prefix, max: 2, windowSeconds: 30 });
-    await limiter.check(['user:a', 'ip:1']);
-    await limiter.hit(['user:a', 'ip:1']);
-    await limiter.hit(['user:a']);
-    const error = await limiter.check(['user:b', 'ip:1', 'user:a']).catch((e: unknown) => e);
+    await limiter.consume(['user:a', 'ip:1']);
+    await limiter.consume(['user:a']);
+    const error = await limiter.consume(['user:b', 'ip:1', 'user:a']).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RateLimited);
     expect((error as RateLimited).retryAfterSeconds).toBeGreaterThan(28);
     expect((error as RateLimited).retryAfterSeconds).toBeLessThanOrEqual(30);
-    await limiter.check(['user:b', 'ip:1']);
-    await limiter.reset(['user:a']);
-    await limiter.check(['user:a']);
+    await limiter.consume(['user:b', 'ip:1']);
+    await limiter.refund(['user:a']);
+    await limiter.consume(['user:a']);
   });
 
   it('consume is atomic: of 50 concurrent attempts with a limit of 5, exactly 5 pass; refund gives one back', async () => {
@@ -48,7 +47,6 @@ describe('RateLimiter (real Redis)', () => {
     const dead = createRedis('redis://127.0.0.1:1', { connectTimeoutMs: 200 });
     try {
       const limiter = new RateLimiter({ redis: dead, prefix, max: 2, windowSeconds: 30 });
-      await expect(limiter.check(['user:a'])).rejects.toBeInstanceOf(Unavailable);
       await expect(limiter.consume(['user:a'])).rejects.toBeInstanceOf(Unavailable);
     } finally {
       dead.disconnect();

@@ -33,9 +33,9 @@ return 0`;
 /**
  * Fixed-window attempt counter in Redis. Login calls `consume` before an attempt (atomic: it
  * throws RateLimited with the seconds left once a key has `max` attempts in its window) and
- * `refund` after a successful one, so only failures use up the limit. `check` / `hit` are the
- * non-atomic read and count. Keys are namespaced by `prefix` (tests use a unique one). When Redis
- * cannot answer, `check` and `consume` throw Unavailable: login fails closed rather than unguarded.
+ * `refund` after a successful one, so only failures use up the limit. Keys are namespaced by
+ * `prefix` (tests use a unique one). When Redis cannot answer, `consume` throws Unavailable: login
+ * fails closed rather than unguarded.
  */
 export class RateLimiter {
   readonly #redis: Redis;
@@ -52,25 +52,6 @@ export class RateLimiter {
 
   #key(key: string): string {
     return `${this.#prefix}${key}`;
-  }
-
-  /** Throws RateLimited when any key is at its limit (the longest remaining window wins). */
-  async check(keys: readonly string[]): Promise<void> {
-    let worst = 0;
-    try {
-      const pipeline = this.#redis.pipeline();
-      for (const key of keys) pipeline.get(this.#key(key)).pttl(this.#key(key));
-      const results = (await pipeline.exec()) ?? [];
-      for (let i = 0; i < keys.length; i += 1) {
-        const [countError, count] = results[2 * i] ?? [];
-        const [ttlError, ttl] = results[2 * i + 1] ?? [];
-        if (countError || ttlError) throw countError ?? ttlError;
-        if (Number(count ?? 0) >= this.max) worst = Math.max(worst, Number(ttl) > 0 ? Number(ttl) / 1000 : this.windowSeconds);
-      }
-    } catch (error) {
-      throw new Unavailable('login is temporarily unavailable', { cause: error });
-    }
-    if (worst > 0) throw new RateLimited(worst);
   }
 
   /**
@@ -91,17 +72,6 @@ export class RateLimiter {
   /** Gives back the attempt `consume` took (a successful attempt does not count). Throws Redis errors. */
   async refund(keys: readonly string[]): Promise<void> {
     if (keys.length > 0) await this.#redis.eval(REFUND_SCRIPT, keys.length, ...keys.map((key) => this.#key(key)));
-  }
-
-  /** Counts one failure against every key; the window starts at a key's first failure. */
-  async hit(keys: readonly string[]): Promise<void> {
-    const pipeline = this.#redis.multi();
-    for (const key of keys) pipeline.incr(this.#key(key)).expire(this.#key(key), this.windowSeconds, 'NX');
-    await pipeline.exec();
-  }
-
-  async reset(keys: readonly string[]): Promise<void> {
-    if (keys.length > 0) await this.#redis.del(...keys.map((key) => this.#key(key)));
   }
 }
 
