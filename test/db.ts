@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { migrateUp } from '../services/migrator/src/migrator.ts';
-import { createDatabasePool, type DatabasePool } from '../shared/src/db/pool.ts';
+import { migrateUp } from '@bank/migrator/migrator';
+import { createDatabasePool, type DatabasePool } from '@bank/shared/db/pool';
 import { TEST_DATABASE_URL } from './services.ts';
 
 export type TestDatabase = { name: string; url: string; pool: DatabasePool; drop: () => Promise<void> };

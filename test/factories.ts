@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import type { Actor, Role } from '../shared/src/auth/actor.ts';
+import type { Actor, Role } from '@bank/shared/auth/actor';
 
 /** A user row straight in the database, for suites that test the ledger without identity. */
 export async function createUser(db: CommonQueryMethods, options: { role?: Role; verified?: boolean } = {}): Promise<Actor> {

@@ -12,7 +12,7 @@ import { createBank, type Bank } from '@bank/shared/app/bank';
 import { generatePasetoKeyPair } from '@bank/shared/auth/token-maker';
 import { parseConfig } from '@bank/shared/config/config';
 import { createDatabasePool, type DatabasePool } from '@bank/shared/db/pool';
-import { migrateUp } from '../../services/migrator/src/migrator.ts';
+import { migrateUp } from '@bank/migrator/migrator';
 import { createEmptyDatabase } from '../../test/db.ts';
 import { TEST_REDIS_URL } from '../../test/services.ts';
 import { createBankEdge, type BankEdge } from './bank-edge.ts';

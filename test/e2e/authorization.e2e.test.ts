@@ -4,11 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { AccountService } from '../../proto/gen/bank/v1/account_service_pb.ts';
-import { AuthService } from '../../proto/gen/bank/v1/auth_service_pb.ts';
-import { TransferService } from '../../proto/gen/bank/v1/transfer_service_pb.ts';
-import { UserService } from '../../proto/gen/bank/v1/user_service_pb.ts';
-import { TokenMaker } from '../../shared/src/auth/token-maker.ts';
+import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
+import { AuthService } from '@bank/proto/bank/v1/auth_service_pb';
+import { TransferService } from '@bank/proto/bank/v1/transfer_service_pb';
+import { UserService } from '@bank/proto/bank/v1/user_service_pb';
+import { TokenMaker } from '@bank/shared/auth/token-maker';
 import { idemKey } from '../factories.ts';
 import { logIn, signUpAndLogIn, type LoggedInUser } from './flows.ts';
 import { startStack, type Stack } from './harness.ts';
@@ -123,7 +123,7 @@ describe.each(['http', 'grpc'] as const)('authorization over %s', (name) => {
       now: () => new Date(Date.now() - 2 * 3_600_000),
     });
     const expired = await expiredMaker.issue('access', { username: alice.username, role: 'depositor', sessionId: alice.sessionId, ttlSeconds: 60 });
-    const otherKey = await TokenMaker.create({ secretKey: (await import('../../shared/src/auth/token-maker.ts').then((m) => m.generatePasetoKeyPair())).secretKey });
+    const otherKey = await TokenMaker.create({ secretKey: (await import('@bank/shared/auth/token-maker').then((m) => m.generatePasetoKeyPair())).secretKey });
     const forged = await otherKey.issue('access', { username: alice.username, role: 'banker', sessionId: alice.sessionId, ttlSeconds: 600 });
     const session = await signUpAndLogIn(t, stack.smtp);
     await t.call(AuthService, 'logout', { sessionId: session.sessionId }, { token: session.accessToken });

@@ -2,7 +2,7 @@
 // X-Forwarded-For entry (the hop the ingress appended), so clients behind one ingress are told
 // apart, and what a client writes into X-Forwarded-For itself cannot move it to another bucket.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { AuthService } from '../../proto/gen/bank/v1/auth_service_pb.ts';
+import { AuthService } from '@bank/proto/bank/v1/auth_service_pb';
 import { startStack, uniqueName, type Stack } from './harness.ts';
 import { grpcTransport, httpTransport, type Transport } from './transports.ts';
 

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Interceptor } from '@bank/edge/call/call';
 import { fullMethodName } from '@bank/edge/call/interceptors';
-import { AccountService } from '../../proto/gen/bank/v1/account_service_pb.ts';
+import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
 import { signUpAndLogIn } from './flows.ts';
 import { startStack, type Stack } from './harness.ts';
 import { grpcTransport, httpTransport, type Transport } from './transports.ts';

@@ -1,7 +1,7 @@
 // User journeys through the public API only: sign-up, the emailed verification link, two-step
 // login with the emailed token or code.
-import { AuthService } from '../../proto/gen/bank/v1/auth_service_pb.ts';
-import { UserService } from '../../proto/gen/bank/v1/user_service_pb.ts';
+import { AuthService } from '@bank/proto/bank/v1/auth_service_pb';
+import { UserService } from '@bank/proto/bank/v1/user_service_pb';
 import type { TestSmtpServer } from '../smtp.ts';
 import { uniqueName } from './harness.ts';
 import type { Transport } from './transports.ts';

@@ -2,14 +2,14 @@
 // the shared Redis (unique queue name and key prefixes), a real SMTP receiver, the email worker,
 // the HTTP gateway and the gRPC server, each on a free port.
 import { randomBytes } from 'node:crypto';
-import { generatePasetoKeyPair } from '../../shared/src/auth/token-maker.ts';
-import { parseConfig, type Config } from '../../shared/src/config/config.ts';
+import { generatePasetoKeyPair } from '@bank/shared/auth/token-maker';
+import { parseConfig, type Config } from '@bank/shared/config/config';
 import type { DestinationStream } from 'pino';
-import { createLogger, type Logger } from '../../shared/src/logging/logger.ts';
-import { startApiServer, type ApiServer } from '../../services/api/src/api-server.ts';
-import { startGrpcServer, type GrpcServer } from '../../services/grpc/src/grpc-server.ts';
-import { startWorker, type RunningWorker } from '../../services/worker/src/worker.ts';
-import type { Interceptor } from '../../edge/src/call/call.ts';
+import { createLogger, type Logger } from '@bank/shared/logging/logger';
+import { startApiServer, type ApiServer } from '@bank/api/api-server';
+import { startGrpcServer, type GrpcServer } from '@bank/grpc/grpc-server';
+import { startWorker, type RunningWorker } from '@bank/worker/worker';
+import type { Interceptor } from '@bank/edge/call/call';
 import { createTestDatabase, type TestDatabase } from '../db.ts';
 import { TEST_REDIS_URL } from '../services.ts';
 import { startTestSmtpServer, type TestSmtpServer } from '../smtp.ts';

@@ -3,11 +3,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { AccountService } from '../../proto/gen/bank/v1/account_service_pb.ts';
-import { BankRestClient } from '../../proto/gen/bank/v1/rest_client.ts';
-import { API_ROUTES } from '../../services/api/src/gateway.ts';
-import { startApiServer } from '../../services/api/src/api-server.ts';
-import { BANK_SERVICES } from '../../edge/src/handlers/bank-handlers.ts';
+import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
+import { BankRestClient } from '@bank/proto/bank/v1/rest_client';
+import { API_ROUTES } from '@bank/api/gateway';
+import { startApiServer } from '@bank/api/api-server';
+import { BANK_SERVICES } from '@bank/edge/handlers/bank-handlers';
 import { idemKey } from '../factories.ts';
 import { signUpAndLogIn } from './flows.ts';
 import { startStack, type Stack } from './harness.ts';

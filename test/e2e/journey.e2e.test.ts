@@ -4,11 +4,11 @@
 // beforeAll.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
-import { AccountService } from '../../proto/gen/bank/v1/account_service_pb.ts';
-import { AuthService } from '../../proto/gen/bank/v1/auth_service_pb.ts';
-import { TransferService } from '../../proto/gen/bank/v1/transfer_service_pb.ts';
-import { AccountStatus, TransferKind, type Account } from '../../proto/gen/bank/v1/types_pb.ts';
-import { UserService } from '../../proto/gen/bank/v1/user_service_pb.ts';
+import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
+import { AuthService } from '@bank/proto/bank/v1/auth_service_pb';
+import { TransferService } from '@bank/proto/bank/v1/transfer_service_pb';
+import { AccountStatus, TransferKind, type Account } from '@bank/proto/bank/v1/types_pb';
+import { UserService } from '@bank/proto/bank/v1/user_service_pb';
 import { checkLedgerInvariants } from '../ledger-invariants.ts';
 import { idemKey } from '../factories.ts';
 import { loginEmailFor, signUp, signUpAndLogIn, verificationLinkFor, type LoggedInUser } from './flows.ts';

@@ -2,8 +2,8 @@
 // status) and a message naming the field.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
-import { AccountService } from '../../proto/gen/bank/v1/account_service_pb.ts';
-import { TransferService } from '../../proto/gen/bank/v1/transfer_service_pb.ts';
+import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
+import { TransferService } from '@bank/proto/bank/v1/transfer_service_pb';
 import { idemKey } from '../factories.ts';
 import { signUpAndLogIn, type LoggedInUser } from './flows.ts';
 import { startStack, type Stack } from './harness.ts';

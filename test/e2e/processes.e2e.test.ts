@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { generatePasetoKeyPair } from '../../shared/src/auth/token-maker.ts';
+import { generatePasetoKeyPair } from '@bank/shared/auth/token-maker';
 import { createTestDatabase, type TestDatabase } from '../db.ts';
 import { TEST_REDIS_URL } from '../services.ts';
 

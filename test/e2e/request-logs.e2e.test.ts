@@ -2,7 +2,7 @@ import { request } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { AccountService } from '../../proto/gen/bank/v1/account_service_pb.ts';
+import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
 import { signUpAndLogIn, type LoggedInUser } from './flows.ts';
 import { startStack, type Stack } from './harness.ts';
 import { grpcTransport, httpTransport, type Transport } from './transports.ts';

@@ -1,8 +1,8 @@
 // A concurrent storm of transfers over HTTP, both directions between pairs of users, then the
 // DESIGN.md invariants and zero new deadlocks.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { AccountService } from '../../proto/gen/bank/v1/account_service_pb.ts';
-import { RestError } from '../../proto/gen/bank/v1/rest_client.ts';
+import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
+import { RestError } from '@bank/proto/bank/v1/rest_client';
 import { runConcurrently } from '../concurrency.ts';
 import { idemKey } from '../factories.ts';
 import { checkLedgerInvariants, deadlockCount } from '../ledger-invariants.ts';

@@ -5,14 +5,14 @@ import { create, fromBinary, type MessageInitShape, type MessageShape } from '@b
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import { anyUnpack } from '@bufbuild/protobuf/wkt';
 import * as grpc from '@grpc/grpc-js';
-import { AccountService } from '../../proto/gen/bank/v1/account_service_pb.ts';
-import { AuthService } from '../../proto/gen/bank/v1/auth_service_pb.ts';
-import { BankRestClient, RestError } from '../../proto/gen/bank/v1/rest_client.ts';
-import { TransferService } from '../../proto/gen/bank/v1/transfer_service_pb.ts';
-import { UserService } from '../../proto/gen/bank/v1/user_service_pb.ts';
-import { BadRequestSchema, ErrorInfoSchema } from '../../proto/gen/google/rpc/error_details_pb.ts';
-import { StatusSchema } from '../../proto/gen/google/rpc/status_pb.ts';
-import { serviceDefinition } from '../../services/grpc/src/descriptors.ts';
+import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
+import { AuthService } from '@bank/proto/bank/v1/auth_service_pb';
+import { BankRestClient, RestError } from '@bank/proto/bank/v1/rest_client';
+import { TransferService } from '@bank/proto/bank/v1/transfer_service_pb';
+import { UserService } from '@bank/proto/bank/v1/user_service_pb';
+import { BadRequestSchema, ErrorInfoSchema } from '@bank/proto/google/rpc/error_details_pb';
+import { StatusSchema } from '@bank/proto/google/rpc/status_pb';
+import { serviceDefinition } from '@bank/grpc/descriptors';
 
 export type TransportName = 'http' | 'grpc';
 

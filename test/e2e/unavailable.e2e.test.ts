@@ -2,9 +2,9 @@
 // UNAVAILABLE), never a 500 / INTERNAL that reads like a bug, and never the driver's message.
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { UserService } from '../../proto/gen/bank/v1/user_service_pb.ts';
-import { startApiServer, type ApiServer } from '../../services/api/src/api-server.ts';
-import { startGrpcServer, type GrpcServer } from '../../services/grpc/src/grpc-server.ts';
+import { UserService } from '@bank/proto/bank/v1/user_service_pb';
+import { startApiServer, type ApiServer } from '@bank/api/api-server';
+import { startGrpcServer, type GrpcServer } from '@bank/grpc/grpc-server';
 import net from 'node:net';
 import { startStack, uniqueName, type Stack } from './harness.ts';
 import { CallFailed, grpcTransport } from './transports.ts';
