@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { sql, type CommonQueryMethods } from 'slonik';
+import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import type { Actor, Role } from '@bank/shared/auth/actor';
 
@@ -15,3 +15,26 @@ export async function createUser(db: CommonQueryMethods, options: { role?: Role;
 
 /** A fresh idempotency key. */
 export const idemKey = (): string => `k-${randomBytes(8).toString('hex')}`;
+
+/**
+ * Holds the account's row lock in its own transaction until `release()`, so a money movement on it
+ * stays in flight (for graceful-shutdown tests). Resolves once the lock is held.
+ */
+export async function holdAccountLock(pool: DatabasePool, accountId: bigint): Promise<{ release(): Promise<void> }> {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let locked!: () => void;
+  const isLocked = new Promise<void>((resolve) => (locked = resolve));
+  const holder = pool.transaction(async (tx) => {
+    await tx.query(sql.type(z.object({ id: z.bigint() }))`SELECT id FROM accounts WHERE id = ${accountId} FOR UPDATE`);
+    locked();
+    await released;
+  });
+  await isLocked;
+  return {
+    async release() {
+      release();
+      await holder;
+    },
+  };
+}

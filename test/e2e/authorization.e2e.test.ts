@@ -1,6 +1,6 @@
 // Who may read and move whose money, over both transports. Another user's account answers
 // exactly like an account that does not exist, so nothing leaks whether it exists.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import { sql } from 'slonik';
 import { z } from 'zod';
@@ -11,20 +11,10 @@ import { UserService } from '@bank/proto/bank/v1/user_service_pb';
 import { TokenMaker } from '@bank/shared/auth/token-maker';
 import { idemKey } from '../factories.ts';
 import { logIn, signUpAndLogIn, type LoggedInUser } from './flows.ts';
-import { startStack, type Stack } from './harness.ts';
-import { type CallFailed, failure, grpcTransport, httpTransport, type Transport, type TransportName } from './transports.ts';
+import { stackPerSuite } from './harness.ts';
+import { type CallFailed, failure, type Transport } from './transports.ts';
 
-let stack: Stack;
-const transports = new Map<TransportName, Transport>();
-beforeAll(async () => {
-  stack = await startStack();
-  transports.set('http', httpTransport(stack.api.url));
-  transports.set('grpc', grpcTransport(stack.grpc.address));
-});
-afterAll(async () => {
-  for (const t of transports.values()) t.close();
-  await stack?.stop();
-});
+const suite = stackPerSuite();
 
 const MISSING_ID = 987_654_321n;
 
@@ -39,12 +29,12 @@ describe.each(['http', 'grpc'] as const)('authorization over %s', (name) => {
   const expectedStatus = (httpStatus: number, grpcStatus: grpc.status) => (name === 'http' ? httpStatus : grpcStatus);
 
   beforeAll(async () => {
-    t = transports.get(name)!;
-    alice = await signUpAndLogIn(t, stack.smtp);
-    mallory = await signUpAndLogIn(t, stack.smtp);
-    const b = await signUpAndLogIn(t, stack.smtp);
-    await stack.db.pool.query(sql.type(z.object({}))`UPDATE users SET role = 'banker' WHERE username = ${b.username}`);
-    banker = await logIn(t, stack.smtp, b, 'code'); // a new session, so the token carries the role
+    t = suite.transports.get(name)!;
+    alice = await signUpAndLogIn(t, suite.stack.smtp);
+    mallory = await signUpAndLogIn(t, suite.stack.smtp);
+    const b = await signUpAndLogIn(t, suite.stack.smtp);
+    await suite.stack.db.pool.query(sql.type(z.object({}))`UPDATE users SET role = 'banker' WHERE username = ${b.username}`);
+    banker = await logIn(t, suite.stack.smtp, b, 'code'); // a new session, so the token carries the role
     aliceAccount = (await t.call(AccountService, 'openAccount', { currency: 'EUR' }, { token: alice.accessToken })).id;
     malloryAccount = (await t.call(AccountService, 'openAccount', { currency: 'EUR' }, { token: mallory.accessToken })).id;
     await t.call(AccountService, 'deposit', { accountId: aliceAccount, amount: 5_000n, idempotencyKey: idemKey() }, { token: alice.accessToken });
@@ -79,7 +69,7 @@ describe.each(['http', 'grpc'] as const)('authorization over %s', (name) => {
       (fromAccountId) =>
         t.call(TransferService, 'createTransfer', { fromAccountId, toAccountId: malloryAccount, amount: 10n, currency: 'EUR', idempotencyKey: idemKey() }, { token }),
     );
-    const transferOfOthers = await failure(t.call(TransferService, 'getTransfer', { transferId: aliceTransfer }, { token: (await signUpAndLogIn(t, stack.smtp)).accessToken }));
+    const transferOfOthers = await failure(t.call(TransferService, 'getTransfer', { transferId: aliceTransfer }, { token: (await signUpAndLogIn(t, suite.stack.smtp)).accessToken }));
     const missingTransfer = await failure(t.call(TransferService, 'getTransfer', { transferId: MISSING_ID }, { token }));
     expect(transferOfOthers.code).toBe('TRANSFER_NOT_FOUND');
     expect(transferOfOthers.status).toBe(missingTransfer.status);
@@ -119,13 +109,13 @@ describe.each(['http', 'grpc'] as const)('authorization over %s', (name) => {
   it('no token, a malformed token, an expired token, a refresh token or a logged-out token: all unauthenticated', async () => {
     const unauthenticated = { code: 'UNAUTHENTICATED', status: expectedStatus(401, grpc.status.UNAUTHENTICATED) };
     const expiredMaker = await TokenMaker.create({
-      secretKey: stack.config.PASETO_SECRET_KEY!,
+      secretKey: suite.stack.config.PASETO_SECRET_KEY!,
       now: () => new Date(Date.now() - 2 * 3_600_000),
     });
     const expired = await expiredMaker.issue('access', { username: alice.username, role: 'depositor', sessionId: alice.sessionId, ttlSeconds: 60 });
     const otherKey = await TokenMaker.create({ secretKey: (await import('@bank/shared/auth/token-maker').then((m) => m.generatePasetoKeyPair())).secretKey });
     const forged = await otherKey.issue('access', { username: alice.username, role: 'banker', sessionId: alice.sessionId, ttlSeconds: 600 });
-    const session = await signUpAndLogIn(t, stack.smtp);
+    const session = await signUpAndLogIn(t, suite.stack.smtp);
     await t.call(AuthService, 'logout', { sessionId: session.sessionId }, { token: session.accessToken });
 
     const tokens: [string, string | undefined][] = [

@@ -10,9 +10,7 @@ import { service as healthService } from 'grpc-health-check';
 import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
 import { AuthService } from '@bank/proto/bank/v1/auth_service_pb';
 import { startGrpcServer } from '@bank/grpc/grpc-server';
-import { sql } from 'slonik';
-import { z } from 'zod';
-import { idemKey } from '../factories.ts';
+import { holdAccountLock, idemKey } from '../factories.ts';
 import { signUpAndLogIn } from './flows.ts';
 import { startStack, type Stack } from './harness.ts';
 import type { CallFailed} from './transports.ts';
@@ -113,22 +111,12 @@ describe('gRPC server infrastructure', () => {
     const t = grpcTransport(server.address);
     const account = await t.call(AccountService, 'openAccount', { currency: 'CHF' }, { token: user.accessToken });
     // Hold the account's row lock so the deposit is still in flight when close() starts.
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let locked!: () => void;
-    const isLocked = new Promise<void>((resolve) => (locked = resolve));
-    const holder = stack.db.pool.transaction(async (tx) => {
-      await tx.query(sql.type(z.object({ id: z.bigint() }))`SELECT id FROM accounts WHERE id = ${account.id} FOR UPDATE`);
-      locked();
-      await released;
-    });
-    await isLocked;
+    const lock = await holdAccountLock(stack.db.pool, account.id);
     const inFlight = t.call(AccountService, 'deposit', { accountId: account.id, amount: 700n, idempotencyKey: idemKey() }, { token: user.accessToken });
     await new Promise((resolve) => setTimeout(resolve, 100));
     const closing = server.close();
     await new Promise((resolve) => setTimeout(resolve, 100));
-    release();
-    await holder;
+    await lock.release();
     const answer = await inFlight;
     expect(answer.balance).toBe(700n);
     await closing;

@@ -2,6 +2,7 @@
 // the shared Redis (unique queue name and key prefixes), a real SMTP receiver, the email worker,
 // the HTTP gateway and the gRPC server, each on a free port.
 import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll } from '@jest/globals';
 import { generatePasetoKeyPair } from '@bank/shared/auth/token-maker';
 import { parseConfig, type Config } from '@bank/shared/config/config';
 import type { DestinationStream } from 'pino';
@@ -11,6 +12,7 @@ import { startGrpcServer, type GrpcServer } from '@bank/grpc/grpc-server';
 import { startWorker, type RunningWorker } from '@bank/worker/worker';
 import type { Interceptor } from '@bank/edge/call/call';
 import { createTestDatabase, type TestDatabase } from '../db.ts';
+import { grpcTransport, httpTransport, type Transport, type TransportName } from './transports.ts';
 import { TEST_REDIS_URL } from '../services.ts';
 import { startTestSmtpServer, type TestSmtpServer } from '../smtp.ts';
 
@@ -89,3 +91,28 @@ export async function startStack(
 
 /** A username unique to this run. */
 export const uniqueName = (prefix = 'u'): string => `${prefix}_${randomBytes(5).toString('hex')}`;
+
+/**
+ * The set-up most suites share: the stack started before the suite's tests, a transport of each
+ * kind on it, everything stopped after. Read `stack` and `transports` inside tests, not at load.
+ */
+export function stackPerSuite(options: Parameters<typeof startStack>[0] = {}): { readonly stack: Stack; readonly transports: ReadonlyMap<TransportName, Transport> } {
+  let stack: Stack | undefined;
+  const transports = new Map<TransportName, Transport>();
+  beforeAll(async () => {
+    stack = await startStack(options);
+    transports.set('http', httpTransport(stack.api.url));
+    transports.set('grpc', grpcTransport(stack.grpc.address));
+  });
+  afterAll(async () => {
+    for (const t of transports.values()) t.close();
+    await stack?.stop();
+  });
+  return {
+    get stack() {
+      if (!stack) throw new Error('the stack starts in beforeAll; read it inside a test');
+      return stack;
+    },
+    transports,
+  };
+}

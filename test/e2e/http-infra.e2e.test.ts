@@ -1,14 +1,12 @@
 // The HTTP gateway's own duties: routes from the proto, health, metrics, OpenAPI and docs,
 // request ids, security headers, CORS, problem+json for unknown routes, graceful shutdown.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { sql } from 'slonik';
-import { z } from 'zod';
 import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
 import { BankRestClient } from '@bank/proto/bank/v1/rest_client';
 import { API_ROUTES } from '@bank/api/gateway';
 import { startApiServer } from '@bank/api/api-server';
 import { BANK_SERVICES } from '@bank/edge/handlers/bank-handlers';
-import { idemKey } from '../factories.ts';
+import { holdAccountLock, idemKey } from '../factories.ts';
 import { signUpAndLogIn } from './flows.ts';
 import { startStack, type Stack } from './harness.ts';
 import { httpTransport } from './transports.ts';
@@ -185,22 +183,12 @@ describe('HTTP gateway', () => {
     const t = httpTransport(server.url);
     const user = await signUpAndLogIn(t, stack.smtp);
     const account = await t.call(AccountService, 'openAccount', { currency: 'AUD' }, { token: user.accessToken });
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let locked!: () => void;
-    const isLocked = new Promise<void>((resolve) => (locked = resolve));
-    const holder = stack.db.pool.transaction(async (tx) => {
-      await tx.query(sql.type(z.object({ id: z.bigint() }))`SELECT id FROM accounts WHERE id = ${account.id} FOR UPDATE`);
-      locked();
-      await released;
-    });
-    await isLocked;
+    const lock = await holdAccountLock(stack.db.pool, account.id);
     const inFlight = t.call(AccountService, 'deposit', { accountId: account.id, amount: 900n, idempotencyKey: idemKey() }, { token: user.accessToken });
     await new Promise((resolve) => setTimeout(resolve, 100));
     const closing = server.close();
     await new Promise((resolve) => setTimeout(resolve, 100));
-    release();
-    await holder;
+    await lock.release();
     expect((await inFlight).balance).toBe(900n);
     await closing;
     await expect(fetch(`${server.url}/healthz`)).rejects.toThrow();

@@ -2,7 +2,7 @@
 // gRPC. Each test takes users no other test touched and opens the accounts it needs, so any one
 // of them runs alone (`-t '<name>'`); tests that only read a longer history share one built in a
 // beforeAll.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
 import { AuthService } from '@bank/proto/bank/v1/auth_service_pb';
@@ -12,20 +12,10 @@ import { UserService } from '@bank/proto/bank/v1/user_service_pb';
 import { checkLedgerInvariants } from '../ledger-invariants.ts';
 import { idemKey } from '../factories.ts';
 import { loginEmailFor, signUp, signUpAndLogIn, verificationLinkFor, type LoggedInUser } from './flows.ts';
-import { startStack, uniqueName, type Stack } from './harness.ts';
-import { failure, grpcTransport, httpTransport, type Transport, type TransportName } from './transports.ts';
+import { stackPerSuite, uniqueName } from './harness.ts';
+import { failure, type Transport, type TransportName } from './transports.ts';
 
-let stack: Stack;
-const transports = new Map<TransportName, Transport>();
-beforeAll(async () => {
-  stack = await startStack();
-  transports.set('http', httpTransport(stack.api.url));
-  transports.set('grpc', grpcTransport(stack.grpc.address));
-});
-afterAll(async () => {
-  for (const t of transports.values()) t.close();
-  await stack?.stop();
-});
+const suite = stackPerSuite();
 
 const status = (name: TransportName, http: number, grpcCode: grpc.status) => (name === 'http' ? http : grpcCode);
 
@@ -36,15 +26,15 @@ describe.each(['http', 'grpc'] as const)('the user journey over %s', (name) => {
   // Each sign-up waits for two emails, so the users the tests below take are made all at once.
   let readyUsers: LoggedInUser[] = [];
   beforeAll(async () => {
-    t = transports.get(name)!;
-    const [bob, ...others] = await Promise.all(Array.from({ length: 14 }, () => signUpAndLogIn(t, stack.smtp)));
+    t = suite.transports.get(name)!;
+    const [bob, ...others] = await Promise.all(Array.from({ length: 14 }, () => signUpAndLogIn(t, suite.stack.smtp)));
     theirs = await t.call(AccountService, 'openAccount', { currency: 'USD' }, { token: bob!.accessToken });
     readyUsers = others;
   });
 
   /** A new logged-in user that no other test has seen. */
   async function newUser(): Promise<LoggedInUser> {
-    return readyUsers.pop() ?? signUpAndLogIn(t, stack.smtp);
+    return readyUsers.pop() ?? signUpAndLogIn(t, suite.stack.smtp);
   }
 
   /** A new logged-in user with an empty USD account. */
@@ -79,11 +69,11 @@ describe.each(['http', 'grpc'] as const)('the user journey over %s', (name) => {
       expect(created).toMatchObject({ username, email, isEmailVerified: false });
 
       // The link arrives by SMTP; over HTTP the link itself is followed.
-      const link = await verificationLinkFor(stack.smtp, email);
+      const link = await verificationLinkFor(suite.stack.smtp, email);
       expect(link.pathname).toBe('/v1/verify-email');
       const fromLink = { emailId: BigInt(link.searchParams.get('email_id')!), secretCode: link.searchParams.get('secret_code')! };
       if (name === 'http') {
-        const response = await fetch(`${stack.api.url}${link.pathname}${link.search}`);
+        const response = await fetch(`${suite.stack.api.url}${link.pathname}${link.search}`);
         expect(response.status).toBe(200);
         expect(await response.json()).toEqual({ isVerified: true });
       } else {
@@ -96,13 +86,13 @@ describe.each(['http', 'grpc'] as const)('the user journey over %s', (name) => {
     });
 
     it(`logging in takes two steps: the password opens a pending session, the emailed ${name === 'http' ? 'token' : 'code'} confirms it`, async () => {
-      const { username, password } = await signUp(t, stack.smtp);
+      const { username, password } = await signUp(t, suite.stack.smtp);
 
       const { sessionId } = await t.call(AuthService, 'login', { username, password });
       expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
 
       // The login email carries both a token and a code; each transport confirms with one.
-      const mail = await loginEmailFor(stack.smtp, sessionId);
+      const mail = await loginEmailFor(suite.stack.smtp, sessionId);
       const tokens = await t.call(AuthService, 'confirmLogin', name === 'http' ? { sessionId, token: mail.token } : { sessionId, code: mail.code });
       expect(tokens.accessToken).toMatch(/^v4\.public\./);
       expect(tokens.refreshToken).toMatch(/^v4\.public\./);
@@ -297,7 +287,7 @@ describe.each(['http', 'grpc'] as const)('the user journey over %s', (name) => {
   // Last in the block on purpose: it checks the ledger after every movement the tests above made.
   describe('the ledger', () => {
     it('its invariants hold after all of the above', async () => {
-      expect(await checkLedgerInvariants(stack.db.pool)).toEqual([]);
+      expect(await checkLedgerInvariants(suite.stack.db.pool)).toEqual([]);
     });
   });
 });

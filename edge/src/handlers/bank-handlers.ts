@@ -44,6 +44,14 @@ function actorOf(ctx: HandlerContext): Actor {
 }
 
 const date = (value: Timestamp | undefined): Date | undefined => (value ? timestampDate(value) : undefined);
+/** The page and time range of a history call (entries or transfers of one account). */
+const historyInput = (req: { accountId: bigint; pageSize: number; pageToken: string; since?: Timestamp | undefined; until?: Timestamp | undefined }) => ({
+  accountId: req.accountId,
+  pageSize: req.pageSize,
+  pageToken: req.pageToken,
+  since: date(req.since),
+  until: date(req.until),
+});
 const opts = (ctx: HandlerContext) => ({ signal: ctx.signal });
 const nonEmpty = (value: string): string | undefined => (value === '' ? undefined : value);
 const client = (ctx: HandlerContext) => ({
@@ -115,13 +123,7 @@ function accountHandlers(app: UseCases): ServiceHandlers<typeof AccountService> 
       };
     },
     listEntries: async (req, ctx) => {
-      const page = await app.ledger.listEntries(actorOf(ctx), {
-        accountId: req.accountId,
-        pageSize: req.pageSize,
-        pageToken: req.pageToken,
-        since: date(req.since),
-        until: date(req.until),
-      }, opts(ctx));
+      const page = await app.ledger.listEntries(actorOf(ctx), historyInput(req), opts(ctx));
       return create(ListEntriesResponseSchema, { entries: page.items.map(toProtoEntry), nextPageToken: page.nextPageToken });
     },
   };
@@ -146,13 +148,7 @@ function transferHandlers(app: UseCases): ServiceHandlers<typeof TransferService
     },
     getTransfer: async (req, ctx) => toProtoTransfer(await app.ledger.getTransfer(actorOf(ctx), req.transferId, opts(ctx))),
     listTransfers: async (req, ctx) => {
-      const page = await app.ledger.listTransfers(actorOf(ctx), {
-        accountId: req.accountId,
-        pageSize: req.pageSize,
-        pageToken: req.pageToken,
-        since: date(req.since),
-        until: date(req.until),
-      }, opts(ctx));
+      const page = await app.ledger.listTransfers(actorOf(ctx), historyInput(req), opts(ctx));
       return create(ListTransfersResponseSchema, { transfers: page.items.map(toProtoTransfer), nextPageToken: page.nextPageToken });
     },
   };
