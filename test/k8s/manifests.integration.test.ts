@@ -8,8 +8,8 @@ import path from 'node:path';
 import { describe, expect, it, beforeAll } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
-import { renderKustomization } from '../../scripts/ops/src/manifests/kubectl-kustomize.ts';
-import { containersOf, podSpecOf, splitImage, type Manifest } from '../../scripts/ops/src/manifests/manifest.ts';
+import { renderKustomization } from '@bank/ops-tools/manifests/kubectl-kustomize';
+import { containersOf, podSpecOf, splitImage, type Manifest } from '@bank/ops-tools/manifests/manifest';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const environments = ['kind', 'kind/no-aws', 'eks'] as const;

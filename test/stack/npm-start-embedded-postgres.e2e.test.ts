@@ -4,8 +4,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { freePort, isListening, waitFor } from '../../scripts/dev/src/start/ports.ts';
-import { runSmoke } from '../../scripts/dev/src/smoke/smoke.ts';
+import { freePort, isListening, waitFor } from '@bank/dev-tools/start/ports';
+import { runSmoke } from '@bank/dev-tools/smoke/smoke';
 import { TEST_REDIS_URL } from '../services.ts';
 import { withoutPostgres } from '../support/without-postgres.ts';
 

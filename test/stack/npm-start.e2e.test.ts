@@ -4,9 +4,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { freePort, waitFor } from '../../scripts/dev/src/start/ports.ts';
-import { VERIFICATION_SUBJECT, waitForMail } from '../../scripts/dev/src/smoke/mailbox.ts';
-import { runSmoke } from '../../scripts/dev/src/smoke/smoke.ts';
+import { freePort, waitFor } from '@bank/dev-tools/start/ports';
+import { VERIFICATION_SUBJECT, waitForMail } from '@bank/dev-tools/smoke/mailbox';
+import { runSmoke } from '@bank/dev-tools/smoke/smoke';
 import { createEmptyDatabase } from '../db.ts';
 import { TEST_REDIS_URL } from '../services.ts';
 
