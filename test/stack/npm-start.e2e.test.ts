@@ -1,37 +1,17 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { freePort, waitFor } from '@bank/dev-tools/start/ports';
+import { waitFor } from '@bank/dev-tools/start/ports';
 import { VERIFICATION_SUBJECT, waitForMail } from '@bank/dev-tools/smoke/mailbox';
 import { runSmoke } from '@bank/dev-tools/smoke/smoke';
 import { createEmptyDatabase } from '../db.ts';
-import { TEST_REDIS_URL } from '../services.ts';
+import { alive, SHUTDOWN_TIMEOUT_MS, startNpmStart, type NpmStart, type StackPorts } from './npm-start-process.ts';
 
 // The whole stack as a user runs it: `npm start` as a child process in a fresh data folder, on
 // free ports, with its own database and queue, driven through the smoke walkthrough.
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const SHUTDOWN_TIMEOUT_MS = 8_000;
-
-let stack: ChildProcess;
-let output = '';
-let dataDir: string;
+let npm: NpmStart;
 let dropDb: () => Promise<void>;
-const ports = { http: 0, grpc: 0, metrics: 0, inboxSmtp: 0, inboxHttp: 0 };
-
-const lines = () => output.split('\n');
-const startedPids = () => lines().flatMap((l) => /\[start\] \w+: started \(pid (\d+)\)/.exec(l)?.[1] ?? []).map(Number);
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-const workerPids = () => lines().flatMap((l) => /\[start\] worker: started \(pid (\d+)\)/.exec(l)?.[1] ?? []).map(Number);
+let ports: StackPorts;
+const output = () => npm.output();
 
 /** Sum of every counter sample (`*_total`) a /metrics page shows. */
 async function countersTotal(url: string): Promise<number> {
@@ -43,57 +23,23 @@ async function countersTotal(url: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(path.join(tmpdir(), 'bank-stack-'));
   const db = await createEmptyDatabase('bank_stack');
   dropDb = db.drop;
-  for (const key of Object.keys(ports) as (keyof typeof ports)[]) ports[key] = await freePort();
-  const metricsPair = await freePort(); // worker takes METRICS_PORT + 1
-  ports.metrics = metricsPair;
-  stack = spawn('npm', ['start'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      NODE_ENV: 'development',
-      BANK_DATA_DIR: dataDir,
-      DATABASE_URL: db.url,
-      REDIS_URL: TEST_REDIS_URL,
-      EMAIL_QUEUE_NAME: `bank-email-stack-${randomBytes(4).toString('hex')}`,
-      HTTP_PORT: String(ports.http),
-      GRPC_PORT: String(ports.grpc),
-      METRICS_PORT: String(ports.metrics),
-      INBOX_SMTP_PORT: String(ports.inboxSmtp),
-      INBOX_HTTP_PORT: String(ports.inboxHttp),
-      PUBLIC_BASE_URL: `http://127.0.0.1:${ports.http}`,
-      BCRYPT_COST: '4',
-      LOG_LEVEL: 'warn',
-      OUTBOX_SWEEP_INTERVAL_MS: '1000',
-      SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
-      SMTP_URL: '',
-      AWS_SECRETS_MANAGER_SECRET_ID: '',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // Its own process group, so the test can stop it the way Ctrl-C does: a signal to the group.
-    detached: true,
-  });
-  stack.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  stack.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const ready = await waitFor(async () => /\[start\] ready/.test(output) || stack.exitCode !== null, 90_000, 250);
-  if (!ready || !/\[start\] ready/.test(output)) throw new Error(`npm start did not become ready:\n${output.slice(-4_000)}`);
+  npm = await startNpmStart({ name: 'stack', env: { DATABASE_URL: db.url }, readyTimeoutMs: 90_000 });
+  ports = npm.ports;
 }, 120_000);
 
 afterAll(async () => {
-  if (stack?.pid && stack.exitCode === null) process.kill(-stack.pid, 'SIGKILL');
-  for (const pid of startedPids()) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  await npm?.cleanUp();
   await dropDb?.();
-  await rm(dataDir, { recursive: true, force: true });
 });
 
 describe('npm start', () => {
   it('prints where each process listens and generated development keys in the data folder', () => {
-    expect(output).toContain(`HTTP API     http://localhost:${ports.http}`);
-    expect(output).toContain(`gRPC         localhost:${ports.grpc}`);
-    expect(output).toContain(`inbox        http://127.0.0.1:${ports.inboxHttp}`);
-    expect(output).toMatch(/generated development PASETO keys/);
+    expect(output()).toContain(`HTTP API     http://localhost:${ports.http}`);
+    expect(output()).toContain(`gRPC         localhost:${ports.grpc}`);
+    expect(output()).toContain(`inbox        http://127.0.0.1:${ports.inboxHttp}`);
+    expect(output()).toMatch(/generated development PASETO keys/);
   });
 
   it('passes the smoke walkthrough over HTTP and gRPC, and every process’s counters move', async () => {
@@ -129,7 +75,7 @@ describe('npm start', () => {
   }, 120_000);
 
   it('restarts a worker killed with SIGKILL, and the email requested meanwhile is delivered', async () => {
-    const [pid] = workerPids().slice(-1);
+    const [pid] = npm.startedPids('worker').slice(-1);
     expect(pid).toBeGreaterThan(0);
     process.kill(pid!, 'SIGKILL');
     const username = `killed_${randomBytes(4).toString('hex')}`;
@@ -140,24 +86,24 @@ describe('npm start', () => {
       body: JSON.stringify({ username, fullName: 'Killed Worker', email, password: 'correct horse battery' }),
     });
     expect(response.status).toBe(201);
-    expect(await waitFor(async () => workerPids().some((p) => p !== pid && workerPids().indexOf(p) > workerPids().indexOf(pid!)), 20_000)).toBe(true);
-    expect(output).toMatch(/worker: exited \(SIGKILL\)/);
+    expect(await waitFor(async () => npm.startedPids('worker').some((p) => p !== pid && npm.startedPids('worker').indexOf(p) > npm.startedPids('worker').indexOf(pid!)), 20_000)).toBe(true);
+    expect(output()).toMatch(/worker: exited \(SIGKILL\)/);
     const mail = await waitForMail(`http://127.0.0.1:${ports.inboxHttp}`, email, VERIFICATION_SUBJECT, { timeoutMs: 30_000 });
     expect(mail.text).toContain('/v1/verify-email?');
   }, 60_000);
 
   it('stops every process cleanly within the deadline on SIGTERM', async () => {
     const started = Date.now();
-    const children = startedPids().filter(alive);
+    const children = npm.startedPids().filter(alive);
     expect(children.length).toBeGreaterThanOrEqual(4); // inbox, api, grpc, worker
-    process.kill(-stack.pid!, 'SIGTERM');
-    const stopped = await waitFor(async () => /\[start\] stopped: /.test(output), SHUTDOWN_TIMEOUT_MS + 5_000, 100);
+    process.kill(-npm.child.pid!, 'SIGTERM');
+    const stopped = await waitFor(async () => /\[start\] stopped: /.test(output()), SHUTDOWN_TIMEOUT_MS + 5_000, 100);
     const elapsed = Date.now() - started;
     expect(stopped).toBe(true);
     expect(elapsed).toBeLessThan(SHUTDOWN_TIMEOUT_MS + 5_000);
-    expect(output).toMatch(/\[start\] stopped: every process exited cleanly/);
+    expect(output()).toMatch(/\[start\] stopped: every process exited cleanly/);
     for (const name of ['api', 'grpc', 'worker', 'inbox']) {
-      expect(output).toMatch(new RegExp(`\\[start\\] ${name}: exited cleanly \\(code 0\\)`));
+      expect(output()).toMatch(new RegExp(`\\[start\\] ${name}: exited cleanly \\(code 0\\)`));
     }
     expect(await waitFor(async () => children.every((pid) => !alive(pid)), 2_000)).toBe(true);
   }, 30_000);

@@ -1,30 +1,17 @@
 // The deploy script against a stand-in Kubernetes API server: the real @kubernetes/client-node
 // over real HTTP, with the stand-in playing a Job that succeeds or fails and rollouts that
 // complete or stall. Asserts the calls, their order, the waits, the rollback and the exit codes.
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { deploy, parseDeployArgs, type DeployOptions } from './deploy.ts';
-import { runCli, type Output } from './cli.ts';
+import { runCli } from './cli.ts';
 import { EXIT } from './k8s/errors.ts';
 import { renderEnvironment } from './environments.ts';
-import { KubeApiStandIn, type RecordedRequest, type Scenario } from '../../../test/support/kube-api-stand-in.ts';
+import type { KubeApiStandIn, RecordedRequest } from '../../../test/support/kube-api-stand-in.ts';
+import { captureOutput, standInsPerTest } from '../../../test/support/ops-cli.ts';
 
-const standIns: KubeApiStandIn[] = [];
-afterEach(async () => {
-  await Promise.all(standIns.splice(0).map((standIn) => standIn.stop()));
-});
+const startStandIn = standInsPerTest();
 
-function capture(): Output & { lines: string[]; errors: string[] } {
-  const lines: string[] = [];
-  const errors: string[] = [];
-  return { lines, errors, log: (line) => lines.push(line), error: (line) => errors.push(line) };
-}
-
-async function startStandIn(scenario: Partial<Scenario> = {}): Promise<KubeApiStandIn> {
-  const standIn = new KubeApiStandIn(scenario);
-  standIns.push(standIn);
-  await standIn.start();
-  return standIn;
-}
+const capture = captureOutput;
 
 /** Puts the Deployments of `tag` in place as revision 1, as a previous deploy would have. */
 async function seedPreviousRelease(standIn: KubeApiStandIn, tag: string): Promise<void> {

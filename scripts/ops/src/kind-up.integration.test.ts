@@ -3,14 +3,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { kindSecrets, kindUp, kindUpCommands, parseKindUpArgs, INGRESS_NGINX_MANIFEST } from './kind-up.ts';
-import { runCli, type Output } from './cli.ts';
+import { runCli } from './cli.ts';
 import { EXIT } from './k8s/errors.ts';
+import { captureOutput } from '../../../test/support/ops-cli.ts';
 
-function capture(): Output & { lines: string[]; errors: string[] } {
-  const lines: string[] = [];
-  const errors: string[] = [];
-  return { lines, errors, log: (line) => lines.push(line), error: (line) => errors.push(line) };
-}
+const capture = captureOutput;
 
 describe('kind-up', () => {
   it('creates the cluster once, builds and loads each image, then installs ingress-nginx and External Secrets', () => {

@@ -1,26 +1,18 @@
 // The status script against the stand-in Kubernetes API, after deploys the stand-in played.
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { deploy } from './deploy.ts';
 import { status, parseStatusArgs } from './status.ts';
-import { runCli, type Output } from './cli.ts';
+import { runCli } from './cli.ts';
 import { EXIT } from './k8s/errors.ts';
-import { KubeApiStandIn, type Scenario } from '../../../test/support/kube-api-stand-in.ts';
+import type { KubeApiStandIn, Scenario } from '../../../test/support/kube-api-stand-in.ts';
+import { captureOutput, standInsPerTest } from '../../../test/support/ops-cli.ts';
 
-const standIns: KubeApiStandIn[] = [];
-afterEach(async () => {
-  await Promise.all(standIns.splice(0).map((standIn) => standIn.stop()));
-});
+const startStandIn = standInsPerTest();
 
-function capture(): Output & { lines: string[]; errors: string[] } {
-  const lines: string[] = [];
-  const errors: string[] = [];
-  return { lines, errors, log: (line) => lines.push(line), error: (line) => errors.push(line) };
-}
+const capture = captureOutput;
 
 async function deployed(scenario: Partial<Scenario>, tag: string): Promise<{ standIn: KubeApiStandIn; kubeconfig: string }> {
-  const standIn = new KubeApiStandIn(scenario);
-  standIns.push(standIn);
-  await standIn.start();
+  const standIn = await startStandIn(scenario);
   const kubeconfig = await standIn.writeKubeconfig();
   await runCli(async (_argv, output) => deploy({ env: 'kind', tag, kubeconfig, pollMs: 10, migrationTimeoutMs: 5_000, rolloutTimeoutMs: 2_000 }, output), [], capture());
   return { standIn, kubeconfig };

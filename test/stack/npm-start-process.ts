@@ -1,0 +1,96 @@
+// `npm start` as a child process, the way the stack tests run it: a fresh data folder, free
+// ports, its own queue, its own process group (so a signal to the group is what Ctrl-C does).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { freePort, waitFor } from '@bank/dev-tools/start/ports';
+import { TEST_REDIS_URL } from '../services.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+export const SHUTDOWN_TIMEOUT_MS = 8_000;
+
+export type StackPorts = { http: number; grpc: number; metrics: number; inboxSmtp: number; inboxHttp: number };
+
+export type NpmStart = {
+  readonly child: ChildProcess;
+  readonly ports: StackPorts;
+  readonly dataDir: string;
+  /** Everything the supervisor and its children printed so far. */
+  output(): string;
+  /** Pids of every process the supervisor reported started (`name` narrows to one kind). */
+  startedPids(name?: string): number[];
+  /** SIGKILLs whatever is left (group and children) and removes the data folder. */
+  cleanUp(): Promise<void>;
+};
+
+export const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Starts `npm start` on free ports with `env` over the test defaults (a key set to undefined is
+ * removed) and waits for its `[start] ready` line. The worker takes METRICS_PORT + 1.
+ * @throws with the last output when it does not become ready within `readyTimeoutMs`
+ */
+export async function startNpmStart(options: { name: string; env: NodeJS.ProcessEnv; readyTimeoutMs: number }): Promise<NpmStart> {
+  const dataDir = await mkdtemp(path.join(tmpdir(), `bank-${options.name}-`));
+  const ports: StackPorts = { http: await freePort(), grpc: await freePort(), metrics: await freePort(), inboxSmtp: await freePort(), inboxHttp: await freePort() };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    NODE_ENV: 'development',
+    BANK_DATA_DIR: dataDir,
+    REDIS_URL: TEST_REDIS_URL,
+    EMAIL_QUEUE_NAME: `bank-email-${options.name}-${randomBytes(4).toString('hex')}`,
+    HTTP_PORT: String(ports.http),
+    GRPC_PORT: String(ports.grpc),
+    METRICS_PORT: String(ports.metrics),
+    INBOX_SMTP_PORT: String(ports.inboxSmtp),
+    INBOX_HTTP_PORT: String(ports.inboxHttp),
+    PUBLIC_BASE_URL: `http://127.0.0.1:${ports.http}`,
+    BCRYPT_COST: '4',
+    LOG_LEVEL: 'warn',
+    OUTBOX_SWEEP_INTERVAL_MS: '1000',
+    SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+    SMTP_URL: '',
+    AWS_SECRETS_MANAGER_SECRET_ID: '',
+    ...options.env,
+  };
+  for (const [key, value] of Object.entries(env)) if (value === undefined) delete env[key];
+  const child = spawn('npm', ['start'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const startedPids = (name = '\\w+') =>
+    output.split('\n').flatMap((line) => new RegExp(`\\[start\\] ${name}: started \\(pid (\\d+)\\)`).exec(line)?.[1] ?? []).map(Number);
+  const handle: NpmStart = {
+    child,
+    ports,
+    dataDir,
+    output: () => output,
+    startedPids,
+    async cleanUp() {
+      if (child.pid && child.exitCode === null && child.signalCode === null) {
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // the group is already gone
+        }
+      }
+      for (const pid of startedPids()) if (alive(pid)) process.kill(pid, 'SIGKILL');
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+  const ready = await waitFor(async () => /\[start\] ready/.test(output) || child.exitCode !== null, options.readyTimeoutMs, 250);
+  if (!ready || !/\[start\] ready/.test(output)) {
+    await handle.cleanUp();
+    throw new Error(`npm start did not become ready:\n${output.slice(-4_000)}`);
+  }
+  return handle;
+}
