@@ -21,6 +21,7 @@ import { UserService } from '../users/user.service.ts';
 export type BankConfig = Pick<
   Config,
   | 'REDIS_URL'
+  | 'LEDGER_BATCH_MAX_SIZE'
   | 'REDIS_KEY_PREFIX'
   | 'EMAIL_QUEUE_NAME'
   | 'PASETO_SECRET_KEY'
@@ -81,7 +82,7 @@ export async function createBank(config: BankConfig, deps: { pool: DatabasePool;
   const observer = registry ? createLedgerMetrics(registry) : undefined;
   let closed: Promise<void> | undefined;
   return {
-    ledger: new LedgerService({ pool, ...(observer ? { observer } : {}) }),
+    ledger: new LedgerService({ pool, maxBatchSize: config.LEDGER_BATCH_MAX_SIZE, ...(observer ? { observer } : {}) }),
     users: new UserService({ pool, passwords, outbox, rateLimiter }),
     sessions: new SessionService({ pool, passwords, tokens, outbox, rateLimiter, loginEmailLimiter, config, logger }),
     tokens,

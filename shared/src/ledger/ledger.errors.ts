@@ -12,8 +12,9 @@ import {
 } from '../errors/domain-error.ts';
 
 /**
- * The refusals ledger_move() answers with (migration 0004), by name. A refusal is an ordinary
- * answer of the function, not a database error; the same list is in that migration's header.
+ * The refusals ledger_move() (migration 0004) and ledger_move_batch() (0006) answer with, by
+ * name. A refusal is an ordinary answer of the function, not a database error; the same list is
+ * in those migrations' headers.
  */
 export const LEDGER_REFUSALS = [
   'account_not_found',
@@ -22,6 +23,8 @@ export const LEDGER_REFUSALS = [
   'currency_mismatch',
   'insufficient_funds',
   'idempotency_conflict',
+  // Only from ledger_move_batch() (0006), where a bigint overflow must not fail the whole batch.
+  'amount_out_of_range',
 ] as const;
 export type LedgerRefusal = (typeof LEDGER_REFUSALS)[number];
 
@@ -37,6 +40,7 @@ const REFUSAL_ERRORS: Record<LedgerRefusal, (detail: string) => DomainError> = {
   currency_mismatch: (message) => new CurrencyMismatch(message),
   insufficient_funds: (id) => new InsufficientFunds(id),
   idempotency_conflict: () => new IdempotencyConflict(),
+  amount_out_of_range: () => new AmountOutOfRange('amount would overflow an account balance'),
 };
 
 export function refusalError(refusal: LedgerRefusal, detail: string): DomainError {

@@ -1,10 +1,10 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import { AccountClosed, AccountNotEmpty, AccountNotFound } from '../errors/domain-error.ts';
+import { AccountClosed, AccountNotEmpty, AccountNotFound, type DomainError } from '../errors/domain-error.ts';
 import type { Role } from '../auth/actor.ts';
 import type { Currency } from './currency.ts';
 import { databaseErrorToDomainError, refusalError } from './ledger.errors.ts';
-import { accountRow, accountStateRow, entryRow, moveResultRow, type MoveRow, transferRow } from './ledger.schema.ts';
+import { accountRow, accountStateRow, batchMoveResultRow, entryRow, moveResultRow, type MoveRow, transferRow } from './ledger.schema.ts';
 import type { Account, Entry, Transfer, TransferResult } from './ledger.types.ts';
 
 async function mapErrors<T>(run: () => Promise<T>): Promise<T> {
@@ -144,6 +144,34 @@ export const ledgerRepository = {
     );
     if (row.error_code !== null) throw refusalError(row.error_code, row.error_detail);
     return toTransferResult(row, command.actor);
+  },
+
+  /**
+   * Moves many money movements in one call and one commit through ledger_move_batch() (migration
+   * 0006). Each movement gets its own answer in the order given: its result, or its refusal as a
+   * domain error (returned, not thrown, so a refusal never fails its neighbours). Throws when the
+   * call itself fails (the whole batch rolled back; nothing moved), e.g. when two movements share
+   * an idempotency key.
+   */
+  async moveBatch(db: CommonQueryMethods, commands: readonly MoveCommand[]): Promise<(TransferResult | DomainError)[]> {
+    const column = <T>(pick: (command: MoveCommand) => T) => commands.map(pick);
+    const rows = await mapErrors(() =>
+      db.any(sql.type(batchMoveResultRow)`
+        SELECT * FROM ledger_move_batch(
+          ${sql.array(column((c) => c.actor), 'text')}, ${sql.array(column((c) => c.actorRole), 'text')},
+          ${sql.array(column((c) => c.idempotencyKey), 'text')}, ${sql.array(column((c) => c.requestHash), 'text')},
+          ${sql.array(column((c) => c.operation), 'text')}, ${sql.array(column((c) => c.fromAccountId), 'int8')},
+          ${sql.array(column((c) => c.toAccountId), 'int8')}, ${sql.array(column((c) => c.amount), 'int8')},
+          ${sql.array(column((c) => c.currency), 'text')})`),
+    );
+    if (rows.length !== commands.length) throw new Error(`ledger_move_batch answered ${rows.length} rows for ${commands.length} movements`);
+    const answers: (TransferResult | DomainError)[] = new Array(commands.length);
+    for (const row of rows) {
+      const command = commands[row.idx - 1];
+      if (!command) throw new Error(`ledger_move_batch answered for movement ${row.idx} of ${commands.length}`);
+      answers[row.idx - 1] = row.error_code !== null ? refusalError(row.error_code, row.error_detail) : toTransferResult(row, command.actor);
+    }
+    return answers;
   },
 
   /**

@@ -67,3 +67,6 @@ export const accountStateRow = z.object({
   status: z.enum(['open', 'closed']),
   balance: z.bigint(),
 });
+
+/** One answer of ledger_move_batch(): `idx` names the movement (1-based), the rest as ledger_move(). */
+export const batchMoveResultRow = z.union([moveRow.extend({ idx: z.number().int() }), refusedMoveRow.extend({ idx: z.number().int() }).passthrough()]);

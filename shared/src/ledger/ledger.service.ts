@@ -10,6 +10,7 @@ import {
 } from '../errors/domain-error.ts';
 import { parseCurrency } from './currency.ts';
 import { throwIfAborted, type UseCaseOptions } from '../use-case/use-case-options.ts';
+import { MoveBatcher } from './move-batcher.ts';
 import { ledgerRepository, type HistoryQuery, type MoveCommand } from './ledger.repository.ts';
 import type { Account, Entry, Page, PageRequest, Transfer, TransferResult } from './ledger.types.ts';
 import { parseAmount, parseId } from './money.ts';
@@ -28,7 +29,12 @@ export type HistoryInput = PageRequest & { accountId: bigint };
 /** Observes money movements (metrics); optional. */
 export type LedgerObserver = {
   moved?(event: { operation: 'transfer' | 'deposit'; currency: string; outcome: string; replayed: boolean }): void;
+  /** A group-commit batch of `size` movements went to the database. */
+  batched?(size: number): void;
 };
+
+/** The most money movements one database call carries by default (LEDGER_BATCH_MAX_SIZE). */
+export const DEFAULT_MAX_BATCH_SIZE = 64;
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
@@ -63,10 +69,18 @@ function parseRange(since: Date | undefined, until: Date | undefined): { since: 
 export class LedgerService {
   readonly #pool: DatabasePool;
   readonly #observer: LedgerObserver;
+  readonly #batcher: MoveBatcher;
 
-  constructor(deps: { pool: DatabasePool; observer?: LedgerObserver }) {
+  /** `maxBatchSize` caps how many waiting movements share one database call (group commit). */
+  constructor(deps: { pool: DatabasePool; observer?: LedgerObserver; maxBatchSize?: number }) {
     this.#pool = deps.pool;
     this.#observer = deps.observer ?? {};
+    const observer = this.#observer;
+    this.#batcher = new MoveBatcher({
+      pool: deps.pool,
+      maxBatchSize: deps.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
+      onBatch: (size) => observer.batched?.(size),
+    });
   }
 
   /**
@@ -151,7 +165,7 @@ export class LedgerService {
     // Before the try: a call cancelled before it started is not a money movement to count.
     throwIfAborted(options.signal);
     try {
-      const result = await ledgerRepository.move(this.#pool, command);
+      const result = await this.#batcher.move(command);
       this.#observer.moved?.({ operation: command.operation, currency: result.transfer.currency, outcome: 'ok', replayed: result.replayed });
       return result;
     } catch (error) {

@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DatabasePool } from 'slonik';
 import type { LedgerObserver } from '../ledger/ledger.service.ts';
 
@@ -30,8 +30,8 @@ export function registerPoolMetrics(registry: Registry, pool: Pick<DatabasePool,
 }
 
 /**
- * Money movements by operation, currency and outcome (`ok` or the error code), and idempotent
- * replays. Pass the returned observer to LedgerService.
+ * Money movements by operation, currency and outcome (`ok` or the error code), idempotent
+ * replays, and the size of each group-commit batch. Pass the returned observer to LedgerService.
  */
 export function createLedgerMetrics(registry: Registry): LedgerObserver {
   const moves = new Counter({
@@ -46,10 +46,19 @@ export function createLedgerMetrics(registry: Registry): LedgerObserver {
     labelNames: ['operation'],
     registers: [registry],
   });
+  const batchSize = new Histogram({
+    name: 'bank_ledger_batch_size',
+    help: 'Money movements per group-commit batch (one database call and one commit each).',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+    registers: [registry],
+  });
   return {
     moved({ operation, currency, outcome, replayed }) {
       moves.inc({ operation, currency, outcome });
       if (replayed) replays.inc({ operation });
+    },
+    batched(size) {
+      batchSize.observe(size);
     },
   };
 }

@@ -1,0 +1,281 @@
+// Group commit on the real PostgreSQL: movements fired in one tick share one database call and
+// one commit, each keeps its own answer and refusal, and storms through several batchers (as
+// several processes would run them) keep every invariant with zero deadlocks.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { sql } from 'slonik';
+import { z } from 'zod';
+import { createDatabasePool, type DatabasePool } from '../db/pool.ts';
+import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
+import { runConcurrently } from '../../../test/concurrency.ts';
+import { createUser, idemKey } from '../../../test/factories.ts';
+import { checkLedgerInvariants, deadlockCount } from '../../../test/ledger-invariants.ts';
+import type { Actor } from '../auth/actor.ts';
+import type { DomainError } from '../errors/domain-error.ts';
+import { LedgerService } from './ledger.service.ts';
+import { ledgerRepository, type MoveCommand } from './ledger.repository.ts';
+import type { Account, TransferResult } from './ledger.types.ts';
+import { MoveBatcher } from './move-batcher.ts';
+
+let db: TestDatabase;
+/** A pool whose queries are counted: every query outside a transaction is one commit. */
+let counted: DatabasePool;
+let queries = 0;
+let ledger: LedgerService;
+const batches: number[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase({ poolSize: 16 });
+  counted = await createDatabasePool(db.url, {
+    maximumPoolSize: 8,
+    interceptors: [
+      {
+        name: 'count-queries',
+        beforeQueryExecution: async () => {
+          queries += 1;
+          return null;
+        },
+      },
+    ],
+  });
+  ledger = new LedgerService({ pool: counted, observer: { batched: (size) => batches.push(size) } });
+});
+afterAll(async () => {
+  await counted?.end();
+  await db?.drop();
+});
+
+type Holder = { actor: Actor; account: Account };
+
+async function holder(funds: bigint): Promise<Holder> {
+  const actor = await createUser(db.pool);
+  const account = await ledger.openAccount(actor, { currency: 'USD' });
+  if (funds > 0n) await ledger.deposit(actor, { accountId: account.id, amount: funds, idempotencyKey: idemKey() });
+  return { actor, account };
+}
+
+const transfer = (from: Holder, to: Holder, amount: bigint, idempotencyKey = idemKey()) =>
+  ledger.transfer(from.actor, { fromAccountId: from.account.id, toAccountId: to.account.id, amount, currency: 'USD', idempotencyKey });
+
+/** How many transactions wrote these transfers (rows written by one transaction share its xmin). */
+async function transactionsThatWrote(ids: readonly bigint[]): Promise<number> {
+  return db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+    SELECT count(DISTINCT xmin::text)::int AS n FROM transfers WHERE id = ANY(${sql.array(ids.map(String), 'int8')})`);
+}
+
+const ledgerRepositoryMoveAlone = (command: MoveCommand) => ledgerRepository.move(db.pool, command);
+const ledgerRepositoryMoveBatch = (commands: MoveCommand[]) => ledgerRepository.moveBatch(db.pool, commands);
+
+const codeOf = (outcome: PromiseSettledResult<unknown>) => (outcome.status === 'fulfilled' ? 'ok' : (outcome.reason as DomainError).code);
+
+describe('group commit', () => {
+  it('sends N transfers fired in one tick as fewer than N database calls and commits, each with its own correct answer', async () => {
+    const [a, b] = [await holder(1_000n), await holder(0n)] as [Holder, Holder];
+    const n = 20;
+    const before = queries;
+    const results = await Promise.all(Array.from({ length: n }, (_, i) => transfer(a, b, BigInt(i + 1))));
+    const calls = queries - before;
+    expect(calls).toBeLessThan(n);
+    expect(await transactionsThatWrote(results.map((r) => r.transfer.id))).toBeLessThan(n);
+    // Each answer is its own: its amount, its own entries, and the balances right after it.
+    expect(results.map((r) => r.transfer.amount)).toEqual(Array.from({ length: n }, (_, i) => BigInt(i + 1)));
+    expect(new Set(results.map((r) => r.transfer.id)).size).toBe(n);
+    const byId = [...results].sort((x, y) => (x.transfer.id < y.transfer.id ? -1 : 1));
+    let balance = 1_000n;
+    for (const r of byId) {
+      balance -= r.transfer.amount;
+      expect(r.fromBalance).toBe(balance);
+      expect(r.fromEntry).toMatchObject({ accountId: a.account.id, amount: -r.transfer.amount, transferId: r.transfer.id });
+      expect(r.toEntry).toMatchObject({ accountId: b.account.id, amount: r.transfer.amount, transferId: r.transfer.id });
+      expect(r.replayed).toBe(false);
+    }
+    expect(await ledger.getAccount(a.actor, a.account.id)).toMatchObject({ balance: 1_000n - 210n });
+    expect(await checkLedgerInvariants(db.pool)).toEqual([]);
+  });
+
+  it('refuses only the movements that break a rule; their neighbours in the batch move', async () => {
+    const [a, b] = [await holder(100n), await holder(0n)] as [Holder, Holder];
+    const stranger = await holder(0n);
+    const outcomes = await Promise.allSettled([
+      transfer(a, b, 60n), // ok: 40 left
+      transfer(a, b, 50n), // insufficient: only 40 left after the first
+      ledger.transfer(a.actor, { fromAccountId: stranger.account.id, toAccountId: b.account.id, amount: 1n, currency: 'USD', idempotencyKey: idemKey() }),
+      transfer(a, b, 40n), // ok: exactly what is left
+      ledger.transfer(a.actor, { fromAccountId: a.account.id, toAccountId: b.account.id, amount: 1n, currency: 'EUR', idempotencyKey: idemKey() }),
+    ]);
+    expect(outcomes.map(codeOf)).toEqual(['ok', 'INSUFFICIENT_FUNDS', 'ACCOUNT_NOT_FOUND', 'ok', 'CURRENCY_MISMATCH']);
+    expect(await ledger.getAccount(b.actor, b.account.id)).toMatchObject({ balance: 100n });
+    // A refused movement gave its key back: the same key with the same request may be tried again.
+    expect(await checkLedgerInvariants(db.pool)).toEqual([]);
+  });
+
+  it('answers two requests with one idempotency key in one tick as one movement: the second is its replay', async () => {
+    const [a, b] = [await holder(100n), await holder(0n)] as [Holder, Holder];
+    const key = idemKey();
+    const [first, second] = await Promise.all([transfer(a, b, 30n, key), transfer(a, b, 30n, key)]);
+    expect(second.transfer.id).toBe(first.transfer.id);
+    expect([first.replayed, second.replayed].sort()).toEqual([false, true]);
+    expect(second.fromBalance).toBe(first.fromBalance);
+    expect(await ledger.getAccount(a.actor, a.account.id)).toMatchObject({ balance: 70n });
+  });
+
+  it('refuses the second of two requests with one key and different bodies in one tick as an idempotency conflict', async () => {
+    const [a, b] = [await holder(100n), await holder(0n)] as [Holder, Holder];
+    const key = idemKey();
+    const outcomes = await Promise.allSettled([transfer(a, b, 30n, key), transfer(a, b, 31n, key)]);
+    expect(outcomes.map(codeOf)).toEqual(['ok', 'IDEMPOTENCY_CONFLICT']);
+    expect(await ledger.getAccount(a.actor, a.account.id)).toMatchObject({ balance: 70n });
+  });
+
+  it('replays inside a batch a key answered by an earlier batch, without moving money', async () => {
+    const [a, b] = [await holder(100n), await holder(0n)] as [Holder, Holder];
+    const key = idemKey();
+    const original = await transfer(a, b, 10n, key);
+    const [replay, fresh] = await Promise.all([transfer(a, b, 10n, key), transfer(a, b, 5n)]);
+    expect(replay).toMatchObject({ replayed: true, transfer: { id: original.transfer.id }, fromBalance: 90n });
+    expect(fresh.replayed).toBe(false);
+    expect(await ledger.getAccount(a.actor, a.account.id)).toMatchObject({ balance: 85n });
+  });
+
+  it('carries both directions of a pair in one batch, each on the balances the earlier ones left', async () => {
+    const [a, b] = [await holder(10n), await holder(0n)] as [Holder, Holder];
+    // b has nothing until a's first transfer lands, earlier in the same batch.
+    const outcomes = await Promise.allSettled([transfer(a, b, 10n), transfer(b, a, 10n), transfer(a, b, 10n), transfer(b, a, 11n)]);
+    expect(outcomes.map(codeOf)).toEqual(['ok', 'ok', 'ok', 'INSUFFICIENT_FUNDS']);
+    expect(await ledger.getAccount(a.actor, a.account.id)).toMatchObject({ balance: 0n });
+    expect(await ledger.getAccount(b.actor, b.account.id)).toMatchObject({ balance: 10n });
+    expect(await checkLedgerInvariants(db.pool)).toEqual([]);
+  });
+
+  it('retries a batch that fails as a whole one movement at a time: the bad movement fails alone', async () => {
+    const [a, b] = [await holder(100n), await holder(0n)] as [Holder, Holder];
+    const batcher = new MoveBatcher({ pool: counted, maxBatchSize: 64 });
+    const command = (amount: bigint, idempotencyKey: string): MoveCommand => ({
+      actor: a.actor.username,
+      actorRole: 'depositor',
+      idempotencyKey,
+      requestHash: `h-${idempotencyKey}`,
+      operation: 'transfer',
+      fromAccountId: a.account.id,
+      toAccountId: b.account.id,
+      amount,
+      currency: 'USD',
+    });
+    // A key over the column's 255-character CHECK fails the claim INSERT, and with it the whole call.
+    const outcomes = await Promise.allSettled([batcher.move(command(1n, idemKey())), batcher.move(command(2n, 'x'.repeat(300))), batcher.move(command(3n, idemKey()))]);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((outcomes[1] as PromiseRejectedResult).reason).toMatchObject({ constraint: 'idempotency_keys_key_length' });
+    expect(await ledger.getAccount(a.actor, a.account.id)).toMatchObject({ balance: 96n });
+    expect(await checkLedgerInvariants(db.pool)).toEqual([]);
+  });
+
+  it('gives every refusal in a batch the same answer ledger_move() gives the movement alone', async () => {
+    const alice = await holder(50n);
+    const bob = await holder(0n);
+    const banker: Actor = await createUser(db.pool, { role: 'banker' });
+    const closed = await holder(0n);
+    await ledger.closeAccount(closed.actor, closed.account.id);
+    const euro = await ledger.openAccount(bob.actor, { currency: 'EUR' });
+    const systemUsd = await db.pool.oneFirst(sql.type(z.object({ id: z.bigint() }))`SELECT id FROM accounts WHERE is_system AND currency = 'USD'`);
+    const base = (actor: Actor, overrides: Partial<MoveCommand>): MoveCommand => ({
+      actor: actor.username,
+      actorRole: actor.role,
+      idempotencyKey: idemKey(),
+      requestHash: 'h',
+      operation: 'transfer',
+      fromAccountId: alice.account.id,
+      toAccountId: bob.account.id,
+      amount: 1n,
+      currency: 'USD',
+      ...overrides,
+    });
+    const cases: MoveCommand[] = [
+      base(bob.actor, {}), // someone else's account: not found
+      base(banker, {}), // a banker may see it but not move it: permission denied
+      base(alice.actor, { fromAccountId: 999_999_999n }),
+      base(alice.actor, { toAccountId: 999_999_999n }),
+      base(alice.actor, { toAccountId: systemUsd }), // a system account is never a target
+      base(alice.actor, { toAccountId: closed.account.id }),
+      base(closed.actor, { fromAccountId: closed.account.id }),
+      base(alice.actor, { toAccountId: euro.id }),
+      base(alice.actor, { currency: 'EUR' }),
+      base(alice.actor, { amount: 51n }),
+      base(alice.actor, { operation: 'deposit', fromAccountId: null, currency: null, toAccountId: 999_999_999n }),
+      base(bob.actor, { operation: 'deposit', fromAccountId: null, currency: null, toAccountId: alice.account.id }),
+      base(banker, { operation: 'deposit', fromAccountId: null, currency: null, toAccountId: alice.account.id }),
+      base(alice.actor, { operation: 'deposit', fromAccountId: null, currency: null, toAccountId: closed.account.id }),
+    ];
+    const describeOutcome = (outcome: PromiseSettledResult<unknown>) =>
+      outcome.status === 'fulfilled' ? 'moved' : `${(outcome.reason as DomainError).code}: ${(outcome.reason as Error).message}`;
+    const alone = await Promise.allSettled(cases.map((c) => ledgerRepositoryMoveAlone(c)));
+    const batched = await ledgerRepositoryMoveBatch(cases.map((c) => ({ ...c, idempotencyKey: idemKey() })));
+    expect(batched.map((answer) => ('code' in answer ? `${answer.code}: ${answer.message}` : 'moved'))).toEqual(alone.map(describeOutcome));
+    expect(alone.every((outcome) => outcome.status === 'rejected')).toBe(true);
+    expect(await ledger.getAccount(alice.actor, alice.account.id)).toMatchObject({ balance: 50n });
+  });
+
+  it('pays deposits in one batch from the funding account of each receiving account’s currency', async () => {
+    const usd = await holder(0n);
+    const eur = await ledger.openAccount(usd.actor, { currency: 'EUR' });
+    const deposit = (accountId: bigint, amount: bigint) => ledger.deposit(usd.actor, { accountId, amount, idempotencyKey: idemKey() });
+    const before = queries;
+    const results = await Promise.all([deposit(usd.account.id, 5n), deposit(eur.id, 7n), deposit(usd.account.id, 11n)]);
+    expect(queries - before).toBe(1);
+    expect(results.map((r) => [r.transfer.kind, r.transfer.currency, r.toBalance])).toEqual([
+      ['deposit', 'USD', 5n],
+      ['deposit', 'EUR', 7n],
+      ['deposit', 'USD', 16n],
+    ]);
+    const funding = await db.pool.any(sql.type(z.object({ id: z.bigint(), currency: z.string() }))`SELECT id, currency FROM accounts WHERE is_system`);
+    for (const r of results) expect(funding.find((f) => f.id === r.transfer.fromAccountId)?.currency).toBe(r.transfer.currency);
+    expect(await checkLedgerInvariants(db.pool)).toEqual([]);
+  });
+
+  it('caps a batch at its maximum size and sends the rest in the next', async () => {
+    const [a, b] = [await holder(1_000n), await holder(0n)] as [Holder, Holder];
+    const small = new LedgerService({ pool: counted, maxBatchSize: 4, observer: { batched: (size) => sizes.push(size) } });
+    const sizes: number[] = [];
+    await Promise.all(
+      Array.from({ length: 10 }, () =>
+        small.transfer(a.actor, { fromAccountId: a.account.id, toAccountId: b.account.id, amount: 1n, currency: 'USD', idempotencyKey: idemKey() }),
+      ),
+    );
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(4);
+    expect(sizes.reduce((sum, size) => sum + size, 0)).toBe(10);
+  });
+
+  it('keeps every invariant with zero deadlocks when three batchers (three processes) storm the same accounts both ways', async () => {
+    const accounts = await Promise.all(Array.from({ length: 6 }, () => holder(10_000n)));
+    const pools = await Promise.all([1, 2, 3].map(() => createDatabasePool(db.url, { maximumPoolSize: 4 })));
+    try {
+      const services = pools.map((pool) => new LedgerService({ pool }));
+      const deadlocksBefore = await deadlockCount(db.pool);
+      const outcomes = await runConcurrently(1_200, 48, (i) => {
+        const service = services[i % services.length]!;
+        const from = accounts[i % accounts.length]!;
+        const to = accounts[(i * 7 + 1) % accounts.length]!;
+        const target = to === from ? accounts[(accounts.indexOf(from) + 1) % accounts.length]! : to;
+        return service.transfer(from.actor, {
+          fromAccountId: from.account.id,
+          toAccountId: target.account.id,
+          amount: BigInt(1 + (i % 50)),
+          currency: 'USD',
+          idempotencyKey: idemKey(),
+        });
+      });
+      const acknowledged = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [(o.value as TransferResult).transfer.id] : []));
+      const unexpected = outcomes.filter((o) => o.status === 'rejected' && (o.reason as DomainError).code !== 'INSUFFICIENT_FUNDS');
+      expect(unexpected).toEqual([]);
+      expect(acknowledged.length).toBeGreaterThan(1_000);
+      expect(await checkLedgerInvariants(db.pool, { acknowledged })).toEqual([]);
+      expect(await deadlockCount(db.pool)).toBe(deadlocksBefore);
+    } finally {
+      await Promise.all(pools.map((pool) => pool.end()));
+    }
+  });
+
+  it('reports each batch to the observer: one tick of movements is one batch after the one already in flight', () => {
+    // Filled by the tests above through the shared service.
+    expect(batches.length).toBeGreaterThan(0);
+    expect(Math.max(...batches)).toBeGreaterThan(1);
+  });
+});

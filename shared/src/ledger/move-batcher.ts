@@ -1,0 +1,116 @@
+import type { DatabasePool } from 'slonik';
+import { isStoreUnavailable } from '../db/store-errors.ts';
+import { isDomainError } from '../errors/domain-error.ts';
+import { ledgerRepository, type MoveCommand } from './ledger.repository.ts';
+import type { TransferResult } from './ledger.types.ts';
+
+type Waiting = { command: MoveCommand; resolve: (result: TransferResult) => void; reject: (error: unknown) => void };
+
+export type MoveBatcherOptions = {
+  pool: DatabasePool;
+  /** The most movements one batch carries; the rest wait for the next. */
+  maxBatchSize: number;
+  /** Told the size of every batch sent (metrics). */
+  onBatch?: (size: number) => void;
+};
+
+/**
+ * Group commit for one process: the money movements waiting at one moment go to the database as
+ * one call and one commit (ledger_move_batch), while a batch is in flight the next ones queue, and
+ * a movement arriving when nothing is in flight leaves at once (on the next turn of the event
+ * loop, with whatever arrived in the same turn). Each movement keeps its own answer; a refusal
+ * rejects only its own promise.
+ *
+ * Two movements with the same (actor, idempotency key) never share a batch: the later one waits
+ * for the next, where it is answered as today's concurrent duplicate is (replayed, or refused as
+ * an idempotency conflict). A batch whose call fails as a whole (anything but an unreachable
+ * database: a constraint backstop, a bug) is retried one movement at a time through ledger_move(),
+ * so one bad movement fails alone; the failed batch rolled back entirely, and idempotency keys
+ * make the retry safe.
+ */
+export class MoveBatcher {
+  readonly #options: MoveBatcherOptions;
+  #waiting: Waiting[] = [];
+  #inFlight = false;
+  #scheduled = false;
+
+  constructor(options: MoveBatcherOptions) {
+    if (!Number.isInteger(options.maxBatchSize) || options.maxBatchSize < 1) throw new Error('maxBatchSize must be a positive integer');
+    this.#options = options;
+  }
+
+  /**
+   * Moves the money of one command, answered like ledgerRepository.move.
+   * @throws the movement's refusal (AccountNotFound, InsufficientFunds, IdempotencyConflict, ...), or
+   *   the database error when the database cannot be reached
+   */
+  move(command: MoveCommand): Promise<TransferResult> {
+    return new Promise<TransferResult>((resolve, reject) => {
+      this.#waiting.push({ command, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (this.#inFlight || this.#scheduled || this.#waiting.length === 0) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      void this.#sendNext();
+    });
+  }
+
+  async #sendNext(): Promise<void> {
+    if (this.#inFlight || this.#waiting.length === 0) return;
+    const batch: Waiting[] = [];
+    const later: Waiting[] = [];
+    const keys = new Set<string>();
+    for (const waiting of this.#waiting) {
+      const key = `${waiting.command.actor}\u0000${waiting.command.idempotencyKey}`;
+      if (batch.length < this.#options.maxBatchSize && !keys.has(key)) {
+        keys.add(key);
+        batch.push(waiting);
+      } else {
+        later.push(waiting);
+      }
+    }
+    this.#waiting = later;
+    this.#inFlight = true;
+    try {
+      this.#options.onBatch?.(batch.length);
+      await this.#send(batch);
+    } finally {
+      this.#inFlight = false;
+      this.#schedule();
+    }
+  }
+
+  async #send(batch: readonly Waiting[]): Promise<void> {
+    const { pool } = this.#options;
+    if (batch.length === 1) {
+      const [only] = batch as [Waiting];
+      await ledgerRepository.move(pool, only.command).then(only.resolve, only.reject);
+      return;
+    }
+    let answers: Awaited<ReturnType<typeof ledgerRepository.moveBatch>>;
+    try {
+      answers = await ledgerRepository.moveBatch(
+        pool,
+        batch.map((waiting) => waiting.command),
+      );
+    } catch (error) {
+      if (isStoreUnavailable(error)) {
+        for (const waiting of batch) waiting.reject(error);
+        return;
+      }
+      await Promise.all(batch.map((waiting) => ledgerRepository.move(pool, waiting.command).then(waiting.resolve, waiting.reject)));
+      return;
+    }
+    batch.forEach((waiting, i) => {
+      const answer = answers[i];
+      if (answer === undefined) waiting.reject(new Error('ledger_move_batch gave no answer for this movement'));
+      else if (isDomainError(answer)) waiting.reject(answer);
+      else waiting.resolve(answer);
+    });
+  }
+}
