@@ -61,11 +61,23 @@ export type MoveCommand = {
   currency: Currency | null;
 };
 
+/**
+ * One page of an account's history. Lists run newest first in (created_at, id) order, the order
+ * of the history indexes (migration 0005); created_at is the moving transaction's now(), id
+ * breaks ties (one transaction's rows share a created_at).
+ */
 export type HistoryQuery = {
   accountId: bigint;
-  /** Only rows with an id below this (the cursor), newest first. */
+  /**
+   * The cursor: the id of the last row of the previous page. The page holds the rows after that
+   * row's (created_at, id) position, so no row repeats or is skipped across pages, also while
+   * new rows arrive. The cursor's created_at is read from the row itself, exact to the
+   * microsecond, which keeps the page token an id (the token format is unchanged).
+   */
   beforeId: bigint | null;
+  /** Inclusive. */
   since: Date | null;
+  /** Exclusive. */
   until: Date | null;
   limit: number;
 };
@@ -192,25 +204,33 @@ export const ledgerRepository = {
     throw new AccountNotEmpty(id);
   },
 
+  /**
+   * An account's entries, newest first: one backward scan of entries_account_created_idx that
+   * starts at the cursor (or at `until`) and stops after `limit` rows or at `since`, however long
+   * the history.
+   */
   async listEntries(db: CommonQueryMethods, query: HistoryQuery): Promise<Entry[]> {
     const rows = await db.any(sql.type(entryRow)`
       SELECT id, account_id, transfer_id, amount, created_at FROM entries
-       WHERE account_id = ${query.accountId} AND ${historyFilter(query)}
-       ORDER BY id DESC LIMIT ${query.limit}`);
+       WHERE account_id = ${query.accountId} AND ${historyFilter(query, 'entries')}
+       ORDER BY created_at DESC, id DESC LIMIT ${query.limit}`);
     return rows.map(toEntry);
   },
 
-  /** Transfers in or out of the account, newest first (one index scan per direction). */
+  /**
+   * Transfers in or out of the account, newest first: one bounded backward scan per direction
+   * (transfers_from_account_created_idx, transfers_to_account_created_idx), merged in order.
+   */
   async listTransfers(db: CommonQueryMethods, query: HistoryQuery): Promise<Transfer[]> {
-    const filter = historyFilter(query);
+    const filter = historyFilter(query, 'transfers');
     const rows = await db.any(sql.type(transferRow)`
       SELECT ${TRANSFER_COLUMNS} FROM (
         (SELECT ${TRANSFER_COLUMNS} FROM transfers WHERE from_account_id = ${query.accountId} AND ${filter}
-          ORDER BY id DESC LIMIT ${query.limit})
+          ORDER BY created_at DESC, id DESC LIMIT ${query.limit})
         UNION ALL
         (SELECT ${TRANSFER_COLUMNS} FROM transfers WHERE to_account_id = ${query.accountId} AND ${filter}
-          ORDER BY id DESC LIMIT ${query.limit})
-      ) t ORDER BY id DESC LIMIT ${query.limit}`);
+          ORDER BY created_at DESC, id DESC LIMIT ${query.limit})
+      ) t ORDER BY created_at DESC, id DESC LIMIT ${query.limit}`);
     return rows.map(toTransfer);
   },
 
@@ -227,10 +247,29 @@ export const ledgerRepository = {
   },
 };
 
-function historyFilter(query: HistoryQuery) {
+/**
+ * A history page's bounds on (created_at, id), each an index condition of the history indexes, so
+ * the scan starts at its upper bound and ends at `since`; nothing is read only to be filtered away.
+ * `table` is where the cursor's row lives. The cursor's bound is read in the same statement (an
+ * initplan on the primary key); a cursor naming no row gives an empty page.
+ */
+function historyFilter(query: HistoryQuery, table: 'entries' | 'transfers') {
   const conditions = [sql.fragment`TRUE`];
-  if (query.beforeId !== null) conditions.push(sql.fragment`id < ${query.beforeId}`);
   if (query.since) conditions.push(sql.fragment`created_at >= ${sql.timestamp(query.since)}`);
-  if (query.until) conditions.push(sql.fragment`created_at < ${sql.timestamp(query.until)}`);
+  if (query.beforeId !== null) {
+    // With a cursor and `until` both, they are folded into one upper bound: (until, 0) when the
+    // cursor lies at or after `until` (ids start at 1, so that means created_at < until), else the
+    // cursor. Given two upper bounds on created_at, btree positions the scan with one and checks
+    // the other on every row: from a cursor far above `until` (a token of an unranged page reused
+    // with a range) it walked every row in between.
+    const bound = query.until
+      ? sql.fragment`LEAST(c.created_at, ${sql.timestamp(query.until)}),
+          CASE WHEN c.created_at < ${sql.timestamp(query.until)} THEN c.id ELSE 0 END`
+      : sql.fragment`c.created_at, c.id`;
+    conditions.push(sql.fragment`(created_at, id) < (
+      SELECT ${bound} FROM ${sql.identifier([table])} c WHERE c.id = ${query.beforeId})`);
+  } else if (query.until) {
+    conditions.push(sql.fragment`created_at < ${sql.timestamp(query.until)}`);
+  }
   return sql.join(conditions, sql.fragment` AND `);
 }
