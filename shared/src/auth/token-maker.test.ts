@@ -102,6 +102,48 @@ describe('TokenMaker (PASETO v4.public)', () => {
     await expect(verifier.verify(token, 'login')).resolves.toMatchObject({ purpose: 'login', sessionId: subject.sessionId });
   });
 
+  it('checks the signature of a repeated access token once: later presentations cost no signature check', async () => {
+    const maker = await TokenMaker.create({ secretKey: (await generatePasetoKeyPair()).secretKey });
+    const { token, claims } = await maker.issue('access', subject);
+    for (let i = 0; i < 50; i += 1) await expect(maker.verify(token, 'access')).resolves.toEqual(claims);
+    expect(maker.signatureChecks).toBe(1);
+    // Refresh and login tokens are used once each: they are checked every time, never remembered.
+    const refresh = await maker.issue('refresh', subject);
+    await maker.verify(refresh.token, 'refresh');
+    await maker.verify(refresh.token, 'refresh');
+    expect(maker.signatureChecks).toBe(3);
+  });
+
+  it('a remembered access token is still refused as another purpose and once it expires', async () => {
+    let now = new Date('2030-01-01T00:00:00Z');
+    const maker = await TokenMaker.create({ secretKey: (await generatePasetoKeyPair()).secretKey, now: () => now });
+    const { token } = await maker.issue('access', { ...subject, ttlSeconds: 30 });
+    await expect(maker.verify(token, 'access')).resolves.toMatchObject({ username: 'alice' });
+    await expect(maker.verify(token, 'refresh')).rejects.toBeInstanceOf(Unauthenticated);
+    now = new Date('2030-01-01T00:00:30Z');
+    await expect(maker.verify(token, 'access')).resolves.toMatchObject({ username: 'alice' });
+    now = new Date('2030-01-01T00:00:31Z');
+    await expect(maker.verify(token, 'access')).rejects.toThrow('token has expired');
+    await expect(maker.verify(token, 'access')).rejects.toThrow('token has expired');
+  });
+
+  it('remembers at most verifiedCacheSize tokens, forgetting the oldest first; 0 remembers none', async () => {
+    const { secretKey } = await generatePasetoKeyPair();
+    const maker = await TokenMaker.create({ secretKey, verifiedCacheSize: 2 });
+    const [a, b, c] = await Promise.all([maker.issue('access', subject), maker.issue('access', subject), maker.issue('access', subject)]);
+    for (const issued of [a, b, c]) await maker.verify(issued!.token, 'access');
+    expect(maker.signatureChecks).toBe(3);
+    await maker.verify(c!.token, 'access');
+    await maker.verify(b!.token, 'access');
+    expect(maker.signatureChecks).toBe(3);
+    await maker.verify(a!.token, 'access');
+    expect(maker.signatureChecks).toBe(4);
+
+    const uncached = await TokenMaker.create({ secretKey, verifiedCacheSize: 0 });
+    for (let i = 0; i < 3; i += 1) await uncached.verify(a!.token, 'access');
+    expect(uncached.signatureChecks).toBe(3);
+  });
+
   it('parses PASETO_PUBLIC_KEYS lists separated by commas or whitespace', () => {
     expect(parsePublicKeyList('k4.public.a, k4.public.b\nk4.public.c')).toEqual(['k4.public.a', 'k4.public.b', 'k4.public.c']);
     expect(parsePublicKeyList(undefined)).toEqual([]);

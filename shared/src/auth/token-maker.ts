@@ -7,14 +7,11 @@ import {
   GetPublicKeyFactory,
   ImportPublicKeyFactory,
   ImportSecretKeyFactory,
-  SignFactory,
-  VerifyFactory,
-  type PublicKey,
-  type SecretKey,
 } from 'paseto/v4/public';
 import { z } from 'zod';
 import { Unauthenticated } from '../errors/domain-error.ts';
 import { ROLES, type Role } from './actor.ts';
+import { pasetoV4, publicKeyFromPaserk, secretKeyFromPaserk, type NodePublicKey, type NodeSecretKey } from './paseto-v4.ts';
 
 /**
  * PASETO v4.public (Ed25519) tokens.
@@ -35,11 +32,13 @@ import { ROLES, type Role } from './actor.ts';
  *
  * Token purposes (`access`, `refresh`, `login`) are a claim and also the implicit assertion of
  * the signature, so a token of one purpose fails verification as another even before claims are read.
+ *
+ * Signing and verifying run on Node's one-shot Ed25519 calls (`./paseto-v4.ts`), never on the
+ * libuv thread pool where bcrypt works. paseto's WebCrypto implementation is used only to
+ * generate, import and export keys (PASERK), once at start-up.
  */
-const v4 = new PublicProtocol(
+const keys = new PublicProtocol(
   GenerateKeyPairFactory,
-  SignFactory,
-  VerifyFactory,
   ImportPublicKeyFactory,
   ExportPublicKeyFactory,
   ImportSecretKeyFactory,
@@ -122,9 +121,9 @@ export function parsePublicKeyList(text: string | undefined): string[] {
 
 /** A fresh Ed25519 key pair as PASERKs, for development and for rotation (`npm start` writes one). */
 export async function generatePasetoKeyPair(): Promise<{ secretKey: string; publicKey: string; keyId: string }> {
-  const pair = await v4.GenerateKeyPair({ extractable: true });
-  const secretKey = await v4.ExportSecretKey(pair.secretKey);
-  const publicKey = await v4.ExportPublicKey(pair.publicKey);
+  const pair = await keys.GenerateKeyPair({ extractable: true });
+  const secretKey = await keys.ExportSecretKey(pair.secretKey);
+  const publicKey = await keys.ExportPublicKey(pair.publicKey);
   return { secretKey, publicKey, keyId: keyIdOf(publicKey) };
 }
 
@@ -135,44 +134,76 @@ export type TokenMakerOptions = {
   publicKeys?: string | readonly string[];
   /** Clock for tests. */
   now?: () => Date;
+  /** Verified access tokens remembered until they expire (default 10,000; 0 turns the cache off). */
+  verifiedCacheSize?: number;
 };
+
+/** Access tokens, not refresh or login tokens: only they are presented again and again. */
+const CACHED_PURPOSE: TokenPurpose = 'access';
+const DEFAULT_VERIFIED_CACHE_SIZE = 10_000;
 
 /**
  * Issues and verifies typed PASETO v4.public tokens. `verify` throws Unauthenticated for anything
  * that is not a valid, unexpired token of the requested purpose signed by an accepted key.
+ *
+ * A verified access token is remembered (token string -> claims) until it expires, so a client
+ * presenting the same token on every request pays for one signature check, not one per request.
+ * The cache holds at most `verifiedCacheSize` tokens and forgets the oldest first. It is keyed by
+ * the exact token string, which was fully verified once; only expiry can change its answer, and
+ * expiry is checked on every hit. Accepted keys are fixed for the maker's life, so no key removal
+ * can make a remembered token stale.
  */
 export class TokenMaker {
   readonly keyId: string | undefined;
-  readonly #signingKey: SecretKey | undefined;
-  readonly #verifyKeys: ReadonlyMap<string, PublicKey>;
+  readonly #signingKey: NodeSecretKey | undefined;
+  readonly #verifyKeys: ReadonlyMap<string, NodePublicKey>;
   readonly #now: () => Date;
+  readonly #verified = new Map<string, TokenClaims>();
+  readonly #verifiedCacheSize: number;
+  #signatureChecks = 0;
 
-  private constructor(signing: { keyId: string; key: SecretKey } | undefined, verifyKeys: Map<string, PublicKey>, now: () => Date) {
+  private constructor(
+    signing: { keyId: string; key: NodeSecretKey } | undefined,
+    verifyKeys: Map<string, NodePublicKey>,
+    options: { now: () => Date; verifiedCacheSize: number },
+  ) {
     this.keyId = signing?.keyId;
     this.#signingKey = signing?.key;
     this.#verifyKeys = verifyKeys;
-    this.#now = now;
+    this.#now = options.now;
+    this.#verifiedCacheSize = options.verifiedCacheSize;
   }
 
+  /**
+   * @throws Error when no key is given or a key is malformed (PASERK or PEM), naming the variable
+   */
   static async create(options: TokenMakerOptions): Promise<TokenMaker> {
-    const verifyKeys = new Map<string, PublicKey>();
-    let signing: { keyId: string; key: SecretKey } | undefined;
+    const verifyKeys = new Map<string, NodePublicKey>();
+    let signing: { keyId: string; key: NodeSecretKey } | undefined;
     if (options.secretKey) {
-      const key = await v4.ImportSecretKey(secretToPaserk(options.secretKey));
-      const publicPaserk = await v4.ExportPublicKey(await v4.GetPublicKey(key));
-      signing = { keyId: keyIdOf(publicPaserk), key };
-      verifyKeys.set(signing.keyId, await v4.ImportPublicKey(publicPaserk));
+      // paseto's own import validates the PASERK and derives its public half, as before.
+      const paserk = secretToPaserk(options.secretKey);
+      const publicPaserk = await keys.ExportPublicKey(await keys.GetPublicKey(await keys.ImportSecretKey(paserk)));
+      signing = { keyId: keyIdOf(publicPaserk), key: secretKeyFromPaserk(paserk) };
+      verifyKeys.set(signing.keyId, publicKeyFromPaserk(publicPaserk));
     }
     const list = typeof options.publicKeys === 'string' ? parsePublicKeyList(options.publicKeys) : (options.publicKeys ?? []);
     for (const entry of list) {
       const paserk = publicToPaserk(entry);
-      verifyKeys.set(keyIdOf(paserk), await v4.ImportPublicKey(paserk));
+      await keys.ImportPublicKey(paserk);
+      verifyKeys.set(keyIdOf(paserk), publicKeyFromPaserk(paserk));
     }
     if (verifyKeys.size === 0) throw new Error('PASETO keys missing: set PASETO_SECRET_KEY (to issue) and/or PASETO_PUBLIC_KEYS (to verify)');
-    return new TokenMaker(signing, verifyKeys, options.now ?? (() => new Date()));
+    return new TokenMaker(signing, verifyKeys, {
+      now: options.now ?? (() => new Date()),
+      verifiedCacheSize: Math.max(0, Math.floor(options.verifiedCacheSize ?? DEFAULT_VERIFIED_CACHE_SIZE)),
+    });
   }
 
-  /** From the config's PASETO_SECRET_KEY / PASETO_PUBLIC_KEYS. */
+  /**
+   * From the config's PASETO_SECRET_KEY / PASETO_PUBLIC_KEYS.
+   * @throws Error when the keys are missing or malformed
+   */
   static fromConfig(config: { PASETO_SECRET_KEY?: string | undefined; PASETO_PUBLIC_KEYS?: string | undefined }): Promise<TokenMaker> {
     return TokenMaker.create({ secretKey: config.PASETO_SECRET_KEY, publicKeys: config.PASETO_PUBLIC_KEYS ?? '' });
   }
@@ -182,6 +213,15 @@ export class TokenMaker {
     return [...this.#verifyKeys.keys()];
   }
 
+  /** Signature checks `verify` has made so far (cache hits make none); tests and metrics count them. */
+  get signatureChecks(): number {
+    return this.#signatureChecks;
+  }
+
+  /**
+   * Signs a token of `purpose` for a session.
+   * @throws Error when this maker has no signing key
+   */
   async issue(
     purpose: TokenPurpose,
     subject: { username: string; role: Role; sessionId: string; ttlSeconds: number; tokenId?: string },
@@ -190,7 +230,7 @@ export class TokenMaker {
     const tokenId = subject.tokenId ?? randomUUID();
     // PASETO times have one-second resolution; round here so the returned claims equal the token's.
     const now = new Date(Math.floor(this.#now().getTime() / 1000) * 1000);
-    const token = await v4.Sign(
+    const token = await pasetoV4.Sign(
       this.#signingKey,
       { iss: ISSUER, purpose, sub: subject.username, role: subject.role, sid: subject.sessionId, jti: tokenId },
       {
@@ -214,9 +254,25 @@ export class TokenMaker {
     };
   }
 
-  /** Verifies signature, key, purpose, issuer and expiry. Throws Unauthenticated, never anything else. */
+  /**
+   * Verifies signature, key, purpose, issuer and expiry; a remembered access token only its expiry.
+   * @throws Unauthenticated, never anything else
+   */
   async verify(token: string, purpose: TokenPurpose): Promise<TokenClaims> {
     if (typeof token !== 'string' || !token.startsWith('v4.public.')) throw new Unauthenticated('invalid token');
+    const remembered = this.#verified.get(token);
+    if (remembered && remembered.purpose === purpose) {
+      // paseto's rule: expired once now > exp.
+      if (this.#now().getTime() <= remembered.expiresAt.getTime()) return remembered;
+      this.#verified.delete(token);
+      throw new Unauthenticated('token has expired');
+    }
+    const claims = await this.#verifySignedToken(token, purpose);
+    if (purpose === CACHED_PURPOSE) this.#remember(token, claims);
+    return claims;
+  }
+
+  async #verifySignedToken(token: string, purpose: TokenPurpose): Promise<TokenClaims> {
     let kid: string;
     try {
       kid = footerSchema.parse(JSON.parse(decoder.decode(InspectFooter(token)))).kid;
@@ -226,8 +282,9 @@ export class TokenMaker {
     const key = this.#verifyKeys.get(kid);
     if (!key) throw new Unauthenticated('token signed by an unknown key');
     let raw: unknown;
+    this.#signatureChecks += 1;
     try {
-      const result = await v4.Verify(key, token, {
+      const result = await pasetoV4.Verify(key, token, {
         now: this.#now(),
         issuer: ISSUER,
         implicitAssertion: assertionFor(purpose),
@@ -250,5 +307,16 @@ export class TokenMaker {
       issuedAt: new Date(claims.iat),
       expiresAt: new Date(claims.exp),
     };
+  }
+
+  #remember(token: string, claims: TokenClaims): void {
+    if (this.#verifiedCacheSize === 0) return;
+    // A Map iterates in insertion order: the first key is the oldest entry, so the cache stays
+    // bounded without a timer (expired entries are dropped when they are met or pushed out).
+    if (this.#verified.size >= this.#verifiedCacheSize) {
+      const oldest = this.#verified.keys().next();
+      if (!oldest.done) this.#verified.delete(oldest.value);
+    }
+    this.#verified.set(token, Object.freeze({ ...claims }));
   }
 }
