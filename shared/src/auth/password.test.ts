@@ -23,6 +23,48 @@ describe('passwords', () => {
     await expect(hasher.verifyDummy('anything')).resolves.toBe(false);
   });
 
+  it('runs at most `concurrency` bcrypt calls at once, hashes and compares together, and serves every caller', async () => {
+    let inFlight = 0;
+    let most = 0;
+    let calls = 0;
+    const releases: (() => void)[] = [];
+    const hold = async <T>(value: T): Promise<T> => {
+      inFlight += 1;
+      calls += 1;
+      most = Math.max(most, inFlight);
+      await new Promise<void>((resolve) => releases.push(resolve));
+      inFlight -= 1;
+      return value;
+    };
+    const hasher = new PasswordHasher({
+      cost: 4,
+      concurrency: 2,
+      bcrypt: { hash: (password) => hold(`hash:${password}`), compare: (password, hash) => hold(hash === `hash:${password}`) },
+    });
+    const work = [
+      ...Array.from({ length: 6 }, (_, i) => hasher.verify(`p${i}`, `hash:p${i}`)),
+      ...Array.from({ length: 4 }, (_, i) => hasher.hash(`n${i}`)),
+      hasher.verifyDummy('someone'),
+    ];
+    const settled = Promise.all(work);
+    // Release the held calls one at a time until every caller has its answer (the dummy hash
+    // adds two calls: making the dummy hash, then comparing with it).
+    while (calls < 12 || inFlight > 0) {
+      expect(inFlight).toBeLessThanOrEqual(2);
+      expect(hasher.load.inFlight).toBeLessThanOrEqual(2);
+      releases.shift()?.();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(await settled).toEqual([true, true, true, true, true, true, 'hash:n0', 'hash:n1', 'hash:n2', 'hash:n3', false]);
+    expect(most).toBe(2);
+    expect(calls).toBe(12);
+    expect(hasher.concurrency).toBe(2);
+  });
+
+  it('defaults to two bcrypt calls at once', () => {
+    expect(new PasswordHasher({ cost: 4 }).concurrency).toBe(2);
+  });
+
   it('does not block the event loop while hashing', async () => {
     const hasher = new PasswordHasher({ cost: 10 });
     let ticks = 0;
