@@ -1,0 +1,173 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import pg from 'pg';
+import { sql, type DatabasePool } from 'slonik';
+import { z } from 'zod';
+import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
+import { buildHistory } from '../../../test/history-builder.ts';
+import { createDatabasePool } from '../db/pool.ts';
+import { ledgerRepository, type HistoryQuery } from './ledger.repository.ts';
+import { DEFAULT_PAGE_SIZE } from './page-token.ts';
+
+// Goal P3 (issue 10): a history page keeps its cost as the account's history grows. Timing it
+// here would be flaky, so this counts the work instead: for the exact statements the repository
+// sends, on an account with enough history that the planner's choice matters, PostgreSQL's own
+// EXPLAIN ANALYZE must show no sort and index scans on the history indexes (migration 0005) that
+// read no more rows than the page and only a handful of blocks. bench:history times the same
+// statements at 10k and 5M entries.
+
+const HISTORY = 200_000;
+/** What LedgerService asks for: a default page and one row to tell whether another follows. */
+const LIMIT = DEFAULT_PAGE_SIZE + 1;
+/**
+ * Blocks a page's history scan may touch: the btree descent, a leaf or two, the heap pages of
+ * its rows (about 15 here). A scan that stepped over the rows between its start and the page,
+ * as the (account, id) plans did for a range, reads hundreds or thousands of blocks here.
+ */
+const BLOCK_BUDGET = 40;
+
+type PlanNode = {
+  'Node Type': string;
+  'Parent Relationship'?: string;
+  'Relation Name'?: string;
+  'Index Name'?: string;
+  'Scan Direction'?: string;
+  Filter?: string;
+  'Actual Rows': number;
+  'Actual Loops': number;
+  'Shared Hit Blocks': number;
+  'Shared Read Blocks': number;
+  Plans?: PlanNode[];
+};
+
+const HISTORY_INDEXES = {
+  entries: ['entries_account_created_idx'],
+  transfers: ['transfers_from_account_created_idx', 'transfers_to_account_created_idx'],
+} as const;
+
+let db: TestDatabase;
+/** A pool that records every statement it sends, to EXPLAIN exactly those. */
+let recording: DatabasePool;
+const sent: { sql: string; values: readonly unknown[] }[] = [];
+let accountId: bigint;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  recording = await createDatabasePool(db.url, {
+    maximumPoolSize: 1,
+    interceptors: [{ name: 'record', beforeQueryExecution: (_context, query) => (sent.push(query), null) }],
+  });
+  ({ accountId } = await buildHistory(db.pool, { owner: 'plan_big', transfers: HISTORY }));
+  // What autovacuum would have done by the time an account has this much history.
+  await db.pool.query(sql.unsafe`VACUUM ANALYZE accounts, transfers, entries`);
+}, 60_000);
+afterAll(async () => {
+  await recording?.end();
+  await db?.drop();
+});
+
+function nodes(plan: PlanNode): PlanNode[] {
+  return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
+}
+
+/** Runs one repository call, then EXPLAIN ANALYZEs the one statement it sent, with its values. */
+async function planOf(call: (pool: DatabasePool) => Promise<unknown[]>): Promise<{ rows: number; plan: PlanNode }> {
+  sent.length = 0;
+  const rows = (await call(recording)).length;
+  expect(sent).toHaveLength(1);
+  const [statement] = sent;
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  try {
+    const values = statement!.values.map((value) => (typeof value === 'bigint' ? value.toString() : value));
+    const result = await client.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(
+      `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${statement!.sql}`,
+      values,
+    );
+    return { rows, plan: result.rows[0]!['QUERY PLAN'][0].Plan };
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * The page's scans of the history table: index scans backward on the history indexes, every
+ * condition an index condition, no more rows than the page, a bounded number of blocks; the
+ * cursor's own row is read by primary key. No sort anywhere.
+ */
+function expectFlatPlan(plan: PlanNode, table: 'entries' | 'transfers'): void {
+  const all = nodes(plan);
+  expect(all.filter((n) => /Sort/.test(n['Node Type'])).map((n) => n['Node Type'])).toEqual([]);
+  const scans = all.filter((n) => n['Relation Name'] === table && n['Parent Relationship'] !== 'InitPlan');
+  expect(scans.map((n) => n['Index Name']).sort()).toEqual([...HISTORY_INDEXES[table]]);
+  for (const scan of scans) {
+    expect(scan).toMatchObject({ 'Node Type': expect.stringMatching(/^Index (Only )?Scan$/), 'Scan Direction': 'Backward', 'Actual Loops': 1 });
+    expect(scan.Filter).toBeUndefined();
+    expect(scan['Actual Rows']).toBeLessThanOrEqual(LIMIT);
+    expect(scan['Shared Hit Blocks'] + scan['Shared Read Blocks']).toBeLessThanOrEqual(BLOCK_BUDGET);
+  }
+  const lookups = all.filter((n) => n['Relation Name'] === table && n['Parent Relationship'] === 'InitPlan');
+  for (const lookup of lookups) expect(lookup['Index Name']).toBe(`${table}_pkey`);
+}
+
+/** The account's row `k` places from its oldest, in list order, for cursors and range bounds. */
+async function rowAt(table: 'entries' | 'transfers', k: number): Promise<{ id: bigint; createdAt: Date }> {
+  const where =
+    table === 'entries'
+      ? sql.fragment`account_id = ${accountId}`
+      : sql.fragment`${accountId} IN (from_account_id, to_account_id)`;
+  const row = await db.pool.one(sql.type(z.object({ id: z.bigint(), created_at: z.date() }))`
+    SELECT id, created_at FROM ${sql.identifier([table])} WHERE ${where} ORDER BY created_at, id OFFSET ${k} LIMIT 1`);
+  return { id: row.id, createdAt: row.created_at };
+}
+
+describe.each(['entries', 'transfers'] as const)('a page of %s on an account with 200k of them', (table) => {
+  const list = (pool: DatabasePool, query: Omit<HistoryQuery, 'accountId' | 'limit'>) =>
+    table === 'entries'
+      ? ledgerRepository.listEntries(pool, { accountId, limit: LIMIT, ...query })
+      : ledgerRepository.listTransfers(pool, { accountId, limit: LIMIT, ...query });
+  const onePercent = HISTORY / 100;
+
+  it('the newest page reads one page from the top of the index', async () => {
+    const { rows, plan } = await planOf((pool) => list(pool, { beforeId: null, since: null, until: null }));
+    expect(rows).toBe(LIMIT);
+    expectFlatPlan(plan, table);
+  });
+
+  it('a page from a cursor in the middle starts at the cursor', async () => {
+    const cursor = await rowAt(table, HISTORY / 2);
+    const { rows, plan } = await planOf((pool) => list(pool, { beforeId: cursor.id, since: null, until: null }));
+    expect(rows).toBe(LIMIT);
+    expectFlatPlan(plan, table);
+  });
+
+  it('a range over the oldest 1% starts at its until', async () => {
+    const [oldest, edge] = [await rowAt(table, 0), await rowAt(table, onePercent)];
+    const { rows, plan } = await planOf((pool) => list(pool, { beforeId: null, since: oldest.createdAt, until: edge.createdAt }));
+    expect(rows).toBe(LIMIT);
+    expectFlatPlan(plan, table);
+  });
+
+  it('the second page of a range in the middle starts at its cursor', async () => {
+    const [since, cursor, until] = [await rowAt(table, HISTORY / 2), await rowAt(table, HISTORY / 2 + onePercent - LIMIT), await rowAt(table, HISTORY / 2 + onePercent)];
+    const { rows, plan } = await planOf((pool) => list(pool, { beforeId: cursor.id, since: since.createdAt, until: until.createdAt }));
+    expect(rows).toBe(LIMIT);
+    expectFlatPlan(plan, table);
+  });
+
+  it('a cursor from the newest page reused with a range over the oldest 1% starts at the range', async () => {
+    const [oldest, edge, newest] = [await rowAt(table, 0), await rowAt(table, onePercent), await rowAt(table, HISTORY - 10)];
+    const { rows, plan } = await planOf((pool) => list(pool, { beforeId: newest.id, since: oldest.createdAt, until: edge.createdAt }));
+    expect(rows).toBe(LIMIT);
+    expectFlatPlan(plan, table);
+  });
+});
+
+describe('the history built for these plans', () => {
+  it('holds 200k transfers and entries of the account, among as many of other accounts', async () => {
+    const counts = await db.pool.one(sql.type(z.object({ entries: z.number(), mine: z.number(), transfers: z.number() }))`
+      SELECT (SELECT count(*)::int FROM entries) AS entries,
+             (SELECT count(*)::int FROM entries WHERE account_id = ${accountId}) AS mine,
+             (SELECT count(*)::int FROM transfers WHERE ${accountId} IN (from_account_id, to_account_id)) AS transfers`);
+    expect(counts).toEqual({ entries: 2 * HISTORY, mine: HISTORY, transfers: HISTORY });
+  });
+});
