@@ -4,6 +4,7 @@
 import type { Registry } from 'prom-client';
 import { PasswordHasher } from '../auth/password.ts';
 import { RateLimiter } from '../auth/rate-limiter.ts';
+import { SessionLiveness } from '../auth/session-liveness.ts';
 import { SessionService } from '../auth/session.service.ts';
 import { TokenMaker } from '../auth/token-maker.ts';
 import type { Config } from '../config/config.ts';
@@ -27,6 +28,8 @@ export type BankConfig = Pick<
   | 'PASETO_SECRET_KEY'
   | 'PASETO_PUBLIC_KEYS'
   | 'BCRYPT_COST'
+  | 'BCRYPT_CONCURRENCY'
+  | 'SESSION_CACHE_TTL_MS'
   | 'LOGIN_RATE_LIMIT_MAX'
   | 'LOGIN_RATE_LIMIT_WINDOW_SECONDS'
   | 'LOGIN_EMAIL_RATE_LIMIT_MAX'
@@ -45,6 +48,8 @@ export type Bank = {
   outbox: OutboxPublisher;
   queue: EmailQueue;
   redis: Redis;
+  /** The session-liveness cache and the revocation channel every process listens to. */
+  sessionLiveness: SessionLiveness;
   /** PostgreSQL and Redis reachable (what /readyz and grpc.health.v1 report). */
   readiness: ReadinessProbe;
   /** Closes the Redis connections and the queue it opened; the pool belongs to the caller. Idempotent. */
@@ -52,9 +57,10 @@ export type Bank = {
 };
 
 /**
- * Wires the ledger and identity use cases over the caller's pool: one Redis client (rate limits),
- * one BullMQ producer (emails), the token maker from the PASETO keys. With a registry, pool and
- * money-movement metrics are registered on it.
+ * Wires the ledger and identity use cases over the caller's pool: one Redis client (rate limits,
+ * publishing session revocations), one BullMQ producer (emails), one Redis subscriber (session
+ * revocations from every process; only with SESSION_CACHE_TTL_MS > 0), the token maker from the
+ * PASETO keys. With a registry, pool and money-movement metrics are registered on it.
  * @throws when the PASETO keys in the config are invalid
  */
 export async function createBank(config: BankConfig, deps: { pool: DatabasePool; logger: Logger; registry?: Registry }): Promise<Bank> {
@@ -64,7 +70,16 @@ export async function createBank(config: BankConfig, deps: { pool: DatabasePool;
   const queueRedis = createRedis(config.REDIS_URL);
   const queue = createEmailQueue(queueRedis, { name: config.EMAIL_QUEUE_NAME });
   const outbox = new OutboxPublisher({ pool, queue, logger });
-  const passwords = new PasswordHasher({ cost: config.BCRYPT_COST });
+  const passwords = new PasswordHasher({ cost: config.BCRYPT_COST, concurrency: config.BCRYPT_CONCURRENCY });
+  warnIfBcryptCanFillThePool(config.BCRYPT_CONCURRENCY, logger);
+  // Revocations are published even with caching off here: other processes may cache.
+  const sessionLiveness = new SessionLiveness({
+    ttlMs: config.SESSION_CACHE_TTL_MS,
+    publish: { redis, channel: `${config.REDIS_KEY_PREFIX}sessions:revoked` },
+    logger,
+  });
+  const revocationSubscriber = config.SESSION_CACHE_TTL_MS > 0 ? createRedis(config.REDIS_URL, { autoResubscribe: false }) : undefined;
+  if (revocationSubscriber) sessionLiveness.listen(revocationSubscriber);
   const limiterPrefix = `${config.REDIS_KEY_PREFIX}ratelimit:login:`;
   const rateLimiter = new RateLimiter({
     redis,
@@ -83,20 +98,33 @@ export async function createBank(config: BankConfig, deps: { pool: DatabasePool;
   let closed: Promise<void> | undefined;
   return {
     ledger: new LedgerService({ pool, maxBatchSize: config.LEDGER_BATCH_MAX_SIZE, ...(observer ? { observer } : {}) }),
-    users: new UserService({ pool, passwords, outbox, rateLimiter }),
-    sessions: new SessionService({ pool, passwords, tokens, outbox, rateLimiter, loginEmailLimiter, config, logger }),
+    users: new UserService({ pool, passwords, outbox, rateLimiter, sessionRevocations: sessionLiveness }),
+    sessions: new SessionService({ pool, passwords, tokens, outbox, rateLimiter, loginEmailLimiter, config, logger, liveness: sessionLiveness }),
     tokens,
     outbox,
     queue,
     redis,
+    sessionLiveness,
     readiness: storesReadiness({ database: pool, redis }, logger),
     close() {
       closed ??= (async () => {
         await queue.close().catch(() => undefined);
         queueRedis.disconnect();
+        revocationSubscriber?.disconnect();
         redis.disconnect();
       })();
       return closed;
     },
   };
+}
+
+/**
+ * UV_THREADPOOL_SIZE is read once, when libuv starts its pool, so it can only be set from outside
+ * (the Dockerfile, the manifests, `npm start`). Say so when bcrypt alone could occupy every thread.
+ */
+function warnIfBcryptCanFillThePool(concurrency: number, logger: Logger): void {
+  const poolSize = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+  if (concurrency >= poolSize) {
+    logger.warn({ BCRYPT_CONCURRENCY: concurrency, UV_THREADPOOL_SIZE: poolSize }, 'BCRYPT_CONCURRENCY leaves no libuv thread-pool thread free during a login burst; raise UV_THREADPOOL_SIZE or lower BCRYPT_CONCURRENCY');
+  }
 }

@@ -162,6 +162,10 @@ describe('sessions', () => {
     const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, token: login.token });
     await expect(identity.sessions.authenticate(tokens.accessToken)).resolves.toMatchObject({ username });
     await db.pool.query(sql.unsafe`UPDATE sessions SET expires_at = now() - interval '1 second' WHERE id = ${login.sessionId}`);
+    // The row was shortened behind the process's back (the service itself only ever moves
+    // expires_at forward), and the process saw the session active a moment ago: its cache would
+    // trust that for up to SESSION_CACHE_TTL_MS. Drop it, as a restart would, so the row is read.
+    identity.sessionLiveness.forget([login.sessionId]);
     await expect(identity.sessions.authenticate(tokens.accessToken)).rejects.toBeInstanceOf(Unauthenticated);
     await expect(identity.sessions.refresh({ refreshToken: tokens.refreshToken })).rejects.toThrow('expired');
   });

@@ -105,13 +105,17 @@ export const sessionRepository = {
       WHERE id = ${id} AND status <> 'revoked'`);
   },
 
-  /** Revokes every live session of a user, optionally but one; returns how many. */
-  async revokeAllForUser(db: CommonQueryMethods, username: string, options: { except?: string; reason: string }): Promise<number> {
-    const result = await db.query(sql.unsafe`
+  /**
+   * Revokes every live session of a user, optionally but one; returns the ids it revoked, which
+   * the caller publishes (SessionRevocations) once its transaction has committed.
+   */
+  async revokeAllForUser(db: CommonQueryMethods, username: string, options: { except?: string; reason: string }): Promise<string[]> {
+    const rows = await db.any(sql.type(z.object({ id: z.string().uuid() }))`
       UPDATE sessions SET status = 'revoked', revoked_at = now(), revoked_reason = ${options.reason}
       WHERE username = ${username} AND status <> 'revoked'
-        ${options.except ? sql.fragment`AND id <> ${options.except}` : sql.fragment``}`);
-    return result.rowCount;
+        ${options.except ? sql.fragment`AND id <> ${options.except}` : sql.fragment``}
+      RETURNING id`);
+    return rows.map((row) => row.id);
   },
 
   async insertChallenge(

@@ -12,6 +12,7 @@ import type { User } from '../users/user.types.ts';
 import type { Actor } from './actor.ts';
 import { PASSWORD_MAX_BYTES, type PasswordHasher } from './password.ts';
 import { clientAddressKey, type RateLimiter } from './rate-limiter.ts';
+import type { SessionLiveness } from './session-liveness.ts';
 import { sessionRepository } from './session.repository.ts';
 import type { TokenMaker } from './token-maker.ts';
 
@@ -41,7 +42,14 @@ export type SessionServiceDeps = {
   /** Caps login emails per user (successful step 1s); without it they are not capped. */
   loginEmailLimiter?: RateLimiter;
   config: { ACCESS_TOKEN_TTL_SECONDS: number; REFRESH_TOKEN_TTL_SECONDS: number; LOGIN_TOKEN_TTL_SECONDS: number; SESSION_MAX_AGE_SECONDS: number };
+  /**
+   * The session-liveness cache and revocation channel. Without it every `authenticate` reads the
+   * session row and revocations are only written to the database.
+   */
+  liveness?: SessionLiveness;
   logger?: Logger;
+  /** Clock (ms since the epoch) for the session expiry check; tests share it with `liveness`. */
+  now?: () => number;
 };
 
 type ClientInfo = { clientIp?: string; userAgent?: string };
@@ -204,30 +212,57 @@ export class SessionService {
       return { tokens: { ...issued.tokens, user: found.user } } as const;
     });
     if ('error' in outcome) {
-      if ('reuse' in outcome) this.#deps.logger?.warn({ sessionId: claims.sessionId, username: claims.username }, 'refresh token reuse: session revoked');
+      if ('reuse' in outcome) {
+        this.#deps.logger?.warn({ sessionId: claims.sessionId, username: claims.username }, 'refresh token reuse: session revoked');
+        // After the commit, so no process can read the session as active again once told.
+        await this.#deps.liveness?.revoked([claims.sessionId]);
+      }
       throw new Unauthenticated(outcome.error);
     }
     return outcome.tokens;
   }
 
-  /** Revokes one of the caller's sessions (idempotent). */
+  /**
+   * Revokes one of the caller's sessions (idempotent); every process refuses its tokens at once in
+   * this process and within the bound of `authenticate` elsewhere.
+   * @throws InvalidArgument, DomainError NOT_FOUND (not the caller's session)
+   */
   async logout(actor: Actor, sessionId: string, options: UseCaseOptions = {}): Promise<void> {
     if (typeof sessionId !== 'string' || !UUID.test(sessionId)) throw InvalidArgument.field('session_id', 'must be a session id (UUID)');
     throwIfAborted(options.signal);
     const session = await sessionRepository.findById(this.#deps.pool, sessionId.toLowerCase());
     if (!session || session.username !== actor.username) throw new DomainError('NOT_FOUND', 'session not found');
     await sessionRepository.revoke(this.#deps.pool, session.id, 'logout');
+    await this.#deps.liveness?.revoked([session.id]);
   }
 
-  /** Verifies an access token and that its session is still active. Throws Unauthenticated. */
+  /**
+   * Verifies an access token and that its session is still active, usually without a query.
+   *
+   * The token's signature is checked once per token (TokenMaker remembers verified access tokens
+   * until they expire). The session row is read only when this process has not seen the session
+   * active within SESSION_CACHE_TTL_MS (`liveness`). The bound on how long a dead session's tokens
+   * keep working: a session revoked (logout, refresh-token reuse, password change) is refused at
+   * once by the process that revoked it, by every other process as soon as the revocation
+   * published on Redis reaches it, and in any case within SESSION_CACHE_TTL_MS of the revocation
+   * (a process whose subscription is down reads every time); a session is never trusted past its
+   * `expiresAt`. With SESSION_CACHE_TTL_MS=0 every call reads the session.
+   * @throws Unauthenticated (invalid or expired token, session revoked, expired or unknown)
+   */
   async authenticate(accessToken: string, options: UseCaseOptions = {}): Promise<Actor> {
     const claims = await this.#deps.tokens.verify(accessToken, 'access');
     throwIfAborted(options.signal);
+    const actor: Actor = { username: claims.username, role: claims.role, sessionId: claims.sessionId };
+    const { liveness } = this.#deps;
+    if (liveness?.isTrusted(claims.sessionId, claims.username)) return actor;
+    const ticket = liveness?.beginRead();
     const session = await sessionRepository.findById(this.#deps.pool, claims.sessionId);
-    if (!session || session.status !== 'active' || session.username !== claims.username || session.expiresAt.getTime() <= Date.now()) {
+    const now = this.#deps.now?.() ?? Date.now();
+    if (!session || session.status !== 'active' || session.username !== claims.username || session.expiresAt.getTime() <= now) {
       throw new Unauthenticated('this session is no longer active');
     }
-    return { username: claims.username, role: claims.role, sessionId: claims.sessionId };
+    if (liveness && ticket) liveness.remember(session, ticket);
+    return actor;
   }
 
   /** Only failed attempts use up the limit; a refund that fails just leaves one attempt counted. */

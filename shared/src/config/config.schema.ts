@@ -37,6 +37,13 @@ export const configSchema = z
     SESSION_MAX_AGE_SECONDS: z.coerce.number().int().min(60).max(365 * 86_400).default(30 * 86_400),
     LOGIN_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(3_600).default(600),
     BCRYPT_COST: z.coerce.number().int().min(4).max(15).default(12),
+    // bcrypt calls (hashes and compares) at once per process. Each holds a libuv thread-pool thread
+    // for its whole duration; keep it below UV_THREADPOOL_SIZE so the pool always has threads left.
+    BCRYPT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+    // How long a process trusts a session it saw active without reading it again (0: read on every
+    // call). Revocations reach every process sooner through Redis pub/sub; this is the bound when
+    // a message is lost.
+    SESSION_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
     LOGIN_RATE_LIMIT_MAX: z.coerce.number().int().min(1).default(5),
     LOGIN_RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().min(1).default(900),
     // Login emails (successful password checks) per user per window.

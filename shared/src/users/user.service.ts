@@ -3,6 +3,7 @@ import type { CommonQueryMethods, DatabasePool } from 'slonik';
 import type { Actor } from '../auth/actor.ts';
 import { validatePassword, type PasswordHasher } from '../auth/password.ts';
 import type { RateLimiter } from '../auth/rate-limiter.ts';
+import type { SessionRevocations } from '../auth/session-liveness.ts';
 import { sessionRepository } from '../auth/session.repository.ts';
 import { InvalidArgument, PermissionDenied, UserNotFound, VerificationLinkInvalid, type FieldViolation } from '../errors/domain-error.ts';
 import { SEND_VERIFICATION_EMAIL, type VerificationEmailPayload } from '../mail/email.schema.ts';
@@ -55,6 +56,8 @@ export type UserServiceDeps = {
   rateLimiter?: RateLimiter;
   /** Verification link lifetime; defaults to EMAIL_VERIFICATION_TTL_SECONDS. */
   emailVerificationTtlSeconds?: number;
+  /** Told the sessions a password change ended, so no process keeps trusting them from its cache. */
+  sessionRevocations?: SessionRevocations;
 };
 
 /**
@@ -156,7 +159,7 @@ export class UserService {
     }
     const hashedPassword = password === undefined ? undefined : await passwords.hash(password);
 
-    const { user, outboxIds } = await pool.transaction(async (tx) => {
+    const { user, outboxIds, revokedSessions } = await pool.transaction(async (tx) => {
       const locked = await userRepository.findByUsername(tx, username, { forUpdate: true });
       if (!locked) throw new UserNotFound(username);
       if (hashedPassword !== undefined && locked.hashedPassword !== current.hashedPassword) {
@@ -173,9 +176,11 @@ export class UserService {
         hashedPassword,
       });
       const outboxIds = emailChanged ? [await this.#queueVerification(tx, user)] : [];
-      if (hashedPassword !== undefined) await sessionRepository.revokeAllForUser(tx, username, { except: actor.sessionId, reason: 'password changed' });
-      return { user, outboxIds };
+      const revokedSessions =
+        hashedPassword === undefined ? [] : await sessionRepository.revokeAllForUser(tx, username, { except: actor.sessionId, reason: 'password changed' });
+      return { user, outboxIds, revokedSessions };
     });
+    await this.#deps.sessionRevocations?.revoked(revokedSessions);
     await this.#deps.outbox.enqueueOutbox(outboxIds);
     return user;
   }
