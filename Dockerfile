@@ -42,6 +42,10 @@ FROM base AS runtime
 COPY package.json ./
 COPY shared/ shared/
 COPY proto/ proto/
+# libuv reads UV_THREADPOOL_SIZE once, when its pool starts, so it is set here and not in code.
+# bcrypt takes at most BCRYPT_CONCURRENCY (2) of these threads; the rest stay free for DNS
+# lookups, file reads and zlib during a login burst.
+ENV UV_THREADPOOL_SIZE=8
 # uid/gid 1000 is the image's `node` user; numeric so Kubernetes can verify runAsNonRoot.
 USER 1000:1000
 ENTRYPOINT ["node", "--disable-warning=ExperimentalWarning"]

@@ -81,6 +81,9 @@ async function main(): Promise<number> {
     HTTP_PORT: String(httpPort),
     GRPC_PORT: String(grpcPort),
     PUBLIC_BASE_URL: env.PUBLIC_BASE_URL ?? `http://localhost:${httpPort}`,
+    // libuv reads it once, when the child's thread pool starts: only the parent can set it. bcrypt
+    // takes at most BCRYPT_CONCURRENCY (2) threads, the rest stay free during a login burst.
+    UV_THREADPOOL_SIZE: env.UV_THREADPOOL_SIZE ?? '8',
   };
 
   let inboxUrl: string | null = null;
