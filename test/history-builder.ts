@@ -6,6 +6,12 @@ export type BuiltHistory = {
   accountId: bigint;
   /** Transfers in or out of the account; the account has as many entries. */
   transfers: number;
+  /** Their ids: firstTransferId .. firstTransferId + transfers - 1, in created_at order but for the jitter. */
+  firstTransferId: bigint;
+  /** created_at runs from about `start` to `end`. */
+  start: Date;
+  end: Date;
+  /** How long building took. */
   seconds: number;
 };
 
@@ -32,7 +38,7 @@ export async function buildHistory(
   const counterparties = options.counterparties ?? 16;
   const end = options.end ?? new Date();
   const spanSeconds = (options.spanDays ?? 730) * 86_400;
-  const accountId = await pool.transaction(async (tx) => {
+  const { accountId, firstTransferId } = await pool.transaction(async (tx) => {
     await tx.query(sql.unsafe`SET LOCAL session_replication_role = replica`);
     await tx.query(sql.unsafe`LOCK TABLE transfers, entries IN SHARE ROW EXCLUSIVE MODE`);
     await tx.query(sql.unsafe`
@@ -43,9 +49,10 @@ export async function buildHistory(
       INSERT INTO accounts (owner, currency) VALUES (${owner}, 'USD') RETURNING id`);
     await tx.query(sql.unsafe`
       INSERT INTO accounts (owner, currency) SELECT ${owner} || '_cp' || k, 'USD' FROM generate_series(1, ${counterparties}) k`);
+    const base = await tx.oneFirst(sql.type(z.object({ base: z.bigint() }))`SELECT coalesce(max(id), 0) AS base FROM transfers`);
     await tx.query(sql.unsafe`
       WITH p AS (
-        SELECT (SELECT coalesce(max(id), 0) FROM transfers) AS base,
+        SELECT ${base}::bigint AS base,
                (SELECT id FROM accounts WHERE is_system AND currency = 'USD') AS funding,
                array(SELECT a.id FROM generate_series(1, ${counterparties}) k
                        JOIN accounts a ON a.owner = ${owner} || '_cp' || k ORDER BY k) AS cps,
@@ -67,16 +74,16 @@ export async function buildHistory(
     // The two entries of each new transfer, debit first, in transfer order (as ledger_move writes).
     await tx.query(sql.unsafe`
       INSERT INTO entries (id, account_id, transfer_id, amount, created_at) OVERRIDING SYSTEM VALUE
-      SELECT eb.base + 2 * (t.id - tb.base) - 1 + s.k,
+      SELECT eb.base + 2 * (t.id - ${base}::bigint) - 1 + s.k,
              CASE s.k WHEN 0 THEN t.from_account_id ELSE t.to_account_id END, t.id,
              CASE s.k WHEN 0 THEN -t.amount ELSE t.amount END, t.created_at
         FROM (SELECT coalesce(max(id), 0) AS base FROM entries) eb,
-             (SELECT coalesce(max(id), 0) - ${n} AS base FROM transfers) tb,
              transfers t CROSS JOIN LATERAL (VALUES (0), (1)) s (k)
-       WHERE t.id > tb.base`);
+       WHERE t.id > ${base}::bigint`);
     await tx.query(sql.unsafe`SELECT setval(pg_get_serial_sequence('transfers', 'id'), (SELECT max(id) FROM transfers))`);
     await tx.query(sql.unsafe`SELECT setval(pg_get_serial_sequence('entries', 'id'), (SELECT max(id) FROM entries))`);
-    return account;
+    return { accountId: account, firstTransferId: base + 1n };
   });
-  return { owner, accountId, transfers: n, seconds: (performance.now() - started) / 1_000 };
+  const start = new Date(end.getTime() - spanSeconds * 1_000);
+  return { owner, accountId, transfers: n, firstTransferId, start, end, seconds: (performance.now() - started) / 1_000 };
 }

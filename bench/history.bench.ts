@@ -1,0 +1,215 @@
+// npm run bench:history — goal P3 of issue 10: a history page keeps its p99 within 1.5x from
+// 10k to 5M entries in the account. In a scratch database it builds one account with 10k and one
+// with 5M transfers (each a transfer row and two entries, by bulk SQL: test/history-builder.ts),
+// then times the repository's own list calls (ledgerRepository.listEntries / listTransfers, one
+// default page) for the newest page, a middle page from a cursor, a since/until range over the
+// oldest 1% and a range in the middle, one call at a time, the two accounts' calls interleaved
+// so both see the same machine. It does so twice in one run: first with the code and migrations
+// as they were before the history indexes (the commit before migration 0005, read from git),
+// then after applying the pending migrations, with the code of this tree. Prints a table of the
+// p99s side by side with their ratios and the verdict; writes bench/results/history.json.
+// Options (env): BENCH_HISTORY_BIG (5000000), BENCH_HISTORY_SMALL (10000), BENCH_HISTORY_SAMPLES
+// (most calls per case and account, 1000), BENCH_HISTORY_SECONDS (time per case, 8; at least 3
+// calls each), BENCH_HISTORY_BEFORE (0 skips the before run), BENCH_HISTORY_BEFORE_REF (git ref of
+// the code before), DATABASE_URL (the server to create the scratch database in).
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { sql, type DatabasePool } from 'slonik';
+import { z } from 'zod';
+import { migrateUp } from '../services/migrator/src/migrator.ts';
+import { createDatabasePool } from '../shared/src/db/pool.ts';
+import { ledgerRepository, type HistoryQuery } from '../shared/src/ledger/ledger.repository.ts';
+import { DEFAULT_PAGE_SIZE } from '../shared/src/ledger/page-token.ts';
+import { createEmptyDatabase } from '../test/db.ts';
+import { buildHistory, type BuiltHistory } from '../test/history-builder.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const BIG = Number(process.env.BENCH_HISTORY_BIG ?? 5_000_000);
+const SMALL = Number(process.env.BENCH_HISTORY_SMALL ?? 10_000);
+const SAMPLES = Number(process.env.BENCH_HISTORY_SAMPLES ?? 1_000);
+const SECONDS = Number(process.env.BENCH_HISTORY_SECONDS ?? 8);
+const MIN_SAMPLES = 3;
+const P3_RATIO = 1.5;
+/** What LedgerService asks for: a default page and one row to tell whether another follows. */
+const LIMIT = DEFAULT_PAGE_SIZE + 1;
+
+type Repository = Pick<typeof ledgerRepository, 'listEntries' | 'listTransfers'>;
+type List = 'entries' | 'transfers';
+type CaseName = 'newest page' | 'middle page (cursor)' | 'oldest 1% (range)' | 'middle 1% (range)';
+type Stats = { samples: number; p50Ms: number; p99Ms: number; rows: number };
+type Row = { list: List; case: CaseName; small: Stats; big: Stats; ratio: number };
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+const round = (ms: number) => Number(ms.toFixed(3));
+
+function stats(latencies: number[], rows: number): Stats {
+  const sorted = [...latencies].sort((x, y) => x - y);
+  return { samples: sorted.length, p50Ms: round(percentile(sorted, 50)), p99Ms: round(percentile(sorted, 99)), rows };
+}
+
+function git(args: string[]): string {
+  return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+}
+
+/** The commit before the one that added migration 0005: the history code as it was. */
+function beforeRef(): string {
+  if (process.env.BENCH_HISTORY_BEFORE_REF) return git(['rev-parse', '--verify', process.env.BENCH_HISTORY_BEFORE_REF]);
+  const added = git(['log', '--diff-filter=A', '--format=%H', '--', 'services/migrator/migrations/0005_history_indexes.sql']).split('\n').at(-1);
+  return git(['rev-parse', '--verify', added ? `${added}^` : 'HEAD']);
+}
+
+/**
+ * The shared library and the migrations of `ref`, unpacked into a temporary directory (with this
+ * tree's node_modules), so the before run executes that commit's own repository code.
+ */
+async function checkout(ref: string): Promise<{ dir: string; repository: Repository; migrations: string }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'bank-history-before-'));
+  execFileSync('sh', ['-c', `git archive --format=tar "$1" package.json shared services/migrator/migrations | tar -x -C "$2"`, 'sh', ref, dir], { cwd: ROOT });
+  await symlink(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  const module = (await import(pathToFileURL(path.join(dir, 'shared/src/ledger/ledger.repository.ts')).href)) as { ledgerRepository: Repository };
+  return { dir, repository: module.ledgerRepository, migrations: path.join(dir, 'services/migrator/migrations') };
+}
+
+/** The four page shapes of P3 on one account; cursors are the account's middle transfer and its entry. */
+async function casesFor(pool: DatabasePool, history: BuiltHistory): Promise<Record<List, Record<CaseName, HistoryQuery>>> {
+  const middleTransfer = history.firstTransferId + BigInt(Math.floor(history.transfers / 2));
+  const middleEntry = await pool.oneFirst(sql.type(z.object({ id: z.bigint() }))`
+    SELECT id FROM entries WHERE transfer_id = ${middleTransfer} AND account_id = ${history.accountId}`);
+  const span = history.end.getTime() - history.start.getTime();
+  const at = (fraction: number) => new Date(history.start.getTime() + fraction * span);
+  const page = (beforeId: bigint | null, since: Date | null, until: Date | null): HistoryQuery => ({
+    accountId: history.accountId,
+    beforeId,
+    since,
+    until,
+    limit: LIMIT,
+  });
+  const shapes = (cursor: bigint): Record<CaseName, HistoryQuery> => ({
+    'newest page': page(null, null, null),
+    'middle page (cursor)': page(cursor, null, null),
+    // The builder's created_at may step back up to 1.5 steps before `start`.
+    'oldest 1% (range)': page(null, at(-0.001), at(0.01)),
+    'middle 1% (range)': page(null, at(0.5), at(0.51)),
+  });
+  return { entries: shapes(middleEntry), transfers: shapes(middleTransfer) };
+}
+
+/**
+ * Each case on both accounts, calls interleaved (small, big, small, ...), until SAMPLES calls each
+ * or SECONDS have passed (at least MIN_SAMPLES each), after one untimed call each to warm up.
+ */
+async function measure(pool: DatabasePool, repository: Repository, label: string, small: BuiltHistory, big: BuiltHistory): Promise<Row[]> {
+  const smallCases = await casesFor(pool, small);
+  const bigCases = await casesFor(pool, big);
+  const rows: Row[] = [];
+  for (const list of ['entries', 'transfers'] as const) {
+    for (const name of Object.keys(smallCases[list]) as CaseName[]) {
+      const call = (query: HistoryQuery) =>
+        list === 'entries' ? repository.listEntries(pool, query) : repository.listTransfers(pool, query);
+      const timings = { small: [] as number[], big: [] as number[] };
+      const rowsOf = { small: 0, big: 0 };
+      for (const size of ['small', 'big'] as const) rowsOf[size] = (await call((size === 'small' ? smallCases : bigCases)[list][name])).length;
+      const deadline = performance.now() + SECONDS * 1_000;
+      while (timings.big.length < SAMPLES && (timings.big.length < MIN_SAMPLES || performance.now() < deadline)) {
+        for (const size of ['small', 'big'] as const) {
+          const query = (size === 'small' ? smallCases : bigCases)[list][name];
+          const t0 = performance.now();
+          await call(query);
+          timings[size].push(performance.now() - t0);
+        }
+      }
+      const row: Row = { list, case: name, small: stats(timings.small, rowsOf.small), big: stats(timings.big, rowsOf.big), ratio: 0 };
+      row.ratio = Number((row.big.p99Ms / row.small.p99Ms).toFixed(2));
+      rows.push(row);
+      console.log(
+        `[${label}] ${list.padEnd(9)} ${name.padEnd(20)} p99 ${fmt(row.small.p99Ms)} / ${fmt(row.big.p99Ms)} ms (x${row.ratio}; ${row.big.samples} calls, ${row.big.rows} rows)`,
+      );
+    }
+  }
+  return rows;
+}
+
+const fmt = (ms: number) => (ms >= 100 ? ms.toFixed(0) : ms.toFixed(2)).padStart(7);
+
+function printTable(before: Row[] | null, after: Row[]): void {
+  const k = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : `${n / 1_000}k`);
+  const head = `${'list'.padEnd(9)} ${'page'.padEnd(20)}${before ? `  before p99 ${k(SMALL)} / ${k(BIG)} (ratio)  ` : ''}  after p99 ${k(SMALL)} / ${k(BIG)} (ratio)   P3`;
+  console.log(`\n${head}\n${'-'.repeat(head.length)}`);
+  for (const [i, row] of after.entries()) {
+    const old = before?.[i];
+    const cell = (r: Row) => `${fmt(r.small.p99Ms)} / ${fmt(r.big.p99Ms)} ms (x${r.ratio.toFixed(2).padStart(7)})`;
+    console.log(
+      `${row.list.padEnd(9)} ${row.case.padEnd(20)}${old ? `  ${cell(old)}` : ''}  ${cell(row)}   ${row.ratio <= P3_RATIO ? 'ok' : 'MISSED'}`,
+    );
+  }
+}
+
+async function main() {
+  const runStarted = performance.now();
+  const scratch = await createEmptyDatabase('bank_bench_history');
+  const withBefore = process.env.BENCH_HISTORY_BEFORE !== '0';
+  const ref = withBefore ? beforeRef() : null;
+  const before = ref ? await checkout(ref) : null;
+  let pool: DatabasePool | null = null;
+  try {
+    await migrateUp(scratch.url, before ? { dir: before.migrations } : {});
+    pool = await createDatabasePool(scratch.url, { maximumPoolSize: 2, statementTimeoutMs: 120_000 });
+    console.log(`building: ${BIG.toLocaleString('en')} and ${SMALL.toLocaleString('en')} transfers, twice as many entries ...`);
+    const big = await buildHistory(pool, { owner: 'history_big', transfers: BIG });
+    const small = await buildHistory(pool, { owner: 'history_small', transfers: SMALL });
+    const analyze = performance.now();
+    await pool.query(sql.unsafe`ANALYZE accounts, transfers, entries`);
+    const build = { bigSeconds: round(big.seconds), smallSeconds: round(small.seconds), analyzeSeconds: round((performance.now() - analyze) / 1_000) };
+    console.log(`built in ${build.bigSeconds.toFixed(1)} s (${BIG.toLocaleString('en')}) + ${build.smallSeconds.toFixed(1)} s (${SMALL.toLocaleString('en')}), ANALYZE ${build.analyzeSeconds.toFixed(1)} s`);
+
+    const beforeRows = before ? await measure(pool, before.repository, `before ${ref!.slice(0, 7)}`, small, big) : null;
+
+    const migrating = performance.now();
+    const migrated = await migrateUp(scratch.url);
+    await pool.query(sql.unsafe`ANALYZE accounts, transfers, entries`);
+    const migrateSeconds = round((performance.now() - migrating) / 1_000);
+    console.log(`applied ${migrated.applied.join(', ') || 'nothing'} in ${migrateSeconds.toFixed(1)} s (index builds on the tables above)`);
+
+    const afterRows = await measure(pool, ledgerRepository, 'after', small, big);
+    printTable(beforeRows, afterRows);
+    const missed = afterRows.filter((r) => r.ratio > P3_RATIO);
+    const verdict = missed.length === 0 ? 'met' : 'missed';
+    console.log(
+      `\nP3 (every after ratio <= ${P3_RATIO}): ${verdict}${missed.length ? ` (${missed.map((r) => `${r.list} ${r.case} x${r.ratio}`).join(', ')})` : ''}; whole run ${((performance.now() - runStarted) / 1_000).toFixed(0)} s`,
+    );
+
+    const out = path.resolve(import.meta.dirname, 'results/history.json');
+    await mkdir(path.dirname(out), { recursive: true });
+    await writeFile(
+      out,
+      `${JSON.stringify(
+        {
+          at: new Date().toISOString(),
+          node: process.version,
+          cpus: os.cpus().length,
+          postgres: await pool.oneFirst(sql.type(z.object({ v: z.string() }))`SELECT current_setting('server_version') AS v`),
+          path: 'ledgerRepository.listEntries / listTransfers, one call at a time, page size ' + DEFAULT_PAGE_SIZE,
+          accounts: { small: SMALL, big: BIG },
+          build: { ...build, migrateSeconds, applied: migrated.applied },
+          samplesPerCase: SAMPLES,
+          secondsPerCase: SECONDS,
+          before: beforeRows ? { ref, rows: beforeRows } : null,
+          after: { rows: afterRows },
+          p3: { limit: P3_RATIO, verdict, worstRatio: Math.max(...afterRows.map((r) => r.ratio)) },
+        },
+        (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value),
+        2,
+      )}\n`,
+    );
+    console.log(`wrote ${path.relative(process.cwd(), out)}`);
+  } finally {
+    await pool?.end();
+    await scratch.drop();
+    if (before) await rm(before.dir, { recursive: true, force: true });
+  }
+}
+
+await main();
