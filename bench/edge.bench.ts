@@ -1,0 +1,207 @@
+// npm run bench:edge — the HTTP and gRPC edges against the database's own ceiling, side by side
+// in one run (issue 10, item 6). Starts the stack as `npm start` does on a fresh database,
+// makes users through the real flow (sign-up, emailed link, login with the emailed code, account,
+// deposit), then, one after the other, never overlapping:
+//   - pgbench on the same database: a minimal one-call plpgsql transfer and ledger_move() itself;
+//   - POST /v1/transfers with wrk and CreateTransfer with a grpc-js client, at c1 and c32,
+//     uniform over the accounts and on one hot pair (both directions);
+//   - the newest history page with wrk and the same SELECT with pgbench, at c32;
+//   - the login burst probe: p99 of GET /v1/accounts before and during 64 logins at bcrypt cost 12.
+// Prints a table and the goals' ratios; writes bench/results/edge.json and edge.svg.
+// Needs wrk (apt-get install wrk) and pgbench (apt-get install postgresql-client), PostgreSQL
+// (DATABASE_URL names the server; a database bank_bench_<random> is made and dropped) and Redis.
+// Options (env): BENCH_SECONDS (per run, default 10), BENCH_USERS (default 64).
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { runGrpcTransfers } from './edge/grpc-load.ts';
+import { runLoginProbe } from './edge/login-probe.ts';
+import { createMinimalLedger, runPgbench, type PgbenchResult } from './edge/pgbench.ts';
+import { metricsDelta, scrape } from './edge/prometheus.ts';
+import { pgScenario, printReport, reportChart, reportJson, type BenchReport, type EdgeRun } from './edge/report.ts';
+import { missingTool, startBenchStack, type BenchStack } from './edge/stack.ts';
+import { createUsers, type BenchUsers } from './edge/users.ts';
+import { runWrk, type LoadResult } from './edge/wrk.ts';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const USERS = Number(process.env.BENCH_USERS ?? 64);
+const WARM_UP_SECONDS = Math.min(3, SECONDS);
+const PROBE_CONCURRENCY = 4;
+const RESULTS = path.resolve(import.meta.dirname, 'results');
+
+const log = (line: string) => console.log(`[bench:edge] ${line}`);
+
+const missing = missingTool();
+if (missing) {
+  console.error(missing);
+  process.exit(2);
+}
+if (!(Number.isFinite(SECONDS) && SECONDS >= 1 && Number.isInteger(USERS) && USERS >= 2)) {
+  console.error('bench:edge: BENCH_SECONDS must be >= 1 and BENCH_USERS an integer >= 2');
+  process.exit(2);
+}
+
+/** Measures one edge run with both servers' /metrics read before and after. */
+async function measured(stack: BenchStack, protocol: 'http' | 'grpc', run: () => Promise<LoadResult>) {
+  const [apiBefore, grpcBefore] = await Promise.all([scrape(stack.apiMetricsUrl), scrape(stack.grpcMetricsUrl)]);
+  const result = await run();
+  const [apiAfter, grpcAfter] = await Promise.all([scrape(stack.apiMetricsUrl), scrape(stack.grpcMetricsUrl)]);
+  const api = metricsDelta(apiBefore, apiAfter);
+  const grpc = metricsDelta(grpcBefore, grpcAfter);
+  const server = protocol === 'http' ? api : grpc;
+  const ok = result.requests - result.errors;
+  return {
+    result,
+    apiCpuSeconds: Number(api.cpuSeconds.toFixed(3)),
+    grpcCpuSeconds: Number(grpc.cpuSeconds.toFixed(3)),
+    serverCpuMsPerRequest: ok > 0 ? (server.cpuSeconds * 1_000) / ok : NaN,
+    meanBatchSize: server.meanBatchSize,
+  };
+}
+
+function describe(run: LoadResult): string {
+  const errors = run.errors > 0 ? `, ${run.errors} errors (first: ${run.firstError.slice(0, 160)})` : '';
+  return `${Math.round(run.okPerSecond)} req/s, p50 ${run.p50Ms.toFixed(1)} ms, p99 ${run.p99Ms.toFixed(1)} ms${errors}`;
+}
+
+async function main(): Promise<void> {
+  const startedAt = performance.now();
+  const runTag = randomBytes(3).toString('hex');
+  // Long runs outlive the default 15-minute access token; the bench's tokens must not expire mid-run.
+  const estimatedSeconds = 70 + SECONDS * 19;
+  log(`starting the stack on a fresh database (each run ${SECONDS} s, ${USERS} users; a full run takes about ${Math.max(1, Math.round(estimatedSeconds / 60))} min)`);
+  const stack = await startBenchStack({
+    NODE_ENV: 'development',
+    LOG_LEVEL: 'warn',
+    BCRYPT_COST: '12',
+    LOGIN_RATE_LIMIT_MAX: '100000',
+    LOGIN_EMAIL_RATE_LIMIT_MAX: '100000',
+    OUTBOX_SWEEP_INTERVAL_MS: undefined,
+    ...(estimatedSeconds * 2 > 900 ? { ACCESS_TOKEN_TTL_SECONDS: String(estimatedSeconds * 2) } : {}),
+  });
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) return;
+    interrupted = true;
+    log(`${signal}: stopping the stack and dropping ${stack.databaseName}`);
+    void stack.stop().finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const scriptDir = await mkdtemp(path.join(os.tmpdir(), 'bank-bench-edge-'));
+  try {
+    log(`stack ready (${stack.httpUrl}, gRPC ${stack.grpcAddress}, database ${stack.databaseName}); creating ${USERS} users through the real flow at bcrypt cost 12`);
+    const setupStarted = performance.now();
+    const accounts: BenchUsers = await createUsers({ httpUrl: stack.httpUrl, inboxUrl: stack.inboxUrl, count: USERS, concurrency: 8 });
+    await createMinimalLedger(stack.databaseUrl, accounts.firstAccountId, USERS);
+    const setupSeconds = (performance.now() - setupStarted) / 1_000;
+    const { users } = accounts;
+    log(`${USERS} users signed up, verified, logged in and funded in ${setupSeconds.toFixed(1)} s (accounts ${accounts.firstAccountId}..${accounts.firstAccountId + BigInt(USERS - 1)})`);
+
+    log(`warming up both servers (${WARM_UP_SECONDS} s each, not reported)`);
+    await runWrk({ baseUrl: stack.httpUrl, mode: 'uniform', users, tag: `warm-${runTag}`, connections: 8, seconds: WARM_UP_SECONDS, scriptDir });
+    await runGrpcTransfers({ address: stack.grpcAddress, mode: 'uniform', users, tag: `gwarm-${runTag}`, concurrency: 8, seconds: WARM_UP_SECONDS });
+
+    const pgbench: PgbenchResult[] = [];
+    const ceiling = async (script: PgbenchResult['script'], mode: 'uniform' | 'hot', clients: number) => {
+      const result = await runPgbench({
+        databaseUrl: stack.databaseUrl,
+        script,
+        mode,
+        clients,
+        seconds: SECONDS,
+        firstAccountId: accounts.firstAccountId,
+        count: USERS,
+        prefix: accounts.prefix,
+      });
+      pgbench.push(result);
+      log(`${pgScenario(result).padEnd(36)} ${Math.round(result.tps)} tps, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms${result.failed > 0 ? `, ${result.failed} failed` : ''}`);
+      return result;
+    };
+    const edge: EdgeRun[] = [];
+    for (const concurrency of [32, 1]) {
+      for (const mode of ['uniform', 'hot'] as const) {
+        const minimal = await ceiling('minimal', mode, concurrency);
+        const ledgerMove = await ceiling('ledger_move', mode, concurrency);
+        for (const protocol of ['http', 'grpc'] as const) {
+          const scenario = `${protocol === 'http' ? 'HTTP' : 'gRPC'} c${concurrency} ${mode === 'hot' ? 'hot pair' : 'uniform'}`;
+          const tag = `${protocol[0]}${concurrency}${mode[0]}-${runTag}`;
+          const m = await measured(stack, protocol, () =>
+            protocol === 'http'
+              ? runWrk({ baseUrl: stack.httpUrl, mode, users, tag, connections: concurrency, seconds: SECONDS, scriptDir })
+              : runGrpcTransfers({ address: stack.grpcAddress, mode, users, tag, concurrency, seconds: SECONDS }),
+          );
+          edge.push({
+            scenario,
+            protocol,
+            what: 'transfer',
+            mode,
+            concurrency,
+            ...m,
+            ceiling: { scenario: pgScenario(minimal), tps: minimal.tps, p99Ms: minimal.p99Ms },
+            ledgerMove: { scenario: pgScenario(ledgerMove), tps: ledgerMove.tps },
+          });
+          log(`${scenario.padEnd(36)} ${describe(m.result)}`);
+        }
+      }
+    }
+    const history = await measured(stack, 'http', () =>
+      runWrk({ baseUrl: stack.httpUrl, mode: 'history', users, tag: `hist-${runTag}`, connections: 32, seconds: SECONDS, scriptDir }),
+    );
+    log(`${'HTTP c32 history page'.padEnd(36)} ${describe(history.result)}`);
+    const select = await ceiling('history_select', 'uniform', 32);
+    edge.push({
+      scenario: 'HTTP c32 history page',
+      protocol: 'http',
+      what: 'history',
+      mode: 'uniform',
+      concurrency: 32,
+      ...history,
+      ceiling: { scenario: pgScenario(select), tps: select.tps, p99Ms: select.p99Ms },
+      ledgerMove: null,
+    });
+
+    log(`login burst probe: GET /v1/accounts at c${PROBE_CONCURRENCY} for ${SECONDS} s, then during ${USERS} concurrent logins`);
+    const loginProbe = await runLoginProbe({ baseUrl: stack.httpUrl, users, concurrency: PROBE_CONCURRENCY, seconds: SECONDS });
+
+    const report: BenchReport = {
+      at: new Date().toISOString(),
+      node: process.version,
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
+      secondsPerRun: SECONDS,
+      users: USERS,
+      setupSeconds: Number(setupSeconds.toFixed(1)),
+      totalSeconds: 0,
+      notes: [
+        `wrk and the gRPC client (grpc-js, one channel, in this bench's own Node process) share the ${os.cpus().length} cores with the API, the gRPC server, the worker and PostgreSQL; so does pgbench.`,
+        'req/s counts 2xx answers only; errors are non-2xx answers, socket errors and timeouts.',
+        'ceiling: pgbench -n -M prepared on the same database, one run after the other (never at the same time as the edge load); minimal = one plpgsql call (2 ordered UPDATEs, 1 transfer row, 2 entries) on copies of the same accounts in schema bench.',
+        'server CPU ms/req: process_cpu_seconds_total of the process that served the run (api for HTTP, grpc for gRPC) over its 2xx answers; client CPU ms/req: what the load generator itself used (wrk, or this process for gRPC).',
+        'mean batch: bank_ledger_batch_size (histogram sum/count) of the serving process during the run; n/a when the process has no such metric.',
+      ],
+      edge,
+      pgbench,
+      loginProbe,
+    };
+    report.totalSeconds = Number(((performance.now() - startedAt) / 1_000).toFixed(0));
+    console.log('');
+    console.log(printReport(report));
+    await mkdir(RESULTS, { recursive: true });
+    await writeFile(path.join(RESULTS, 'edge.json'), reportJson(report));
+    await writeFile(path.join(RESULTS, 'edge.svg'), reportChart(report));
+    log(`wrote bench/results/edge.json and bench/results/edge.svg (${report.totalSeconds} s so far; stopping the stack)`);
+  } finally {
+    await rm(scriptDir, { recursive: true, force: true });
+    if (!interrupted) await stack.stop();
+  }
+  log(`done in ${((performance.now() - startedAt) / 1_000).toFixed(0)} s`);
+}
+
+try {
+  await main();
+} catch (error) {
+  console.error(`bench:edge failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,77 @@
+// The stack under measurement: a fresh database on the local server and `npm start` on it, run
+// the way the stack tests run it (own process group, free ports, its own queue and data folder).
+import { spawnSync } from 'node:child_process';
+import { createEmptyDatabase } from '../../test/db.ts';
+import { startNpmStart, type NpmStart } from '../../test/stack/npm-start-process.ts';
+
+export type BenchStack = {
+  readonly databaseUrl: string;
+  readonly databaseName: string;
+  readonly httpUrl: string;
+  readonly grpcAddress: string;
+  readonly inboxUrl: string;
+  /** /metrics of the API process (served on its HTTP port). */
+  readonly apiMetricsUrl: string;
+  /** /metrics of the gRPC process (its METRICS_PORT). */
+  readonly grpcMetricsUrl: string;
+  /** SIGTERM to the supervisor's group, waits for it, then removes what is left and drops the database. */
+  stop(): Promise<void>;
+};
+
+/** The one line printed (exit code 2) when a program the bench drives is not installed. */
+export function missingTool(): string | null {
+  const has = (program: string) => spawnSync('sh', ['-c', `command -v ${program}`], { stdio: 'ignore' }).status === 0;
+  if (!has('wrk')) return 'bench:edge needs wrk: sudo apt-get install wrk';
+  if (!has('pgbench')) return 'bench:edge needs pgbench: sudo apt-get install postgresql-client';
+  return null;
+}
+
+async function stopGroup(handle: NpmStart, timeoutMs: number): Promise<void> {
+  const { child } = handle;
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    process.kill(-child.pid, 'SIGTERM');
+  } catch {
+    return; // the group is already gone
+  }
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+  clearTimeout(timer);
+}
+
+/**
+ * Creates `bank_bench_<random>` and starts `npm start` on it with `env` over the test defaults;
+ * the migrations run as `npm start` runs them. Drops the database again when the start fails.
+ */
+export async function startBenchStack(env: NodeJS.ProcessEnv): Promise<BenchStack> {
+  const db = await createEmptyDatabase('bank_bench');
+  let handle: NpmStart;
+  try {
+    handle = await startNpmStart({ name: 'bench', env: { ...env, DATABASE_URL: db.url }, readyTimeoutMs: 120_000 });
+  } catch (error) {
+    await db.drop();
+    throw error;
+  }
+  let stopped: Promise<void> | null = null;
+  return {
+    databaseUrl: db.url,
+    databaseName: db.name,
+    httpUrl: `http://127.0.0.1:${handle.ports.http}`,
+    grpcAddress: `127.0.0.1:${handle.ports.grpc}`,
+    inboxUrl: `http://127.0.0.1:${handle.ports.inboxHttp}`,
+    apiMetricsUrl: `http://127.0.0.1:${handle.ports.http}/metrics`,
+    grpcMetricsUrl: `http://127.0.0.1:${handle.ports.metrics}/metrics`,
+    stop() {
+      stopped ??= (async () => {
+        try {
+          await stopGroup(handle, 30_000);
+        } finally {
+          await handle.cleanUp();
+          await db.drop();
+        }
+      })();
+      return stopped;
+    },
+  };
+}
