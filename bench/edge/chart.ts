@@ -43,8 +43,10 @@ function niceStep(max: number, count: number): number {
 
 function axis(p: Panel, values: number[]): { x: (v: number) => number; ticks: number[] } {
   if (p.scale === 'linear') {
-    const step = niceStep(Math.max(...values, 1), 6);
-    const hi = Math.ceil(Math.max(...values, 1) / step) * step;
+    // Headroom so the value label of the longest bar stays clear of the notes column.
+    const max = Math.max(...values, 1) * 1.08;
+    const step = niceStep(max, 6);
+    const hi = Math.ceil(max / step) * step;
     return {
       x: (v) => LABEL_W + (Number.isFinite(v) ? Math.max(0, (v / hi) * PLOT_W) : 0),
       ticks: Array.from({ length: Math.round(hi / step) + 1 }, (_, i) => i * step),
