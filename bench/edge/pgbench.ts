@@ -129,7 +129,7 @@ export function historySelect(): string {
       return Promise.resolve([]);
     },
   };
-  void ledgerRepository.listEntries(capture as unknown as CommonQueryMethods, { accountId: marker, beforeId: null, since: null, until: null, limit: 21 });
+  void ledgerRepository.listEntries(capture as unknown as CommonQueryMethods, { accountId: marker, viewer: { username: 'bench_viewer', isBanker: true }, beforeId: null, since: null, until: null, limit: 21 });
   const captured = token as { sql: string; values: readonly unknown[] } | null;
   if (!captured) throw new Error('ledgerRepository.listEntries ran no query');
   return captured.sql
@@ -137,6 +137,8 @@ export function historySelect(): string {
       const value = captured.values[Number(n) - 1];
       if (value === marker) return ':id';
       if (typeof value === 'number' || typeof value === 'bigint') return String(value);
+      if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
+      if (typeof value === 'string' && /^[a-z_]+$/.test(value)) return `'${value}'`;
       throw new Error(`listEntries has a parameter the bench cannot inline: ${String(value)}`);
     })
     .replace(/\s+/g, ' ')

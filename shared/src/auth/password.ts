@@ -84,7 +84,8 @@ export class PasswordHasher {
    * false: the unknown-user path of login uses it so that it takes as long as a wrong password.
    */
   async verifyDummy(password: string): Promise<false> {
-    this.#dummyHash ??= this.hash('dummy-password-for-timing');
+    // Built once per process, inside the bcrypt cap but outside `hash` (which counts sign-ups).
+    this.#dummyHash ??= this.#slots.run(() => this.#bcrypt.hash('dummy-password-for-timing', this.cost));
     await this.verify(password, await this.#dummyHash);
     return false;
   }

@@ -13,14 +13,17 @@ export type { DatabasePool, DatabaseTransactionConnection, CommonQueryMethods } 
  * Slonik only checks rows against `sql.type(schema)` when an interceptor does it. This one runs
  * the query's schema (any Standard Schema, here zod) on every row and fails the query with
  * SchemaValidationError when a row does not match, so a drifted column is caught at the edge of
- * the data layer instead of deep inside a use case.
+ * the data layer instead of deep inside a use case. It uses the synchronous hook: the async one
+ * runs every query's rows through a fresh p-queue (a measurable share of a history page's CPU),
+ * and every schema here validates synchronously; an async schema is refused loudly.
  */
 export const createResultParserInterceptor = (): Interceptor => ({
   name: 'bank-result-parser',
-  transformRowAsync: async (queryContext, query, row) => {
+  transformRow: (queryContext, query, row) => {
     const { resultParser } = queryContext;
     if (!resultParser) return row;
-    const validation = await resultParser['~standard'].validate(row);
+    const validation = resultParser['~standard'].validate(row);
+    if (validation instanceof Promise) throw new Error('bank-result-parser: row schemas must validate synchronously');
     if (validation.issues) {
       throw new SchemaValidationError(query, row, validation.issues);
     }

@@ -121,10 +121,11 @@ async function rowAt(table: 'entries' | 'transfers', k: number): Promise<{ id: b
 }
 
 describe.each(['entries', 'transfers'] as const)('a page of %s on an account with 200k of them', (table) => {
-  const list = (pool: DatabasePool, query: Omit<HistoryQuery, 'accountId' | 'limit'>) =>
+  const viewer = { username: 'plan_big', isBanker: false };
+  const list = (pool: DatabasePool, query: Omit<HistoryQuery, 'accountId' | 'limit' | 'viewer'>) =>
     table === 'entries'
-      ? ledgerRepository.listEntries(pool, { accountId, limit: LIMIT, ...query })
-      : ledgerRepository.listTransfers(pool, { accountId, limit: LIMIT, ...query });
+      ? ledgerRepository.listEntries(pool, { accountId, limit: LIMIT, viewer, ...query })
+      : ledgerRepository.listTransfers(pool, { accountId, limit: LIMIT, viewer, ...query });
   const onePercent = HISTORY / 100;
 
   it('the newest page reads one page from the top of the index', async () => {

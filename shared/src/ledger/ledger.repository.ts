@@ -69,6 +69,11 @@ export type MoveCommand = {
 export type HistoryQuery = {
   accountId: bigint;
   /**
+   * Who reads: the page is empty unless the account is a user account this viewer may see (its
+   * owner, or any banker). Checked in the page's own statement, so a page costs one round trip.
+   */
+  viewer: { username: string; isBanker: boolean };
+  /**
    * The cursor: the id of the last row of the previous page. The page holds the rows after that
    * row's (created_at, id) position, so no row repeats or is skipped across pages, also while
    * new rows arrive. The cursor's created_at is read from the row itself, exact to the
@@ -254,7 +259,11 @@ export const ledgerRepository = {
  * initplan on the primary key); a cursor naming no row gives an empty page.
  */
 function historyFilter(query: HistoryQuery, table: 'entries' | 'transfers') {
-  const conditions = [sql.fragment`TRUE`];
+  // An initplan evaluated once per statement (a one-time filter), not a per-row condition.
+  const conditions = [
+    sql.fragment`EXISTS (SELECT 1 FROM accounts v WHERE v.id = ${query.accountId} AND NOT v.is_system
+      AND (v.owner = ${query.viewer.username} OR ${query.viewer.isBanker}))`,
+  ];
   if (query.since) conditions.push(sql.fragment`created_at >= ${sql.timestamp(query.since)}`);
   if (query.beforeId !== null) {
     // With a cursor and `until` both, they are folded into one upper bound: (until, 0) when the

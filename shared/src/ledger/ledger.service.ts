@@ -194,14 +194,14 @@ export class LedgerService {
 
   /** An account's entries, newest first, a page at a time. @throws InvalidArgument, AccountNotFound */
   async listEntries(actor: Actor, input: HistoryInput, options: UseCaseOptions = {}): Promise<Page<Entry>> {
-    const query = await this.#historyQuery(actor, input, 'entries', options);
-    return this.#page(await ledgerRepository.listEntries(this.#pool, query), query.limit - 1, 'entries');
+    const query = this.#historyQuery(actor, input, 'entries', options);
+    return this.#page(actor, query, await ledgerRepository.listEntries(this.#pool, query), 'entries', options);
   }
 
   /** Transfers in or out of an account, newest first. @throws InvalidArgument, AccountNotFound */
   async listTransfers(actor: Actor, input: HistoryInput, options: UseCaseOptions = {}): Promise<Page<Transfer>> {
-    const query = await this.#historyQuery(actor, input, 'transfers', options);
-    return this.#page(await ledgerRepository.listTransfers(this.#pool, query), query.limit - 1, 'transfers');
+    const query = this.#historyQuery(actor, input, 'transfers', options);
+    return this.#page(actor, query, await ledgerRepository.listTransfers(this.#pool, query), 'transfers', options);
   }
 
   /** @throws InvalidArgument, TransferNotFound (also when neither side is the actor's) */
@@ -215,16 +215,24 @@ export class LedgerService {
     return found.transfer;
   }
 
-  async #historyQuery(actor: Actor, input: HistoryInput, kind: string, options: UseCaseOptions): Promise<HistoryQuery> {
+  /** Validates a history call; the account's visibility is checked by the page's own query. */
+  #historyQuery(actor: Actor, input: HistoryInput, kind: string, options: UseCaseOptions): HistoryQuery {
     const pageSize = parsePageSize(input.pageSize);
     const beforeId = decodePageToken(kind, input.pageToken);
     const range = parseRange(input.since, input.until);
-    const account = await this.getAccount(actor, input.accountId, options);
+    const accountId = parseId(input.accountId, 'account_id');
+    throwIfAborted(options.signal);
     // One extra row tells whether another page follows.
-    return { accountId: account.id, beforeId, ...range, limit: pageSize + 1 };
+    return { accountId, viewer: { username: actor.username, isBanker: actor.role === 'banker' }, beforeId, ...range, limit: pageSize + 1 };
   }
 
-  #page<T extends { id: bigint }>(rows: T[], pageSize: number, kind: string): Page<T> {
+  /**
+   * A page of rows, or AccountNotFound when it is empty because the account is not one the actor
+   * may see: only an empty page costs a second query, to tell "nothing here" from "not yours".
+   */
+  async #page<T extends { id: bigint }>(actor: Actor, query: HistoryQuery, rows: T[], kind: string, options: UseCaseOptions): Promise<Page<T>> {
+    if (rows.length === 0) await this.getAccount(actor, query.accountId, options);
+    const pageSize = query.limit - 1;
     const items = rows.slice(0, pageSize);
     const last = items.at(-1);
     return { items, nextPageToken: rows.length > pageSize && last ? encodePageToken(kind, last.id) : '' };
