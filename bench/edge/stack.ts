@@ -2,7 +2,7 @@
 // the way the stack tests run it (own process group, free ports, its own queue and data folder).
 import { spawnSync } from 'node:child_process';
 import { createEmptyDatabase } from '../../test/db.ts';
-import { startNpmStart, type NpmStart } from '../../test/stack/npm-start-process.ts';
+import { alive, startNpmStart, type NpmStart } from '../../test/stack/npm-start-process.ts';
 
 export type BenchStack = {
   readonly databaseUrl: string;
@@ -48,7 +48,10 @@ export async function startBenchStack(env: NodeJS.ProcessEnv): Promise<BenchStac
   const db = await createEmptyDatabase('bank_bench');
   let handle: NpmStart;
   try {
-    handle = await startNpmStart({ name: 'bench', env: { ...env, DATABASE_URL: db.url }, readyTimeoutMs: 120_000 });
+    // BENCH_STACK_NODE_OPTIONS reaches the stack's processes only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`
+    // to profile the servers under the bench's load (profiles are written when they exit).
+    const nodeOptions = process.env.BENCH_STACK_NODE_OPTIONS;
+    handle = await startNpmStart({ name: 'bench', env: { ...env, DATABASE_URL: db.url, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) }, readyTimeoutMs: 120_000 });
   } catch (error) {
     await db.drop();
     throw error;
@@ -66,6 +69,10 @@ export async function startBenchStack(env: NodeJS.ProcessEnv): Promise<BenchStac
       stopped ??= (async () => {
         try {
           await stopGroup(handle, 30_000);
+          // The children finish their own graceful exit (and write a --cpu-prof profile) before
+          // anything left is killed.
+          const deadline = Date.now() + 30_000;
+          while (handle.startedPids().some(alive) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
         } finally {
           await handle.cleanUp();
           await db.drop();

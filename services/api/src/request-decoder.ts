@@ -117,6 +117,9 @@ function scanJsonShape(text: string): { tooDeep: boolean; duplicateKey?: string 
   return { tooDeep: false };
 }
 
+/** One decoder for every body: a non-streaming decode keeps no state between calls. */
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 /**
  * Parses a JSON body. Integers beyond 2^53 keep their exact digits (as strings, which proto3 JSON
  * accepts for int64), so an overflowing amount is reported as out of range instead of being
@@ -132,7 +135,7 @@ export function parseJsonBody(raw: Buffer, contentType: string | undefined, sche
   }
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    text = STRICT_UTF8.decode(raw);
   } catch {
     let where = 'body';
     try {
