@@ -149,7 +149,11 @@ BEGIN
     RETURN;
   END IF;
 
-  -- 4. Write: the transfer, its two entries, both balances.
+  -- 4. Write: the transfer, its two entries, both balances. Their time is taken now, with the
+  --    accounts locked, not at the transaction's start: the next movement on these accounts can only
+  --    lock them after this one commits, so an account's history in (created_at, id) order is the
+  --    order its balances were applied in, however long this transaction waited for its locks.
+  v_now := clock_timestamp();
   INSERT INTO transfers (from_account_id, to_account_id, amount, currency, kind, initiated_by, created_at)
   VALUES (v_from.id, v_to.id, p_amount, v_currency, p_operation, p_actor, v_now)
   RETURNING id INTO v_transfer_id;

@@ -8,11 +8,11 @@
 -- btree range, so every page, with or without a range or a cursor, is an index scan that stops
 -- after the page's rows.
 --
--- Why created_at order and not the range turned into id bounds: created_at is now() of the
--- moving transaction, fixed when it starts, while ids are drawn when it writes, after it waited
--- for its account locks. Two overlapping transactions on one account can therefore have ids in
--- one order and created_at in the other, so no id bound is exact for a time range without
--- reading every row that might be out of order.
+-- Why created_at order and not the range turned into id bounds: bounds would be exact only if an
+-- account's ids and created_at always ran in one order. The money functions take created_at with
+-- the accounts locked (0004, 0006), which makes that so for rows they write, but nothing in the
+-- schema enforces it; an index in (created_at, id) order answers ranges and pages directly
+-- without relying on it.
 --
 -- Each new index replaces the old (account, id) index of the same table instead of joining it:
 -- nothing else orders these tables by (account, id) (ledger_move() and ledger_move_batch() only

@@ -153,6 +153,9 @@ BEGIN
       SELECT unnest(ARRAY[v_from_ids[s], p_to_account_id[s]]) AS x FROM generate_subscripts(p_actors, 1) AS s WHERE v_open[s]
     ) ids WHERE x IS NOT NULL ORDER BY x);
   PERFORM 1 FROM accounts a WHERE a.id = ANY (v_ids) ORDER BY a.id FOR UPDATE;
+  -- The batch's time, taken with its accounts locked (as ledger_move() does): an account's history
+  -- in (created_at, id) order is the order its balances were applied in.
+  v_now := clock_timestamp();
 
   -- 3. The movements in the order given, on the balances the earlier ones left.
   FOR i IN 1..n LOOP

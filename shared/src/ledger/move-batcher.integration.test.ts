@@ -273,6 +273,47 @@ describe('group commit', () => {
     }
   });
 
+  it('keeps an account’s history in (created_at, id) order the order its balances were applied in, under contention from several batchers', async () => {
+    const hub = await holder(1_000_000n);
+    const others = await Promise.all(Array.from({ length: 4 }, () => holder(1_000_000n)));
+    const pools = await Promise.all([1, 2, 3].map(() => createDatabasePool(db.url, { maximumPoolSize: 4 })));
+    try {
+      const services = pools.map((pool) => new LedgerService({ pool }));
+      // Every movement touches the hub, in or out, from three "processes" at once: the hub's row
+      // lock orders them, and each answer reports the hub's balance right after it.
+      const outcomes = await runConcurrently(300, 24, (i) => {
+        const other = others[i % others.length]!;
+        const [from, to] = i % 2 === 0 ? [hub, other] : [other, hub];
+        return services[i % services.length]!.transfer(from.actor, {
+          fromAccountId: from.account.id,
+          toAccountId: to.account.id,
+          amount: BigInt(1 + (i % 13)),
+          currency: 'USD',
+          idempotencyKey: idemKey(),
+        });
+      });
+      const reported = new Map<string, bigint>();
+      for (const outcome of outcomes) {
+        expect(outcome.status).toBe('fulfilled');
+        const r = (outcome as PromiseFulfilledResult<TransferResult>).value;
+        reported.set(String(r.transfer.id), r.transfer.fromAccountId === hub.account.id ? r.fromBalance : r.toBalance);
+      }
+      const history = await db.pool.any(sql.type(z.object({ transfer_id: z.bigint(), amount: z.bigint() }))`
+        SELECT transfer_id, amount FROM entries WHERE account_id = ${hub.account.id} ORDER BY created_at, id`);
+      let running = 0n;
+      const mismatches: string[] = [];
+      for (const entry of history) {
+        running += entry.amount;
+        const balance = reported.get(String(entry.transfer_id));
+        if (balance !== undefined && balance !== running) mismatches.push(`transfer ${entry.transfer_id}: history says ${running}, the movement said ${balance}`);
+      }
+      expect(mismatches).toEqual([]);
+      expect(reported.size).toBe(300);
+    } finally {
+      await Promise.all(pools.map((pool) => pool.end()));
+    }
+  });
+
   it('reports each batch to the observer: one tick of movements is one batch after the one already in flight', () => {
     // Filled by the tests above through the shared service.
     expect(batches.length).toBeGreaterThan(0);
