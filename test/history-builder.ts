@@ -73,13 +73,16 @@ export async function buildHistory(
         FROM m`);
     // The two entries of each new transfer, debit first, in transfer order (as ledger_move writes).
     await tx.query(sql.unsafe`
-      INSERT INTO entries (id, account_id, transfer_id, amount, created_at) OVERRIDING SYSTEM VALUE
-      SELECT eb.base + 2 * (t.id - ${base}::bigint) - 1 + s.k,
-             CASE s.k WHEN 0 THEN t.from_account_id ELSE t.to_account_id END, t.id,
-             CASE s.k WHEN 0 THEN -t.amount ELSE t.amount END, t.created_at
-        FROM (SELECT coalesce(max(id), 0) AS base FROM entries) eb,
-             transfers t CROSS JOIN LATERAL (VALUES (0), (1)) s (k)
-       WHERE t.id > ${base}::bigint`);
+      INSERT INTO entries (id, account_id, transfer_id, amount, created_at, balance_after) OVERRIDING SYSTEM VALUE
+      SELECT id, account_id, transfer_id, amount, created_at,
+             -- The running sum of what this build adds (balances are not touched: no invariant holds here).
+             sum(amount) OVER (PARTITION BY account_id ORDER BY created_at, id)
+        FROM (SELECT eb.base + 2 * (t.id - ${base}::bigint) - 1 + s.k AS id,
+                     CASE s.k WHEN 0 THEN t.from_account_id ELSE t.to_account_id END AS account_id, t.id AS transfer_id,
+                     CASE s.k WHEN 0 THEN -t.amount ELSE t.amount END AS amount, t.created_at
+                FROM (SELECT coalesce(max(id), 0) AS base FROM entries) eb,
+                     transfers t CROSS JOIN LATERAL (VALUES (0), (1)) s (k)
+               WHERE t.id > ${base}::bigint) n`);
     await tx.query(sql.unsafe`SELECT setval(pg_get_serial_sequence('transfers', 'id'), (SELECT max(id) FROM transfers))`);
     await tx.query(sql.unsafe`SELECT setval(pg_get_serial_sequence('entries', 'id'), (SELECT max(id) FROM entries))`);
     return { accountId: account, firstTransferId: base + 1n };

@@ -2,7 +2,7 @@ import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
 
 /**
- * The five invariants of DESIGN.md, checked by SQL. Returns one line per violation; an empty
+ * The invariants of DESIGN.md that the ledger has today (1-5 and 9), checked by SQL. Returns one line per violation; an empty
  * list means the ledger is sound. `acknowledged` are transfer ids that callers were told
  * succeeded: each must exist exactly once.
  */
@@ -43,6 +43,13 @@ export async function checkLedgerInvariants(
   const negative = await db.any(sql.type(z.object({ id: z.bigint(), balance: z.bigint() }))`
     SELECT id, balance FROM accounts WHERE NOT is_system AND balance < 0`);
   for (const row of negative) problems.push(`4: user account ${row.id} has negative balance ${row.balance}`);
+
+  // 9. Every entry's balance_after is the running sum of its account's entries in history order.
+  const running = await db.any(sql.type(z.object({ id: z.bigint(), balance_after: z.bigint(), running: z.string() }))`
+    SELECT id, balance_after, running::text FROM (
+      SELECT id, balance_after, sum(amount) OVER (PARTITION BY account_id ORDER BY created_at, id) AS running FROM entries) r
+     WHERE balance_after <> running`);
+  for (const row of running) problems.push(`9: entry ${row.id} has balance_after ${row.balance_after} but its history sums to ${row.running}`);
 
   // 5. Every acknowledged transfer exists exactly once.
   const acknowledged = options.acknowledged ?? [];

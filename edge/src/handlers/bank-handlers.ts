@@ -2,7 +2,7 @@
 // server decode requests and encode answers; the interceptor chain authenticates; these call the
 // use cases with the call's actor and AbortSignal.
 import { create, type DescMessage, type DescMethod, type DescService, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
-import { EmptySchema, timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
+import { EmptySchema, timestampDate, timestampFromDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { AccountService, ListAccountsResponseSchema, ListEntriesResponseSchema } from '@bank/proto/bank/v1/account_service_pb';
 import { AuthService } from '@bank/proto/bank/v1/auth_service_pb';
 import { TransferService, ListTransfersResponseSchema } from '@bank/proto/bank/v1/transfer_service_pb';
@@ -125,6 +125,10 @@ function accountHandlers(app: UseCases): ServiceHandlers<typeof AccountService> 
     listEntries: async (req, ctx) => {
       const page = await app.ledger.listEntries(actorOf(ctx), historyInput(req), opts(ctx));
       return create(ListEntriesResponseSchema, { entries: page.items.map(toProtoEntry), nextPageToken: page.nextPageToken });
+    },
+    getBalance: async (req, ctx) => {
+      const balance = await app.ledger.getBalance(actorOf(ctx), { accountId: req.accountId, at: date(req.at) }, opts(ctx));
+      return { accountId: balance.accountId, currency: balance.currency, balance: balance.balance, at: timestampFromDate(balance.at) };
     },
   };
 }

@@ -65,6 +65,7 @@ export function toProtoEntry(entry: Entry): ProtoEntry {
     transferId: entry.transferId,
     amount: entry.amount,
     createdAt: ts(entry.createdAt),
+    balanceAfter: entry.balanceAfter,
   });
 }
 

@@ -201,10 +201,10 @@ BEGIN
     INSERT INTO transfers (from_account_id, to_account_id, amount, currency, kind, initiated_by, created_at)
     VALUES (v_from.id, v_to.id, v_amount, v_currency[i], p_operations[i], p_actors[i], v_now)
     RETURNING id INTO v_tid;
-    INSERT INTO entries (account_id, transfer_id, amount, created_at)
-    VALUES (v_from.id, v_tid, -v_amount, v_now) RETURNING id INTO v_fe;
-    INSERT INTO entries (account_id, transfer_id, amount, created_at)
-    VALUES (v_to.id, v_tid, v_amount, v_now) RETURNING id INTO v_te;
+    INSERT INTO entries (account_id, transfer_id, amount, created_at, balance_after)
+    VALUES (v_from.id, v_tid, -v_amount, v_now, v_from.balance - v_amount) RETURNING id INTO v_fe;
+    INSERT INTO entries (account_id, transfer_id, amount, created_at, balance_after)
+    VALUES (v_to.id, v_tid, v_amount, v_now, v_to.balance + v_amount) RETURNING id INTO v_te;
     UPDATE accounts a
        SET balance = a.balance + CASE WHEN a.id = v_from.id THEN -v_amount ELSE v_amount END
      WHERE a.id IN (v_from.id, v_to.id);

@@ -172,3 +172,23 @@ describe('the history built for these plans', () => {
     expect(counts).toEqual({ entries: 2 * HISTORY, mine: HISTORY, transfers: HISTORY });
   });
 });
+
+describe('the balance of an account with 200k entries at an instant', () => {
+  it.each([
+    ['now', () => Promise.resolve(new Date())],
+    ['in the middle of its history', async () => (await rowAt('entries', HISTORY / 2)).createdAt],
+    // (A Date keeps milliseconds, created_at microseconds: the second entry's time, truncated, still
+    // lies after the first's.)
+    ['near the start of its history', async () => (await rowAt('entries', 1)).createdAt],
+  ])('%s reads one entry by a backward scan of the history index, sorting nothing', async (_name, instant) => {
+    const at = await instant();
+    const { rows, plan } = await planOf(async (pool) => [await ledgerRepository.balanceAt(pool, { accountId, at, viewer: { username: 'plan_big', isBanker: false } })]);
+    expect(rows).toBe(1);
+    const all = nodes(plan);
+    expect(all.filter((n) => /Sort/.test(n['Node Type']))).toEqual([]);
+    const scans = all.filter((n) => n['Relation Name'] === 'entries');
+    expect(scans).toHaveLength(1);
+    expect(scans[0]).toMatchObject({ 'Index Name': 'entries_account_created_idx', 'Scan Direction': 'Backward', 'Actual Rows': 1 });
+    expect(scans[0]!['Shared Hit Blocks'] + scans[0]!['Shared Read Blocks']).toBeLessThanOrEqual(BLOCK_BUDGET);
+  });
+});

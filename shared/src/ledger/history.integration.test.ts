@@ -140,8 +140,8 @@ describe('rows whose ids and created_at disagree, and time ranges', () => {
           VALUES (${from}, ${to}, ${label}, 'USD', 'transfer', ${initiatedBy}, ${sql.timestamp(at(seconds))})
           RETURNING id, created_at),
         e AS (
-          INSERT INTO entries (account_id, transfer_id, amount, created_at)
-          SELECT x.account_id, t.id, x.amount, t.created_at
+          INSERT INTO entries (account_id, transfer_id, amount, created_at, balance_after)
+          SELECT x.account_id, t.id, x.amount, t.created_at, x.amount
             FROM t, (VALUES (${from}::bigint, ${-label}::bigint), (${to}::bigint, ${label}::bigint)) x (account_id, amount)
           RETURNING id, account_id)
         SELECT (SELECT id FROM t) AS transfer_id, (SELECT id FROM e WHERE account_id = ${a.id}) AS entry_id`);

@@ -5,7 +5,7 @@ import type { Role } from '../auth/actor.ts';
 import type { Currency } from './currency.ts';
 import { databaseErrorToDomainError, refusalError } from './ledger.errors.ts';
 import { accountRow, accountStateRow, batchMoveResultRow, entryRow, moveResultRow, type MoveRow, transferRow } from './ledger.schema.ts';
-import type { Account, Entry, Transfer, TransferResult } from './ledger.types.ts';
+import type { Account, BalanceAt, Entry, Transfer, TransferResult } from './ledger.types.ts';
 
 async function mapErrors<T>(run: () => Promise<T>): Promise<T> {
   try {
@@ -42,6 +42,7 @@ const toEntry = (row: z.infer<typeof entryRow>): Entry => ({
   transferId: row.transfer_id,
   amount: row.amount,
   createdAt: row.created_at,
+  balanceAfter: row.balance_after,
 });
 
 const ACCOUNT_COLUMNS = sql.fragment`id, owner, currency, balance, status, created_at, closed_at`;
@@ -89,12 +90,13 @@ export type HistoryQuery = {
 
 /** The movement ledger_move() made or replayed; the actor initiated it (keys belong to a user). */
 function toTransferResult(row: MoveRow, initiatedBy: string): TransferResult {
-  const entry = (id: bigint, accountId: bigint, amount: bigint): Entry => ({
+  const entry = (id: bigint, accountId: bigint, amount: bigint, balanceAfter: bigint): Entry => ({
     id,
     accountId,
     transferId: row.transfer_id,
     amount,
     createdAt: row.created_at,
+    balanceAfter,
   });
   return {
     transfer: {
@@ -107,8 +109,8 @@ function toTransferResult(row: MoveRow, initiatedBy: string): TransferResult {
       initiatedBy,
       createdAt: row.created_at,
     },
-    fromEntry: entry(row.from_entry_id, row.from_account_id, -row.amount),
-    toEntry: entry(row.to_entry_id, row.to_account_id, row.amount),
+    fromEntry: entry(row.from_entry_id, row.from_account_id, -row.amount, row.from_balance),
+    toEntry: entry(row.to_entry_id, row.to_account_id, row.amount, row.to_balance),
     fromBalance: row.from_balance,
     toBalance: row.to_balance,
     replayed: row.replayed,
@@ -216,7 +218,7 @@ export const ledgerRepository = {
    */
   async listEntries(db: CommonQueryMethods, query: HistoryQuery): Promise<Entry[]> {
     const rows = await db.any(sql.type(entryRow)`
-      SELECT id, account_id, transfer_id, amount, created_at FROM entries
+      SELECT id, account_id, transfer_id, amount, created_at, balance_after FROM entries
        WHERE account_id = ${query.accountId} AND ${historyFilter(query, 'entries')}
        ORDER BY created_at DESC, id DESC LIMIT ${query.limit}`);
     return rows.map(toEntry);
@@ -237,6 +239,24 @@ export const ledgerRepository = {
           ORDER BY created_at DESC, id DESC LIMIT ${query.limit})
       ) t ORDER BY created_at DESC, id DESC LIMIT ${query.limit}`);
     return rows.map(toTransfer);
+  },
+
+  /**
+   * The balance of an account the viewer may see (its owner, or any banker), as it was at `at`:
+   * the balance_after of its last entry at or before `at` in history order, one backward read of
+   * entries_account_created_idx however long the history; 0 before its first entry. Null when
+   * the account is not one the viewer may see.
+   */
+  async balanceAt(db: CommonQueryMethods, query: { accountId: bigint; at: Date; viewer: HistoryQuery['viewer'] }): Promise<BalanceAt | null> {
+    const row = await db.maybeOne(sql.type(z.object({ id: z.bigint(), currency: accountRow.shape.currency, balance: z.bigint().nullable() }))`
+      SELECT a.id, a.currency,
+             (SELECT e.balance_after FROM entries e
+               WHERE e.account_id = a.id AND e.created_at <= ${sql.timestamp(query.at)}
+               ORDER BY e.created_at DESC, e.id DESC LIMIT 1) AS balance
+        FROM accounts a
+       WHERE a.id = ${query.accountId} AND NOT a.is_system
+         AND (a.owner = ${query.viewer.username} OR ${query.viewer.isBanker})`);
+    return row ? { accountId: row.id, currency: row.currency, balance: row.balance ?? 0n, at: query.at } : null;
   },
 
   /** A transfer with the owners of its two accounts (for the visibility check). */

@@ -30,6 +30,7 @@ export const entryRow = z.object({
   transfer_id: z.bigint(),
   amount: z.bigint(),
   created_at: z.date(),
+  balance_after: z.bigint(),
 });
 
 /** A movement ledger_move() made (or replayed). */

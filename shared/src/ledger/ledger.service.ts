@@ -12,7 +12,7 @@ import { parseCurrency } from './currency.ts';
 import { throwIfAborted, type UseCaseOptions } from '../use-case/use-case-options.ts';
 import { MoveBatcher } from './move-batcher.ts';
 import { ledgerRepository, type HistoryQuery, type MoveCommand } from './ledger.repository.ts';
-import type { Account, Entry, Page, PageRequest, Transfer, TransferResult } from './ledger.types.ts';
+import type { Account, BalanceAt, Entry, Page, PageRequest, Transfer, TransferResult } from './ledger.types.ts';
 import { parseAmount, parseId } from './money.ts';
 import { decodePageToken, encodePageToken, parsePageSize } from './page-token.ts';
 
@@ -202,6 +202,21 @@ export class LedgerService {
   async listTransfers(actor: Actor, input: HistoryInput, options: UseCaseOptions = {}): Promise<Page<Transfer>> {
     const query = this.#historyQuery(actor, input, 'transfers', options);
     return this.#page(actor, query, await ledgerRepository.listTransfers(this.#pool, query), 'transfers', options);
+  }
+
+  /**
+   * The account's balance at an instant (default now), from the balance_after of its last entry at
+   * or before it. @throws InvalidArgument (account_id, at), AccountNotFound (also for an account
+   * the actor may not see)
+   */
+  async getBalance(actor: Actor, input: { accountId: bigint; at?: Date | undefined }, options: UseCaseOptions = {}): Promise<BalanceAt> {
+    const accountId = parseId(input.accountId, 'account_id');
+    if (input.at !== undefined && Number.isNaN(input.at.getTime())) throw InvalidArgument.field('at', 'must be a valid timestamp');
+    const at = input.at ?? new Date();
+    throwIfAborted(options.signal);
+    const found = await ledgerRepository.balanceAt(this.#pool, { accountId, at, viewer: { username: actor.username, isBanker: actor.role === 'banker' } });
+    if (!found) throw new AccountNotFound(accountId);
+    return found;
   }
 
   /** @throws InvalidArgument, TransferNotFound (also when neither side is the actor's) */

@@ -33,6 +33,16 @@ export type Entry = {
   /** Negative for money leaving the account. */
   amount: bigint;
   createdAt: Date;
+  /** The account's balance right after this entry. */
+  balanceAfter: bigint;
+};
+
+/** An account's balance at an instant: the balanceAfter of its last entry at or before it. */
+export type BalanceAt = {
+  accountId: bigint;
+  currency: Currency;
+  balance: bigint;
+  at: Date;
 };
 
 export type TransferResult = {

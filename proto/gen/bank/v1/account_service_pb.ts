@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bank/v1/account_service.proto.
  */
 export const file_bank_v1_account_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1iYW5rL3YxL2FjY291bnRfc2VydmljZS5wcm90bxIHYmFuay52MSImChJPcGVuQWNjb3VudFJlcXVlc3QSEAoIY3VycmVuY3kYASABKAkiFQoTTGlzdEFjY291bnRzUmVxdWVzdCI6ChRMaXN0QWNjb3VudHNSZXNwb25zZRIiCghhY2NvdW50cxgBIAMoCzIQLmJhbmsudjEuQWNjb3VudCInChFHZXRBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDIikKE0Nsb3NlQWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoAyJNCg5EZXBvc2l0UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDEg4KBmFtb3VudBgCIAEoAxIXCg9pZGVtcG90ZW5jeV9rZXkYAyABKAkieAoPRGVwb3NpdFJlc3BvbnNlEiMKCHRyYW5zZmVyGAEgASgLMhEuYmFuay52MS5UcmFuc2ZlchIdCgVlbnRyeRgCIAEoCzIOLmJhbmsudjEuRW50cnkSDwoHYmFsYW5jZRgDIAEoAxIQCghyZXBsYXllZBgEIAEoCCKlAQoSTGlzdEVudHJpZXNSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAMSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSKQoFc2luY2UYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJPChNMaXN0RW50cmllc1Jlc3BvbnNlEh8KB2VudHJpZXMYASADKAsyDi5iYW5rLnYxLkVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTL4BAoOQWNjb3VudFNlcnZpY2USWgoLT3BlbkFjY291bnQSGy5iYW5rLnYxLk9wZW5BY2NvdW50UmVxdWVzdBoQLmJhbmsudjEuQWNjb3VudCIcyPMYyQGC0+STAhE6ASoiDC92MS9hY2NvdW50cxJhCgxMaXN0QWNjb3VudHMSHC5iYW5rLnYxLkxpc3RBY2NvdW50c1JlcXVlc3QaHS5iYW5rLnYxLkxpc3RBY2NvdW50c1Jlc3BvbnNlIhSC0+STAg4SDC92MS9hY2NvdW50cxJdCgpHZXRBY2NvdW50EhouYmFuay52MS5HZXRBY2NvdW50UmVxdWVzdBoQLmJhbmsudjEuQWNjb3VudCIhgtPkkwIbEhkvdjEvYWNjb3VudHMve2FjY291bnRfaWR9EmEKDENsb3NlQWNjb3VudBIcLmJhbmsudjEuQ2xvc2VBY2NvdW50UmVxdWVzdBoQLmJhbmsudjEuQWNjb3VudCIhgtPkkwIbKhkvdjEvYWNjb3VudHMve2FjY291bnRfaWR9EnAKB0RlcG9zaXQSFy5iYW5rLnYxLkRlcG9zaXRSZXF1ZXN0GhguYmFuay52MS5EZXBvc2l0UmVzcG9uc2UiMsjzGMkBgtPkkwInOgEqIiIvdjEvYWNjb3VudHMve2FjY291bnRfaWR9L2RlcG9zaXRzEnMKC0xpc3RFbnRyaWVzEhsuYmFuay52MS5MaXN0RW50cmllc1JlcXVlc3QaHC5iYW5rLnYxLkxpc3RFbnRyaWVzUmVzcG9uc2UiKYLT5JMCIxIhL3YxL2FjY291bnRzL3thY2NvdW50X2lkfS9lbnRyaWVzYgZwcm90bzM", [file_bank_v1_options, file_bank_v1_types, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Ch1iYW5rL3YxL2FjY291bnRfc2VydmljZS5wcm90bxIHYmFuay52MSImChJPcGVuQWNjb3VudFJlcXVlc3QSEAoIY3VycmVuY3kYASABKAkiFQoTTGlzdEFjY291bnRzUmVxdWVzdCI6ChRMaXN0QWNjb3VudHNSZXNwb25zZRIiCghhY2NvdW50cxgBIAMoCzIQLmJhbmsudjEuQWNjb3VudCInChFHZXRBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDIikKE0Nsb3NlQWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoAyJNCg5EZXBvc2l0UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDEg4KBmFtb3VudBgCIAEoAxIXCg9pZGVtcG90ZW5jeV9rZXkYAyABKAkieAoPRGVwb3NpdFJlc3BvbnNlEiMKCHRyYW5zZmVyGAEgASgLMhEuYmFuay52MS5UcmFuc2ZlchIdCgVlbnRyeRgCIAEoCzIOLmJhbmsudjEuRW50cnkSDwoHYmFsYW5jZRgDIAEoAxIQCghyZXBsYXllZBgEIAEoCCKlAQoSTGlzdEVudHJpZXNSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAMSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSKQoFc2luY2UYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJPChNMaXN0RW50cmllc1Jlc3BvbnNlEh8KB2VudHJpZXMYASADKAsyDi5iYW5rLnYxLkVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJPChFHZXRCYWxhbmNlUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJzChJHZXRCYWxhbmNlUmVzcG9uc2USEgoKYWNjb3VudF9pZBgBIAEoAxIQCghjdXJyZW5jeRgCIAEoCRIPCgdiYWxhbmNlGAMgASgDEiYKAmF0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDLqBQoOQWNjb3VudFNlcnZpY2USWgoLT3BlbkFjY291bnQSGy5iYW5rLnYxLk9wZW5BY2NvdW50UmVxdWVzdBoQLmJhbmsudjEuQWNjb3VudCIcyPMYyQGC0+STAhE6ASoiDC92MS9hY2NvdW50cxJhCgxMaXN0QWNjb3VudHMSHC5iYW5rLnYxLkxpc3RBY2NvdW50c1JlcXVlc3QaHS5iYW5rLnYxLkxpc3RBY2NvdW50c1Jlc3BvbnNlIhSC0+STAg4SDC92MS9hY2NvdW50cxJdCgpHZXRBY2NvdW50EhouYmFuay52MS5HZXRBY2NvdW50UmVxdWVzdBoQLmJhbmsudjEuQWNjb3VudCIhgtPkkwIbEhkvdjEvYWNjb3VudHMve2FjY291bnRfaWR9EmEKDENsb3NlQWNjb3VudBIcLmJhbmsudjEuQ2xvc2VBY2NvdW50UmVxdWVzdBoQLmJhbmsudjEuQWNjb3VudCIhgtPkkwIbKhkvdjEvYWNjb3VudHMve2FjY291bnRfaWR9EnAKB0RlcG9zaXQSFy5iYW5rLnYxLkRlcG9zaXRSZXF1ZXN0GhguYmFuay52MS5EZXBvc2l0UmVzcG9uc2UiMsjzGMkBgtPkkwInOgEqIiIvdjEvYWNjb3VudHMve2FjY291bnRfaWR9L2RlcG9zaXRzEnMKC0xpc3RFbnRyaWVzEhsuYmFuay52MS5MaXN0RW50cmllc1JlcXVlc3QaHC5iYW5rLnYxLkxpc3RFbnRyaWVzUmVzcG9uc2UiKYLT5JMCIxIhL3YxL2FjY291bnRzL3thY2NvdW50X2lkfS9lbnRyaWVzEnAKCkdldEJhbGFuY2USGi5iYW5rLnYxLkdldEJhbGFuY2VSZXF1ZXN0GhsuYmFuay52MS5HZXRCYWxhbmNlUmVzcG9uc2UiKYLT5JMCIxIhL3YxL2FjY291bnRzL3thY2NvdW50X2lkfS9iYWxhbmNlYgZwcm90bzM", [file_bank_v1_options, file_bank_v1_types, file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message bank.v1.OpenAccountRequest
@@ -241,6 +241,68 @@ export const ListEntriesResponseSchema: GenMessage<ListEntriesResponse> = /*@__P
   messageDesc(file_bank_v1_account_service, 8);
 
 /**
+ * @generated from message bank.v1.GetBalanceRequest
+ */
+export type GetBalanceRequest = Message<"bank.v1.GetBalanceRequest"> & {
+  /**
+   * @generated from field: int64 account_id = 1;
+   */
+  accountId: bigint;
+
+  /**
+   * The instant (RFC 3339); now when absent.
+   *
+   * @generated from field: google.protobuf.Timestamp at = 2;
+   */
+  at?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message bank.v1.GetBalanceRequest.
+ * Use `create(GetBalanceRequestSchema)` to create a new message.
+ */
+export const GetBalanceRequestSchema: GenMessage<GetBalanceRequest> = /*@__PURE__*/
+  messageDesc(file_bank_v1_account_service, 9);
+
+/**
+ * @generated from message bank.v1.GetBalanceResponse
+ */
+export type GetBalanceResponse = Message<"bank.v1.GetBalanceResponse"> & {
+  /**
+   * @generated from field: int64 account_id = 1;
+   */
+  accountId: bigint;
+
+  /**
+   * ISO 4217 code of the account's currency.
+   *
+   * @generated from field: string currency = 2;
+   */
+  currency: string;
+
+  /**
+   * Minor units, as the account stood at `at`.
+   *
+   * @generated from field: int64 balance = 3;
+   */
+  balance: bigint;
+
+  /**
+   * The instant the balance is for.
+   *
+   * @generated from field: google.protobuf.Timestamp at = 4;
+   */
+  at?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message bank.v1.GetBalanceResponse.
+ * Use `create(GetBalanceResponseSchema)` to create a new message.
+ */
+export const GetBalanceResponseSchema: GenMessage<GetBalanceResponse> = /*@__PURE__*/
+  messageDesc(file_bank_v1_account_service, 10);
+
+/**
  * Accounts of the caller: open, read, add funds, read history, close.
  *
  * @generated from service bank.v1.AccountService
@@ -306,6 +368,17 @@ export const AccountService: GenService<{
     methodKind: "unary";
     input: typeof ListEntriesRequestSchema;
     output: typeof ListEntriesResponseSchema;
+  },
+  /**
+   * Reads an account's balance at an instant (default now): the balance right after its last
+   * entry at or before that instant, 0 before its first.
+   *
+   * @generated from rpc bank.v1.AccountService.GetBalance
+   */
+  getBalance: {
+    methodKind: "unary";
+    input: typeof GetBalanceRequestSchema;
+    output: typeof GetBalanceResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_bank_v1_account_service, 0);

@@ -1,8 +1,8 @@
 import type { CallOptions, FieldViolation, RestClientOptions } from "../../../runtime/rest-transport.ts";
 import { RestError, RestTransport } from "../../../runtime/rest-transport.ts";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { DepositResponse, ListAccountsResponse, ListEntriesResponse } from "./account_service_pb.ts";
-import { CloseAccountRequestSchema, DepositRequestSchema, DepositResponseSchema, GetAccountRequestSchema, ListAccountsRequestSchema, ListAccountsResponseSchema, ListEntriesRequestSchema, ListEntriesResponseSchema, OpenAccountRequestSchema } from "./account_service_pb.ts";
+import type { DepositResponse, GetBalanceResponse, ListAccountsResponse, ListEntriesResponse } from "./account_service_pb.ts";
+import { CloseAccountRequestSchema, DepositRequestSchema, DepositResponseSchema, GetAccountRequestSchema, GetBalanceRequestSchema, GetBalanceResponseSchema, ListAccountsRequestSchema, ListAccountsResponseSchema, ListEntriesRequestSchema, ListEntriesResponseSchema, OpenAccountRequestSchema } from "./account_service_pb.ts";
 import type { Account, Transfer, User } from "./types_pb.ts";
 import { AccountSchema, TransferSchema, UserSchema } from "./types_pb.ts";
 import type { AuthTokens, LoginResponse } from "./auth_service_pb.ts";
@@ -85,6 +85,16 @@ export class AccountServiceClient {
    */
   listEntries(request: MessageInitShape<typeof ListEntriesRequestSchema>, options?: CallOptions): Promise<ListEntriesResponse> {
     return this.#transport.call({"verb":"GET","path":"/v1/accounts/{account_id}/entries","pathFields":["account_id"],"body":""}, ListEntriesRequestSchema, ListEntriesResponseSchema, request, options);
+  }
+
+  /**
+   * Reads an account's balance at an instant (default now): the balance right after its last
+   * entry at or before that instant, 0 before its first.
+   *
+   * GET /v1/accounts/{account_id}/balance
+   */
+  getBalance(request: MessageInitShape<typeof GetBalanceRequestSchema>, options?: CallOptions): Promise<GetBalanceResponse> {
+    return this.#transport.call({"verb":"GET","path":"/v1/accounts/{account_id}/balance","pathFields":["account_id"],"body":""}, GetBalanceRequestSchema, GetBalanceResponseSchema, request, options);
   }
 }
 

@@ -1,7 +1,23 @@
--- ledger_move() again, unchanged but for how it names a refusal: error_code now carries a name
--- (TigerBeetle's CreateTransferResult is the model) instead of an opaque BK00x code, so the name
--- reads the same in the function, in the TypeScript that maps it to a domain error, and in the
--- metrics. 0002 stays as it was applied (migrations are checksummed); this replaces its function.
+-- ledger_move() again, with three changes; 0002 stays as it was applied (migrations are
+-- checksummed) and this replaces its function:
+--   * a refusal is named: error_code carries a name (TigerBeetle's CreateTransferResult is the
+--     model) instead of an opaque BK00x code, so it reads the same in the function, in the
+--     TypeScript that maps it to a domain error, and in the metrics;
+--   * every entry carries balance_after, its account's balance right after it (the column is added
+--     and back-filled here), so a balance at any instant is one index read;
+--   * created_at is taken once the accounts are locked (see step 4).
+--
+-- balance_after: the history of an account in (created_at, id) order is the order its balances
+-- were applied in (step 4), so each entry's balance_after is the running sum of its account's
+-- entries in that order. Existing entries are back-filled the same way.
+ALTER TABLE entries ADD COLUMN balance_after bigint;
+ALTER TABLE entries DISABLE TRIGGER entries_append_only;
+UPDATE entries e
+   SET balance_after = r.running
+  FROM (SELECT id, sum(amount) OVER (PARTITION BY account_id ORDER BY created_at, id) AS running FROM entries) r
+ WHERE e.id = r.id;
+ALTER TABLE entries ENABLE TRIGGER entries_append_only;
+ALTER TABLE entries ALTER COLUMN balance_after SET NOT NULL;
 --
 -- The whole money movement as one function, so a transfer or a deposit costs one round trip.
 --
@@ -158,10 +174,10 @@ BEGIN
   VALUES (v_from.id, v_to.id, p_amount, v_currency, p_operation, p_actor, v_now)
   RETURNING id INTO v_transfer_id;
 
-  INSERT INTO entries (account_id, transfer_id, amount, created_at)
-  VALUES (v_from.id, v_transfer_id, -p_amount, v_now) RETURNING id INTO v_from_entry_id;
-  INSERT INTO entries (account_id, transfer_id, amount, created_at)
-  VALUES (v_to.id, v_transfer_id, p_amount, v_now) RETURNING id INTO v_to_entry_id;
+  INSERT INTO entries (account_id, transfer_id, amount, created_at, balance_after)
+  VALUES (v_from.id, v_transfer_id, -p_amount, v_now, v_from.balance - p_amount) RETURNING id INTO v_from_entry_id;
+  INSERT INTO entries (account_id, transfer_id, amount, created_at, balance_after)
+  VALUES (v_to.id, v_transfer_id, p_amount, v_now, v_to.balance + p_amount) RETURNING id INTO v_to_entry_id;
 
   UPDATE accounts a
      SET balance = a.balance + CASE WHEN a.id = v_from.id THEN -p_amount ELSE p_amount END
