@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { sql, UniqueIntegrityConstraintViolationError, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import { ROLES } from '../auth/actor.ts';
+import { ROLES, type Role } from '../auth/actor.ts';
 import { EmailTaken, UsernameTaken } from '../errors/domain-error.ts';
 import type { EmailVerification, User, UserRecord } from './user.types.ts';
 
@@ -87,6 +87,13 @@ export const userRepository = {
     } catch (error) {
       return mapUniqueViolation(error);
     }
+  },
+
+  /** Sets the user's role; the caller locked the row (findByUsername forUpdate) in its transaction. */
+  async setRole(db: CommonQueryMethods, username: string, role: Role): Promise<User> {
+    const row = await db.one(sql.type(userRow)`
+      UPDATE users SET role = ${role}, updated_at = now() WHERE username = ${username} RETURNING ${userColumns}`);
+    return toUser(row);
   },
 
   async markEmailVerified(db: CommonQueryMethods, username: string): Promise<User> {
