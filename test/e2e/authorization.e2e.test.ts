@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
+import { AuditService } from '@bank/proto/bank/v1/audit_service_pb';
 import { AuthService } from '@bank/proto/bank/v1/auth_service_pb';
 import { TransferService } from '@bank/proto/bank/v1/transfer_service_pb';
 import { UserService } from '@bank/proto/bank/v1/user_service_pb';
@@ -106,6 +107,17 @@ describe.each(['http', 'grpc'] as const)('authorization over %s', (name) => {
     expect((await t.call(AccountService, 'getAccount', { accountId: aliceAccount }, { token: alice.accessToken })).balance).toBe(4_900n);
   });
 
+  it('the audit trail: a banker reads it; the account owner, another user and no token do not', async () => {
+    expect((await t.call(AuditService, 'listAuditEvents', { pageSize: 5 }, { token: banker.accessToken })).auditEvents.length).toBeLessThanOrEqual(5);
+    const denied = { code: 'PERMISSION_DENIED', status: expectedStatus(403, grpc.status.PERMISSION_DENIED) };
+    for (const [label, user] of [['depositor', alice], ['other user', mallory]] as const) {
+      const error = await failure(t.call(AuditService, 'listAuditEvents', {}, { token: user.accessToken }));
+      expect({ label, code: error.code, status: error.status }).toEqual({ label, ...denied });
+    }
+    const anonymous = await failure(t.call(AuditService, 'listAuditEvents', {}, {}));
+    expect({ code: anonymous.code, status: anonymous.status }).toEqual({ code: 'UNAUTHENTICATED', status: expectedStatus(401, grpc.status.UNAUTHENTICATED) });
+  });
+
   it('no token, a malformed token, an expired token, a refresh token or a logged-out token: all unauthenticated', async () => {
     const unauthenticated = { code: 'UNAUTHENTICATED', status: expectedStatus(401, grpc.status.UNAUTHENTICATED) };
     const expiredMaker = await TokenMaker.create({
@@ -133,6 +145,7 @@ describe.each(['http', 'grpc'] as const)('authorization over %s', (name) => {
         () => t.call(AccountService, 'deposit', { accountId: aliceAccount, amount: 1n, idempotencyKey: idemKey() }, { token }),
         () => t.call(TransferService, 'createTransfer', { fromAccountId: aliceAccount, toAccountId: malloryAccount, amount: 1n, currency: 'EUR', idempotencyKey: idemKey() }, { token }),
         () => t.call(UserService, 'getUser', { username: alice.username }, { token }),
+        () => t.call(AuditService, 'listAuditEvents', {}, { token }),
       ]) {
         const error = await failure(call());
         expect({ label, code: error.code, status: error.status }).toEqual({ label, ...unauthenticated });

@@ -44,6 +44,7 @@ describe('HTTP gateway', () => {
         'POST /v1/transfers',
         'GET /v1/transfers/{transfer_id}',
         'GET /v1/transfers',
+        'GET /v1/audit-events',
       ].sort(),
     );
     expect(API_ROUTES.find((r) => r.method.name === 'Login')?.successStatus).toBe(202);

@@ -6,6 +6,7 @@ import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2
 import { anyUnpack } from '@bufbuild/protobuf/wkt';
 import * as grpc from '@grpc/grpc-js';
 import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
+import { AuditService } from '@bank/proto/bank/v1/audit_service_pb';
 import { AuthService } from '@bank/proto/bank/v1/auth_service_pb';
 import { BankRestClient, RestError } from '@bank/proto/bank/v1/rest_client';
 import { TransferService } from '@bank/proto/bank/v1/transfer_service_pb';
@@ -44,11 +45,12 @@ export type Transport = {
   close(): void;
 };
 
-const REST_PROPERTY = new Map<string, 'user' | 'auth' | 'account' | 'transfer'>([
+const REST_PROPERTY = new Map<string, 'user' | 'auth' | 'account' | 'transfer' | 'audit'>([
   [UserService.typeName, 'user'],
   [AuthService.typeName, 'auth'],
   [AccountService.typeName, 'account'],
   [TransferService.typeName, 'transfer'],
+  [AuditService.typeName, 'audit'],
 ]);
 
 export function httpTransport(baseUrl: string): Transport & { client: BankRestClient } {

@@ -4,6 +4,7 @@
 import { create, type DescMessage, type DescMethod, type DescService, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import { EmptySchema, timestampDate, timestampFromDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { AccountService, ListAccountsResponseSchema, ListEntriesResponseSchema } from '@bank/proto/bank/v1/account_service_pb';
+import { AuditService, ListAuditEventsResponseSchema } from '@bank/proto/bank/v1/audit_service_pb';
 import { AuthService } from '@bank/proto/bank/v1/auth_service_pb';
 import { TransferService, ListTransfersResponseSchema } from '@bank/proto/bank/v1/transfer_service_pb';
 import { UserService } from '@bank/proto/bank/v1/user_service_pb';
@@ -11,13 +12,13 @@ import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2
 import type { Bank } from '@bank/shared/app/bank';
 import type { Actor } from '@bank/shared/auth/actor';
 import { Unauthenticated } from '@bank/shared/errors/domain-error';
-import { toProtoAccount, toProtoAuthTokens, toProtoEntry, toProtoTransfer, toProtoUser } from './proto-mapping.ts';
+import { toProtoAccount, toProtoAuditEvent, toProtoAuthTokens, toProtoEntry, toProtoTransfer, toProtoUser } from './proto-mapping.ts';
 
 /** The services both edges serve, in the order they are listed. */
-export const BANK_SERVICES: readonly DescService[] = [UserService, AuthService, AccountService, TransferService];
+export const BANK_SERVICES: readonly DescService[] = [UserService, AuthService, AccountService, TransferService, AuditService];
 
 /** The use cases the handlers call. */
-export type UseCases = Pick<Bank, 'ledger' | 'users' | 'sessions'>;
+export type UseCases = Pick<Bank, 'ledger' | 'users' | 'sessions' | 'audit'>;
 
 /** What a handler knows about its call besides the request message. */
 export type HandlerContext = {
@@ -158,6 +159,15 @@ function transferHandlers(app: UseCases): ServiceHandlers<typeof TransferService
   };
 }
 
+function auditHandlers(app: UseCases): ServiceHandlers<typeof AuditService> {
+  return {
+    listAuditEvents: async (req, ctx) => {
+      const page = await app.audit.listAuditEvents(actorOf(ctx), { pageSize: req.pageSize, pageToken: req.pageToken }, opts(ctx));
+      return create(ListAuditEventsResponseSchema, { auditEvents: page.items.map(toProtoAuditEvent), nextPageToken: page.nextPageToken });
+    },
+  };
+}
+
 /**
  * Every method of BANK_SERVICES with its handler, keyed by the method's full name
  * (`bank.v1.AccountService.OpenAccount`). Throws at start-up when a method of the contract has
@@ -169,6 +179,7 @@ export function createBankHandlers(app: UseCases): Map<string, { method: DescMet
     [AuthService.typeName]: authHandlers(app) as never,
     [AccountService.typeName]: accountHandlers(app) as never,
     [TransferService.typeName]: transferHandlers(app) as never,
+    [AuditService.typeName]: auditHandlers(app) as never,
   };
   const handlers = new Map<string, { method: DescMethod; handle: BoundHandler }>();
   for (const service of BANK_SERVICES) {

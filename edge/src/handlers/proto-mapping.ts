@@ -2,6 +2,7 @@
 // carry the same fields.
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate, type Timestamp } from '@bufbuild/protobuf/wkt';
+import { AuditEventSchema, type AuditEvent as ProtoAuditEvent } from '@bank/proto/bank/v1/audit_service_pb';
 import { AuthTokensSchema, type AuthTokens as ProtoAuthTokens } from '@bank/proto/bank/v1/auth_service_pb';
 import {
   AccountSchema,
@@ -16,6 +17,7 @@ import {
   type Transfer as ProtoTransfer,
   type User as ProtoUser,
 } from '@bank/proto/bank/v1/types_pb';
+import type { AuditEvent } from '@bank/shared/audit/audit.types';
 import type { AuthTokens } from '@bank/shared/auth/session.service';
 import type { Account, Entry, Transfer } from '@bank/shared/ledger/ledger.types';
 import type { User } from '@bank/shared/users/user.types';
@@ -77,5 +79,16 @@ export function toProtoAuthTokens(tokens: AuthTokens): ProtoAuthTokens {
     refreshToken: tokens.refreshToken,
     refreshTokenExpiresAt: ts(tokens.refreshTokenExpiresAt),
     user: toProtoUser(tokens.user),
+  });
+}
+
+export function toProtoAuditEvent(event: AuditEvent): ProtoAuditEvent {
+  return create(AuditEventSchema, {
+    id: event.id,
+    actor: event.actor,
+    action: event.action,
+    target: event.target,
+    reason: event.reason ?? '',
+    createdAt: ts(event.createdAt),
   });
 }

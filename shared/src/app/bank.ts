@@ -2,6 +2,7 @@
 // (services/*/src) opens the pool and the registry, calls createBank with its config slice, and
 // wires the result to its protocol.
 import type { Registry } from 'prom-client';
+import { AuditService } from '../audit/audit.service.ts';
 import { PasswordHasher } from '../auth/password.ts';
 import { RateLimiter } from '../auth/rate-limiter.ts';
 import { SessionLiveness } from '../auth/session-liveness.ts';
@@ -42,6 +43,8 @@ export type BankConfig = Pick<
 /** Everything an edge process serves, built once. */
 export type Bank = {
   ledger: LedgerService;
+  /** The audit trail, for bankers. */
+  audit: AuditService;
   users: UserService;
   sessions: SessionService;
   tokens: TokenMaker;
@@ -98,6 +101,7 @@ export async function createBank(config: BankConfig, deps: { pool: DatabasePool;
   let closed: Promise<void> | undefined;
   return {
     ledger: new LedgerService({ pool, maxBatchSize: config.LEDGER_BATCH_MAX_SIZE, ...(observer ? { observer } : {}) }),
+    audit: new AuditService({ pool }),
     users: new UserService({ pool, passwords, outbox, rateLimiter, sessionRevocations: sessionLiveness }),
     sessions: new SessionService({ pool, passwords, tokens, outbox, rateLimiter, loginEmailLimiter, config, logger, liveness: sessionLiveness }),
     tokens,

@@ -5,6 +5,8 @@ import type { DepositResponse, GetBalanceResponse, ListAccountsResponse, ListEnt
 import { CloseAccountRequestSchema, DepositRequestSchema, DepositResponseSchema, GetAccountRequestSchema, GetBalanceRequestSchema, GetBalanceResponseSchema, ListAccountsRequestSchema, ListAccountsResponseSchema, ListEntriesRequestSchema, ListEntriesResponseSchema, OpenAccountRequestSchema } from "./account_service_pb.ts";
 import type { Account, Transfer, User } from "./types_pb.ts";
 import { AccountSchema, TransferSchema, UserSchema } from "./types_pb.ts";
+import type { ListAuditEventsResponse } from "./audit_service_pb.ts";
+import { ListAuditEventsRequestSchema, ListAuditEventsResponseSchema } from "./audit_service_pb.ts";
 import type { AuthTokens, LoginResponse } from "./auth_service_pb.ts";
 import { AuthTokensSchema, ConfirmLoginRequestSchema, LoginRequestSchema, LoginResponseSchema, LogoutRequestSchema, RefreshTokenRequestSchema } from "./auth_service_pb.ts";
 import type { Empty } from "@bufbuild/protobuf/wkt";
@@ -95,6 +97,27 @@ export class AccountServiceClient {
    */
   getBalance(request: MessageInitShape<typeof GetBalanceRequestSchema>, options?: CallOptions): Promise<GetBalanceResponse> {
     return this.#transport.call({"verb":"GET","path":"/v1/accounts/{account_id}/balance","pathFields":["account_id"],"body":""}, GetBalanceRequestSchema, GetBalanceResponseSchema, request, options);
+  }
+}
+
+/**
+ * REST client for bank.v1.AuditService.
+ *
+ * The append-only trail of what bankers and operators did. Bankers only.
+ */
+export class AuditServiceClient {
+  readonly #transport: RestTransport;
+  constructor(transport: RestTransport) {
+    this.#transport = transport;
+  }
+
+  /**
+   * Lists audit events, newest first, page by page.
+   *
+   * GET /v1/audit-events
+   */
+  listAuditEvents(request: MessageInitShape<typeof ListAuditEventsRequestSchema>, options?: CallOptions): Promise<ListAuditEventsResponse> {
+    return this.#transport.call({"verb":"GET","path":"/v1/audit-events","pathFields":[],"body":""}, ListAuditEventsRequestSchema, ListAuditEventsResponseSchema, request, options);
   }
 }
 
@@ -244,6 +267,7 @@ export class UserServiceClient {
 export class BankRestClient {
   readonly options: RestClientOptions;
   readonly account: AccountServiceClient;
+  readonly audit: AuditServiceClient;
   readonly auth: AuthServiceClient;
   readonly transfer: TransferServiceClient;
   readonly user: UserServiceClient;
@@ -251,6 +275,7 @@ export class BankRestClient {
     this.options = options;
     const transport = new RestTransport(options);
     this.account = new AccountServiceClient(transport);
+    this.audit = new AuditServiceClient(transport);
     this.auth = new AuthServiceClient(transport);
     this.transfer = new TransferServiceClient(transport);
     this.user = new UserServiceClient(transport);
