@@ -42,6 +42,9 @@ FROM base AS runtime
 COPY package.json ./
 COPY shared/ shared/
 COPY proto/ proto/
+# The operator's admin command (`kubectl exec ... scripts/ops/src/admin.ts`, or a Job on any image):
+# one file over shared/, so every image can change a role where DATABASE_URL is already set.
+COPY scripts/ops/src/admin.ts scripts/ops/src/
 # libuv reads UV_THREADPOOL_SIZE once, when its pool starts, so it is set here and not in code.
 # bcrypt takes at most BCRYPT_CONCURRENCY (2) of these threads; the rest stay free for DNS
 # lookups, file reads and zlib during a login burst.

@@ -16,7 +16,11 @@ import { createDatabasePool } from '@bank/shared/db/pool';
 import { isDomainError } from '@bank/shared/errors/domain-error';
 import { createRedis, type Redis } from '@bank/shared/redis/redis';
 import { RoleService, type RoleChangeResult } from '@bank/shared/users/role.service';
-import { consoleOutput, type Output } from './cli.ts';
+
+// Imports nothing of this workspace but @bank/shared: the images carry this one file (see the
+// Dockerfile), so `kubectl exec` into a running pod or a Job on the migrator image can run it.
+export type Output = { log: (line: string) => void; error: (line: string) => void };
+const consoleOutput: Output = { log: (line) => console.log(line), error: (line) => console.error(line) };
 
 export const ADMIN_EXIT = { ok: 0, unexpected: 1, usage: 2, userNotFound: 3 } as const;
 export type AdminExitCode = (typeof ADMIN_EXIT)[keyof typeof ADMIN_EXIT];
