@@ -63,6 +63,7 @@ describe.each(['http', 'grpc'] as const)('authorization over %s', (name) => {
     const token = mallory.accessToken;
     await expectNoLeak((accountId) => t.call(AccountService, 'getAccount', { accountId }, { token }));
     await expectNoLeak((accountId) => t.call(AccountService, 'listEntries', { accountId }, { token }));
+    await expectNoLeak((accountId) => t.call(AccountService, 'getBalance', { accountId }, { token }));
     await expectNoLeak((accountId) => t.call(TransferService, 'listTransfers', { accountId }, { token }));
     await expectNoLeak((accountId) => t.call(AccountService, 'closeAccount', { accountId }, { token }));
     await expectNoLeak((accountId) => t.call(AccountService, 'deposit', { accountId, amount: 10n, idempotencyKey: idemKey() }, { token }));
@@ -146,6 +147,7 @@ describe.each(['http', 'grpc'] as const)('authorization over %s', (name) => {
         () => t.call(TransferService, 'createTransfer', { fromAccountId: aliceAccount, toAccountId: malloryAccount, amount: 1n, currency: 'EUR', idempotencyKey: idemKey() }, { token }),
         () => t.call(UserService, 'getUser', { username: alice.username }, { token }),
         () => t.call(AuditService, 'listAuditEvents', {}, { token }),
+        () => t.call(AccountService, 'getBalance', { accountId: aliceAccount }, { token }),
       ]) {
         const error = await failure(call());
         expect({ label, code: error.code, status: error.status }).toEqual({ label, ...unauthenticated });

@@ -41,6 +41,7 @@ describe('HTTP gateway', () => {
         'DELETE /v1/accounts/{account_id}',
         'POST /v1/accounts/{account_id}/deposits',
         'GET /v1/accounts/{account_id}/entries',
+        'GET /v1/accounts/{account_id}/balance',
         'POST /v1/transfers',
         'GET /v1/transfers/{transfer_id}',
         'GET /v1/transfers',
