@@ -42,6 +42,8 @@ describe('HTTP gateway', () => {
         'POST /v1/accounts/{account_id}/deposits',
         'GET /v1/accounts/{account_id}/entries',
         'GET /v1/accounts/{account_id}/balance',
+        'POST /v1/accounts/{account_id}/freeze',
+        'POST /v1/accounts/{account_id}/unfreeze',
         'POST /v1/transfers',
         'GET /v1/transfers/{transfer_id}',
         'GET /v1/transfers',

@@ -48,6 +48,7 @@ export const ERROR_STATUS: Record<ErrorCode, Mapping> = {
   EMAIL_TAKEN: { http: 409, grpc: GrpcCode.ALREADY_EXISTS, title: 'Email taken' },
   FAILED_PRECONDITION: { http: 409, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Failed precondition' },
   ACCOUNT_CLOSED: { http: 409, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Account closed' },
+  ACCOUNT_FROZEN: { http: 409, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Account frozen' },
   ACCOUNT_NOT_EMPTY: { http: 409, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Account not empty' },
   IDEMPOTENCY_CONFLICT: { http: 409, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Idempotency key reused' },
   INSUFFICIENT_FUNDS: { http: 422, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Insufficient funds' },

@@ -127,6 +127,8 @@ function accountHandlers(app: UseCases): ServiceHandlers<typeof AccountService> 
       const page = await app.ledger.listEntries(actorOf(ctx), historyInput(req), opts(ctx));
       return create(ListEntriesResponseSchema, { entries: page.items.map(toProtoEntry), nextPageToken: page.nextPageToken });
     },
+    freezeAccount: async (req, ctx) => toProtoAccount(await app.ledger.freezeAccount(actorOf(ctx), { accountId: req.accountId, reason: req.reason }, opts(ctx))),
+    unfreezeAccount: async (req, ctx) => toProtoAccount(await app.ledger.unfreezeAccount(actorOf(ctx), { accountId: req.accountId, reason: req.reason }, opts(ctx))),
     getBalance: async (req, ctx) => {
       const balance = await app.ledger.getBalance(actorOf(ctx), { accountId: req.accountId, at: date(req.at) }, opts(ctx));
       return { accountId: balance.accountId, currency: balance.currency, balance: balance.balance, at: timestampFromDate(balance.at) };

@@ -41,7 +41,7 @@ export function toProtoAccount(account: Account): ProtoAccount {
     owner: account.owner,
     currency: account.currency,
     balance: account.balance,
-    status: account.status === 'open' ? AccountStatus.OPEN : AccountStatus.CLOSED,
+    status: { open: AccountStatus.OPEN, frozen: AccountStatus.FROZEN, closed: AccountStatus.CLOSED }[account.status],
     createdAt: ts(account.createdAt),
     ...(account.closedAt ? { closedAt: ts(account.closedAt) } : {}),
   });

@@ -41,6 +41,7 @@ ALTER TABLE entries ALTER COLUMN balance_after SET NOT NULL;
 --   account_not_found     the account id (also someone else's account, for a depositor)
 --   permission_denied     the account id (a banker moving money out of or into an account not theirs)
 --   account_closed        the account id
+--   account_frozen        the account id (a banker froze it; 0008 adds the status)
 --   currency_mismatch     the currencies of both accounts and of the request
 --   insufficient_funds    the paying account's id
 --   idempotency_conflict  a sentence: the key came earlier with a different request
@@ -146,9 +147,9 @@ BEGIN
     ELSIF v_to.is_system THEN
       v_error := 'account_not_found'; v_detail := v_to.id::text;
     ELSIF v_from.status <> 'open' THEN
-      v_error := 'account_closed'; v_detail := v_from.id::text;
+      v_error := CASE v_from.status WHEN 'frozen' THEN 'account_frozen' ELSE 'account_closed' END; v_detail := v_from.id::text;
     ELSIF v_to.status <> 'open' THEN
-      v_error := 'account_closed'; v_detail := v_to.id::text;
+      v_error := CASE v_to.status WHEN 'frozen' THEN 'account_frozen' ELSE 'account_closed' END; v_detail := v_to.id::text;
     ELSIF v_from.currency <> v_currency OR v_to.currency <> v_currency THEN
       v_error := 'currency_mismatch';
       v_detail := format('currency mismatch: from %s to %s, request %s', v_from.currency, v_to.currency, v_currency);

@@ -178,9 +178,9 @@ BEGIN
     ELSIF v_to.is_system THEN
       v_error := 'account_not_found'; v_detail := v_to.id::text;
     ELSIF v_from.status <> 'open' THEN
-      v_error := 'account_closed'; v_detail := v_from.id::text;
+      v_error := CASE v_from.status WHEN 'frozen' THEN 'account_frozen' ELSE 'account_closed' END; v_detail := v_from.id::text;
     ELSIF v_to.status <> 'open' THEN
-      v_error := 'account_closed'; v_detail := v_to.id::text;
+      v_error := CASE v_to.status WHEN 'frozen' THEN 'account_frozen' ELSE 'account_closed' END; v_detail := v_to.id::text;
     ELSIF v_from.currency <> v_currency[i] OR v_to.currency <> v_currency[i] THEN
       v_error := 'currency_mismatch';
       v_detail := format('currency mismatch: from %s to %s, request %s', v_from.currency, v_to.currency, v_currency[i]);

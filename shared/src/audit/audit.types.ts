@@ -2,7 +2,7 @@
  * What an audit event records. Role changes today; credit, reversal, freeze and unfreeze are added
  * here (and to the CHECK of `audit_events.action`) with their features.
  */
-export const AUDIT_ACTIONS = ['role_granted', 'role_revoked'] as const;
+export const AUDIT_ACTIONS = ['role_granted', 'role_revoked', 'account_frozen', 'account_unfrozen'] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** One row of the append-only trail. */

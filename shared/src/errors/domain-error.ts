@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'INSUFFICIENT_FUNDS'
   | 'CURRENCY_MISMATCH'
   | 'ACCOUNT_CLOSED'
+  | 'ACCOUNT_FROZEN'
   | 'ACCOUNT_NOT_EMPTY'
   | 'SAME_ACCOUNT'
   | 'AMOUNT_OUT_OF_RANGE'
@@ -104,6 +105,13 @@ export class CurrencyMismatch extends DomainError {
 export class AccountClosed extends DomainError {
   constructor(accountId: bigint | string) {
     super('ACCOUNT_CLOSED', `account ${String(accountId)} is closed`);
+  }
+}
+
+/** A banker froze the account: it can be read, but no money moves in or out until it is unfrozen. */
+export class AccountFrozen extends DomainError {
+  constructor(accountId: bigint | string) {
+    super('ACCOUNT_FROZEN', `account ${String(accountId)} is frozen`);
   }
 }
 

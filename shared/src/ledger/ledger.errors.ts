@@ -1,6 +1,7 @@
 import {
   AccountAlreadyExists,
   AccountClosed,
+  AccountFrozen,
   AccountNotFound,
   AmountOutOfRange,
   CurrencyMismatch,
@@ -20,6 +21,7 @@ export const LEDGER_REFUSALS = [
   'account_not_found',
   'permission_denied',
   'account_closed',
+  'account_frozen',
   'currency_mismatch',
   'insufficient_funds',
   'idempotency_conflict',
@@ -37,6 +39,7 @@ const REFUSAL_ERRORS: Record<LedgerRefusal, (detail: string) => DomainError> = {
   account_not_found: (id) => new AccountNotFound(id),
   permission_denied: (id) => new PermissionDenied(`you may not move money out of or into account ${id}`),
   account_closed: (id) => new AccountClosed(id),
+  account_frozen: (id) => new AccountFrozen(id),
   currency_mismatch: (message) => new CurrencyMismatch(message),
   insufficient_funds: (id) => new InsufficientFunds(id),
   idempotency_conflict: () => new IdempotencyConflict(),

@@ -1,6 +1,6 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import { AccountClosed, AccountNotEmpty, AccountNotFound, type DomainError } from '../errors/domain-error.ts';
+import { AccountClosed, AccountFrozen, AccountNotEmpty, AccountNotFound, type DomainError } from '../errors/domain-error.ts';
 import type { Role } from '../auth/actor.ts';
 import type { Currency } from './currency.ts';
 import { databaseErrorToDomainError, refusalError } from './ledger.errors.ts';
@@ -208,7 +208,25 @@ export const ledgerRepository = {
       SELECT id, owner, status, balance FROM accounts WHERE id = ${id} AND NOT is_system`);
     if (!state || state.owner !== owner) throw new AccountNotFound(id);
     if (state.status === 'closed') throw new AccountClosed(id);
+    if (state.status === 'frozen') throw new AccountFrozen(id);
     throw new AccountNotEmpty(id);
+  },
+
+  /**
+   * Moves a user account between open and frozen, locking its row: `changed` is false when it
+   * already had that status. Null when there is no such user account.
+   * @throws AccountClosed
+   */
+  async setFrozen(db: CommonQueryMethods, id: bigint, frozen: boolean): Promise<{ account: Account; changed: boolean } | null> {
+    const current = await db.maybeOne(sql.type(accountRow)`
+      SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE id = ${id} AND NOT is_system FOR UPDATE`);
+    if (!current) return null;
+    if (current.status === 'closed') throw new AccountClosed(id);
+    const wanted = frozen ? 'frozen' : 'open';
+    if (current.status === wanted) return { account: toAccount(current), changed: false };
+    const updated = await db.one(sql.type(accountRow)`
+      UPDATE accounts SET status = ${wanted} WHERE id = ${id} RETURNING ${ACCOUNT_COLUMNS}`);
+    return { account: toAccount(updated), changed: true };
   },
 
   /**

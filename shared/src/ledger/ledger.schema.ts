@@ -8,7 +8,7 @@ export const accountRow = z.object({
   owner: z.string(),
   currency: z.enum(CURRENCIES),
   balance: z.bigint(),
-  status: z.enum(['open', 'closed']),
+  status: z.enum(['open', 'frozen', 'closed']),
   created_at: z.date(),
   closed_at: z.date().nullable(),
 });
@@ -65,7 +65,7 @@ export const moveResultRow = z.union([moveRow, refusedMoveRow.passthrough()]);
 export const accountStateRow = z.object({
   id: z.bigint(),
   owner: z.string().nullable(),
-  status: z.enum(['open', 'closed']),
+  status: z.enum(['open', 'frozen', 'closed']),
   balance: z.bigint(),
 });
 

@@ -10,6 +10,7 @@ import {
 } from '../errors/domain-error.ts';
 import { parseCurrency } from './currency.ts';
 import { throwIfAborted, type UseCaseOptions } from '../use-case/use-case-options.ts';
+import { auditRepository } from '../audit/audit.repository.ts';
 import { MoveBatcher } from './move-batcher.ts';
 import { ledgerRepository, type HistoryQuery, type MoveCommand } from './ledger.repository.ts';
 import type { Account, BalanceAt, Entry, Page, PageRequest, Transfer, TransferResult } from './ledger.types.ts';
@@ -202,6 +203,41 @@ export class LedgerService {
   async listTransfers(actor: Actor, input: HistoryInput, options: UseCaseOptions = {}): Promise<Page<Transfer>> {
     const query = this.#historyQuery(actor, input, 'transfers', options);
     return this.#page(actor, query, await ledgerRepository.listTransfers(this.#pool, query), 'transfers', options);
+  }
+
+  /**
+   * Freezes a user account (bankers only): readable, but every money movement in or out is refused
+   * with AccountFrozen until it is unfrozen. Writes an `account_frozen` audit event in the same
+   * transaction; freezing a frozen account changes nothing and writes nothing.
+   * @throws InvalidArgument (account_id, reason), PermissionDenied, AccountNotFound, AccountClosed
+   */
+  async freezeAccount(actor: Actor, input: { accountId: bigint; reason: string }, options: UseCaseOptions = {}): Promise<Account> {
+    return this.#setFrozen(actor, input, true, options);
+  }
+
+  /**
+   * Unfreezes an account (bankers only), with an `account_unfrozen` audit event; unfreezing an
+   * open account changes nothing and writes nothing.
+   * @throws InvalidArgument (account_id, reason), PermissionDenied, AccountNotFound, AccountClosed
+   */
+  async unfreezeAccount(actor: Actor, input: { accountId: bigint; reason: string }, options: UseCaseOptions = {}): Promise<Account> {
+    return this.#setFrozen(actor, input, false, options);
+  }
+
+  async #setFrozen(actor: Actor, input: { accountId: bigint; reason: string }, frozen: boolean, options: UseCaseOptions): Promise<Account> {
+    const accountId = parseId(input.accountId, 'account_id');
+    const reason = typeof input.reason === 'string' ? input.reason.trim() : '';
+    if (reason.length < 1 || reason.length > 500) throw InvalidArgument.field('reason', 'is required (1 to 500 characters): it is kept in the audit trail');
+    if (actor.role !== 'banker') throw new PermissionDenied(`only a banker may ${frozen ? 'freeze' : 'unfreeze'} an account`);
+    throwIfAborted(options.signal);
+    return this.#pool.transaction(async (tx) => {
+      const result = await ledgerRepository.setFrozen(tx, accountId, frozen);
+      if (!result) throw new AccountNotFound(accountId);
+      if (result.changed) {
+        await auditRepository.insert(tx, { actor: actor.username, action: frozen ? 'account_frozen' : 'account_unfrozen', target: `account:${accountId}`, reason });
+      }
+      return result.account;
+    });
   }
 
   /**

@@ -1,6 +1,6 @@
 import type { Currency } from './currency.ts';
 
-export type AccountStatus = 'open' | 'closed';
+export type AccountStatus = 'open' | 'frozen' | 'closed';
 
 export type Account = {
   id: bigint;

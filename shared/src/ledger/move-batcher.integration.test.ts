@@ -175,6 +175,8 @@ describe('group commit', () => {
     const closed = await holder(0n);
     await ledger.closeAccount(closed.actor, closed.account.id);
     const euro = await ledger.openAccount(bob.actor, { currency: 'EUR' });
+    const frozen = await holder(10n);
+    await ledger.freezeAccount(banker, { accountId: frozen.account.id, reason: 'parity test' });
     const systemUsd = await db.pool.oneFirst(sql.type(z.object({ id: z.bigint() }))`SELECT id FROM accounts WHERE is_system AND currency = 'USD'`);
     const base = (actor: Actor, overrides: Partial<MoveCommand>): MoveCommand => ({
       actor: actor.username,
@@ -197,6 +199,9 @@ describe('group commit', () => {
       base(alice.actor, { toAccountId: closed.account.id }),
       base(closed.actor, { fromAccountId: closed.account.id }),
       base(alice.actor, { toAccountId: euro.id }),
+      base(alice.actor, { toAccountId: frozen.account.id }), // into a frozen account
+      base(frozen.actor, { fromAccountId: frozen.account.id }), // out of a frozen account
+      base(frozen.actor, { operation: 'deposit', fromAccountId: null, currency: null, toAccountId: frozen.account.id }),
       base(alice.actor, { currency: 'EUR' }),
       base(alice.actor, { amount: 51n }),
       base(alice.actor, { operation: 'deposit', fromAccountId: null, currency: null, toAccountId: 999_999_999n }),

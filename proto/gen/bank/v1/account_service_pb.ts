@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bank/v1/account_service.proto.
  */
 export const file_bank_v1_account_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1iYW5rL3YxL2FjY291bnRfc2VydmljZS5wcm90bxIHYmFuay52MSImChJPcGVuQWNjb3VudFJlcXVlc3QSEAoIY3VycmVuY3kYASABKAkiFQoTTGlzdEFjY291bnRzUmVxdWVzdCI6ChRMaXN0QWNjb3VudHNSZXNwb25zZRIiCghhY2NvdW50cxgBIAMoCzIQLmJhbmsudjEuQWNjb3VudCInChFHZXRBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDIikKE0Nsb3NlQWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoAyJNCg5EZXBvc2l0UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDEg4KBmFtb3VudBgCIAEoAxIXCg9pZGVtcG90ZW5jeV9rZXkYAyABKAkieAoPRGVwb3NpdFJlc3BvbnNlEiMKCHRyYW5zZmVyGAEgASgLMhEuYmFuay52MS5UcmFuc2ZlchIdCgVlbnRyeRgCIAEoCzIOLmJhbmsudjEuRW50cnkSDwoHYmFsYW5jZRgDIAEoAxIQCghyZXBsYXllZBgEIAEoCCKlAQoSTGlzdEVudHJpZXNSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAMSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSKQoFc2luY2UYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJPChNMaXN0RW50cmllc1Jlc3BvbnNlEh8KB2VudHJpZXMYASADKAsyDi5iYW5rLnYxLkVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJPChFHZXRCYWxhbmNlUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJzChJHZXRCYWxhbmNlUmVzcG9uc2USEgoKYWNjb3VudF9pZBgBIAEoAxIQCghjdXJyZW5jeRgCIAEoCRIPCgdiYWxhbmNlGAMgASgDEiYKAmF0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDLqBQoOQWNjb3VudFNlcnZpY2USWgoLT3BlbkFjY291bnQSGy5iYW5rLnYxLk9wZW5BY2NvdW50UmVxdWVzdBoQLmJhbmsudjEuQWNjb3VudCIcyPMYyQGC0+STAhE6ASoiDC92MS9hY2NvdW50cxJhCgxMaXN0QWNjb3VudHMSHC5iYW5rLnYxLkxpc3RBY2NvdW50c1JlcXVlc3QaHS5iYW5rLnYxLkxpc3RBY2NvdW50c1Jlc3BvbnNlIhSC0+STAg4SDC92MS9hY2NvdW50cxJdCgpHZXRBY2NvdW50EhouYmFuay52MS5HZXRBY2NvdW50UmVxdWVzdBoQLmJhbmsudjEuQWNjb3VudCIhgtPkkwIbEhkvdjEvYWNjb3VudHMve2FjY291bnRfaWR9EmEKDENsb3NlQWNjb3VudBIcLmJhbmsudjEuQ2xvc2VBY2NvdW50UmVxdWVzdBoQLmJhbmsudjEuQWNjb3VudCIhgtPkkwIbKhkvdjEvYWNjb3VudHMve2FjY291bnRfaWR9EnAKB0RlcG9zaXQSFy5iYW5rLnYxLkRlcG9zaXRSZXF1ZXN0GhguYmFuay52MS5EZXBvc2l0UmVzcG9uc2UiMsjzGMkBgtPkkwInOgEqIiIvdjEvYWNjb3VudHMve2FjY291bnRfaWR9L2RlcG9zaXRzEnMKC0xpc3RFbnRyaWVzEhsuYmFuay52MS5MaXN0RW50cmllc1JlcXVlc3QaHC5iYW5rLnYxLkxpc3RFbnRyaWVzUmVzcG9uc2UiKYLT5JMCIxIhL3YxL2FjY291bnRzL3thY2NvdW50X2lkfS9lbnRyaWVzEnAKCkdldEJhbGFuY2USGi5iYW5rLnYxLkdldEJhbGFuY2VSZXF1ZXN0GhsuYmFuay52MS5HZXRCYWxhbmNlUmVzcG9uc2UiKYLT5JMCIxIhL3YxL2FjY291bnRzL3thY2NvdW50X2lkfS9iYWxhbmNlYgZwcm90bzM", [file_bank_v1_options, file_bank_v1_types, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Ch1iYW5rL3YxL2FjY291bnRfc2VydmljZS5wcm90bxIHYmFuay52MSImChJPcGVuQWNjb3VudFJlcXVlc3QSEAoIY3VycmVuY3kYASABKAkiFQoTTGlzdEFjY291bnRzUmVxdWVzdCI6ChRMaXN0QWNjb3VudHNSZXNwb25zZRIiCghhY2NvdW50cxgBIAMoCzIQLmJhbmsudjEuQWNjb3VudCInChFHZXRBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDIikKE0Nsb3NlQWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoAyJNCg5EZXBvc2l0UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDEg4KBmFtb3VudBgCIAEoAxIXCg9pZGVtcG90ZW5jeV9rZXkYAyABKAkieAoPRGVwb3NpdFJlc3BvbnNlEiMKCHRyYW5zZmVyGAEgASgLMhEuYmFuay52MS5UcmFuc2ZlchIdCgVlbnRyeRgCIAEoCzIOLmJhbmsudjEuRW50cnkSDwoHYmFsYW5jZRgDIAEoAxIQCghyZXBsYXllZBgEIAEoCCKlAQoSTGlzdEVudHJpZXNSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAMSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSKQoFc2luY2UYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJPChNMaXN0RW50cmllc1Jlc3BvbnNlEh8KB2VudHJpZXMYASADKAsyDi5iYW5rLnYxLkVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI6ChRGcmVlemVBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDEg4KBnJlYXNvbhgCIAEoCSI8ChZVbmZyZWV6ZUFjY291bnRSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAMSDgoGcmVhc29uGAIgASgJIk8KEUdldEJhbGFuY2VSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAMSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInMKEkdldEJhbGFuY2VSZXNwb25zZRISCgphY2NvdW50X2lkGAEgASgDEhAKCGN1cnJlbmN5GAIgASgJEg8KB2JhbGFuY2UYAyABKAMSJgoCYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wMs4HCg5BY2NvdW50U2VydmljZRJaCgtPcGVuQWNjb3VudBIbLmJhbmsudjEuT3BlbkFjY291bnRSZXF1ZXN0GhAuYmFuay52MS5BY2NvdW50IhzI8xjJAYLT5JMCEToBKiIML3YxL2FjY291bnRzEmEKDExpc3RBY2NvdW50cxIcLmJhbmsudjEuTGlzdEFjY291bnRzUmVxdWVzdBodLmJhbmsudjEuTGlzdEFjY291bnRzUmVzcG9uc2UiFILT5JMCDhIML3YxL2FjY291bnRzEl0KCkdldEFjY291bnQSGi5iYW5rLnYxLkdldEFjY291bnRSZXF1ZXN0GhAuYmFuay52MS5BY2NvdW50IiGC0+STAhsSGS92MS9hY2NvdW50cy97YWNjb3VudF9pZH0SYQoMQ2xvc2VBY2NvdW50EhwuYmFuay52MS5DbG9zZUFjY291bnRSZXF1ZXN0GhAuYmFuay52MS5BY2NvdW50IiGC0+STAhsqGS92MS9hY2NvdW50cy97YWNjb3VudF9pZH0ScAoHRGVwb3NpdBIXLmJhbmsudjEuRGVwb3NpdFJlcXVlc3QaGC5iYW5rLnYxLkRlcG9zaXRSZXNwb25zZSIyyPMYyQGC0+STAic6ASoiIi92MS9hY2NvdW50cy97YWNjb3VudF9pZH0vZGVwb3NpdHMScwoLTGlzdEVudHJpZXMSGy5iYW5rLnYxLkxpc3RFbnRyaWVzUmVxdWVzdBocLmJhbmsudjEuTGlzdEVudHJpZXNSZXNwb25zZSIpgtPkkwIjEiEvdjEvYWNjb3VudHMve2FjY291bnRfaWR9L2VudHJpZXMSbQoNRnJlZXplQWNjb3VudBIdLmJhbmsudjEuRnJlZXplQWNjb3VudFJlcXVlc3QaEC5iYW5rLnYxLkFjY291bnQiK4LT5JMCJToBKiIgL3YxL2FjY291bnRzL3thY2NvdW50X2lkfS9mcmVlemUScwoPVW5mcmVlemVBY2NvdW50Eh8uYmFuay52MS5VbmZyZWV6ZUFjY291bnRSZXF1ZXN0GhAuYmFuay52MS5BY2NvdW50Ii2C0+STAic6ASoiIi92MS9hY2NvdW50cy97YWNjb3VudF9pZH0vdW5mcmVlemUScAoKR2V0QmFsYW5jZRIaLmJhbmsudjEuR2V0QmFsYW5jZVJlcXVlc3QaGy5iYW5rLnYxLkdldEJhbGFuY2VSZXNwb25zZSIpgtPkkwIjEiEvdjEvYWNjb3VudHMve2FjY291bnRfaWR9L2JhbGFuY2ViBnByb3RvMw", [file_bank_v1_options, file_bank_v1_types, file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message bank.v1.OpenAccountRequest
@@ -241,6 +241,54 @@ export const ListEntriesResponseSchema: GenMessage<ListEntriesResponse> = /*@__P
   messageDesc(file_bank_v1_account_service, 8);
 
 /**
+ * @generated from message bank.v1.FreezeAccountRequest
+ */
+export type FreezeAccountRequest = Message<"bank.v1.FreezeAccountRequest"> & {
+  /**
+   * @generated from field: int64 account_id = 1;
+   */
+  accountId: bigint;
+
+  /**
+   * Why (1..500 characters); kept in the audit trail.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message bank.v1.FreezeAccountRequest.
+ * Use `create(FreezeAccountRequestSchema)` to create a new message.
+ */
+export const FreezeAccountRequestSchema: GenMessage<FreezeAccountRequest> = /*@__PURE__*/
+  messageDesc(file_bank_v1_account_service, 9);
+
+/**
+ * @generated from message bank.v1.UnfreezeAccountRequest
+ */
+export type UnfreezeAccountRequest = Message<"bank.v1.UnfreezeAccountRequest"> & {
+  /**
+   * @generated from field: int64 account_id = 1;
+   */
+  accountId: bigint;
+
+  /**
+   * Why (1..500 characters); kept in the audit trail.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message bank.v1.UnfreezeAccountRequest.
+ * Use `create(UnfreezeAccountRequestSchema)` to create a new message.
+ */
+export const UnfreezeAccountRequestSchema: GenMessage<UnfreezeAccountRequest> = /*@__PURE__*/
+  messageDesc(file_bank_v1_account_service, 10);
+
+/**
  * @generated from message bank.v1.GetBalanceRequest
  */
 export type GetBalanceRequest = Message<"bank.v1.GetBalanceRequest"> & {
@@ -262,7 +310,7 @@ export type GetBalanceRequest = Message<"bank.v1.GetBalanceRequest"> & {
  * Use `create(GetBalanceRequestSchema)` to create a new message.
  */
 export const GetBalanceRequestSchema: GenMessage<GetBalanceRequest> = /*@__PURE__*/
-  messageDesc(file_bank_v1_account_service, 9);
+  messageDesc(file_bank_v1_account_service, 11);
 
 /**
  * @generated from message bank.v1.GetBalanceResponse
@@ -300,7 +348,7 @@ export type GetBalanceResponse = Message<"bank.v1.GetBalanceResponse"> & {
  * Use `create(GetBalanceResponseSchema)` to create a new message.
  */
 export const GetBalanceResponseSchema: GenMessage<GetBalanceResponse> = /*@__PURE__*/
-  messageDesc(file_bank_v1_account_service, 10);
+  messageDesc(file_bank_v1_account_service, 12);
 
 /**
  * Accounts of the caller: open, read, add funds, read history, close.
@@ -368,6 +416,28 @@ export const AccountService: GenService<{
     methodKind: "unary";
     input: typeof ListEntriesRequestSchema;
     output: typeof ListEntriesResponseSchema;
+  },
+  /**
+   * Freezes an account (bankers only): it stays readable and refuses every money movement in or
+   * out until it is unfrozen. Freezing a frozen account changes nothing. Recorded in the audit trail.
+   *
+   * @generated from rpc bank.v1.AccountService.FreezeAccount
+   */
+  freezeAccount: {
+    methodKind: "unary";
+    input: typeof FreezeAccountRequestSchema;
+    output: typeof AccountSchema;
+  },
+  /**
+   * Unfreezes an account (bankers only). Unfreezing an open account changes nothing. Recorded in
+   * the audit trail.
+   *
+   * @generated from rpc bank.v1.AccountService.UnfreezeAccount
+   */
+  unfreezeAccount: {
+    methodKind: "unary";
+    input: typeof UnfreezeAccountRequestSchema;
+    output: typeof AccountSchema;
   },
   /**
    * Reads an account's balance at an instant (default now): the balance right after its last

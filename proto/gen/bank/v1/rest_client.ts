@@ -2,7 +2,7 @@ import type { CallOptions, FieldViolation, RestClientOptions } from "../../../ru
 import { RestError, RestTransport } from "../../../runtime/rest-transport.ts";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { DepositResponse, GetBalanceResponse, ListAccountsResponse, ListEntriesResponse } from "./account_service_pb.ts";
-import { CloseAccountRequestSchema, DepositRequestSchema, DepositResponseSchema, GetAccountRequestSchema, GetBalanceRequestSchema, GetBalanceResponseSchema, ListAccountsRequestSchema, ListAccountsResponseSchema, ListEntriesRequestSchema, ListEntriesResponseSchema, OpenAccountRequestSchema } from "./account_service_pb.ts";
+import { CloseAccountRequestSchema, DepositRequestSchema, DepositResponseSchema, FreezeAccountRequestSchema, GetAccountRequestSchema, GetBalanceRequestSchema, GetBalanceResponseSchema, ListAccountsRequestSchema, ListAccountsResponseSchema, ListEntriesRequestSchema, ListEntriesResponseSchema, OpenAccountRequestSchema, UnfreezeAccountRequestSchema } from "./account_service_pb.ts";
 import type { Account, Transfer, User } from "./types_pb.ts";
 import { AccountSchema, TransferSchema, UserSchema } from "./types_pb.ts";
 import type { ListAuditEventsResponse } from "./audit_service_pb.ts";
@@ -87,6 +87,26 @@ export class AccountServiceClient {
    */
   listEntries(request: MessageInitShape<typeof ListEntriesRequestSchema>, options?: CallOptions): Promise<ListEntriesResponse> {
     return this.#transport.call({"verb":"GET","path":"/v1/accounts/{account_id}/entries","pathFields":["account_id"],"body":""}, ListEntriesRequestSchema, ListEntriesResponseSchema, request, options);
+  }
+
+  /**
+   * Freezes an account (bankers only): it stays readable and refuses every money movement in or
+   * out until it is unfrozen. Freezing a frozen account changes nothing. Recorded in the audit trail.
+   *
+   * POST /v1/accounts/{account_id}/freeze
+   */
+  freezeAccount(request: MessageInitShape<typeof FreezeAccountRequestSchema>, options?: CallOptions): Promise<Account> {
+    return this.#transport.call({"verb":"POST","path":"/v1/accounts/{account_id}/freeze","pathFields":["account_id"],"body":"*"}, FreezeAccountRequestSchema, AccountSchema, request, options);
+  }
+
+  /**
+   * Unfreezes an account (bankers only). Unfreezing an open account changes nothing. Recorded in
+   * the audit trail.
+   *
+   * POST /v1/accounts/{account_id}/unfreeze
+   */
+  unfreezeAccount(request: MessageInitShape<typeof UnfreezeAccountRequestSchema>, options?: CallOptions): Promise<Account> {
+    return this.#transport.call({"verb":"POST","path":"/v1/accounts/{account_id}/unfreeze","pathFields":["account_id"],"body":"*"}, UnfreezeAccountRequestSchema, AccountSchema, request, options);
   }
 
   /**
