@@ -1,11 +1,12 @@
 // `npm start` as a child process, the way the stack tests run it: a fresh data folder, free
 // ports, its own queue, its own process group (so a signal to the group is what Ctrl-C does).
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort, waitFor } from '@bank/dev-tools/start/ports';
+import { waitFor } from '@bank/dev-tools/start/ports';
 import { TEST_REDIS_URL } from '../services.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -41,7 +42,12 @@ export const alive = (pid: number): boolean => {
  */
 export async function startNpmStart(options: { name: string; env: NodeJS.ProcessEnv; readyTimeoutMs: number }): Promise<NpmStart> {
   const dataDir = await mkdtemp(path.join(tmpdir(), `bank-${options.name}-`));
-  const ports: StackPorts = { http: await freePort(), grpc: await freePort(), metrics: await freePort(), inboxSmtp: await freePort(), inboxHttp: await freePort() };
+  // Every port stays bound here until just before the spawn, so a stack test running beside this
+  // one cannot be handed the same port meanwhile; the worker's METRICS_PORT + 1 is held too (the
+  // OS hands out neighbouring ports, so an unheld +1 went to the other stack test now and then).
+  const held = await holdPorts(5, { pairAt: 2 });
+  const [http, grpc, metrics, inboxSmtp, inboxHttp] = held.ports as [number, number, number, number, number];
+  const ports: StackPorts = { http, grpc, metrics, inboxSmtp, inboxHttp };
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     NODE_ENV: 'development',
@@ -63,6 +69,7 @@ export async function startNpmStart(options: { name: string; env: NodeJS.Process
     ...options.env,
   };
   for (const [key, value] of Object.entries(env)) if (value === undefined) delete env[key];
+  await held.release();
   const child = spawn('npm', ['start'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -93,4 +100,35 @@ export async function startNpmStart(options: { name: string; env: NodeJS.Process
     throw new Error(`npm start did not become ready:\n${output.slice(-4_000)}`);
   }
   return handle;
+}
+
+/** Binds `count` free ports (and the one after port number `pairAt`) and keeps them until release(). */
+async function holdPorts(count: number, options: { pairAt: number }): Promise<{ ports: number[]; release(): Promise<void> }> {
+  const servers: net.Server[] = [];
+  const bind = (port: number) =>
+    new Promise<net.Server | null>((resolve) => {
+      const server = net.createServer();
+      server.once('error', () => resolve(null));
+      server.listen(port, '127.0.0.1', () => resolve(server));
+    });
+  const ports: number[] = [];
+  while (ports.length < count) {
+    const server = await bind(0);
+    if (!server) continue;
+    const port = (server.address() as net.AddressInfo).port;
+    if (ports.length === options.pairAt) {
+      const next = await bind(port + 1);
+      if (!next) {
+        server.close();
+        continue;
+      }
+      servers.push(next);
+    }
+    servers.push(server);
+    ports.push(port);
+  }
+  return {
+    ports,
+    release: () => Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())))).then(() => undefined),
+  };
 }
