@@ -1,7 +1,7 @@
 // Balance history over both edges: every entry carries balance_after, and GetBalance answers an
 // account's balance at an instant; who may read it follows the same rules as the account itself.
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
@@ -19,23 +19,19 @@ describe.each(['http', 'grpc'] as const)('balance history over %s', (name) => {
   let bob: LoggedInUser;
   let account: bigint;
   let bobAccount: bigint;
-  const instants: Record<'beforeAny' | 'afterDeposit' | 'afterTransfer', Date> = { beforeAny: new Date(0), afterDeposit: new Date(0), afterTransfer: new Date(0) };
-  const pause = () => new Promise((resolve) => setTimeout(resolve, 20));
+  // The instants come from the server's own entries, so the test reads no client clock.
+  let depositedAt: Date;
+  let transferredAt: Date;
 
   beforeAll(async () => {
     t = suite.transports.get(name)!;
     [alice, bob] = await Promise.all([signUpAndLogIn(t, suite.stack.smtp), signUpAndLogIn(t, suite.stack.smtp)]);
     account = (await t.call(AccountService, 'openAccount', { currency: 'USD' }, { token: alice.accessToken })).id;
     bobAccount = (await t.call(AccountService, 'openAccount', { currency: 'USD' }, { token: bob.accessToken })).id;
-    instants.beforeAny = new Date();
-    await pause();
-    await t.call(AccountService, 'deposit', { accountId: account, amount: 1_000n, idempotencyKey: idemKey() }, { token: alice.accessToken });
-    await pause();
-    instants.afterDeposit = new Date();
-    await pause();
-    await t.call(TransferService, 'createTransfer', { fromAccountId: account, toAccountId: bobAccount, amount: 300n, currency: 'USD', idempotencyKey: idemKey() }, { token: alice.accessToken });
-    await pause();
-    instants.afterTransfer = new Date();
+    const deposit = await t.call(AccountService, 'deposit', { accountId: account, amount: 1_000n, idempotencyKey: idemKey() }, { token: alice.accessToken });
+    const transfer = await t.call(TransferService, 'createTransfer', { fromAccountId: account, toAccountId: bobAccount, amount: 300n, currency: 'USD', idempotencyKey: idemKey() }, { token: alice.accessToken });
+    depositedAt = timestampDate(deposit.transfer!.createdAt!);
+    transferredAt = timestampDate(transfer.transfer!.createdAt!);
   });
 
   it('gives every entry the balance right after it, newest first', async () => {
@@ -49,9 +45,12 @@ describe.each(['http', 'grpc'] as const)('balance history over %s', (name) => {
   it('answers the balance at an instant: 0 before the first entry, then as each movement left it', async () => {
     const at = async (when?: Date) =>
       (await t.call(AccountService, 'getBalance', { accountId: account, ...(when ? { at: timestampFromDate(when) } : {}) }, { token: alice.accessToken }));
-    expect((await at(instants.beforeAny)).balance).toBe(0n);
-    expect((await at(instants.afterDeposit)).balance).toBe(1_000n);
-    expect((await at(instants.afterTransfer)).balance).toBe(700n);
+    // A timestamp in the API has microseconds; a Date keeps milliseconds, so each instant is taken
+    // a millisecond past the movement's own time (or before it, for "before").
+    const ms = (date: Date, delta: number) => new Date(date.getTime() + delta);
+    expect((await at(ms(depositedAt, -1))).balance).toBe(0n);
+    expect((await at(ms(depositedAt, 1))).balance).toBe(1_000n);
+    expect((await at(ms(transferredAt, 1))).balance).toBe(700n);
     const now = await at();
     expect(now).toMatchObject({ accountId: account, currency: 'USD', balance: 700n });
     expect(now.at).toBeDefined();

@@ -71,8 +71,6 @@ export function registerGatewayRoutes(router: Router, edge: BankEdge, options: {
       } catch (error) {
         if (!(error instanceof CallFailure)) throw error;
         writeProblem(ctx, error.answer);
-      } finally {
-        ctx.state.user = call.actor?.username;
       }
     });
   }
