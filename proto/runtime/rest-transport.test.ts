@@ -120,6 +120,26 @@ describe('errors', () => {
     });
   });
 
+  it('keeps the problem\'s other string members as extensions, such as the limit a refusal names', async () => {
+    reply = problem(422, {
+      type: 'urn:bank:problem:limit_exceeded',
+      title: 'Limit exceeded',
+      status: 422,
+      code: 'LIMIT_EXCEEDED',
+      detail: 'a single deposit may be at most 1000000 minor units',
+      errors: [],
+      limit: 'deposit_max_amount',
+      remaining: '1000000',
+      retries: 3,
+      requestId: 'req-43',
+    });
+    const error = await restError(
+      new RestTransport({ baseUrl }).call(ROUTES.deposit, DepositRequestSchema, DepositResponseSchema, { accountId: 1n, amount: 2_000_000n, idempotencyKey: 'k' }),
+    );
+    expect(error).toMatchObject({ status: 422, code: 'LIMIT_EXCEEDED', requestId: 'req-43' });
+    expect(error.extensions).toEqual({ limit: 'deposit_max_amount', remaining: '1000000' });
+  });
+
   it('field violations that are not {field, description} pairs are left out of errors', async () => {
     reply = problem(400, { code: 'INVALID_ARGUMENT', errors: [{ field: 'amount', description: 'too big' }, 'amount', { field: 7 }, null] });
     const error = await restError(new RestTransport({ baseUrl }).call(ROUTES.getUser, GetUserRequestSchema, UserSchema, { username: 'alice' }));

@@ -37,6 +37,9 @@ export type CallOptions = {
 /** One offending input field of a 4xx answer. */
 export type FieldViolation = { field: string; description: string };
 
+/** The members every problem body has; the others are extensions. */
+const PROBLEM_MEMBERS: ReadonlySet<string> = new Set(['type', 'title', 'status', 'code', 'detail', 'errors', 'requestId', 'instance']);
+
 /** A non-2xx answer: the gateway's application/problem+json body. */
 export class RestError extends Error {
   readonly status: number;
@@ -46,6 +49,11 @@ export class RestError extends Error {
   readonly detail: string;
   readonly errors: FieldViolation[];
   readonly requestId: string | undefined;
+  /**
+   * The problem's other string members (RFC 9457 extension members), the facts a code carries:
+   * e.g. `limit` and `remaining` (minor units, a decimal string) of LIMIT_EXCEEDED.
+   */
+  readonly extensions: Readonly<Record<string, string>>;
   constructor(status: number, problem: Record<string, unknown>) {
     const detail = typeof problem.detail === 'string' ? problem.detail : '';
     const code = typeof problem.code === 'string' ? problem.code : 'UNKNOWN';
@@ -57,6 +65,9 @@ export class RestError extends Error {
     this.detail = detail;
     this.errors = Array.isArray(problem.errors) ? problem.errors.filter(isFieldViolation) : [];
     this.requestId = typeof problem.requestId === 'string' ? problem.requestId : undefined;
+    this.extensions = Object.fromEntries(
+      Object.entries(problem).filter((entry): entry is [string, string] => !PROBLEM_MEMBERS.has(entry[0]) && typeof entry[1] === 'string'),
+    );
   }
 }
 

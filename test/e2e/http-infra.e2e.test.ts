@@ -40,6 +40,7 @@ describe('HTTP gateway', () => {
         'GET /v1/accounts/{account_id}',
         'DELETE /v1/accounts/{account_id}',
         'POST /v1/accounts/{account_id}/deposits',
+        'POST /v1/accounts/{account_id}/withdrawals',
         'GET /v1/accounts/{account_id}/entries',
         'GET /v1/accounts/{account_id}/balance',
         'POST /v1/accounts/{account_id}/freeze',
@@ -47,11 +48,25 @@ describe('HTTP gateway', () => {
         'POST /v1/transfers',
         'GET /v1/transfers/{transfer_id}',
         'GET /v1/transfers',
+        'POST /v1/transfers/{transfer_id}/capture',
+        'POST /v1/transfers/{transfer_id}/void',
+        'POST /v1/transfers/{transfer_id}/reversal',
+        'POST /v1/transfers/{transfer_id}/refunds',
         'GET /v1/audit-events',
       ].sort(),
     );
     expect(API_ROUTES.find((r) => r.method.name === 'Login')?.successStatus).toBe(202);
-    expect(API_ROUTES.filter((r) => r.idempotencyField).map((r) => r.method.name).sort()).toEqual(['CreateTransfer', 'Deposit']);
+    expect(API_ROUTES.filter((r) => r.idempotencyField).map((r) => r.method.name).sort()).toEqual([
+      'CaptureTransfer',
+      'CreateTransfer',
+      'Deposit',
+      'RefundTransfer',
+      'ReverseTransfer',
+      'VoidTransfer',
+      'Withdraw',
+    ]);
+    const status = (name: string) => API_ROUTES.find((r) => r.method.name === name)?.successStatus;
+    expect(['CaptureTransfer', 'VoidTransfer', 'ReverseTransfer', 'RefundTransfer', 'Withdraw'].map(status)).toEqual([200, 200, 201, 201, 201]);
   });
 
   it('answers login step 1 with 202 and only the session id, in canonical proto3 JSON', async () => {

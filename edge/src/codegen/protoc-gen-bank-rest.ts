@@ -17,6 +17,7 @@ import {
   type DescService,
 } from '@bufbuild/protobuf';
 import { createEcmaScriptPlugin, getComments, runNodeJs, type Schema } from '@bufbuild/protoplugin';
+import { PROBLEM_FIELDS } from '../errors/problem-fields.ts';
 import { httpRoutes, type HttpRoute } from '../http/http-rules.ts';
 import type { RestRoute } from '@bank/proto/runtime/rest-transport';
 
@@ -187,7 +188,12 @@ function generateOpenApi(schema: Schema, routes: HttpRoute[]): void {
           description: docOf(field) || undefined,
         };
       case 'map':
-        return { type: 'object', description: docOf(field) || undefined };
+        // JSON object keys are strings whatever the key type; the values follow the value type.
+        return {
+          type: 'object',
+          additionalProperties: field.mapKind === 'scalar' ? scalarSchema(field.scalar) : ref(field.mapKind === 'enum' ? field.enum : field.message),
+          description: docOf(field) || undefined,
+        };
     }
     const description = docOf(field);
     return description ? ('$ref' in item ? { allOf: [item], description } : { ...item, description }) : item;
@@ -254,6 +260,7 @@ function generateOpenApi(schema: Schema, routes: HttpRoute[]): void {
         type: 'array',
         items: { type: 'object', properties: { field: { type: 'string' }, description: { type: 'string' } } },
       },
+      ...Object.fromEntries(Object.entries(PROBLEM_FIELDS).map(([name, description]) => [name, { type: 'string', description }])),
       requestId: { type: 'string' },
     },
   };

@@ -1,8 +1,22 @@
 import { describe, expect, it } from '@jest/globals';
-import { AccountNotFound, DomainError, InsufficientFunds, InvalidArgument, RateLimited } from '@bank/shared/errors/domain-error';
+import {
+  AccountNotFound,
+  DomainError,
+  HoldExpired,
+  InsufficientFunds,
+  InvalidArgument,
+  LimitExceeded,
+  RateLimited,
+  RefundExceedsTransfer,
+  TransferAlreadyReversed,
+  TransferNotPending,
+  TransferNotRefundable,
+  TransferNotReversible,
+} from '@bank/shared/errors/domain-error';
 import { ConnectionError } from 'slonik';
 import { isStoreUnavailable } from '@bank/shared/db/store-errors';
 import { ERROR_STATUS, errorAnswer, GrpcCode } from './error-table.ts';
+import { PROBLEM_FIELDS } from './problem-fields.ts';
 
 describe('the error-code table', () => {
   it('maps HTTP and gRPC consistently (4xx <-> non-OK, 5xx <-> server-side codes)', () => {
@@ -27,6 +41,40 @@ describe('the error-code table', () => {
     expect(errorAnswer(new RateLimited(12.2))).toMatchObject({ http: 429, grpc: GrpcCode.RESOURCE_EXHAUSTED, retryAfterSeconds: 13 });
   });
 
+  it('answers a limit refusal with 422 / FAILED_PRECONDITION and the limit and what remains, as strings', () => {
+    const answer = errorAnswer(new LimitExceeded('deposit_daily_limit', 2_500_000_000_000_000_000n));
+    expect(answer).toMatchObject({ code: 'LIMIT_EXCEEDED', http: 422, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Limit exceeded', internal: false });
+    expect(answer.fields).toEqual({ limit: 'deposit_daily_limit', remaining: '2500000000000000000' });
+    expect(errorAnswer(new LimitExceeded('outgoing_daily_limit', -5n)).fields).toEqual({ limit: 'outgoing_daily_limit', remaining: '0' });
+  });
+
+  it('answers a refund above what is left with 422, the amount field and what remains', () => {
+    const answer = errorAnswer(new RefundExceedsTransfer(7n, 40n));
+    expect(answer).toMatchObject({ code: 'REFUND_EXCEEDS_TRANSFER', http: 422, grpc: GrpcCode.FAILED_PRECONDITION, fields: { remaining: '40' } });
+    expect(answer.fieldViolations.map((v) => v.field)).toEqual(['amount']);
+  });
+
+  it('answers the state of a hold, a reversal or a refund as a 409 conflict / FAILED_PRECONDITION without extra fields', () => {
+    for (const error of [
+      new TransferNotPending(1n, 'posted'),
+      new HoldExpired(1n),
+      new TransferAlreadyReversed(1n),
+      new TransferNotReversible(1n, 'it moved no money'),
+      new TransferNotRefundable(1n, 'it is a deposit'),
+    ]) {
+      expect(errorAnswer(error)).toMatchObject({ code: error.code, http: 409, grpc: GrpcCode.FAILED_PRECONDITION, detail: error.message, fields: {} });
+    }
+  });
+
+  it('carries only the facts its table row names, and none that would clash with the problem\'s own members', () => {
+    const nosy = Object.assign(new InsufficientFunds(5n), { limit: 'secret', remaining: 9n });
+    expect(errorAnswer(nosy).fields).toEqual({});
+    for (const mapping of Object.values(ERROR_STATUS)) {
+      for (const name of mapping.carries ?? []) expect(Object.keys(PROBLEM_FIELDS)).toContain(name);
+    }
+    for (const member of ['type', 'title', 'status', 'code', 'detail', 'errors', 'requestId']) expect(Object.keys(PROBLEM_FIELDS)).not.toContain(member);
+  });
+
   it('answers anything else as an internal error that says nothing about it', () => {
     const answer = errorAnswer(new Error('password=hunter2 at db.internal:5432'));
     expect(answer).toEqual({
@@ -37,6 +85,7 @@ describe('the error-code table', () => {
       detail: 'internal error',
       fieldViolations: [],
       retryAfterSeconds: undefined,
+      fields: {},
       internal: true,
     });
     expect(errorAnswer(new DomainError('NOT_A_CODE' as never, 'secret detail'))).toMatchObject({ http: 500, detail: 'internal error' });

@@ -1,5 +1,6 @@
 import { isStoreUnavailable } from '@bank/shared/db/store-errors';
-import { isDomainError, type ErrorCode, type FieldViolation } from '@bank/shared/errors/domain-error';
+import { isDomainError, type DomainError, type ErrorCode, type FieldViolation } from '@bank/shared/errors/domain-error';
+import type { ProblemField } from './problem-fields.ts';
 
 /** gRPC status codes (numbers fixed by the gRPC spec), named for the table below. */
 export const GrpcCode = {
@@ -23,7 +24,13 @@ export const GrpcCode = {
 } as const;
 export type GrpcCode = (typeof GrpcCode)[keyof typeof GrpcCode];
 
-type Mapping = { http: number; grpc: GrpcCode; title: string };
+type Mapping = {
+  http: number;
+  grpc: GrpcCode;
+  title: string;
+  /** Properties of the error that callers get besides the message (see PROBLEM_FIELDS). */
+  carries?: readonly ProblemField[];
+};
 
 /**
  * The one table from domain error codes to protocol statuses. The HTTP middleware and the gRPC
@@ -61,6 +68,15 @@ export const ERROR_STATUS: Record<ErrorCode, Mapping> = {
   // 499: nginx's "client closed request"; nobody reads the answer, it is for logs and metrics.
   CANCELLED: { http: 499, grpc: GrpcCode.CANCELLED, title: 'Client closed request' },
   DEADLINE_EXCEEDED: { http: 504, grpc: GrpcCode.DEADLINE_EXCEEDED, title: 'Deadline exceeded' },
+  // The money model (issue 11): a limit or a refund bound is a refusal of the amount (422, like
+  // insufficient funds); the state of a hold or of an earlier transfer is a conflict (409).
+  LIMIT_EXCEEDED: { http: 422, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Limit exceeded', carries: ['limit', 'remaining'] },
+  REFUND_EXCEEDS_TRANSFER: { http: 422, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Refund exceeds transfer', carries: ['remaining'] },
+  TRANSFER_NOT_PENDING: { http: 409, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Transfer not pending' },
+  HOLD_EXPIRED: { http: 409, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Hold expired' },
+  TRANSFER_ALREADY_REVERSED: { http: 409, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Transfer already reversed' },
+  TRANSFER_NOT_REVERSIBLE: { http: 409, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Transfer not reversible' },
+  TRANSFER_NOT_REFUNDABLE: { http: 409, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Transfer not refundable' },
 };
 
 const INTERNAL: Mapping = { http: 500, grpc: GrpcCode.INTERNAL, title: 'Internal error' };
@@ -75,20 +91,34 @@ export type ErrorAnswer = {
   detail: string;
   fieldViolations: readonly FieldViolation[];
   retryAfterSeconds: number | undefined;
+  /** The error's facts its code lists in the table (`limit`, `remaining`...), as strings. */
+  fields: Readonly<Partial<Record<ProblemField, string>>>;
   internal: boolean;
 };
+
+/** The properties `names` of the error that hold a string or a number, as strings. */
+function fieldsOf(error: DomainError, names: readonly ProblemField[] = []): Partial<Record<ProblemField, string>> {
+  const fields: Partial<Record<ProblemField, string>> = {};
+  for (const name of names) {
+    const value = (error as unknown as Record<string, unknown>)[name];
+    if (typeof value === 'string' || typeof value === 'bigint' || typeof value === 'number') fields[name] = String(value);
+  }
+  return fields;
+}
 
 /** Maps any thrown value to the answer; anything but a DomainError is internal and says nothing. */
 export function errorAnswer(error: unknown): ErrorAnswer {
   if (isDomainError(error)) {
     const mapping = ERROR_STATUS[error.code] ?? INTERNAL;
+    const { carries, ...status } = mapping;
     const retry = (error as { retryAfterSeconds?: unknown }).retryAfterSeconds;
     return {
       code: mapping === INTERNAL ? 'INTERNAL' : error.code,
-      ...mapping,
+      ...status,
       detail: mapping === INTERNAL ? 'internal error' : error.message,
       fieldViolations: error.fieldViolations,
       retryAfterSeconds: typeof retry === 'number' ? retry : undefined,
+      fields: fieldsOf(error, carries),
       internal: mapping === INTERNAL,
     };
   }
@@ -99,8 +129,9 @@ export function errorAnswer(error: unknown): ErrorAnswer {
       detail: 'a backing service is unavailable; retry shortly',
       fieldViolations: [],
       retryAfterSeconds: 1,
+      fields: {},
       internal: true,
     };
   }
-  return { code: 'INTERNAL', ...INTERNAL, detail: 'internal error', fieldViolations: [], retryAfterSeconds: undefined, internal: true };
+  return { code: 'INTERNAL', ...INTERNAL, detail: 'internal error', fieldViolations: [], retryAfterSeconds: undefined, fields: {}, internal: true };
 }

@@ -11,8 +11,9 @@ import { UserService } from '@bank/proto/bank/v1/user_service_pb';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import type { Bank } from '@bank/shared/app/bank';
 import type { Actor } from '@bank/shared/auth/actor';
+import type { TransferResult } from '@bank/shared/ledger/ledger.types';
 import { Unauthenticated } from '@bank/shared/errors/domain-error';
-import { toProtoAccount, toProtoAuditEvent, toProtoAuthTokens, toProtoEntry, toProtoTransfer, toProtoUser } from './proto-mapping.ts';
+import { toProtoAccount, toProtoAuditEvent, toProtoAuthTokens, toProtoEntry, toProtoEntryIfAny, toProtoTransfer, toProtoUser } from './proto-mapping.ts';
 
 /** The services both edges serve, in the order they are listed. */
 export const BANK_SERVICES: readonly DescService[] = [UserService, AuthService, AccountService, TransferService, AuditService];
@@ -55,6 +56,12 @@ const historyInput = (req: { accountId: bigint; pageSize: number; pageToken: str
 });
 const opts = (ctx: HandlerContext) => ({ signal: ctx.signal });
 const nonEmpty = (value: string): string | undefined => (value === '' ? undefined : value);
+/** memo, reference and metadata of a money request; an empty string is no value. */
+const references = (req: { memo: string; reference: string; metadata: { [key: string]: string } }) => ({
+  memo: nonEmpty(req.memo),
+  reference: nonEmpty(req.reference),
+  metadata: req.metadata,
+});
 const client = (ctx: HandlerContext) => ({
   ...(ctx.clientIp ? { clientIp: ctx.clientIp } : {}),
   ...(ctx.userAgent ? { userAgent: ctx.userAgent } : {}),
@@ -115,11 +122,27 @@ function accountHandlers(app: UseCases): ServiceHandlers<typeof AccountService> 
         accountId: req.accountId,
         amount: req.amount,
         idempotencyKey: req.idempotencyKey,
+        ...references(req),
       }, opts(ctx));
       return {
         transfer: toProtoTransfer(result.transfer),
-        entry: toProtoEntry(result.toEntry),
+        entry: toProtoEntryIfAny(result.toEntry),
         balance: result.toBalance,
+        replayed: result.replayed,
+      };
+    },
+    withdraw: async (req, ctx) => {
+      const result = await app.ledger.withdraw(actorOf(ctx), {
+        accountId: req.accountId,
+        amount: req.amount,
+        destination: req.destination,
+        idempotencyKey: req.idempotencyKey,
+        ...references(req),
+      }, opts(ctx));
+      return {
+        transfer: toProtoTransfer(result.transfer),
+        entry: toProtoEntryIfAny(result.fromEntry),
+        balance: result.fromBalance,
         replayed: result.replayed,
       };
     },
@@ -131,33 +154,61 @@ function accountHandlers(app: UseCases): ServiceHandlers<typeof AccountService> 
     unfreezeAccount: async (req, ctx) => toProtoAccount(await app.ledger.unfreezeAccount(actorOf(ctx), { accountId: req.accountId, reason: req.reason }, opts(ctx))),
     getBalance: async (req, ctx) => {
       const balance = await app.ledger.getBalance(actorOf(ctx), { accountId: req.accountId, at: date(req.at) }, opts(ctx));
-      return { accountId: balance.accountId, currency: balance.currency, balance: balance.balance, at: timestampFromDate(balance.at) };
+      return {
+        accountId: balance.accountId,
+        currency: balance.currency,
+        balance: balance.balance,
+        availableBalance: balance.availableBalance,
+        at: timestampFromDate(balance.at),
+      };
     },
   };
 }
 
+/** The answer of a money call on an existing transfer: the new or changed transfer, and the sending side. */
+const movedFrom = (result: TransferResult) => ({
+  transfer: toProtoTransfer(result.transfer),
+  fromEntry: toProtoEntryIfAny(result.fromEntry),
+  fromBalance: result.fromBalance,
+  replayed: result.replayed,
+});
+
 function transferHandlers(app: UseCases): ServiceHandlers<typeof TransferService> {
   return {
-    createTransfer: async (req, ctx) => {
-      const result = await app.ledger.transfer(actorOf(ctx), {
-        fromAccountId: req.fromAccountId,
-        toAccountId: req.toAccountId,
-        amount: req.amount,
-        currency: req.currency,
-        idempotencyKey: req.idempotencyKey,
-      }, opts(ctx));
-      return {
-        transfer: toProtoTransfer(result.transfer),
-        fromEntry: toProtoEntry(result.fromEntry),
-        fromBalance: result.fromBalance,
-        replayed: result.replayed,
-      };
-    },
+    createTransfer: async (req, ctx) =>
+      movedFrom(
+        await app.ledger.transfer(actorOf(ctx), {
+          fromAccountId: req.fromAccountId,
+          toAccountId: req.toAccountId,
+          amount: req.amount,
+          currency: req.currency,
+          idempotencyKey: req.idempotencyKey,
+          hold: req.hold ? { ttlSeconds: req.hold.ttlSeconds } : undefined,
+          ...references(req),
+        }, opts(ctx)),
+      ),
     getTransfer: async (req, ctx) => toProtoTransfer(await app.ledger.getTransfer(actorOf(ctx), req.transferId, opts(ctx))),
     listTransfers: async (req, ctx) => {
-      const page = await app.ledger.listTransfers(actorOf(ctx), historyInput(req), opts(ctx));
+      const page = await app.ledger.listTransfers(actorOf(ctx), { ...historyInput(req), reference: nonEmpty(req.reference) }, opts(ctx));
       return create(ListTransfersResponseSchema, { transfers: page.items.map(toProtoTransfer), nextPageToken: page.nextPageToken });
     },
+    captureTransfer: async (req, ctx) =>
+      movedFrom(await app.ledger.captureTransfer(actorOf(ctx), { transferId: req.transferId, amount: req.amount, idempotencyKey: req.idempotencyKey }, opts(ctx))),
+    voidTransfer: async (req, ctx) => {
+      const result = await app.ledger.voidTransfer(actorOf(ctx), { transferId: req.transferId, idempotencyKey: req.idempotencyKey }, opts(ctx));
+      return { transfer: toProtoTransfer(result.transfer), replayed: result.replayed };
+    },
+    reverseTransfer: async (req, ctx) =>
+      movedFrom(await app.ledger.reverseTransfer(actorOf(ctx), { transferId: req.transferId, memo: req.memo, idempotencyKey: req.idempotencyKey }, opts(ctx))),
+    refundTransfer: async (req, ctx) =>
+      movedFrom(
+        await app.ledger.refundTransfer(actorOf(ctx), {
+          transferId: req.transferId,
+          amount: req.amount,
+          idempotencyKey: req.idempotencyKey,
+          ...references(req),
+        }, opts(ctx)),
+      ),
   };
 }
 

@@ -11,6 +11,7 @@ import {
   Role,
   TransferKind,
   TransferSchema,
+  TransferStatus,
   UserSchema,
   type Account as ProtoAccount,
   type Entry as ProtoEntry,
@@ -41,12 +42,29 @@ export function toProtoAccount(account: Account): ProtoAccount {
     owner: account.owner,
     currency: account.currency,
     balance: account.balance,
+    availableBalance: account.availableBalance,
     status: { open: AccountStatus.OPEN, frozen: AccountStatus.FROZEN, closed: AccountStatus.CLOSED }[account.status],
     createdAt: ts(account.createdAt),
     ...(account.closedAt ? { closedAt: ts(account.closedAt) } : {}),
   });
 }
 
+const KIND: Record<Transfer['kind'], TransferKind> = {
+  transfer: TransferKind.TRANSFER,
+  deposit: TransferKind.DEPOSIT,
+  withdrawal: TransferKind.WITHDRAWAL,
+  reversal: TransferKind.REVERSAL,
+  refund: TransferKind.REFUND,
+};
+
+const STATUS: Record<Transfer['status'], TransferStatus> = {
+  posted: TransferStatus.POSTED,
+  pending: TransferStatus.PENDING,
+  voided: TransferStatus.VOIDED,
+  expired: TransferStatus.EXPIRED,
+};
+
+/** What a transfer does not have stays absent: optional ints unset, strings empty, no timestamp. */
 export function toProtoTransfer(transfer: Transfer): ProtoTransfer {
   return create(TransferSchema, {
     id: transfer.id,
@@ -54,9 +72,18 @@ export function toProtoTransfer(transfer: Transfer): ProtoTransfer {
     toAccountId: transfer.toAccountId,
     amount: transfer.amount,
     currency: transfer.currency,
-    kind: transfer.kind === 'deposit' ? TransferKind.DEPOSIT : TransferKind.TRANSFER,
+    kind: KIND[transfer.kind],
     initiatedBy: transfer.initiatedBy,
     createdAt: ts(transfer.createdAt),
+    status: STATUS[transfer.status],
+    ...(transfer.capturedAmount !== null ? { capturedAmount: transfer.capturedAmount } : {}),
+    ...(transfer.expiresAt ? { expiresAt: ts(transfer.expiresAt) } : {}),
+    memo: transfer.memo ?? '',
+    reference: transfer.reference ?? '',
+    metadata: { ...transfer.metadata },
+    destination: transfer.destination ?? '',
+    ...(transfer.reversesTransferId !== null ? { reversesTransferId: transfer.reversesTransferId } : {}),
+    ...(transfer.refundsTransferId !== null ? { refundsTransferId: transfer.refundsTransferId } : {}),
   });
 }
 
@@ -70,6 +97,9 @@ export function toProtoEntry(entry: Entry): ProtoEntry {
     balanceAfter: entry.balanceAfter,
   });
 }
+
+/** The entry a money call wrote; absent when it wrote none (a hold placed, a void). */
+export const toProtoEntryIfAny = (entry: Entry | null): ProtoEntry | undefined => (entry ? toProtoEntry(entry) : undefined);
 
 export function toProtoAuthTokens(tokens: AuthTokens): ProtoAuthTokens {
   return create(AuthTokensSchema, {

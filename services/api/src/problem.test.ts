@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from '@jest/globals';
 import Koa from 'koa';
 import { pino } from 'pino';
-import { InvalidArgument } from '@bank/shared/errors/domain-error';
+import { InvalidArgument, LimitExceeded } from '@bank/shared/errors/domain-error';
 import { problemMiddleware } from './problem.ts';
 
 async function serve(error: unknown): Promise<{ status: number; body: Record<string, unknown>; type: string | null; logs: string }> {
@@ -41,6 +41,22 @@ describe('problemMiddleware', () => {
       code: 'INVALID_ARGUMENT',
       detail: 'amount: must be positive',
       errors: [{ field: 'amount', description: 'must be positive' }],
+      requestId: 'req-42',
+    });
+  });
+
+  it('puts the facts a refusal carries beside the problem\'s own members, amounts as decimal strings', async () => {
+    const { status, body } = await serve(new LimitExceeded('deposit_max_amount', 1_000_000n));
+    expect(status).toBe(422);
+    expect(body).toEqual({
+      type: 'urn:bank:problem:limit_exceeded',
+      title: 'Limit exceeded',
+      status: 422,
+      code: 'LIMIT_EXCEEDED',
+      detail: 'a single deposit may be at most 1000000 minor units',
+      errors: [],
+      limit: 'deposit_max_amount',
+      remaining: '1000000',
       requestId: 'req-42',
     });
   });

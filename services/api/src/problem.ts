@@ -4,7 +4,8 @@ import type { Logger } from '@bank/shared/logging/logger';
 
 /**
  * Writes an error answer as application/problem+json (RFC 9457) with the stable `code`, the field
- * violations and the request id.
+ * violations, the facts its code carries (`limit`, `remaining`...) as extension members, and the
+ * request id.
  */
 export function writeProblem(ctx: Context, answer: ErrorAnswer): void {
   ctx.status = answer.http;
@@ -18,6 +19,7 @@ export function writeProblem(ctx: Context, answer: ErrorAnswer): void {
     code: answer.code,
     detail: answer.detail,
     errors: answer.fieldViolations,
+    ...answer.fields,
     requestId: ctx.state.requestId as string | undefined,
   });
   ctx.state.errorCode = answer.code;

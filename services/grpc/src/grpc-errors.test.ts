@@ -4,7 +4,7 @@ import { anyUnpack } from '@bufbuild/protobuf/wkt';
 import { status as grpcStatus, type Metadata } from '@grpc/grpc-js';
 import { BadRequestSchema, ErrorInfoSchema } from '@bank/proto/google/rpc/error_details_pb';
 import { StatusSchema } from '@bank/proto/google/rpc/status_pb';
-import { InvalidArgument } from '@bank/shared/errors/domain-error';
+import { InvalidArgument, LimitExceeded } from '@bank/shared/errors/domain-error';
 import { toServiceError } from './grpc-errors.ts';
 
 const statusOf = (metadata: Metadata | undefined) => fromBinary(StatusSchema, metadata?.get('grpc-status-details-bin')[0] as Buffer);
@@ -23,6 +23,14 @@ describe('toServiceError', () => {
     const info = status.details.map((d) => anyUnpack(d, ErrorInfoSchema)).find(Boolean);
     expect(info).toMatchObject({ reason: 'INVALID_ARGUMENT', domain: 'bank.v1', metadata: { requestId: 'req-1' } });
     expect(error.metadata?.get('bank-error-code')).toEqual(['INVALID_ARGUMENT']);
+  });
+
+  it('maps LIMIT_EXCEEDED to FAILED_PRECONDITION with the limit and what remains in the ErrorInfo metadata', () => {
+    const { error } = toServiceError(new LimitExceeded('outgoing_daily_limit', 1_234n), 'req-3');
+    expect(error.code).toBe(grpcStatus.FAILED_PRECONDITION);
+    const info = statusOf(error.metadata).details.map((d) => anyUnpack(d, ErrorInfoSchema)).find(Boolean);
+    expect(info).toMatchObject({ reason: 'LIMIT_EXCEEDED', domain: 'bank.v1' });
+    expect(info?.metadata).toEqual({ limit: 'outgoing_daily_limit', remaining: '1234', requestId: 'req-3' });
   });
 
   it('maps anything unexpected to INTERNAL without its message', () => {

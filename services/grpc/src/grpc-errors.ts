@@ -10,13 +10,14 @@ export const ERROR_DOMAIN = 'bank.v1';
 
 /**
  * The one place the gRPC edge maps errors: status code from the shared table, the message, and
- * `grpc-status-details-bin` with a google.rpc.Status carrying ErrorInfo (the stable code) and,
- * for bad input, google.rpc.BadRequest field violations (what grpcurl and Evans show).
+ * `grpc-status-details-bin` with a google.rpc.Status carrying ErrorInfo (the stable code, and in
+ * its metadata the request id and the facts the code carries, such as `limit` and `remaining`)
+ * and, for bad input, google.rpc.BadRequest field violations (what grpcurl and Evans show).
  */
 export function toServiceError(error: unknown, requestId: string): { error: Partial<ServiceError>; answer: ErrorAnswer } {
   const answer = answerOf(error);
   const pack = <M extends DescMessage>(schema: M, value: MessageShape<M>) => anyPack(schema, value);
-  const anys = [pack(ErrorInfoSchema, create(ErrorInfoSchema, { reason: answer.code, domain: ERROR_DOMAIN, metadata: { requestId } }))];
+  const anys = [pack(ErrorInfoSchema, create(ErrorInfoSchema, { reason: answer.code, domain: ERROR_DOMAIN, metadata: { ...answer.fields, requestId } }))];
   if (answer.fieldViolations.length > 0) {
     anys.push(
       pack(

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bank/v1/account_service.proto.
  */
 export const file_bank_v1_account_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1iYW5rL3YxL2FjY291bnRfc2VydmljZS5wcm90bxIHYmFuay52MSImChJPcGVuQWNjb3VudFJlcXVlc3QSEAoIY3VycmVuY3kYASABKAkiFQoTTGlzdEFjY291bnRzUmVxdWVzdCI6ChRMaXN0QWNjb3VudHNSZXNwb25zZRIiCghhY2NvdW50cxgBIAMoCzIQLmJhbmsudjEuQWNjb3VudCInChFHZXRBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDIikKE0Nsb3NlQWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoAyJNCg5EZXBvc2l0UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDEg4KBmFtb3VudBgCIAEoAxIXCg9pZGVtcG90ZW5jeV9rZXkYAyABKAkieAoPRGVwb3NpdFJlc3BvbnNlEiMKCHRyYW5zZmVyGAEgASgLMhEuYmFuay52MS5UcmFuc2ZlchIdCgVlbnRyeRgCIAEoCzIOLmJhbmsudjEuRW50cnkSDwoHYmFsYW5jZRgDIAEoAxIQCghyZXBsYXllZBgEIAEoCCKlAQoSTGlzdEVudHJpZXNSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAMSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSKQoFc2luY2UYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJPChNMaXN0RW50cmllc1Jlc3BvbnNlEh8KB2VudHJpZXMYASADKAsyDi5iYW5rLnYxLkVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI6ChRGcmVlemVBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDEg4KBnJlYXNvbhgCIAEoCSI8ChZVbmZyZWV6ZUFjY291bnRSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAMSDgoGcmVhc29uGAIgASgJIk8KEUdldEJhbGFuY2VSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAMSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInMKEkdldEJhbGFuY2VSZXNwb25zZRISCgphY2NvdW50X2lkGAEgASgDEhAKCGN1cnJlbmN5GAIgASgJEg8KB2JhbGFuY2UYAyABKAMSJgoCYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wMs4HCg5BY2NvdW50U2VydmljZRJaCgtPcGVuQWNjb3VudBIbLmJhbmsudjEuT3BlbkFjY291bnRSZXF1ZXN0GhAuYmFuay52MS5BY2NvdW50IhzI8xjJAYLT5JMCEToBKiIML3YxL2FjY291bnRzEmEKDExpc3RBY2NvdW50cxIcLmJhbmsudjEuTGlzdEFjY291bnRzUmVxdWVzdBodLmJhbmsudjEuTGlzdEFjY291bnRzUmVzcG9uc2UiFILT5JMCDhIML3YxL2FjY291bnRzEl0KCkdldEFjY291bnQSGi5iYW5rLnYxLkdldEFjY291bnRSZXF1ZXN0GhAuYmFuay52MS5BY2NvdW50IiGC0+STAhsSGS92MS9hY2NvdW50cy97YWNjb3VudF9pZH0SYQoMQ2xvc2VBY2NvdW50EhwuYmFuay52MS5DbG9zZUFjY291bnRSZXF1ZXN0GhAuYmFuay52MS5BY2NvdW50IiGC0+STAhsqGS92MS9hY2NvdW50cy97YWNjb3VudF9pZH0ScAoHRGVwb3NpdBIXLmJhbmsudjEuRGVwb3NpdFJlcXVlc3QaGC5iYW5rLnYxLkRlcG9zaXRSZXNwb25zZSIyyPMYyQGC0+STAic6ASoiIi92MS9hY2NvdW50cy97YWNjb3VudF9pZH0vZGVwb3NpdHMScwoLTGlzdEVudHJpZXMSGy5iYW5rLnYxLkxpc3RFbnRyaWVzUmVxdWVzdBocLmJhbmsudjEuTGlzdEVudHJpZXNSZXNwb25zZSIpgtPkkwIjEiEvdjEvYWNjb3VudHMve2FjY291bnRfaWR9L2VudHJpZXMSbQoNRnJlZXplQWNjb3VudBIdLmJhbmsudjEuRnJlZXplQWNjb3VudFJlcXVlc3QaEC5iYW5rLnYxLkFjY291bnQiK4LT5JMCJToBKiIgL3YxL2FjY291bnRzL3thY2NvdW50X2lkfS9mcmVlemUScwoPVW5mcmVlemVBY2NvdW50Eh8uYmFuay52MS5VbmZyZWV6ZUFjY291bnRSZXF1ZXN0GhAuYmFuay52MS5BY2NvdW50Ii2C0+STAic6ASoiIi92MS9hY2NvdW50cy97YWNjb3VudF9pZH0vdW5mcmVlemUScAoKR2V0QmFsYW5jZRIaLmJhbmsudjEuR2V0QmFsYW5jZVJlcXVlc3QaGy5iYW5rLnYxLkdldEJhbGFuY2VSZXNwb25zZSIpgtPkkwIjEiEvdjEvYWNjb3VudHMve2FjY291bnRfaWR9L2JhbGFuY2ViBnByb3RvMw", [file_bank_v1_options, file_bank_v1_types, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Ch1iYW5rL3YxL2FjY291bnRfc2VydmljZS5wcm90bxIHYmFuay52MSImChJPcGVuQWNjb3VudFJlcXVlc3QSEAoIY3VycmVuY3kYASABKAkiFQoTTGlzdEFjY291bnRzUmVxdWVzdCI6ChRMaXN0QWNjb3VudHNSZXNwb25zZRIiCghhY2NvdW50cxgBIAMoCzIQLmJhbmsudjEuQWNjb3VudCInChFHZXRBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDIikKE0Nsb3NlQWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoAyLYAQoORGVwb3NpdFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoAxIOCgZhbW91bnQYAiABKAMSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJEgwKBG1lbW8YBCABKAkSEQoJcmVmZXJlbmNlGAUgASgJEjcKCG1ldGFkYXRhGAYgAygLMiUuYmFuay52MS5EZXBvc2l0UmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJ4Cg9EZXBvc2l0UmVzcG9uc2USIwoIdHJhbnNmZXIYASABKAsyES5iYW5rLnYxLlRyYW5zZmVyEh0KBWVudHJ5GAIgASgLMg4uYmFuay52MS5FbnRyeRIPCgdiYWxhbmNlGAMgASgDEhAKCHJlcGxheWVkGAQgASgIIu8BCg9XaXRoZHJhd1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoAxIOCgZhbW91bnQYAiABKAMSEwoLZGVzdGluYXRpb24YAyABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJEgwKBG1lbW8YBSABKAkSEQoJcmVmZXJlbmNlGAYgASgJEjgKCG1ldGFkYXRhGAcgAygLMiYuYmFuay52MS5XaXRoZHJhd1JlcXVlc3QuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEieQoQV2l0aGRyYXdSZXNwb25zZRIjCgh0cmFuc2ZlchgBIAEoCzIRLmJhbmsudjEuVHJhbnNmZXISHQoFZW50cnkYAiABKAsyDi5iYW5rLnYxLkVudHJ5Eg8KB2JhbGFuY2UYAyABKAMSEAoIcmVwbGF5ZWQYBCABKAgipQEKEkxpc3RFbnRyaWVzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEikKBXNpbmNlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTwoTTGlzdEVudHJpZXNSZXNwb25zZRIfCgdlbnRyaWVzGAEgAygLMg4uYmFuay52MS5FbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOgoURnJlZXplQWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoAxIOCgZyZWFzb24YAiABKAkiPAoWVW5mcmVlemVBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDEg4KBnJlYXNvbhgCIAEoCSJPChFHZXRCYWxhbmNlUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKOAQoSR2V0QmFsYW5jZVJlc3BvbnNlEhIKCmFjY291bnRfaWQYASABKAMSEAoIY3VycmVuY3kYAiABKAkSDwoHYmFsYW5jZRgDIAEoAxImCgJhdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRYXZhaWxhYmxlX2JhbGFuY2UYBSABKAMyxggKDkFjY291bnRTZXJ2aWNlEloKC09wZW5BY2NvdW50EhsuYmFuay52MS5PcGVuQWNjb3VudFJlcXVlc3QaEC5iYW5rLnYxLkFjY291bnQiHMjzGMkBgtPkkwIROgEqIgwvdjEvYWNjb3VudHMSYQoMTGlzdEFjY291bnRzEhwuYmFuay52MS5MaXN0QWNjb3VudHNSZXF1ZXN0Gh0uYmFuay52MS5MaXN0QWNjb3VudHNSZXNwb25zZSIUgtPkkwIOEgwvdjEvYWNjb3VudHMSXQoKR2V0QWNjb3VudBIaLmJhbmsudjEuR2V0QWNjb3VudFJlcXVlc3QaEC5iYW5rLnYxLkFjY291bnQiIYLT5JMCGxIZL3YxL2FjY291bnRzL3thY2NvdW50X2lkfRJhCgxDbG9zZUFjY291bnQSHC5iYW5rLnYxLkNsb3NlQWNjb3VudFJlcXVlc3QaEC5iYW5rLnYxLkFjY291bnQiIYLT5JMCGyoZL3YxL2FjY291bnRzL3thY2NvdW50X2lkfRJwCgdEZXBvc2l0EhcuYmFuay52MS5EZXBvc2l0UmVxdWVzdBoYLmJhbmsudjEuRGVwb3NpdFJlc3BvbnNlIjLI8xjJAYLT5JMCJzoBKiIiL3YxL2FjY291bnRzL3thY2NvdW50X2lkfS9kZXBvc2l0cxJ2CghXaXRoZHJhdxIYLmJhbmsudjEuV2l0aGRyYXdSZXF1ZXN0GhkuYmFuay52MS5XaXRoZHJhd1Jlc3BvbnNlIjXI8xjJAYLT5JMCKjoBKiIlL3YxL2FjY291bnRzL3thY2NvdW50X2lkfS93aXRoZHJhd2FscxJzCgtMaXN0RW50cmllcxIbLmJhbmsudjEuTGlzdEVudHJpZXNSZXF1ZXN0GhwuYmFuay52MS5MaXN0RW50cmllc1Jlc3BvbnNlIimC0+STAiMSIS92MS9hY2NvdW50cy97YWNjb3VudF9pZH0vZW50cmllcxJtCg1GcmVlemVBY2NvdW50Eh0uYmFuay52MS5GcmVlemVBY2NvdW50UmVxdWVzdBoQLmJhbmsudjEuQWNjb3VudCIrgtPkkwIlOgEqIiAvdjEvYWNjb3VudHMve2FjY291bnRfaWR9L2ZyZWV6ZRJzCg9VbmZyZWV6ZUFjY291bnQSHy5iYW5rLnYxLlVuZnJlZXplQWNjb3VudFJlcXVlc3QaEC5iYW5rLnYxLkFjY291bnQiLYLT5JMCJzoBKiIiL3YxL2FjY291bnRzL3thY2NvdW50X2lkfS91bmZyZWV6ZRJwCgpHZXRCYWxhbmNlEhouYmFuay52MS5HZXRCYWxhbmNlUmVxdWVzdBobLmJhbmsudjEuR2V0QmFsYW5jZVJlc3BvbnNlIimC0+STAiMSIS92MS9hY2NvdW50cy97YWNjb3VudF9pZH0vYmFsYW5jZWIGcHJvdG8z", [file_bank_v1_options, file_bank_v1_types, file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message bank.v1.OpenAccountRequest
@@ -124,6 +124,27 @@ export type DepositRequest = Message<"bank.v1.DepositRequest"> & {
    * @generated from field: string idempotency_key = 3;
    */
   idempotencyKey: string;
+
+  /**
+   * Free text (at most 140 characters), echoed in the Transfer; required for a banker's credit.
+   *
+   * @generated from field: string memo = 4;
+   */
+  memo: string;
+
+  /**
+   * Client-chosen reference (at most 64 characters), echoed and searchable with ListTransfers.
+   *
+   * @generated from field: string reference = 5;
+   */
+  reference: string;
+
+  /**
+   * Client data (at most 16 keys; keys up to 40, values up to 256 characters), echoed.
+   *
+   * @generated from field: map<string, string> metadata = 6;
+   */
+  metadata: { [key: string]: string };
 };
 
 /**
@@ -172,6 +193,107 @@ export const DepositResponseSchema: GenMessage<DepositResponse> = /*@__PURE__*/
   messageDesc(file_bank_v1_account_service, 6);
 
 /**
+ * @generated from message bank.v1.WithdrawRequest
+ */
+export type WithdrawRequest = Message<"bank.v1.WithdrawRequest"> & {
+  /**
+   * @generated from field: int64 account_id = 1;
+   */
+  accountId: bigint;
+
+  /**
+   * Positive amount in minor units.
+   *
+   * @generated from field: int64 amount = 2;
+   */
+  amount: bigint;
+
+  /**
+   * Where the money goes outside the bank: an IBAN or another external reference (1..64
+   * printable characters).
+   *
+   * @generated from field: string destination = 3;
+   */
+  destination: string;
+
+  /**
+   * Client-chosen key (1..255 printable ASCII characters) that makes retries safe: a retry with the same key and
+   * body returns the first answer and moves no money.
+   *
+   * @generated from field: string idempotency_key = 4;
+   */
+  idempotencyKey: string;
+
+  /**
+   * Free text (at most 140 characters), echoed in the Transfer.
+   *
+   * @generated from field: string memo = 5;
+   */
+  memo: string;
+
+  /**
+   * Client-chosen reference (at most 64 characters), echoed and searchable with ListTransfers.
+   *
+   * @generated from field: string reference = 6;
+   */
+  reference: string;
+
+  /**
+   * Client data (at most 16 keys; keys up to 40, values up to 256 characters), echoed.
+   *
+   * @generated from field: map<string, string> metadata = 7;
+   */
+  metadata: { [key: string]: string };
+};
+
+/**
+ * Describes the message bank.v1.WithdrawRequest.
+ * Use `create(WithdrawRequestSchema)` to create a new message.
+ */
+export const WithdrawRequestSchema: GenMessage<WithdrawRequest> = /*@__PURE__*/
+  messageDesc(file_bank_v1_account_service, 7);
+
+/**
+ * @generated from message bank.v1.WithdrawResponse
+ */
+export type WithdrawResponse = Message<"bank.v1.WithdrawResponse"> & {
+  /**
+   * The withdrawal (kind WITHDRAWAL, destination set).
+   *
+   * @generated from field: bank.v1.Transfer transfer = 1;
+   */
+  transfer?: Transfer | undefined;
+
+  /**
+   * The entry on the account the money left.
+   *
+   * @generated from field: bank.v1.Entry entry = 2;
+   */
+  entry?: Entry | undefined;
+
+  /**
+   * The account's balance right after this withdrawal.
+   *
+   * @generated from field: int64 balance = 3;
+   */
+  balance: bigint;
+
+  /**
+   * True when this answer replays an earlier request with the same idempotency key.
+   *
+   * @generated from field: bool replayed = 4;
+   */
+  replayed: boolean;
+};
+
+/**
+ * Describes the message bank.v1.WithdrawResponse.
+ * Use `create(WithdrawResponseSchema)` to create a new message.
+ */
+export const WithdrawResponseSchema: GenMessage<WithdrawResponse> = /*@__PURE__*/
+  messageDesc(file_bank_v1_account_service, 8);
+
+/**
  * @generated from message bank.v1.ListEntriesRequest
  */
 export type ListEntriesRequest = Message<"bank.v1.ListEntriesRequest"> & {
@@ -214,7 +336,7 @@ export type ListEntriesRequest = Message<"bank.v1.ListEntriesRequest"> & {
  * Use `create(ListEntriesRequestSchema)` to create a new message.
  */
 export const ListEntriesRequestSchema: GenMessage<ListEntriesRequest> = /*@__PURE__*/
-  messageDesc(file_bank_v1_account_service, 7);
+  messageDesc(file_bank_v1_account_service, 9);
 
 /**
  * @generated from message bank.v1.ListEntriesResponse
@@ -238,7 +360,7 @@ export type ListEntriesResponse = Message<"bank.v1.ListEntriesResponse"> & {
  * Use `create(ListEntriesResponseSchema)` to create a new message.
  */
 export const ListEntriesResponseSchema: GenMessage<ListEntriesResponse> = /*@__PURE__*/
-  messageDesc(file_bank_v1_account_service, 8);
+  messageDesc(file_bank_v1_account_service, 10);
 
 /**
  * @generated from message bank.v1.FreezeAccountRequest
@@ -262,7 +384,7 @@ export type FreezeAccountRequest = Message<"bank.v1.FreezeAccountRequest"> & {
  * Use `create(FreezeAccountRequestSchema)` to create a new message.
  */
 export const FreezeAccountRequestSchema: GenMessage<FreezeAccountRequest> = /*@__PURE__*/
-  messageDesc(file_bank_v1_account_service, 9);
+  messageDesc(file_bank_v1_account_service, 11);
 
 /**
  * @generated from message bank.v1.UnfreezeAccountRequest
@@ -286,7 +408,7 @@ export type UnfreezeAccountRequest = Message<"bank.v1.UnfreezeAccountRequest"> &
  * Use `create(UnfreezeAccountRequestSchema)` to create a new message.
  */
 export const UnfreezeAccountRequestSchema: GenMessage<UnfreezeAccountRequest> = /*@__PURE__*/
-  messageDesc(file_bank_v1_account_service, 10);
+  messageDesc(file_bank_v1_account_service, 12);
 
 /**
  * @generated from message bank.v1.GetBalanceRequest
@@ -310,7 +432,7 @@ export type GetBalanceRequest = Message<"bank.v1.GetBalanceRequest"> & {
  * Use `create(GetBalanceRequestSchema)` to create a new message.
  */
 export const GetBalanceRequestSchema: GenMessage<GetBalanceRequest> = /*@__PURE__*/
-  messageDesc(file_bank_v1_account_service, 11);
+  messageDesc(file_bank_v1_account_service, 13);
 
 /**
  * @generated from message bank.v1.GetBalanceResponse
@@ -341,6 +463,13 @@ export type GetBalanceResponse = Message<"bank.v1.GetBalanceResponse"> & {
    * @generated from field: google.protobuf.Timestamp at = 4;
    */
   at?: Timestamp | undefined;
+
+  /**
+   * Minor units: the balance less the holds that were active at `at`.
+   *
+   * @generated from field: int64 available_balance = 5;
+   */
+  availableBalance: bigint;
 };
 
 /**
@@ -348,10 +477,10 @@ export type GetBalanceResponse = Message<"bank.v1.GetBalanceResponse"> & {
  * Use `create(GetBalanceResponseSchema)` to create a new message.
  */
 export const GetBalanceResponseSchema: GenMessage<GetBalanceResponse> = /*@__PURE__*/
-  messageDesc(file_bank_v1_account_service, 12);
+  messageDesc(file_bank_v1_account_service, 14);
 
 /**
- * Accounts of the caller: open, read, add funds, read history, close.
+ * Accounts of the caller: open, read, add funds, withdraw, read history and balances, close.
  *
  * @generated from service bank.v1.AccountService
  */
@@ -397,7 +526,9 @@ export const AccountService: GenService<{
     output: typeof AccountSchema;
   },
   /**
-   * Adds funds to an account of the caller (a transfer from the bank's funding account).
+   * Adds funds to an account of the caller (a transfer from the bank's funding account), within
+   * the per-deposit and daily deposit limits. A banker credits any user's account at the counter,
+   * uncapped, with a `memo` that is kept in the audit trail.
    * Idempotent: over HTTP the key comes from the Idempotency-Key header.
    *
    * @generated from rpc bank.v1.AccountService.Deposit
@@ -406,6 +537,18 @@ export const AccountService: GenService<{
     methodKind: "unary";
     input: typeof DepositRequestSchema;
     output: typeof DepositResponseSchema;
+  },
+  /**
+   * Sends money out of the bank from an account of the caller to an external destination (it
+   * moves to the currency's settlement account). Counts against the account's outgoing daily limit.
+   * Idempotent: over HTTP the key comes from the Idempotency-Key header.
+   *
+   * @generated from rpc bank.v1.AccountService.Withdraw
+   */
+  withdraw: {
+    methodKind: "unary";
+    input: typeof WithdrawRequestSchema;
+    output: typeof WithdrawResponseSchema;
   },
   /**
    * Reads an account's entries, newest first, page by page.

@@ -1,8 +1,8 @@
 import type { CallOptions, FieldViolation, RestClientOptions } from "../../../runtime/rest-transport.ts";
 import { RestError, RestTransport } from "../../../runtime/rest-transport.ts";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { DepositResponse, GetBalanceResponse, ListAccountsResponse, ListEntriesResponse } from "./account_service_pb.ts";
-import { CloseAccountRequestSchema, DepositRequestSchema, DepositResponseSchema, FreezeAccountRequestSchema, GetAccountRequestSchema, GetBalanceRequestSchema, GetBalanceResponseSchema, ListAccountsRequestSchema, ListAccountsResponseSchema, ListEntriesRequestSchema, ListEntriesResponseSchema, OpenAccountRequestSchema, UnfreezeAccountRequestSchema } from "./account_service_pb.ts";
+import type { DepositResponse, GetBalanceResponse, ListAccountsResponse, ListEntriesResponse, WithdrawResponse } from "./account_service_pb.ts";
+import { CloseAccountRequestSchema, DepositRequestSchema, DepositResponseSchema, FreezeAccountRequestSchema, GetAccountRequestSchema, GetBalanceRequestSchema, GetBalanceResponseSchema, ListAccountsRequestSchema, ListAccountsResponseSchema, ListEntriesRequestSchema, ListEntriesResponseSchema, OpenAccountRequestSchema, UnfreezeAccountRequestSchema, WithdrawRequestSchema, WithdrawResponseSchema } from "./account_service_pb.ts";
 import type { Account, Transfer, User } from "./types_pb.ts";
 import { AccountSchema, TransferSchema, UserSchema } from "./types_pb.ts";
 import type { ListAuditEventsResponse } from "./audit_service_pb.ts";
@@ -11,8 +11,8 @@ import type { AuthTokens, LoginResponse } from "./auth_service_pb.ts";
 import { AuthTokensSchema, ConfirmLoginRequestSchema, LoginRequestSchema, LoginResponseSchema, LogoutRequestSchema, RefreshTokenRequestSchema } from "./auth_service_pb.ts";
 import type { Empty } from "@bufbuild/protobuf/wkt";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
-import type { CreateTransferResponse, ListTransfersResponse } from "./transfer_service_pb.ts";
-import { CreateTransferRequestSchema, CreateTransferResponseSchema, GetTransferRequestSchema, ListTransfersRequestSchema, ListTransfersResponseSchema } from "./transfer_service_pb.ts";
+import type { CaptureTransferResponse, CreateTransferResponse, ListTransfersResponse, RefundTransferResponse, ReverseTransferResponse, VoidTransferResponse } from "./transfer_service_pb.ts";
+import { CaptureTransferRequestSchema, CaptureTransferResponseSchema, CreateTransferRequestSchema, CreateTransferResponseSchema, GetTransferRequestSchema, ListTransfersRequestSchema, ListTransfersResponseSchema, RefundTransferRequestSchema, RefundTransferResponseSchema, ReverseTransferRequestSchema, ReverseTransferResponseSchema, VoidTransferRequestSchema, VoidTransferResponseSchema } from "./transfer_service_pb.ts";
 import type { VerifyEmailResponse } from "./user_service_pb.ts";
 import { CreateUserRequestSchema, GetUserRequestSchema, UpdateUserRequestSchema, VerifyEmailRequestSchema, VerifyEmailResponseSchema } from "./user_service_pb.ts";
 
@@ -26,7 +26,7 @@ export type { CallOptions, RestClientOptions, FieldViolation };
 /**
  * REST client for bank.v1.AccountService.
  *
- * Accounts of the caller: open, read, add funds, read history, close.
+ * Accounts of the caller: open, read, add funds, withdraw, read history and balances, close.
  */
 export class AccountServiceClient {
   readonly #transport: RestTransport;
@@ -71,13 +71,26 @@ export class AccountServiceClient {
   }
 
   /**
-   * Adds funds to an account of the caller (a transfer from the bank's funding account).
+   * Adds funds to an account of the caller (a transfer from the bank's funding account), within
+   * the per-deposit and daily deposit limits. A banker credits any user's account at the counter,
+   * uncapped, with a `memo` that is kept in the audit trail.
    * Idempotent: over HTTP the key comes from the Idempotency-Key header.
    *
    * POST /v1/accounts/{account_id}/deposits
    */
   deposit(request: MessageInitShape<typeof DepositRequestSchema>, options?: CallOptions): Promise<DepositResponse> {
     return this.#transport.call({"verb":"POST","path":"/v1/accounts/{account_id}/deposits","pathFields":["account_id"],"body":"*","idempotencyField":"idempotencyKey"}, DepositRequestSchema, DepositResponseSchema, request, options);
+  }
+
+  /**
+   * Sends money out of the bank from an account of the caller to an external destination (it
+   * moves to the currency's settlement account). Counts against the account's outgoing daily limit.
+   * Idempotent: over HTTP the key comes from the Idempotency-Key header.
+   *
+   * POST /v1/accounts/{account_id}/withdrawals
+   */
+  withdraw(request: MessageInitShape<typeof WithdrawRequestSchema>, options?: CallOptions): Promise<WithdrawResponse> {
+    return this.#transport.call({"verb":"POST","path":"/v1/accounts/{account_id}/withdrawals","pathFields":["account_id"],"body":"*","idempotencyField":"idempotencyKey"}, WithdrawRequestSchema, WithdrawResponseSchema, request, options);
   }
 
   /**
@@ -204,7 +217,9 @@ export class TransferServiceClient {
   }
 
   /**
-   * Moves money from an account of the caller to any open account of the same currency.
+   * Moves money from an account of the caller to any open account of the same currency; with
+   * `hold`, only reserves the amount on the caller's account (a pending transfer) until it is
+   * captured, voided or expires. Counts against the account's outgoing daily limit.
    * Idempotent: over HTTP the key comes from the Idempotency-Key header.
    *
    * POST /v1/transfers
@@ -223,12 +238,57 @@ export class TransferServiceClient {
   }
 
   /**
-   * Lists the transfers of one account, newest first, page by page.
+   * Lists the transfers of one account, newest first, page by page; with `reference`, only those
+   * carrying it.
    *
    * GET /v1/transfers
    */
   listTransfers(request: MessageInitShape<typeof ListTransfersRequestSchema>, options?: CallOptions): Promise<ListTransfersResponse> {
     return this.#transport.call({"verb":"GET","path":"/v1/transfers","pathFields":[],"body":""}, ListTransfersRequestSchema, ListTransfersResponseSchema, request, options);
+  }
+
+  /**
+   * Captures a pending hold (its sender, or a banker): `amount` (all that is held when absent)
+   * moves to the receiver and the rest of the reservation is released.
+   * Idempotent: over HTTP the key comes from the Idempotency-Key header.
+   *
+   * POST /v1/transfers/{transfer_id}/capture
+   */
+  captureTransfer(request: MessageInitShape<typeof CaptureTransferRequestSchema>, options?: CallOptions): Promise<CaptureTransferResponse> {
+    return this.#transport.call({"verb":"POST","path":"/v1/transfers/{transfer_id}/capture","pathFields":["transfer_id"],"body":"*","idempotencyField":"idempotencyKey"}, CaptureTransferRequestSchema, CaptureTransferResponseSchema, request, options);
+  }
+
+  /**
+   * Voids a pending hold (its sender, or a banker): the reservation is released, nothing moves.
+   * Idempotent: over HTTP the key comes from the Idempotency-Key header.
+   *
+   * POST /v1/transfers/{transfer_id}/void
+   */
+  voidTransfer(request: MessageInitShape<typeof VoidTransferRequestSchema>, options?: CallOptions): Promise<VoidTransferResponse> {
+    return this.#transport.call({"verb":"POST","path":"/v1/transfers/{transfer_id}/void","pathFields":["transfer_id"],"body":"*","idempotencyField":"idempotencyKey"}, VoidTransferRequestSchema, VoidTransferResponseSchema, request, options);
+  }
+
+  /**
+   * Reverses a posted transfer (bankers only, with a memo kept in the audit trail): a
+   * compensating transfer of what it moved, less any refunds, back to where it came from; at most
+   * one per transfer. Allowed on frozen accounts; refused when it would overdraw.
+   * Idempotent: over HTTP the key comes from the Idempotency-Key header.
+   *
+   * POST /v1/transfers/{transfer_id}/reversal
+   */
+  reverseTransfer(request: MessageInitShape<typeof ReverseTransferRequestSchema>, options?: CallOptions): Promise<ReverseTransferResponse> {
+    return this.#transport.call({"verb":"POST","path":"/v1/transfers/{transfer_id}/reversal","pathFields":["transfer_id"],"body":"*","idempotencyField":"idempotencyKey"}, ReverseTransferRequestSchema, ReverseTransferResponseSchema, request, options);
+  }
+
+  /**
+   * Refunds a posted transfer (its receiver): `amount` (all that is left to refund when absent)
+   * goes back to the sender; the refunds of a transfer never sum to more than it moved.
+   * Idempotent: over HTTP the key comes from the Idempotency-Key header.
+   *
+   * POST /v1/transfers/{transfer_id}/refunds
+   */
+  refundTransfer(request: MessageInitShape<typeof RefundTransferRequestSchema>, options?: CallOptions): Promise<RefundTransferResponse> {
+    return this.#transport.call({"verb":"POST","path":"/v1/transfers/{transfer_id}/refunds","pathFields":["transfer_id"],"body":"*","idempotencyField":"idempotencyKey"}, RefundTransferRequestSchema, RefundTransferResponseSchema, request, options);
   }
 }
 

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bank/v1/transfer_service.proto.
  */
 export const file_bank_v1_transfer_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5iYW5rL3YxL3RyYW5zZmVyX3NlcnZpY2UucHJvdG8SB2JhbmsudjEiggEKFUNyZWF0ZVRyYW5zZmVyUmVxdWVzdBIXCg9mcm9tX2FjY291bnRfaWQYASABKAMSFQoNdG9fYWNjb3VudF9pZBgCIAEoAxIOCgZhbW91bnQYAyABKAMSEAoIY3VycmVuY3kYBCABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAUgASgJIokBChZDcmVhdGVUcmFuc2ZlclJlc3BvbnNlEiMKCHRyYW5zZmVyGAEgASgLMhEuYmFuay52MS5UcmFuc2ZlchIiCgpmcm9tX2VudHJ5GAIgASgLMg4uYmFuay52MS5FbnRyeRIUCgxmcm9tX2JhbGFuY2UYAyABKAMSEAoIcmVwbGF5ZWQYBCABKAgiKQoSR2V0VHJhbnNmZXJSZXF1ZXN0EhMKC3RyYW5zZmVyX2lkGAEgASgDIqcBChRMaXN0VHJhbnNmZXJzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEikKBXNpbmNlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVgoVTGlzdFRyYW5zZmVyc1Jlc3BvbnNlEiQKCXRyYW5zZmVycxgBIAMoCzIRLmJhbmsudjEuVHJhbnNmZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMs4CCg9UcmFuc2ZlclNlcnZpY2UScAoOQ3JlYXRlVHJhbnNmZXISHi5iYW5rLnYxLkNyZWF0ZVRyYW5zZmVyUmVxdWVzdBofLmJhbmsudjEuQ3JlYXRlVHJhbnNmZXJSZXNwb25zZSIdyPMYyQGC0+STAhI6ASoiDS92MS90cmFuc2ZlcnMSYgoLR2V0VHJhbnNmZXISGy5iYW5rLnYxLkdldFRyYW5zZmVyUmVxdWVzdBoRLmJhbmsudjEuVHJhbnNmZXIiI4LT5JMCHRIbL3YxL3RyYW5zZmVycy97dHJhbnNmZXJfaWR9EmUKDUxpc3RUcmFuc2ZlcnMSHS5iYW5rLnYxLkxpc3RUcmFuc2ZlcnNSZXF1ZXN0Gh4uYmFuay52MS5MaXN0VHJhbnNmZXJzUmVzcG9uc2UiFYLT5JMCDxINL3YxL3RyYW5zZmVyc2IGcHJvdG8z", [file_bank_v1_options, file_bank_v1_types, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Ch5iYW5rL3YxL3RyYW5zZmVyX3NlcnZpY2UucHJvdG8SB2JhbmsudjEisQIKFUNyZWF0ZVRyYW5zZmVyUmVxdWVzdBIXCg9mcm9tX2FjY291bnRfaWQYASABKAMSFQoNdG9fYWNjb3VudF9pZBgCIAEoAxIOCgZhbW91bnQYAyABKAMSEAoIY3VycmVuY3kYBCABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAUgASgJEhsKBGhvbGQYBiABKAsyDS5iYW5rLnYxLkhvbGQSDAoEbWVtbxgHIAEoCRIRCglyZWZlcmVuY2UYCCABKAkSPgoIbWV0YWRhdGEYCSADKAsyLC5iYW5rLnYxLkNyZWF0ZVRyYW5zZmVyUmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIbCgRIb2xkEhMKC3R0bF9zZWNvbmRzGAEgASgFIokBChZDcmVhdGVUcmFuc2ZlclJlc3BvbnNlEiMKCHRyYW5zZmVyGAEgASgLMhEuYmFuay52MS5UcmFuc2ZlchIiCgpmcm9tX2VudHJ5GAIgASgLMg4uYmFuay52MS5FbnRyeRIUCgxmcm9tX2JhbGFuY2UYAyABKAMSEAoIcmVwbGF5ZWQYBCABKAgiKQoSR2V0VHJhbnNmZXJSZXF1ZXN0EhMKC3RyYW5zZmVyX2lkGAEgASgDIroBChRMaXN0VHJhbnNmZXJzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEikKBXNpbmNlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcmVmZXJlbmNlGAYgASgJIlYKFUxpc3RUcmFuc2ZlcnNSZXNwb25zZRIkCgl0cmFuc2ZlcnMYASADKAsyES5iYW5rLnYxLlRyYW5zZmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJmChZDYXB0dXJlVHJhbnNmZXJSZXF1ZXN0EhMKC3RyYW5zZmVyX2lkGAEgASgDEhMKBmFtb3VudBgCIAEoA0gAiAEBEhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCUIJCgdfYW1vdW50IooBChdDYXB0dXJlVHJhbnNmZXJSZXNwb25zZRIjCgh0cmFuc2ZlchgBIAEoCzIRLmJhbmsudjEuVHJhbnNmZXISIgoKZnJvbV9lbnRyeRgCIAEoCzIOLmJhbmsudjEuRW50cnkSFAoMZnJvbV9iYWxhbmNlGAMgASgDEhAKCHJlcGxheWVkGAQgASgIIkMKE1ZvaWRUcmFuc2ZlclJlcXVlc3QSEwoLdHJhbnNmZXJfaWQYASABKAMSFwoPaWRlbXBvdGVuY3lfa2V5GAIgASgJIk0KFFZvaWRUcmFuc2ZlclJlc3BvbnNlEiMKCHRyYW5zZmVyGAEgASgLMhEuYmFuay52MS5UcmFuc2ZlchIQCghyZXBsYXllZBgCIAEoCCJUChZSZXZlcnNlVHJhbnNmZXJSZXF1ZXN0EhMKC3RyYW5zZmVyX2lkGAEgASgDEgwKBG1lbW8YAiABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJIooBChdSZXZlcnNlVHJhbnNmZXJSZXNwb25zZRIjCgh0cmFuc2ZlchgBIAEoCzIRLmJhbmsudjEuVHJhbnNmZXISIgoKZnJvbV9lbnRyeRgCIAEoCzIOLmJhbmsudjEuRW50cnkSFAoMZnJvbV9iYWxhbmNlGAMgASgDEhAKCHJlcGxheWVkGAQgASgIIvcBChVSZWZ1bmRUcmFuc2ZlclJlcXVlc3QSEwoLdHJhbnNmZXJfaWQYASABKAMSEwoGYW1vdW50GAIgASgDSACIAQESFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJEgwKBG1lbW8YBCABKAkSEQoJcmVmZXJlbmNlGAUgASgJEj4KCG1ldGFkYXRhGAYgAygLMiwuYmFuay52MS5SZWZ1bmRUcmFuc2ZlclJlcXVlc3QuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHX2Ftb3VudCKJAQoWUmVmdW5kVHJhbnNmZXJSZXNwb25zZRIjCgh0cmFuc2ZlchgBIAEoCzIRLmJhbmsudjEuVHJhbnNmZXISIgoKZnJvbV9lbnRyeRgCIAEoCzIOLmJhbmsudjEuRW50cnkSFAoMZnJvbV9iYWxhbmNlGAMgASgDEhAKCHJlcGxheWVkGAQgASgIMuUGCg9UcmFuc2ZlclNlcnZpY2UScAoOQ3JlYXRlVHJhbnNmZXISHi5iYW5rLnYxLkNyZWF0ZVRyYW5zZmVyUmVxdWVzdBofLmJhbmsudjEuQ3JlYXRlVHJhbnNmZXJSZXNwb25zZSIdyPMYyQGC0+STAhI6ASoiDS92MS90cmFuc2ZlcnMSYgoLR2V0VHJhbnNmZXISGy5iYW5rLnYxLkdldFRyYW5zZmVyUmVxdWVzdBoRLmJhbmsudjEuVHJhbnNmZXIiI4LT5JMCHRIbL3YxL3RyYW5zZmVycy97dHJhbnNmZXJfaWR9EmUKDUxpc3RUcmFuc2ZlcnMSHS5iYW5rLnYxLkxpc3RUcmFuc2ZlcnNSZXF1ZXN0Gh4uYmFuay52MS5MaXN0VHJhbnNmZXJzUmVzcG9uc2UiFYLT5JMCDxINL3YxL3RyYW5zZmVycxKEAQoPQ2FwdHVyZVRyYW5zZmVyEh8uYmFuay52MS5DYXB0dXJlVHJhbnNmZXJSZXF1ZXN0GiAuYmFuay52MS5DYXB0dXJlVHJhbnNmZXJSZXNwb25zZSIugtPkkwIoOgEqIiMvdjEvdHJhbnNmZXJzL3t0cmFuc2Zlcl9pZH0vY2FwdHVyZRJ4CgxWb2lkVHJhbnNmZXISHC5iYW5rLnYxLlZvaWRUcmFuc2ZlclJlcXVlc3QaHS5iYW5rLnYxLlZvaWRUcmFuc2ZlclJlc3BvbnNlIiuC0+STAiU6ASoiIC92MS90cmFuc2ZlcnMve3RyYW5zZmVyX2lkfS92b2lkEooBCg9SZXZlcnNlVHJhbnNmZXISHy5iYW5rLnYxLlJldmVyc2VUcmFuc2ZlclJlcXVlc3QaIC5iYW5rLnYxLlJldmVyc2VUcmFuc2ZlclJlc3BvbnNlIjTI8xjJAYLT5JMCKToBKiIkL3YxL3RyYW5zZmVycy97dHJhbnNmZXJfaWR9L3JldmVyc2FsEoYBCg5SZWZ1bmRUcmFuc2ZlchIeLmJhbmsudjEuUmVmdW5kVHJhbnNmZXJSZXF1ZXN0Gh8uYmFuay52MS5SZWZ1bmRUcmFuc2ZlclJlc3BvbnNlIjPI8xjJAYLT5JMCKDoBKiIjL3YxL3RyYW5zZmVycy97dHJhbnNmZXJfaWR9L3JlZnVuZHNiBnByb3RvMw", [file_bank_v1_options, file_bank_v1_types, file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message bank.v1.CreateTransferRequest
@@ -57,6 +57,34 @@ export type CreateTransferRequest = Message<"bank.v1.CreateTransferRequest"> & {
    * @generated from field: string idempotency_key = 5;
    */
   idempotencyKey: string;
+
+  /**
+   * When set, place a hold (status PENDING) instead of moving the money now.
+   *
+   * @generated from field: bank.v1.Hold hold = 6;
+   */
+  hold?: Hold | undefined;
+
+  /**
+   * Free text (at most 140 characters), echoed in the Transfer.
+   *
+   * @generated from field: string memo = 7;
+   */
+  memo: string;
+
+  /**
+   * Client-chosen reference (at most 64 characters), echoed and searchable with ListTransfers.
+   *
+   * @generated from field: string reference = 8;
+   */
+  reference: string;
+
+  /**
+   * Client data (at most 16 keys; keys up to 40, values up to 256 characters), echoed.
+   *
+   * @generated from field: map<string, string> metadata = 9;
+   */
+  metadata: { [key: string]: string };
 };
 
 /**
@@ -65,6 +93,27 @@ export type CreateTransferRequest = Message<"bank.v1.CreateTransferRequest"> & {
  */
 export const CreateTransferRequestSchema: GenMessage<CreateTransferRequest> = /*@__PURE__*/
   messageDesc(file_bank_v1_transfer_service, 0);
+
+/**
+ * A pending transfer's reservation.
+ *
+ * @generated from message bank.v1.Hold
+ */
+export type Hold = Message<"bank.v1.Hold"> & {
+  /**
+   * How long the hold lives before it expires: 1..2592000 seconds (30 days).
+   *
+   * @generated from field: int32 ttl_seconds = 1;
+   */
+  ttlSeconds: number;
+};
+
+/**
+ * Describes the message bank.v1.Hold.
+ * Use `create(HoldSchema)` to create a new message.
+ */
+export const HoldSchema: GenMessage<Hold> = /*@__PURE__*/
+  messageDesc(file_bank_v1_transfer_service, 1);
 
 /**
  * @generated from message bank.v1.CreateTransferResponse
@@ -76,14 +125,14 @@ export type CreateTransferResponse = Message<"bank.v1.CreateTransferResponse"> &
   transfer?: Transfer | undefined;
 
   /**
-   * The entry on the sending account.
+   * The entry on the sending account; absent for a hold (nothing moved).
    *
    * @generated from field: bank.v1.Entry from_entry = 2;
    */
   fromEntry?: Entry | undefined;
 
   /**
-   * The sending account's balance right after this transfer.
+   * The sending account's balance right after this transfer (unchanged by a hold).
    *
    * @generated from field: int64 from_balance = 3;
    */
@@ -102,7 +151,7 @@ export type CreateTransferResponse = Message<"bank.v1.CreateTransferResponse"> &
  * Use `create(CreateTransferResponseSchema)` to create a new message.
  */
 export const CreateTransferResponseSchema: GenMessage<CreateTransferResponse> = /*@__PURE__*/
-  messageDesc(file_bank_v1_transfer_service, 1);
+  messageDesc(file_bank_v1_transfer_service, 2);
 
 /**
  * @generated from message bank.v1.GetTransferRequest
@@ -119,7 +168,7 @@ export type GetTransferRequest = Message<"bank.v1.GetTransferRequest"> & {
  * Use `create(GetTransferRequestSchema)` to create a new message.
  */
 export const GetTransferRequestSchema: GenMessage<GetTransferRequest> = /*@__PURE__*/
-  messageDesc(file_bank_v1_transfer_service, 2);
+  messageDesc(file_bank_v1_transfer_service, 3);
 
 /**
  * @generated from message bank.v1.ListTransfersRequest
@@ -157,6 +206,13 @@ export type ListTransfersRequest = Message<"bank.v1.ListTransfersRequest"> & {
    * @generated from field: google.protobuf.Timestamp until = 5;
    */
   until?: Timestamp | undefined;
+
+  /**
+   * Only transfers carrying this reference (at most 64 characters).
+   *
+   * @generated from field: string reference = 6;
+   */
+  reference: string;
 };
 
 /**
@@ -164,7 +220,7 @@ export type ListTransfersRequest = Message<"bank.v1.ListTransfersRequest"> & {
  * Use `create(ListTransfersRequestSchema)` to create a new message.
  */
 export const ListTransfersRequestSchema: GenMessage<ListTransfersRequest> = /*@__PURE__*/
-  messageDesc(file_bank_v1_transfer_service, 3);
+  messageDesc(file_bank_v1_transfer_service, 4);
 
 /**
  * @generated from message bank.v1.ListTransfersResponse
@@ -188,7 +244,303 @@ export type ListTransfersResponse = Message<"bank.v1.ListTransfersResponse"> & {
  * Use `create(ListTransfersResponseSchema)` to create a new message.
  */
 export const ListTransfersResponseSchema: GenMessage<ListTransfersResponse> = /*@__PURE__*/
-  messageDesc(file_bank_v1_transfer_service, 4);
+  messageDesc(file_bank_v1_transfer_service, 5);
+
+/**
+ * @generated from message bank.v1.CaptureTransferRequest
+ */
+export type CaptureTransferRequest = Message<"bank.v1.CaptureTransferRequest"> & {
+  /**
+   * The pending transfer.
+   *
+   * @generated from field: int64 transfer_id = 1;
+   */
+  transferId: bigint;
+
+  /**
+   * Positive amount in minor units, at most the amount held; all of it when absent.
+   *
+   * @generated from field: optional int64 amount = 2;
+   */
+  amount?: bigint | undefined;
+
+  /**
+   * Client-chosen key (1..255 printable ASCII characters) that makes retries safe: a retry with the same key and
+   * body returns the first answer and moves no money.
+   *
+   * @generated from field: string idempotency_key = 3;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message bank.v1.CaptureTransferRequest.
+ * Use `create(CaptureTransferRequestSchema)` to create a new message.
+ */
+export const CaptureTransferRequestSchema: GenMessage<CaptureTransferRequest> = /*@__PURE__*/
+  messageDesc(file_bank_v1_transfer_service, 6);
+
+/**
+ * @generated from message bank.v1.CaptureTransferResponse
+ */
+export type CaptureTransferResponse = Message<"bank.v1.CaptureTransferResponse"> & {
+  /**
+   * The captured transfer (status POSTED, captured_amount set).
+   *
+   * @generated from field: bank.v1.Transfer transfer = 1;
+   */
+  transfer?: Transfer | undefined;
+
+  /**
+   * The entry on the sending account.
+   *
+   * @generated from field: bank.v1.Entry from_entry = 2;
+   */
+  fromEntry?: Entry | undefined;
+
+  /**
+   * The sending account's balance right after the capture.
+   *
+   * @generated from field: int64 from_balance = 3;
+   */
+  fromBalance: bigint;
+
+  /**
+   * True when this answer replays an earlier request with the same idempotency key.
+   *
+   * @generated from field: bool replayed = 4;
+   */
+  replayed: boolean;
+};
+
+/**
+ * Describes the message bank.v1.CaptureTransferResponse.
+ * Use `create(CaptureTransferResponseSchema)` to create a new message.
+ */
+export const CaptureTransferResponseSchema: GenMessage<CaptureTransferResponse> = /*@__PURE__*/
+  messageDesc(file_bank_v1_transfer_service, 7);
+
+/**
+ * @generated from message bank.v1.VoidTransferRequest
+ */
+export type VoidTransferRequest = Message<"bank.v1.VoidTransferRequest"> & {
+  /**
+   * The pending transfer.
+   *
+   * @generated from field: int64 transfer_id = 1;
+   */
+  transferId: bigint;
+
+  /**
+   * Client-chosen key (1..255 printable ASCII characters) that makes retries safe: a retry with the same key and
+   * body returns the first answer.
+   *
+   * @generated from field: string idempotency_key = 2;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message bank.v1.VoidTransferRequest.
+ * Use `create(VoidTransferRequestSchema)` to create a new message.
+ */
+export const VoidTransferRequestSchema: GenMessage<VoidTransferRequest> = /*@__PURE__*/
+  messageDesc(file_bank_v1_transfer_service, 8);
+
+/**
+ * @generated from message bank.v1.VoidTransferResponse
+ */
+export type VoidTransferResponse = Message<"bank.v1.VoidTransferResponse"> & {
+  /**
+   * The voided transfer (status VOIDED).
+   *
+   * @generated from field: bank.v1.Transfer transfer = 1;
+   */
+  transfer?: Transfer | undefined;
+
+  /**
+   * True when this answer replays an earlier request with the same idempotency key.
+   *
+   * @generated from field: bool replayed = 2;
+   */
+  replayed: boolean;
+};
+
+/**
+ * Describes the message bank.v1.VoidTransferResponse.
+ * Use `create(VoidTransferResponseSchema)` to create a new message.
+ */
+export const VoidTransferResponseSchema: GenMessage<VoidTransferResponse> = /*@__PURE__*/
+  messageDesc(file_bank_v1_transfer_service, 9);
+
+/**
+ * @generated from message bank.v1.ReverseTransferRequest
+ */
+export type ReverseTransferRequest = Message<"bank.v1.ReverseTransferRequest"> & {
+  /**
+   * The posted transfer to reverse.
+   *
+   * @generated from field: int64 transfer_id = 1;
+   */
+  transferId: bigint;
+
+  /**
+   * Why (1..140 characters); kept in the reversal and in the audit trail.
+   *
+   * @generated from field: string memo = 2;
+   */
+  memo: string;
+
+  /**
+   * Client-chosen key (1..255 printable ASCII characters) that makes retries safe: a retry with the same key and
+   * body returns the first answer and moves no money.
+   *
+   * @generated from field: string idempotency_key = 3;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message bank.v1.ReverseTransferRequest.
+ * Use `create(ReverseTransferRequestSchema)` to create a new message.
+ */
+export const ReverseTransferRequestSchema: GenMessage<ReverseTransferRequest> = /*@__PURE__*/
+  messageDesc(file_bank_v1_transfer_service, 10);
+
+/**
+ * @generated from message bank.v1.ReverseTransferResponse
+ */
+export type ReverseTransferResponse = Message<"bank.v1.ReverseTransferResponse"> & {
+  /**
+   * The new reversal transfer (kind REVERSAL, reverses_transfer_id set).
+   *
+   * @generated from field: bank.v1.Transfer transfer = 1;
+   */
+  transfer?: Transfer | undefined;
+
+  /**
+   * The entry on the account the money left (the original's receiver).
+   *
+   * @generated from field: bank.v1.Entry from_entry = 2;
+   */
+  fromEntry?: Entry | undefined;
+
+  /**
+   * That account's balance right after the reversal.
+   *
+   * @generated from field: int64 from_balance = 3;
+   */
+  fromBalance: bigint;
+
+  /**
+   * True when this answer replays an earlier request with the same idempotency key.
+   *
+   * @generated from field: bool replayed = 4;
+   */
+  replayed: boolean;
+};
+
+/**
+ * Describes the message bank.v1.ReverseTransferResponse.
+ * Use `create(ReverseTransferResponseSchema)` to create a new message.
+ */
+export const ReverseTransferResponseSchema: GenMessage<ReverseTransferResponse> = /*@__PURE__*/
+  messageDesc(file_bank_v1_transfer_service, 11);
+
+/**
+ * @generated from message bank.v1.RefundTransferRequest
+ */
+export type RefundTransferRequest = Message<"bank.v1.RefundTransferRequest"> & {
+  /**
+   * The posted transfer to refund; the caller must be its receiver.
+   *
+   * @generated from field: int64 transfer_id = 1;
+   */
+  transferId: bigint;
+
+  /**
+   * Positive amount in minor units; all that is left to refund when absent.
+   *
+   * @generated from field: optional int64 amount = 2;
+   */
+  amount?: bigint | undefined;
+
+  /**
+   * Client-chosen key (1..255 printable ASCII characters) that makes retries safe: a retry with the same key and
+   * body returns the first answer and moves no money.
+   *
+   * @generated from field: string idempotency_key = 3;
+   */
+  idempotencyKey: string;
+
+  /**
+   * Free text (at most 140 characters), echoed in the Transfer.
+   *
+   * @generated from field: string memo = 4;
+   */
+  memo: string;
+
+  /**
+   * Client-chosen reference (at most 64 characters), echoed and searchable.
+   *
+   * @generated from field: string reference = 5;
+   */
+  reference: string;
+
+  /**
+   * Client data (at most 16 keys; keys up to 40, values up to 256 characters), echoed.
+   *
+   * @generated from field: map<string, string> metadata = 6;
+   */
+  metadata: { [key: string]: string };
+};
+
+/**
+ * Describes the message bank.v1.RefundTransferRequest.
+ * Use `create(RefundTransferRequestSchema)` to create a new message.
+ */
+export const RefundTransferRequestSchema: GenMessage<RefundTransferRequest> = /*@__PURE__*/
+  messageDesc(file_bank_v1_transfer_service, 12);
+
+/**
+ * @generated from message bank.v1.RefundTransferResponse
+ */
+export type RefundTransferResponse = Message<"bank.v1.RefundTransferResponse"> & {
+  /**
+   * The new refund transfer (kind REFUND, refunds_transfer_id set).
+   *
+   * @generated from field: bank.v1.Transfer transfer = 1;
+   */
+  transfer?: Transfer | undefined;
+
+  /**
+   * The entry on the refunding account.
+   *
+   * @generated from field: bank.v1.Entry from_entry = 2;
+   */
+  fromEntry?: Entry | undefined;
+
+  /**
+   * The refunding account's balance right after the refund.
+   *
+   * @generated from field: int64 from_balance = 3;
+   */
+  fromBalance: bigint;
+
+  /**
+   * True when this answer replays an earlier request with the same idempotency key.
+   *
+   * @generated from field: bool replayed = 4;
+   */
+  replayed: boolean;
+};
+
+/**
+ * Describes the message bank.v1.RefundTransferResponse.
+ * Use `create(RefundTransferResponseSchema)` to create a new message.
+ */
+export const RefundTransferResponseSchema: GenMessage<RefundTransferResponse> = /*@__PURE__*/
+  messageDesc(file_bank_v1_transfer_service, 13);
 
 /**
  * Moving money between accounts of the same currency, and reading transfers.
@@ -197,7 +549,9 @@ export const ListTransfersResponseSchema: GenMessage<ListTransfersResponse> = /*
  */
 export const TransferService: GenService<{
   /**
-   * Moves money from an account of the caller to any open account of the same currency.
+   * Moves money from an account of the caller to any open account of the same currency; with
+   * `hold`, only reserves the amount on the caller's account (a pending transfer) until it is
+   * captured, voided or expires. Counts against the account's outgoing daily limit.
    * Idempotent: over HTTP the key comes from the Idempotency-Key header.
    *
    * @generated from rpc bank.v1.TransferService.CreateTransfer
@@ -218,7 +572,8 @@ export const TransferService: GenService<{
     output: typeof TransferSchema;
   },
   /**
-   * Lists the transfers of one account, newest first, page by page.
+   * Lists the transfers of one account, newest first, page by page; with `reference`, only those
+   * carrying it.
    *
    * @generated from rpc bank.v1.TransferService.ListTransfers
    */
@@ -226,6 +581,54 @@ export const TransferService: GenService<{
     methodKind: "unary";
     input: typeof ListTransfersRequestSchema;
     output: typeof ListTransfersResponseSchema;
+  },
+  /**
+   * Captures a pending hold (its sender, or a banker): `amount` (all that is held when absent)
+   * moves to the receiver and the rest of the reservation is released.
+   * Idempotent: over HTTP the key comes from the Idempotency-Key header.
+   *
+   * @generated from rpc bank.v1.TransferService.CaptureTransfer
+   */
+  captureTransfer: {
+    methodKind: "unary";
+    input: typeof CaptureTransferRequestSchema;
+    output: typeof CaptureTransferResponseSchema;
+  },
+  /**
+   * Voids a pending hold (its sender, or a banker): the reservation is released, nothing moves.
+   * Idempotent: over HTTP the key comes from the Idempotency-Key header.
+   *
+   * @generated from rpc bank.v1.TransferService.VoidTransfer
+   */
+  voidTransfer: {
+    methodKind: "unary";
+    input: typeof VoidTransferRequestSchema;
+    output: typeof VoidTransferResponseSchema;
+  },
+  /**
+   * Reverses a posted transfer (bankers only, with a memo kept in the audit trail): a
+   * compensating transfer of what it moved, less any refunds, back to where it came from; at most
+   * one per transfer. Allowed on frozen accounts; refused when it would overdraw.
+   * Idempotent: over HTTP the key comes from the Idempotency-Key header.
+   *
+   * @generated from rpc bank.v1.TransferService.ReverseTransfer
+   */
+  reverseTransfer: {
+    methodKind: "unary";
+    input: typeof ReverseTransferRequestSchema;
+    output: typeof ReverseTransferResponseSchema;
+  },
+  /**
+   * Refunds a posted transfer (its receiver): `amount` (all that is left to refund when absent)
+   * goes back to the sender; the refunds of a transfer never sum to more than it moved.
+   * Idempotent: over HTTP the key comes from the Idempotency-Key header.
+   *
+   * @generated from rpc bank.v1.TransferService.RefundTransfer
+   */
+  refundTransfer: {
+    methodKind: "unary";
+    input: typeof RefundTransferRequestSchema;
+    output: typeof RefundTransferResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_bank_v1_transfer_service, 0);

@@ -12,7 +12,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file bank/v1/types.proto.
  */
 export const file_bank_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("ChNiYW5rL3YxL3R5cGVzLnByb3RvEgdiYW5rLnYxIqIBCgRVc2VyEhAKCHVzZXJuYW1lGAEgASgJEhEKCWZ1bGxfbmFtZRgCIAEoCRINCgVlbWFpbBgDIAEoCRIbCgRyb2xlGAQgASgOMg0uYmFuay52MS5Sb2xlEhkKEWlzX2VtYWlsX3ZlcmlmaWVkGAUgASgIEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIs4BCgdBY2NvdW50EgoKAmlkGAEgASgDEg0KBW93bmVyGAIgASgJEhAKCGN1cnJlbmN5GAMgASgJEg8KB2JhbGFuY2UYBCABKAMSJgoGc3RhdHVzGAUgASgOMhYuYmFuay52MS5BY2NvdW50U3RhdHVzEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWNsb3NlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi0wEKCFRyYW5zZmVyEgoKAmlkGAEgASgDEhcKD2Zyb21fYWNjb3VudF9pZBgCIAEoAxIVCg10b19hY2NvdW50X2lkGAMgASgDEg4KBmFtb3VudBgEIAEoAxIQCghjdXJyZW5jeRgFIAEoCRIjCgRraW5kGAYgASgOMhUuYmFuay52MS5UcmFuc2ZlcktpbmQSFAoMaW5pdGlhdGVkX2J5GAcgASgJEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpMBCgVFbnRyeRIKCgJpZBgBIAEoAxISCgphY2NvdW50X2lkGAIgASgDEhMKC3RyYW5zZmVyX2lkGAMgASgDEg4KBmFtb3VudBgEIAEoAxIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1iYWxhbmNlX2FmdGVyGAYgASgDKkEKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhIKDlJPTEVfREVQT1NJVE9SEAESDwoLUk9MRV9CQU5LRVIQAip+Cg1BY2NvdW50U3RhdHVzEh4KGkFDQ09VTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTQUNDT1VOVF9TVEFUVVNfT1BFThABEhkKFUFDQ09VTlRfU1RBVFVTX0NMT1NFRBACEhkKFUFDQ09VTlRfU1RBVFVTX0ZST1pFThADKmQKDFRyYW5zZmVyS2luZBIdChlUUkFOU0ZFUl9LSU5EX1VOU1BFQ0lGSUVEEAASGgoWVFJBTlNGRVJfS0lORF9UUkFOU0ZFUhABEhkKFVRSQU5TRkVSX0tJTkRfREVQT1NJVBACYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChNiYW5rL3YxL3R5cGVzLnByb3RvEgdiYW5rLnYxIqIBCgRVc2VyEhAKCHVzZXJuYW1lGAEgASgJEhEKCWZ1bGxfbmFtZRgCIAEoCRINCgVlbWFpbBgDIAEoCRIbCgRyb2xlGAQgASgOMg0uYmFuay52MS5Sb2xlEhkKEWlzX2VtYWlsX3ZlcmlmaWVkGAUgASgIEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIukBCgdBY2NvdW50EgoKAmlkGAEgASgDEg0KBW93bmVyGAIgASgJEhAKCGN1cnJlbmN5GAMgASgJEg8KB2JhbGFuY2UYBCABKAMSJgoGc3RhdHVzGAUgASgOMhYuYmFuay52MS5BY2NvdW50U3RhdHVzEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWNsb3NlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRYXZhaWxhYmxlX2JhbGFuY2UYCCABKAMi7gQKCFRyYW5zZmVyEgoKAmlkGAEgASgDEhcKD2Zyb21fYWNjb3VudF9pZBgCIAEoAxIVCg10b19hY2NvdW50X2lkGAMgASgDEg4KBmFtb3VudBgEIAEoAxIQCghjdXJyZW5jeRgFIAEoCRIjCgRraW5kGAYgASgOMhUuYmFuay52MS5UcmFuc2ZlcktpbmQSFAoMaW5pdGlhdGVkX2J5GAcgASgJEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBnN0YXR1cxgJIAEoDjIXLmJhbmsudjEuVHJhbnNmZXJTdGF0dXMSHAoPY2FwdHVyZWRfYW1vdW50GAogASgDSACIAQESLgoKZXhwaXJlc19hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEbWVtbxgMIAEoCRIRCglyZWZlcmVuY2UYDSABKAkSMQoIbWV0YWRhdGEYDiADKAsyHy5iYW5rLnYxLlRyYW5zZmVyLk1ldGFkYXRhRW50cnkSEwoLZGVzdGluYXRpb24YDyABKAkSIQoUcmV2ZXJzZXNfdHJhbnNmZXJfaWQYECABKANIAYgBARIgChNyZWZ1bmRzX3RyYW5zZmVyX2lkGBEgASgDSAKIAQEaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQhIKEF9jYXB0dXJlZF9hbW91bnRCFwoVX3JldmVyc2VzX3RyYW5zZmVyX2lkQhYKFF9yZWZ1bmRzX3RyYW5zZmVyX2lkIpMBCgVFbnRyeRIKCgJpZBgBIAEoAxISCgphY2NvdW50X2lkGAIgASgDEhMKC3RyYW5zZmVyX2lkGAMgASgDEg4KBmFtb3VudBgEIAEoAxIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1iYWxhbmNlX2FmdGVyGAYgASgDKkEKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhIKDlJPTEVfREVQT1NJVE9SEAESDwoLUk9MRV9CQU5LRVIQAip+Cg1BY2NvdW50U3RhdHVzEh4KGkFDQ09VTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTQUNDT1VOVF9TVEFUVVNfT1BFThABEhkKFUFDQ09VTlRfU1RBVFVTX0NMT1NFRBACEhkKFUFDQ09VTlRfU1RBVFVTX0ZST1pFThADKrgBCgxUcmFuc2ZlcktpbmQSHQoZVFJBTlNGRVJfS0lORF9VTlNQRUNJRklFRBAAEhoKFlRSQU5TRkVSX0tJTkRfVFJBTlNGRVIQARIZChVUUkFOU0ZFUl9LSU5EX0RFUE9TSVQQAhIcChhUUkFOU0ZFUl9LSU5EX1dJVEhEUkFXQUwQAxIaChZUUkFOU0ZFUl9LSU5EX1JFVkVSU0FMEAQSGAoUVFJBTlNGRVJfS0lORF9SRUZVTkQQBSqjAQoOVHJhbnNmZXJTdGF0dXMSHwobVFJBTlNGRVJfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGgoWVFJBTlNGRVJfU1RBVFVTX1BPU1RFRBABEhsKF1RSQU5TRkVSX1NUQVRVU19QRU5ESU5HEAISGgoWVFJBTlNGRVJfU1RBVFVTX1ZPSURFRBADEhsKF1RSQU5TRkVSX1NUQVRVU19FWFBJUkVEEARiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * A user of the bank. The username is the stable id every other resource references.
@@ -114,6 +114,14 @@ export type Account = Message<"bank.v1.Account"> & {
    * @generated from field: google.protobuf.Timestamp closed_at = 7;
    */
   closedAt?: Timestamp | undefined;
+
+  /**
+   * The balance less every active hold (pending and not expired): what can be spent now. An
+   * expired hold never counts, even before the worker's sweep marked it.
+   *
+   * @generated from field: int64 available_balance = 8;
+   */
+  availableBalance: bigint;
 };
 
 /**
@@ -124,7 +132,9 @@ export const AccountSchema: GenMessage<Account> = /*@__PURE__*/
   messageDesc(file_bank_v1_types, 1);
 
 /**
- * One movement of money: always exactly two entries that sum to zero.
+ * One movement of money: once posted, exactly two entries that sum to zero; a pending, voided or
+ * expired hold has none. Fields a transfer does not have are absent: an `optional` field is unset,
+ * a string is empty, a timestamp is unset.
  *
  * @generated from message bank.v1.Transfer
  */
@@ -172,6 +182,67 @@ export type Transfer = Message<"bank.v1.Transfer"> & {
    * @generated from field: google.protobuf.Timestamp created_at = 8;
    */
   createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: bank.v1.TransferStatus status = 9;
+   */
+  status: TransferStatus;
+
+  /**
+   * Set once a hold is captured: what moved, in minor units (at most `amount`).
+   *
+   * @generated from field: optional int64 captured_amount = 10;
+   */
+  capturedAmount?: bigint | undefined;
+
+  /**
+   * A hold's deadline; unset for a movement posted at once.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 11;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * Free text of the client (at most 140 characters); a banker's reason for a credit or reversal.
+   *
+   * @generated from field: string memo = 12;
+   */
+  memo: string;
+
+  /**
+   * Client-chosen reference (at most 64 characters), searchable with ListTransfers.
+   *
+   * @generated from field: string reference = 13;
+   */
+  reference: string;
+
+  /**
+   * Client data (at most 16 keys; keys up to 40, values up to 256 characters).
+   *
+   * @generated from field: map<string, string> metadata = 14;
+   */
+  metadata: { [key: string]: string };
+
+  /**
+   * A withdrawal's external destination (an IBAN or another external reference).
+   *
+   * @generated from field: string destination = 15;
+   */
+  destination: string;
+
+  /**
+   * For a reversal: the transfer it reverses.
+   *
+   * @generated from field: optional int64 reverses_transfer_id = 16;
+   */
+  reversesTransferId?: bigint | undefined;
+
+  /**
+   * For a refund: the transfer it refunds.
+   *
+   * @generated from field: optional int64 refunds_transfer_id = 17;
+   */
+  refundsTransferId?: bigint | undefined;
 };
 
 /**
@@ -330,6 +401,27 @@ export const TransferKind = {
    * @generated from enum value: TRANSFER_KIND_DEPOSIT = 2;
    */
   DEPOSIT: 2,
+
+  /**
+   * Money sent out of the bank: from a user account to the currency's settlement account.
+   *
+   * @generated from enum value: TRANSFER_KIND_WITHDRAWAL = 3;
+   */
+  WITHDRAWAL: 3,
+
+  /**
+   * A banker's compensating transfer of an earlier one, back to where its money came from.
+   *
+   * @generated from enum value: TRANSFER_KIND_REVERSAL = 4;
+   */
+  REVERSAL: 4,
+
+  /**
+   * Money the receiver of an earlier transfer sent back to its sender.
+   *
+   * @generated from enum value: TRANSFER_KIND_REFUND = 5;
+   */
+  REFUND: 5,
 } as const;
 
 /**
@@ -342,4 +434,53 @@ export type TransferKind = (typeof TransferKind)[keyof typeof TransferKind] | Un
  */
 export const TransferKindSchema: GenEnum<TransferKind> = /*@__PURE__*/
   enumDesc(file_bank_v1_types, 2);
+
+/**
+ * @generated from enum bank.v1.TransferStatus
+ */
+export const TransferStatus = {
+  /**
+   * @generated from enum value: TRANSFER_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED: 0,
+
+  /**
+   * The money moved (for a captured hold: its captured amount).
+   *
+   * @generated from enum value: TRANSFER_STATUS_POSTED = 1;
+   */
+  POSTED: 1,
+
+  /**
+   * A hold: the amount is reserved on the sender's account, nothing has moved yet.
+   *
+   * @generated from enum value: TRANSFER_STATUS_PENDING = 2;
+   */
+  PENDING: 2,
+
+  /**
+   * A hold released by a void; no money moved.
+   *
+   * @generated from enum value: TRANSFER_STATUS_VOIDED = 3;
+   */
+  VOIDED: 3,
+
+  /**
+   * A hold whose time ran out before it was captured; no money moved.
+   *
+   * @generated from enum value: TRANSFER_STATUS_EXPIRED = 4;
+   */
+  EXPIRED: 4,
+} as const;
+
+/**
+ * @generated from enum bank.v1.TransferStatus
+ */
+export type TransferStatus = (typeof TransferStatus)[keyof typeof TransferStatus] | UnknownEnum;
+
+/**
+ * Describes the enum bank.v1.TransferStatus.
+ */
+export const TransferStatusSchema: GenEnum<TransferStatus> = /*@__PURE__*/
+  enumDesc(file_bank_v1_types, 3);
 
