@@ -53,7 +53,7 @@ export async function buildHistory(
     await tx.query(sql.unsafe`
       WITH p AS (
         SELECT ${base}::bigint AS base,
-               (SELECT id FROM accounts WHERE is_system AND currency = 'USD') AS funding,
+               (SELECT id FROM accounts WHERE is_system AND kind = 'funding' AND currency = 'USD') AS funding,
                array(SELECT a.id FROM generate_series(1, ${counterparties}) k
                        JOIN accounts a ON a.owner = ${owner} || '_cp' || k ORDER BY k) AS cps,
                ${sql.timestamp(end)} - make_interval(secs => ${spanSeconds}) AS t0,

@@ -24,6 +24,9 @@ export type BankConfig = Pick<
   Config,
   | 'REDIS_URL'
   | 'LEDGER_BATCH_MAX_SIZE'
+  | 'DEPOSIT_MAX_AMOUNT'
+  | 'DEPOSIT_DAILY_LIMIT'
+  | 'OUTGOING_DAILY_LIMIT'
   | 'REDIS_KEY_PREFIX'
   | 'EMAIL_QUEUE_NAME'
   | 'PASETO_SECRET_KEY'
@@ -100,7 +103,16 @@ export async function createBank(config: BankConfig, deps: { pool: DatabasePool;
   const observer = registry ? createLedgerMetrics(registry) : undefined;
   let closed: Promise<void> | undefined;
   return {
-    ledger: new LedgerService({ pool, maxBatchSize: config.LEDGER_BATCH_MAX_SIZE, ...(observer ? { observer } : {}) }),
+    ledger: new LedgerService({
+      pool,
+      maxBatchSize: config.LEDGER_BATCH_MAX_SIZE,
+      limits: {
+        depositMaxAmount: config.DEPOSIT_MAX_AMOUNT,
+        depositDailyLimit: config.DEPOSIT_DAILY_LIMIT,
+        outgoingDailyLimit: config.OUTGOING_DAILY_LIMIT,
+      },
+      ...(observer ? { observer } : {}),
+    }),
     audit: new AuditService({ pool }),
     users: new UserService({ pool, passwords, outbox, rateLimiter, sessionRevocations: sessionLiveness }),
     sessions: new SessionService({ pool, passwords, tokens, outbox, rateLimiter, loginEmailLimiter, config, logger, liveness: sessionLiveness }),

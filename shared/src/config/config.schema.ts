@@ -10,6 +10,16 @@ const url = (protocols: readonly string[]) =>
     }
   }, `must be a URL with one of the protocols ${protocols.join(', ')}`);
 
+/** A whole number of minor units, 1..10^15, kept as a bigint. */
+const minorUnits = (fallback: bigint) =>
+  z
+    .string()
+    .trim()
+    .regex(/^[1-9][0-9]{0,15}$/, 'must be a whole number of minor units from 1 to 10^15')
+    .default(fallback.toString())
+    .transform((value) => BigInt(value))
+    .refine((value) => value <= 1_000_000_000_000_000n, 'must be at most 10^15 minor units');
+
 /**
  * Every environment variable any process reads, parsed once. Names are the ones in DESIGN.md;
  * operators and manifests rely on them. Secrets (URLs with passwords, keys) are never logged.
@@ -22,6 +32,16 @@ export const configSchema = z
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
     // Group commit: the most waiting money movements one database call and commit carries.
     LEDGER_BATCH_MAX_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),
+    // Money limits (issue 11), in minor units, applied per currency: one self-service deposit; a
+    // user's self-service deposits and an account's outgoing transfers, holds and withdrawals per
+    // rolling 24 hours. A banker's credit is not capped. At most 10^15 (the largest amount).
+    DEPOSIT_MAX_AMOUNT: minorUnits(1_000_000n),
+    DEPOSIT_DAILY_LIMIT: minorUnits(2_500_000n),
+    OUTGOING_DAILY_LIMIT: minorUnits(5_000_000n),
+    // How often the worker marks pending holds past their deadline expired (expiry is enforced
+    // wherever a hold is used or read in any case), and how many per round.
+    HOLD_SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(5_000),
+    HOLD_SWEEP_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(1_000),
     REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
     SMTP_URL: url(['smtp:', 'smtps:']).default('smtp://127.0.0.1:1025'),
     MAIL_FROM: z.string().min(3).default('Bank <no-reply@bank.local>'),

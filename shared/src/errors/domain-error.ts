@@ -32,7 +32,14 @@ export type ErrorCode =
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'METHOD_NOT_ALLOWED'
   | 'CANCELLED'
-  | 'DEADLINE_EXCEEDED';
+  | 'DEADLINE_EXCEEDED'
+  | 'LIMIT_EXCEEDED'
+  | 'TRANSFER_NOT_PENDING'
+  | 'HOLD_EXPIRED'
+  | 'TRANSFER_ALREADY_REVERSED'
+  | 'TRANSFER_NOT_REVERSIBLE'
+  | 'TRANSFER_NOT_REFUNDABLE'
+  | 'REFUND_EXCEEDS_TRANSFER';
 
 /** One offending input field, named the way the API names it (snake_case path). */
 export type FieldViolation = { field: string; description: string };
@@ -151,6 +158,74 @@ export class IdempotencyConflict extends DomainError {
 export class Unavailable extends DomainError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('UNAVAILABLE', message, options);
+  }
+}
+
+// --- money model (issue 11) ---
+
+/** The limits a movement can exceed (env DEPOSIT_MAX_AMOUNT, DEPOSIT_DAILY_LIMIT, OUTGOING_DAILY_LIMIT). */
+export type LimitName = 'deposit_max_amount' | 'deposit_daily_limit' | 'outgoing_daily_limit';
+
+/**
+ * A movement above a limit. `remaining` is what the limit still allows now (minor units; for
+ * deposit_max_amount the cap itself); the edges send `limit` and `remaining` (a decimal string)
+ * as problem fields and as gRPC ErrorInfo metadata.
+ */
+export class LimitExceeded extends DomainError {
+  readonly limit: LimitName;
+  readonly remaining: bigint;
+  constructor(limit: LimitName, remaining: bigint) {
+    const message = limit === 'deposit_max_amount'
+      ? `a single deposit may be at most ${remaining} minor units`
+      : `the ${limit.replaceAll('_', ' ')} allows ${remaining} more minor units in the last 24 hours`;
+    super('LIMIT_EXCEEDED', message);
+    this.limit = limit;
+    this.remaining = remaining < 0n ? 0n : remaining;
+  }
+}
+
+/** Capture or void of a transfer that is not (or no longer) a pending hold. */
+export class TransferNotPending extends DomainError {
+  constructor(transferId: bigint | string, status: string) {
+    super('TRANSFER_NOT_PENDING', `transfer ${String(transferId)} is not a pending hold (it is ${status})`);
+  }
+}
+
+/** Capture of a hold whose time ran out: it is expired now, and its reservation released. */
+export class HoldExpired extends DomainError {
+  constructor(transferId: bigint | string) {
+    super('HOLD_EXPIRED', `the hold of transfer ${String(transferId)} has expired`);
+  }
+}
+
+export class TransferAlreadyReversed extends DomainError {
+  constructor(transferId: bigint | string) {
+    super('TRANSFER_ALREADY_REVERSED', `transfer ${String(transferId)} was already reversed`);
+  }
+}
+
+/** A reversal of something that moved no money (a hold not captured) or of a reversal. */
+export class TransferNotReversible extends DomainError {
+  constructor(transferId: bigint | string, why: string) {
+    super('TRANSFER_NOT_REVERSIBLE', `transfer ${String(transferId)} cannot be reversed: ${why}`);
+  }
+}
+
+/** A refund of something other than a posted transfer between users, or of a reversed one. */
+export class TransferNotRefundable extends DomainError {
+  constructor(transferId: bigint | string, why: string) {
+    super('TRANSFER_NOT_REFUNDABLE', `transfer ${String(transferId)} cannot be refunded: ${why}`);
+  }
+}
+
+/** Refunds of a transfer would sum to more than it moved; `remaining` is what may still be refunded. */
+export class RefundExceedsTransfer extends DomainError {
+  readonly remaining: bigint;
+  constructor(transferId: bigint | string, remaining: bigint) {
+    super('REFUND_EXCEEDS_TRANSFER', `transfer ${String(transferId)} can be refunded by at most ${remaining} more minor units`, {
+      fieldViolations: [{ field: 'amount', description: `must be at most ${remaining}` }],
+    });
+    this.remaining = remaining;
   }
 }
 

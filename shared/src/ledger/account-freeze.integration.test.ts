@@ -75,7 +75,7 @@ describe('freezing an account', () => {
       fieldViolations: [expect.objectContaining({ field: 'reason' })],
     });
     await expect(ledger.freezeAccount(banker, { accountId: 999_999_999n, reason: 'x' })).rejects.toMatchObject({ code: 'ACCOUNT_NOT_FOUND' });
-    const systemId = await db.pool.oneFirst(sql.type(z.object({ id: z.bigint() }))`SELECT id FROM accounts WHERE is_system AND currency = 'USD'`);
+    const systemId = await db.pool.oneFirst(sql.type(z.object({ id: z.bigint() }))`SELECT id FROM accounts WHERE is_system AND kind = 'funding' AND currency = 'USD'`);
     await expect(ledger.freezeAccount(banker, { accountId: systemId, reason: 'x' })).rejects.toMatchObject({ code: 'ACCOUNT_NOT_FOUND' });
     await ledger.closeAccount(alice.actor, alice.account.id);
     await expect(ledger.freezeAccount(banker, { accountId: alice.account.id, reason: 'x' })).rejects.toMatchObject({ code: 'ACCOUNT_CLOSED' });

@@ -56,7 +56,7 @@ describe('accounts', () => {
 
   it('never exposes the system funding accounts as user accounts', async () => {
     const banker = await createUser(db.pool, { role: 'banker' });
-    const systemId = await db.pool.oneFirst(sql.type(z.object({ id: z.bigint() }))`SELECT id FROM accounts WHERE is_system AND currency = 'USD'`);
+    const systemId = await db.pool.oneFirst(sql.type(z.object({ id: z.bigint() }))`SELECT id FROM accounts WHERE is_system AND kind = 'funding' AND currency = 'USD'`);
     await expect(ledger.getAccount(banker, systemId)).rejects.toMatchObject({ code: 'ACCOUNT_NOT_FOUND' });
     const alice = await createUser(db.pool);
     const mine = await fundedAccount(alice, 100n);
@@ -82,8 +82,8 @@ describe('deposit and transfer', () => {
     });
     expect(result).toMatchObject({ fromBalance: 7_500n, toBalance: 2_500n, replayed: false });
     expect(result.transfer).toMatchObject({ fromAccountId: a.id, toAccountId: b.id, amount: 2_500n, currency: 'USD', kind: 'transfer' });
-    expect(result.fromEntry.amount).toBe(-2_500n);
-    expect(result.toEntry.amount).toBe(2_500n);
+    expect(result.fromEntry?.amount).toBe(-2_500n);
+    expect(result.toEntry?.amount).toBe(2_500n);
     expect((await ledger.getAccount(bob, b.id)).balance).toBe(2_500n);
     expect(await ledger.getTransfer(alice, result.transfer.id)).toEqual(result.transfer);
     expect(await ledger.getTransfer(bob, result.transfer.id)).toEqual(result.transfer);
@@ -120,8 +120,10 @@ describe('deposit and transfer', () => {
     // Foreign account: a depositor is told it does not exist; a banker that it may not move it.
     await expect(move(bob, {})).rejects.toMatchObject({ code: 'ACCOUNT_NOT_FOUND' });
     await expect(move(banker, {})).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+    // A banker's credit needs a memo for the audit trail.
     await expect(ledger.deposit(banker, { accountId: a.id, amount: 5n, idempotencyKey: idemKey() })).rejects.toMatchObject({
-      code: 'PERMISSION_DENIED',
+      code: 'INVALID_ARGUMENT',
+      fieldViolations: [{ field: 'memo' }],
     });
     await expect(ledger.deposit(bob, { accountId: a.id, amount: 5n, idempotencyKey: idemKey() })).rejects.toMatchObject({
       code: 'ACCOUNT_NOT_FOUND',

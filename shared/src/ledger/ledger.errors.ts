@@ -6,16 +6,25 @@ import {
   AmountOutOfRange,
   CurrencyMismatch,
   type DomainError,
+  HoldExpired,
   IdempotencyConflict,
   InsufficientFunds,
+  LimitExceeded,
+  type LimitName,
   PermissionDenied,
+  RefundExceedsTransfer,
   SameAccount,
+  TransferAlreadyReversed,
+  TransferNotFound,
+  TransferNotPending,
+  TransferNotRefundable,
+  TransferNotReversible,
 } from '../errors/domain-error.ts';
 
 /**
- * The refusals ledger_move() (migration 0004) and ledger_move_batch() (0006) answer with, by
- * name. A refusal is an ordinary answer of the function, not a database error; the same list is
- * in those migrations' headers.
+ * The refusals ledger_apply() (migration 0009; before it ledger_move() and ledger_move_batch())
+ * answers with, by name. A refusal is an ordinary answer of the function, not a database error;
+ * the same list, with each detail's format, is in that migration's header.
  */
 export const LEDGER_REFUSALS = [
   'account_not_found',
@@ -25,8 +34,16 @@ export const LEDGER_REFUSALS = [
   'currency_mismatch',
   'insufficient_funds',
   'idempotency_conflict',
-  // Only from ledger_move_batch() (0006), where a bigint overflow must not fail the whole batch.
+  // A bigint overflow must not fail the whole batch.
   'amount_out_of_range',
+  'transfer_not_found',
+  'hold_expired',
+  'limit_exceeded',
+  'transfer_not_pending',
+  'transfer_already_reversed',
+  'transfer_not_reversible',
+  'transfer_not_refundable',
+  'refund_exceeds_transfer',
 ] as const;
 export type LedgerRefusal = (typeof LEDGER_REFUSALS)[number];
 
@@ -43,8 +60,28 @@ const REFUSAL_ERRORS: Record<LedgerRefusal, (detail: string) => DomainError> = {
   currency_mismatch: (message) => new CurrencyMismatch(message),
   insufficient_funds: (id) => new InsufficientFunds(id),
   idempotency_conflict: () => new IdempotencyConflict(),
-  amount_out_of_range: () => new AmountOutOfRange('amount would overflow an account balance'),
+  amount_out_of_range: (sentence) => new AmountOutOfRange(sentence || 'amount would overflow an account balance'),
+  transfer_not_found: (id) => new TransferNotFound(id),
+  hold_expired: (id) => new HoldExpired(id),
+  limit_exceeded: (detail) => {
+    const [limit, remaining] = splitDetail(detail);
+    return new LimitExceeded(limit as LimitName, BigInt(remaining));
+  },
+  transfer_not_pending: (detail) => new TransferNotPending(...splitDetail(detail)),
+  transfer_already_reversed: (id) => new TransferAlreadyReversed(id),
+  transfer_not_reversible: (detail) => new TransferNotReversible(...splitDetail(detail)),
+  transfer_not_refundable: (detail) => new TransferNotRefundable(...splitDetail(detail)),
+  refund_exceeds_transfer: (detail) => {
+    const [id, remaining] = splitDetail(detail);
+    return new RefundExceedsTransfer(id, BigInt(remaining));
+  },
 };
+
+/** '<first>:<rest>' (the rest may hold colons). */
+function splitDetail(detail: string): [string, string] {
+  const at = detail.indexOf(':');
+  return at < 0 ? [detail, ''] : [detail.slice(0, at), detail.slice(at + 1)];
+}
 
 export function refusalError(refusal: LedgerRefusal, detail: string): DomainError {
   return REFUSAL_ERRORS[refusal](detail);

@@ -1,10 +1,10 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import { AccountClosed, AccountFrozen, AccountNotEmpty, AccountNotFound, type DomainError } from '../errors/domain-error.ts';
+import { AccountClosed, AccountFrozen, AccountNotEmpty, AccountNotFound, type DomainError, isDomainError } from '../errors/domain-error.ts';
 import type { Role } from '../auth/actor.ts';
 import type { Currency } from './currency.ts';
 import { databaseErrorToDomainError, refusalError } from './ledger.errors.ts';
-import { accountRow, accountStateRow, batchMoveResultRow, entryRow, moveResultRow, type MoveRow, transferRow } from './ledger.schema.ts';
+import { accountRow, accountStateRow, entryRow, moveResultRow, type MoveRow, transferRow } from './ledger.schema.ts';
 import type { Account, BalanceAt, Entry, Transfer, TransferResult } from './ledger.types.ts';
 
 async function mapErrors<T>(run: () => Promise<T>): Promise<T> {
@@ -20,6 +20,7 @@ const toAccount = (row: z.infer<typeof accountRow>): Account => ({
   owner: row.owner,
   currency: row.currency,
   balance: row.balance,
+  availableBalance: row.available_balance,
   status: row.status,
   createdAt: row.created_at,
   closedAt: row.closed_at,
@@ -34,6 +35,15 @@ const toTransfer = (row: z.infer<typeof transferRow>): Transfer => ({
   kind: row.kind,
   initiatedBy: row.initiated_by,
   createdAt: row.created_at,
+  status: row.status,
+  capturedAmount: row.captured_amount,
+  expiresAt: row.expires_at,
+  memo: row.memo,
+  reference: row.reference,
+  metadata: row.metadata,
+  destination: row.destination,
+  reversesTransferId: row.reverses_transfer_id,
+  refundsTransferId: row.refunds_transfer_id,
 });
 
 const toEntry = (row: z.infer<typeof entryRow>): Entry => ({
@@ -45,21 +55,52 @@ const toEntry = (row: z.infer<typeof entryRow>): Entry => ({
   balanceAfter: row.balance_after,
 });
 
-const ACCOUNT_COLUMNS = sql.fragment`id, owner, currency, balance, status, created_at, closed_at`;
-const TRANSFER_COLUMNS = sql.fragment`id, from_account_id, to_account_id, amount, currency, kind, initiated_by, created_at`;
+/**
+ * An account as read: available_balance is the balance less its active holds (pending, deadline
+ * not passed: an expired hold never counts, swept or not), from transfers_pending_idx.
+ */
+const ACCOUNT_COLUMNS = sql.fragment`id, owner, currency, balance,
+  balance - coalesce((SELECT sum(h.amount) FROM transfers h
+                       WHERE h.from_account_id = accounts.id AND h.status = 'pending' AND h.expires_at > now()), 0)::bigint
+    AS available_balance,
+  status, created_at, closed_at`;
+/** A transfer as read: a pending hold past its deadline reads expired, before the sweep marks it. */
+const transferColumns = (t: string) => sql.fragment`${sql.identifier([t])}.id, ${sql.identifier([t])}.from_account_id,
+  ${sql.identifier([t])}.to_account_id, ${sql.identifier([t])}.amount, ${sql.identifier([t])}.currency, ${sql.identifier([t])}.kind,
+  ${sql.identifier([t])}.initiated_by, ${sql.identifier([t])}.created_at,
+  CASE WHEN ${sql.identifier([t])}.status = 'pending' AND ${sql.identifier([t])}.expires_at <= now() THEN 'expired'
+       ELSE ${sql.identifier([t])}.status END AS status,
+  ${sql.identifier([t])}.captured_amount, ${sql.identifier([t])}.expires_at, ${sql.identifier([t])}.memo,
+  ${sql.identifier([t])}.reference, ${sql.identifier([t])}.metadata, ${sql.identifier([t])}.destination,
+  ${sql.identifier([t])}.reverses_transfer_id, ${sql.identifier([t])}.refunds_transfer_id`;
+const TRANSFER_COLUMNS = transferColumns('transfers');
+
+/** What one call of ledger_apply() (migration 0009) does. */
+export type MoveOperation = 'transfer' | 'deposit' | 'withdrawal' | 'capture' | 'void' | 'reversal' | 'refund';
 
 export type MoveCommand = {
   actor: string;
   actorRole: Role;
   idempotencyKey: string;
   requestHash: string;
-  operation: 'transfer' | 'deposit';
-  /** null for a deposit: the currency's funding account pays. */
+  operation: MoveOperation;
+  /** transfer, withdrawal: the paying account. Null otherwise (a deposit's funding account pays). */
   fromAccountId: bigint | null;
-  toAccountId: bigint;
-  amount: bigint;
-  /** null for a deposit: the receiving account's currency. */
+  /** transfer, deposit: the receiving account. Null otherwise. */
+  toAccountId: bigint | null;
+  /** Null for a full capture or refund, and for void and reversal. */
+  amount: bigint | null;
+  /** transfer: the currency both accounts must have. Null otherwise. */
   currency: Currency | null;
+  /** capture, void, reversal, refund: the transfer they act on. */
+  targetTransferId: bigint | null;
+  /** transfer: place a hold of this many seconds instead of posting. */
+  holdTtlSeconds: number | null;
+  memo: string | null;
+  reference: string | null;
+  metadata: Record<string, string>;
+  /** withdrawal: the external destination. */
+  destination: string | null;
 };
 
 /**
@@ -86,18 +127,16 @@ export type HistoryQuery = {
   /** Exclusive. */
   until: Date | null;
   limit: number;
+  /** Transfers only: just those with this reference. */
+  reference?: string | null;
 };
 
-/** The movement ledger_move() made or replayed; the actor initiated it (keys belong to a user). */
-function toTransferResult(row: MoveRow, initiatedBy: string): TransferResult {
-  const entry = (id: bigint, accountId: bigint, amount: bigint, balanceAfter: bigint): Entry => ({
-    id,
-    accountId,
-    transferId: row.transfer_id,
-    amount,
-    createdAt: row.created_at,
-    balanceAfter,
-  });
+/** The operation ledger_apply() made or replayed, as the use cases answer it. */
+function toTransferResult(row: MoveRow): TransferResult {
+  const entry = (id: bigint | null, accountId: bigint, amount: bigint, balanceAfter: bigint): Entry | null =>
+    id === null ? null : { id, accountId, transferId: row.transfer_id, amount, createdAt: row.entries_at ?? row.created_at, balanceAfter };
+  // What the entries moved: a capture's captured amount, else the amount.
+  const moved = row.captured_amount ?? row.amount;
   return {
     transfer: {
       id: row.transfer_id,
@@ -106,16 +145,28 @@ function toTransferResult(row: MoveRow, initiatedBy: string): TransferResult {
       amount: row.amount,
       currency: row.currency,
       kind: row.kind,
-      initiatedBy,
+      initiatedBy: row.initiated_by,
       createdAt: row.created_at,
+      status: row.status,
+      capturedAmount: row.captured_amount,
+      expiresAt: row.expires_at,
+      memo: row.memo,
+      reference: row.reference,
+      metadata: row.metadata,
+      destination: row.destination,
+      reversesTransferId: row.reverses_transfer_id,
+      refundsTransferId: row.refunds_transfer_id,
     },
-    fromEntry: entry(row.from_entry_id, row.from_account_id, -row.amount, row.from_balance),
-    toEntry: entry(row.to_entry_id, row.to_account_id, row.amount, row.to_balance),
+    fromEntry: entry(row.from_entry_id, row.from_account_id, -moved, row.from_balance),
+    toEntry: entry(row.to_entry_id, row.to_account_id, moved, row.to_balance),
     fromBalance: row.from_balance,
     toBalance: row.to_balance,
     replayed: row.replayed,
   };
 }
+
+/** The limits ledger_apply() checks (null: none). */
+export type MoveLimits = { depositMaxAmount: bigint | null; depositDailyLimit: bigint | null; outgoingDailyLimit: bigint | null };
 
 /**
  * Data access for accounts, transfers and entries. User accounts only: the system funding
@@ -147,50 +198,55 @@ export const ledgerRepository = {
   },
 
   /**
-   * Moves money in one round trip through ledger_move() (migration 0004). A refused movement
-   * comes back as a row naming the refusal rather than as a query error, so it does not cost the
-   * pool a connection; it is thrown here as its domain error (ledger.errors.ts).
-   * @throws AccountNotFound, PermissionDenied, AccountClosed, CurrencyMismatch,
-   *   InsufficientFunds, IdempotencyConflict, AmountOutOfRange
+   * Runs one money operation in one round trip through ledger_apply() (migration 0009). A refused
+   * operation comes back as a row naming the refusal rather than as a query error, so it does not
+   * cost the pool a connection; it is thrown here as its domain error (ledger.errors.ts).
+   * @throws the operation's refusal (AccountNotFound, InsufficientFunds, LimitExceeded, ...)
    */
-  async move(db: CommonQueryMethods, command: MoveCommand): Promise<TransferResult> {
-    const row = await mapErrors(() =>
-      db.one(sql.type(moveResultRow)`
-        SELECT * FROM ledger_move(
-          ${command.actor}, ${command.actorRole}, ${command.idempotencyKey}, ${command.requestHash},
-          ${command.operation}, ${command.fromAccountId}, ${command.toAccountId}, ${command.amount},
-          ${command.currency})`),
-    );
-    if (row.error_code !== null) throw refusalError(row.error_code, row.error_detail);
-    return toTransferResult(row, command.actor);
+  async move(db: CommonQueryMethods, command: MoveCommand, limits: MoveLimits): Promise<TransferResult> {
+    const [answer] = await ledgerRepository.moveBatch(db, [command], limits);
+    if (answer === undefined) throw new Error('ledger_apply gave no answer');
+    if (isDomainError(answer)) throw answer;
+    return answer;
   },
 
   /**
-   * Moves many money movements in one call and one commit through ledger_move_batch() (migration
-   * 0006). Each movement gets its own answer in the order given: its result, or its refusal as a
-   * domain error (returned, not thrown, so a refusal never fails its neighbours). Throws when the
-   * call itself fails (the whole batch rolled back; nothing moved), e.g. when two movements share
-   * an idempotency key.
+   * Runs many money operations in one call and one commit through ledger_apply(). Each gets its
+   * own answer in the order given: its result, or its refusal as a domain error (returned, not
+   * thrown, so a refusal never fails its neighbours). Throws when the call itself fails (the whole
+   * batch rolled back; nothing moved), e.g. when two operations share an idempotency key.
    */
-  async moveBatch(db: CommonQueryMethods, commands: readonly MoveCommand[]): Promise<(TransferResult | DomainError)[]> {
+  async moveBatch(db: CommonQueryMethods, commands: readonly MoveCommand[], limits: MoveLimits): Promise<(TransferResult | DomainError)[]> {
     const column = <T>(pick: (command: MoveCommand) => T) => commands.map(pick);
     const rows = await mapErrors(() =>
-      db.any(sql.type(batchMoveResultRow)`
-        SELECT * FROM ledger_move_batch(
+      db.any(sql.type(moveResultRow)`
+        SELECT * FROM ledger_apply(
           ${sql.array(column((c) => c.actor), 'text')}, ${sql.array(column((c) => c.actorRole), 'text')},
           ${sql.array(column((c) => c.idempotencyKey), 'text')}, ${sql.array(column((c) => c.requestHash), 'text')},
           ${sql.array(column((c) => c.operation), 'text')}, ${sql.array(column((c) => c.fromAccountId), 'int8')},
           ${sql.array(column((c) => c.toAccountId), 'int8')}, ${sql.array(column((c) => c.amount), 'int8')},
-          ${sql.array(column((c) => c.currency), 'text')})`),
+          ${sql.array(column((c) => c.currency), 'text')}, ${sql.array(column((c) => c.targetTransferId), 'int8')},
+          ${sql.array(column((c) => c.holdTtlSeconds), 'int4')}, ${sql.array(column((c) => c.memo), 'text')},
+          ${sql.array(column((c) => c.reference), 'text')},
+          ${sql.array(column((c) => (Object.keys(c.metadata).length === 0 ? null : JSON.stringify(c.metadata))), 'jsonb')},
+          ${sql.array(column((c) => c.destination), 'text')},
+          ${limits.depositMaxAmount}, ${limits.depositDailyLimit}, ${limits.outgoingDailyLimit})`),
     );
-    if (rows.length !== commands.length) throw new Error(`ledger_move_batch answered ${rows.length} rows for ${commands.length} movements`);
+    if (rows.length !== commands.length) throw new Error(`ledger_apply answered ${rows.length} rows for ${commands.length} operations`);
     const answers: (TransferResult | DomainError)[] = new Array(commands.length);
     for (const row of rows) {
-      const command = commands[row.idx - 1];
-      if (!command) throw new Error(`ledger_move_batch answered for movement ${row.idx} of ${commands.length}`);
-      answers[row.idx - 1] = row.error_code !== null ? refusalError(row.error_code, row.error_detail) : toTransferResult(row, command.actor);
+      if (!commands[row.idx - 1]) throw new Error(`ledger_apply answered for operation ${row.idx} of ${commands.length}`);
+      answers[row.idx - 1] = row.error_code !== null ? refusalError(row.error_code, row.error_detail) : toTransferResult(row);
     }
     return answers;
+  },
+
+  /**
+   * Marks up to `limit` pending holds past their deadline expired (the worker's sweep); returns how
+   * many. Never waits on a capture or void in progress (it skips those rows).
+   */
+  async expireHolds(db: CommonQueryMethods, limit: number): Promise<number> {
+    return db.oneFirst(sql.type(z.object({ count: z.number() }))`SELECT ledger_expire_holds(${limit}) AS count`);
   },
 
   /**
@@ -247,9 +303,11 @@ export const ledgerRepository = {
    * (transfers_from_account_created_idx, transfers_to_account_created_idx), merged in order.
    */
   async listTransfers(db: CommonQueryMethods, query: HistoryQuery): Promise<Transfer[]> {
-    const filter = historyFilter(query, 'transfers');
+    const filter = !query.reference
+      ? historyFilter(query, 'transfers')
+      : sql.fragment`reference = ${query.reference} AND ${historyFilter(query, 'transfers')}`;
     const rows = await db.any(sql.type(transferRow)`
-      SELECT ${TRANSFER_COLUMNS} FROM (
+      SELECT * FROM (
         (SELECT ${TRANSFER_COLUMNS} FROM transfers WHERE from_account_id = ${query.accountId} AND ${filter}
           ORDER BY created_at DESC, id DESC LIMIT ${query.limit})
         UNION ALL
@@ -266,15 +324,26 @@ export const ledgerRepository = {
    * the account is not one the viewer may see.
    */
   async balanceAt(db: CommonQueryMethods, query: { accountId: bigint; at: Date; viewer: HistoryQuery['viewer'] }): Promise<BalanceAt | null> {
-    const row = await db.maybeOne(sql.type(z.object({ id: z.bigint(), currency: accountRow.shape.currency, balance: z.bigint().nullable() }))`
+    const at = sql.timestamp(query.at);
+    const row = await db.maybeOne(sql.type(z.object({
+      id: z.bigint(), currency: accountRow.shape.currency, balance: z.bigint().nullable(), held: z.bigint(),
+    }))`
       SELECT a.id, a.currency,
              (SELECT e.balance_after FROM entries e
-               WHERE e.account_id = a.id AND e.created_at <= ${sql.timestamp(query.at)}
-               ORDER BY e.created_at DESC, e.id DESC LIMIT 1) AS balance
+               WHERE e.account_id = a.id AND e.created_at <= ${at}
+               ORDER BY e.created_at DESC, e.id DESC LIMIT 1) AS balance,
+             -- Holds active at that instant: placed by then, deadline after it, not settled by then
+             -- (a hold lives at most 30 days, which bounds the scan of transfers_holds_idx).
+             (SELECT coalesce(sum(h.amount), 0)::bigint FROM transfers h
+               WHERE h.from_account_id = a.id AND h.expires_at IS NOT NULL
+                 AND h.created_at <= ${at} AND h.created_at > ${at}::timestamptz - interval '30 days'
+                 AND h.expires_at > ${at} AND (h.resolved_at IS NULL OR h.resolved_at > ${at})) AS held
         FROM accounts a
        WHERE a.id = ${query.accountId} AND NOT a.is_system
          AND (a.owner = ${query.viewer.username} OR ${query.viewer.isBanker})`);
-    return row ? { accountId: row.id, currency: row.currency, balance: row.balance ?? 0n, at: query.at } : null;
+    if (!row) return null;
+    const balance = row.balance ?? 0n;
+    return { accountId: row.id, currency: row.currency, balance, availableBalance: balance - row.held, at: query.at };
   },
 
   /** A transfer with the owners of its two accounts (for the visibility check). */
@@ -282,8 +351,7 @@ export const ledgerRepository = {
     const row = await db.maybeOne(sql.type(
       transferRow.extend({ from_owner: z.string().nullable(), to_owner: z.string().nullable() }),
     )`
-      SELECT t.id, t.from_account_id, t.to_account_id, t.amount, t.currency, t.kind, t.initiated_by, t.created_at,
-             f.owner AS from_owner, o.owner AS to_owner
+      SELECT ${transferColumns('t')}, f.owner AS from_owner, o.owner AS to_owner
         FROM transfers t JOIN accounts f ON f.id = t.from_account_id JOIN accounts o ON o.id = t.to_account_id
        WHERE t.id = ${id}`);
     return row ? { transfer: toTransfer(row), fromOwner: row.from_owner, toOwner: row.to_owner } : null;

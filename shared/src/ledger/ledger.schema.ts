@@ -8,10 +8,16 @@ export const accountRow = z.object({
   owner: z.string(),
   currency: z.enum(CURRENCIES),
   balance: z.bigint(),
+  available_balance: z.bigint(),
   status: z.enum(['open', 'frozen', 'closed']),
   created_at: z.date(),
   closed_at: z.date().nullable(),
 });
+
+const transferKind = z.enum(['transfer', 'deposit', 'withdrawal', 'reversal', 'refund']);
+const transferStatus = z.enum(['posted', 'pending', 'voided', 'expired']);
+/** jsonb NULL or an object of strings (the CHECK and the use cases keep it so). */
+const metadata = z.record(z.string(), z.string()).nullable().transform((value) => value ?? {});
 
 export const transferRow = z.object({
   id: z.bigint(),
@@ -19,9 +25,19 @@ export const transferRow = z.object({
   to_account_id: z.bigint(),
   amount: z.bigint(),
   currency: z.enum(CURRENCIES),
-  kind: z.enum(['transfer', 'deposit']),
+  kind: transferKind,
   initiated_by: z.string(),
   created_at: z.date(),
+  /** As read: a pending hold past its deadline reads expired (TRANSFER_COLUMNS). */
+  status: transferStatus,
+  captured_amount: z.bigint().nullable(),
+  expires_at: z.date().nullable(),
+  memo: z.string().nullable(),
+  reference: z.string().nullable(),
+  metadata,
+  destination: z.string().nullable(),
+  reverses_transfer_id: z.bigint().nullable(),
+  refunds_transfer_id: z.bigint().nullable(),
 });
 
 export const entryRow = z.object({
@@ -33,17 +49,29 @@ export const entryRow = z.object({
   balance_after: z.bigint(),
 });
 
-/** A movement ledger_move() made (or replayed). */
+/** An operation ledger_apply() (migration 0009) made or replayed. */
 export const moveRow = z.object({
+  idx: z.number().int(),
   transfer_id: z.bigint(),
   from_account_id: z.bigint(),
   to_account_id: z.bigint(),
   amount: z.bigint(),
   currency: z.enum(CURRENCIES),
-  kind: z.enum(['transfer', 'deposit']),
+  kind: transferKind,
+  status: transferStatus,
+  captured_amount: z.bigint().nullable(),
+  expires_at: z.date().nullable(),
   created_at: z.date(),
-  from_entry_id: z.bigint(),
-  to_entry_id: z.bigint(),
+  memo: z.string().nullable(),
+  reference: z.string().nullable(),
+  metadata,
+  destination: z.string().nullable(),
+  reverses_transfer_id: z.bigint().nullable(),
+  refunds_transfer_id: z.bigint().nullable(),
+  initiated_by: z.string(),
+  from_entry_id: z.bigint().nullable(),
+  to_entry_id: z.bigint().nullable(),
+  entries_at: z.date().nullable(),
   from_balance: z.bigint(),
   to_balance: z.bigint(),
   replayed: z.boolean(),
@@ -52,13 +80,14 @@ export const moveRow = z.object({
 });
 export type MoveRow = z.infer<typeof moveRow>;
 
-/** A movement ledger_move() refused, by name: every other column is null. */
+/** An operation ledger_apply() refused, by name: every other column is null. */
 export const refusedMoveRow = z.object({
+  idx: z.number().int(),
   error_code: z.enum(LEDGER_REFUSALS),
   error_detail: z.string(),
 });
 
-/** The single row ledger_move() returns: either the movement or why it was refused. */
+/** One answer of ledger_apply(): `idx` names the operation (1-based); the movement or why it was refused. */
 export const moveResultRow = z.union([moveRow, refusedMoveRow.passthrough()]);
 
 /** What the repository needs to diagnose a close that did not happen. */
@@ -69,5 +98,3 @@ export const accountStateRow = z.object({
   balance: z.bigint(),
 });
 
-/** One answer of ledger_move_batch(): `idx` names the movement (1-based), the rest as ledger_move(). */
-export const batchMoveResultRow = z.union([moveRow.extend({ idx: z.number().int() }), refusedMoveRow.extend({ idx: z.number().int() }).passthrough()]);

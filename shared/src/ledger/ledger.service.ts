@@ -12,24 +12,59 @@ import { parseCurrency } from './currency.ts';
 import { throwIfAborted, type UseCaseOptions } from '../use-case/use-case-options.ts';
 import { auditRepository } from '../audit/audit.repository.ts';
 import { MoveBatcher } from './move-batcher.ts';
-import { ledgerRepository, type HistoryQuery, type MoveCommand } from './ledger.repository.ts';
-import type { Account, BalanceAt, Entry, Page, PageRequest, Transfer, TransferResult } from './ledger.types.ts';
+import { ledgerRepository, type HistoryQuery, type MoveCommand, type MoveOperation } from './ledger.repository.ts';
+import type { Account, BalanceAt, Entry, Page, PageRequest, Transfer, TransferReferences, TransferResult } from './ledger.types.ts';
 import { parseAmount, parseId } from './money.ts';
 import { decodePageToken, encodePageToken, parsePageSize } from './page-token.ts';
 
-export type DepositInput = { accountId: bigint; amount: bigint; idempotencyKey: string };
+/** memo, reference and metadata a movement may carry (all optional). */
+export type ReferencesInput = {
+  memo?: string | undefined;
+  reference?: string | undefined;
+  metadata?: Readonly<Record<string, string>> | undefined;
+};
+export type DepositInput = { accountId: bigint; amount: bigint; idempotencyKey: string } & ReferencesInput;
 export type TransferInput = {
   fromAccountId: bigint;
   toAccountId: bigint;
   amount: bigint;
   currency: string;
   idempotencyKey: string;
-};
+  /** Place a hold (a pending transfer) instead of moving the money now. */
+  hold?: { ttlSeconds: number } | undefined;
+} & ReferencesInput;
+export type WithdrawInput = { accountId: bigint; amount: bigint; destination: string; idempotencyKey: string } & ReferencesInput;
+/** `amount` absent: capture all that is held. */
+export type CaptureInput = { transferId: bigint; amount?: bigint | undefined; idempotencyKey: string };
+export type VoidInput = { transferId: bigint; idempotencyKey: string };
+export type ReverseInput = { transferId: bigint; memo: string; idempotencyKey: string };
+/** `amount` absent: refund all that is left to refund. */
+export type RefundInput = { transferId: bigint; amount?: bigint | undefined; idempotencyKey: string } & ReferencesInput;
+/** What a use case says about a movement; the rest of the MoveCommand defaults to null. */
+type MoveFields = Partial<MoveCommand> & Pick<MoveCommand, 'idempotencyKey' | 'requestHash' | 'operation' | 'amount'>;
 export type HistoryInput = PageRequest & { accountId: bigint };
+export type ListTransfersInput = HistoryInput & { reference?: string | undefined };
+
+/**
+ * The limits every money movement is checked against inside its own database call (in minor units,
+ * per currency): a single self-service deposit, a user's self-service deposits per rolling 24 hours,
+ * and an account's outgoing transfers, holds and withdrawals per rolling 24 hours.
+ */
+export type LedgerLimits = { depositMaxAmount: bigint; depositDailyLimit: bigint; outgoingDailyLimit: bigint };
+
+/** Sensible defaults (README): 10,000.00, 25,000.00 and 50,000.00 in a two-decimal currency. */
+export const DEFAULT_LIMITS: LedgerLimits = {
+  depositMaxAmount: 1_000_000n,
+  depositDailyLimit: 2_500_000n,
+  outgoingDailyLimit: 5_000_000n,
+};
+
+/** The longest a hold may live: 30 days. */
+export const MAX_HOLD_TTL_SECONDS = 2_592_000;
 
 /** Observes money movements (metrics); optional. */
 export type LedgerObserver = {
-  moved?(event: { operation: 'transfer' | 'deposit'; currency: string; outcome: string; replayed: boolean }): void;
+  moved?(event: { operation: MoveOperation; currency: string; outcome: string; replayed: boolean }): void;
   /** A group-commit batch of `size` movements went to the database. */
   batched?(size: number): void;
 };
@@ -47,9 +82,52 @@ function parseIdempotencyKey(value: unknown): string {
   return value;
 }
 
-function requestHash(parts: readonly (string | bigint)[]): string {
-  return createHash('sha256').update(parts.join('|')).digest('hex');
+/**
+ * The fingerprint of a money request, stored with its idempotency key. `extra` (references, a
+ * hold) joins only when given, so a plain transfer or deposit hashes as it always did and a retry
+ * that spans an upgrade is still recognised.
+ */
+function requestHash(parts: readonly (string | bigint)[], extra?: Record<string, unknown>): string {
+  const hash = createHash('sha256').update(parts.join('|'));
+  const given = extra && Object.entries(extra).filter(([, value]) => value !== null && value !== undefined && !(typeof value === 'object' && Object.keys(value).length === 0));
+  if (given && given.length > 0) hash.update(`|${JSON.stringify(Object.fromEntries(given), (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`);
+  return hash.digest('hex');
 }
+
+const PRINTABLE = /^[^\p{Cc}\p{Cs}]*$/u;
+
+function optionalText(value: unknown, field: string, max: number): string | null {
+  if (value === undefined || value === null || value === '') return null;
+  if (typeof value !== 'string') throw InvalidArgument.field(field, 'must be a string');
+  if ([...value].length > max) throw InvalidArgument.field(field, `must be at most ${max} characters`);
+  if (!PRINTABLE.test(value)) throw InvalidArgument.field(field, 'must not contain control characters');
+  return value;
+}
+
+/** memo (<= 140), reference (<= 64), metadata (<= 16 keys; keys 1..40, values <= 256 characters). */
+function parseReferences(input: ReferencesInput): TransferReferences {
+  const memo = optionalText(input.memo, 'memo', 140);
+  const reference = optionalText(input.reference, 'reference', 64);
+  const metadata: Record<string, string> = {};
+  const given = input.metadata ?? {};
+  if (typeof given !== 'object' || Array.isArray(given)) throw InvalidArgument.field('metadata', 'must be a map of strings');
+  const keys = Object.keys(given).sort();
+  if (keys.length > 16) throw InvalidArgument.field('metadata', 'must have at most 16 keys');
+  for (const key of keys) {
+    const value = given[key];
+    if (key.length < 1 || [...key].length > 40 || !PRINTABLE.test(key)) {
+      throw InvalidArgument.field('metadata', 'keys must be 1 to 40 characters without control characters');
+    }
+    if (typeof value !== 'string' || [...value].length > 256 || !PRINTABLE.test(value)) {
+      throw InvalidArgument.field(`metadata.${key}`, 'must be a string of at most 256 characters without control characters');
+    }
+    metadata[key] = value;
+  }
+  return { memo, reference, metadata };
+}
+
+
+const DESTINATION = /^[\x21-\x7e](?:[\x20-\x7e]{0,62}[\x21-\x7e])?$/;
 
 function parseRange(since: Date | undefined, until: Date | undefined): { since: Date | null; until: Date | null } {
   for (const [field, value] of [['since', since], ['until', until]] as const) {
@@ -72,14 +150,18 @@ export class LedgerService {
   readonly #observer: LedgerObserver;
   readonly #batcher: MoveBatcher;
 
-  /** `maxBatchSize` caps how many waiting movements share one database call (group commit). */
-  constructor(deps: { pool: DatabasePool; observer?: LedgerObserver; maxBatchSize?: number }) {
+  /**
+   * `maxBatchSize` caps how many waiting movements share one database call (group commit);
+   * `limits` default to DEFAULT_LIMITS.
+   */
+  constructor(deps: { pool: DatabasePool; observer?: LedgerObserver; maxBatchSize?: number; limits?: LedgerLimits }) {
     this.#pool = deps.pool;
     this.#observer = deps.observer ?? {};
     const observer = this.#observer;
     this.#batcher = new MoveBatcher({
       pool: deps.pool,
       maxBatchSize: deps.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
+      limits: deps.limits ?? DEFAULT_LIMITS,
       onBatch: (size) => observer.batched?.(size),
     });
   }
@@ -115,56 +197,197 @@ export class LedgerService {
   }
 
   /**
-   * Adds funds to the actor's own account: a transfer from the currency's funding account.
-   * @throws InvalidArgument, NonPositiveAmount, AmountOutOfRange, AccountNotFound,
-   *   PermissionDenied, AccountClosed, IdempotencyConflict
+   * Adds funds to an account: a transfer from the currency's funding account. A depositor adds to
+   * their own account, within DEPOSIT_MAX_AMOUNT per deposit and DEPOSIT_DAILY_LIMIT per rolling
+   * day; a banker credits any user's account at the counter, uncapped, with a `memo` that is kept
+   * in the audit trail.
+   * @throws InvalidArgument, NonPositiveAmount, AmountOutOfRange, AccountNotFound, AccountClosed,
+   *   AccountFrozen, LimitExceeded, IdempotencyConflict
    */
   async deposit(actor: Actor, input: DepositInput, options: UseCaseOptions = {}): Promise<TransferResult> {
     const accountId = parseId(input.accountId, 'account_id');
     const amount = parseAmount(input.amount);
+    const refs = parseReferences(input);
     const idempotencyKey = parseIdempotencyKey(input.idempotencyKey);
-    return this.#move({
-      actor: actor.username,
-      actorRole: actor.role,
+    if (actor.role === 'banker' && refs.memo === null) {
+      throw InvalidArgument.field('memo', "is required for a banker's credit: it is kept in the audit trail");
+    }
+    return this.#move(actor, {
       idempotencyKey,
-      requestHash: requestHash(['deposit', accountId, amount]),
+      requestHash: requestHash(['deposit', accountId, amount], { ...refs }),
       operation: 'deposit',
       fromAccountId: null,
       toAccountId: accountId,
       amount,
       currency: null,
+      ...refs,
     }, options);
   }
 
   /**
    * Moves money from the actor's account to another account of the same currency, once per
-   * idempotency key: a retry with the same key and request returns the first result.
+   * idempotency key: a retry with the same key and request returns the first result. With `hold`
+   * it only reserves the amount (a pending transfer) until captured, voided or expired.
    * @throws InvalidArgument, NonPositiveAmount, AmountOutOfRange, SameAccount, AccountNotFound,
-   *   PermissionDenied, AccountClosed, CurrencyMismatch, InsufficientFunds, IdempotencyConflict
+   *   PermissionDenied, AccountClosed, AccountFrozen, CurrencyMismatch, InsufficientFunds,
+   *   LimitExceeded, IdempotencyConflict
    */
   async transfer(actor: Actor, input: TransferInput, options: UseCaseOptions = {}): Promise<TransferResult> {
     const fromAccountId = parseId(input.fromAccountId, 'from_account_id');
     const toAccountId = parseId(input.toAccountId, 'to_account_id');
     const amount = parseAmount(input.amount);
     const currency = parseCurrency(input.currency);
+    const refs = parseReferences(input);
+    let holdTtlSeconds: number | null = null;
+    if (input.hold !== undefined) {
+      const ttl = input.hold.ttlSeconds;
+      if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_HOLD_TTL_SECONDS) {
+        throw InvalidArgument.field('hold.ttl_seconds', `must be a whole number of seconds from 1 to ${MAX_HOLD_TTL_SECONDS}`);
+      }
+      holdTtlSeconds = ttl;
+    }
     const idempotencyKey = parseIdempotencyKey(input.idempotencyKey);
     if (fromAccountId === toAccountId) throw new SameAccount();
-    return this.#move({
-      actor: actor.username,
-      actorRole: actor.role,
+    return this.#move(actor, {
       idempotencyKey,
-      requestHash: requestHash(['transfer', fromAccountId, toAccountId, amount, currency]),
+      requestHash: requestHash(['transfer', fromAccountId, toAccountId, amount, currency], { ...refs, holdTtlSeconds }),
       operation: 'transfer',
       fromAccountId,
       toAccountId,
       amount,
       currency,
+      holdTtlSeconds,
+      ...refs,
     }, options);
   }
 
-  async #move(command: MoveCommand, options: UseCaseOptions): Promise<TransferResult> {
+  /**
+   * Sends money out of the bank from the actor's account to an external destination: it moves to
+   * the currency's settlement account. Counts against OUTGOING_DAILY_LIMIT.
+   * @throws InvalidArgument, NonPositiveAmount, AmountOutOfRange, AccountNotFound, PermissionDenied,
+   *   AccountClosed, AccountFrozen, InsufficientFunds, LimitExceeded, IdempotencyConflict
+   */
+  async withdraw(actor: Actor, input: WithdrawInput, options: UseCaseOptions = {}): Promise<TransferResult> {
+    const accountId = parseId(input.accountId, 'account_id');
+    const amount = parseAmount(input.amount);
+    const destination = typeof input.destination === 'string' ? input.destination : '';
+    if (!DESTINATION.test(destination)) {
+      throw InvalidArgument.field('destination', 'is required: 1 to 64 printable characters (an IBAN or another external reference)');
+    }
+    const refs = parseReferences(input);
+    const idempotencyKey = parseIdempotencyKey(input.idempotencyKey);
+    return this.#move(actor, {
+      idempotencyKey,
+      requestHash: requestHash(['withdrawal', accountId, amount, destination], { ...refs }),
+      operation: 'withdrawal',
+      fromAccountId: accountId,
+      toAccountId: null,
+      amount,
+      currency: null,
+      destination,
+      ...refs,
+    }, options);
+  }
+
+  /**
+   * Captures a pending hold (its sender or a banker): `amount` (default: all of it) moves to the
+   * receiver, the rest of the reservation is released.
+   * @throws InvalidArgument, NonPositiveAmount, AmountOutOfRange (more than held), TransferNotFound,
+   *   PermissionDenied, TransferNotPending, HoldExpired, AccountClosed, AccountFrozen,
+   *   IdempotencyConflict
+   */
+  async captureTransfer(actor: Actor, input: CaptureInput, options: UseCaseOptions = {}): Promise<TransferResult> {
+    const transferId = parseId(input.transferId, 'transfer_id');
+    const amount = input.amount === undefined ? null : parseAmount(input.amount);
+    const idempotencyKey = parseIdempotencyKey(input.idempotencyKey);
+    return this.#move(actor, {
+      idempotencyKey,
+      requestHash: requestHash(['capture', transferId, amount ?? 'all']),
+      operation: 'capture',
+      targetTransferId: transferId,
+      amount,
+    }, options);
+  }
+
+  /**
+   * Voids a pending hold (its sender or a banker): the reservation is released, nothing moves.
+   * @throws InvalidArgument, TransferNotFound, PermissionDenied, TransferNotPending, HoldExpired,
+   *   IdempotencyConflict
+   */
+  async voidTransfer(actor: Actor, input: VoidInput, options: UseCaseOptions = {}): Promise<TransferResult> {
+    const transferId = parseId(input.transferId, 'transfer_id');
+    const idempotencyKey = parseIdempotencyKey(input.idempotencyKey);
+    return this.#move(actor, {
+      idempotencyKey,
+      requestHash: requestHash(['void', transferId]),
+      operation: 'void',
+      targetTransferId: transferId,
+      amount: null,
+    }, options);
+  }
+
+  /**
+   * Reverses a posted movement (bankers only, with a memo kept in the audit trail): a compensating
+   * transfer of what it moved (less any refunds) back to where it came from, at most one per
+   * transfer. Allowed on frozen accounts; refused when it would overdraw.
+   * @throws InvalidArgument, PermissionDenied, TransferNotFound, TransferNotReversible,
+   *   TransferAlreadyReversed, AccountClosed, InsufficientFunds, IdempotencyConflict
+   */
+  async reverseTransfer(actor: Actor, input: ReverseInput, options: UseCaseOptions = {}): Promise<TransferResult> {
+    const transferId = parseId(input.transferId, 'transfer_id');
+    const memo = optionalText(typeof input.memo === 'string' ? input.memo.trim() : input.memo, 'memo', 140);
+    if (memo === null) throw InvalidArgument.field('memo', 'is required for a reversal: it is kept in the audit trail');
+    const idempotencyKey = parseIdempotencyKey(input.idempotencyKey);
+    if (actor.role !== 'banker') throw new PermissionDenied('only a banker may reverse a transfer');
+    return this.#move(actor, {
+      idempotencyKey,
+      requestHash: requestHash(['reversal', transferId, memo]),
+      operation: 'reversal',
+      targetTransferId: transferId,
+      amount: null,
+      memo,
+    }, options);
+  }
+
+  /**
+   * Refunds a posted transfer (its receiver): `amount` (default: all that is left) goes back to the
+   * sender; the refunds of a transfer never sum to more than it moved.
+   * @throws InvalidArgument, NonPositiveAmount, AmountOutOfRange, TransferNotFound, PermissionDenied,
+   *   TransferNotRefundable, RefundExceedsTransfer, AccountClosed, AccountFrozen, InsufficientFunds,
+   *   IdempotencyConflict
+   */
+  async refundTransfer(actor: Actor, input: RefundInput, options: UseCaseOptions = {}): Promise<TransferResult> {
+    const transferId = parseId(input.transferId, 'transfer_id');
+    const amount = input.amount === undefined ? null : parseAmount(input.amount);
+    const refs = parseReferences(input);
+    const idempotencyKey = parseIdempotencyKey(input.idempotencyKey);
+    return this.#move(actor, {
+      idempotencyKey,
+      requestHash: requestHash(['refund', transferId, amount ?? 'all'], { ...refs }),
+      operation: 'refund',
+      targetTransferId: transferId,
+      amount,
+      ...refs,
+    }, options);
+  }
+
+  async #move(actor: Actor, fields: MoveFields, options: UseCaseOptions): Promise<TransferResult> {
     // Before the try: a call cancelled before it started is not a money movement to count.
     throwIfAborted(options.signal);
+    const command: MoveCommand = {
+      actor: actor.username,
+      actorRole: actor.role,
+      fromAccountId: null,
+      toAccountId: null,
+      currency: null,
+      targetTransferId: null,
+      holdTtlSeconds: null,
+      memo: null,
+      reference: null,
+      metadata: {},
+      destination: null,
+      ...fields,
+    };
     try {
       const result = await this.#batcher.move(command);
       this.#observer.moved?.({ operation: command.operation, currency: result.transfer.currency, outcome: 'ok', replayed: result.replayed });
@@ -199,9 +422,13 @@ export class LedgerService {
     return this.#page(actor, query, await ledgerRepository.listEntries(this.#pool, query), 'entries', options);
   }
 
-  /** Transfers in or out of an account, newest first. @throws InvalidArgument, AccountNotFound */
-  async listTransfers(actor: Actor, input: HistoryInput, options: UseCaseOptions = {}): Promise<Page<Transfer>> {
-    const query = this.#historyQuery(actor, input, 'transfers', options);
+  /**
+   * Transfers in or out of an account, newest first; with `reference`, only those carrying it.
+   * @throws InvalidArgument, AccountNotFound
+   */
+  async listTransfers(actor: Actor, input: ListTransfersInput, options: UseCaseOptions = {}): Promise<Page<Transfer>> {
+    const reference = optionalText(input.reference, 'reference', 64);
+    const query = { ...this.#historyQuery(actor, input, 'transfers', options), reference };
     return this.#page(actor, query, await ledgerRepository.listTransfers(this.#pool, query), 'transfers', options);
   }
 
@@ -274,7 +501,7 @@ export class LedgerService {
     const accountId = parseId(input.accountId, 'account_id');
     throwIfAborted(options.signal);
     // One extra row tells whether another page follows.
-    return { accountId, viewer: { username: actor.username, isBanker: actor.role === 'banker' }, beforeId, ...range, limit: pageSize + 1 };
+    return { accountId, viewer: { username: actor.username, isBanker: actor.role === 'banker' }, beforeId, ...range, limit: pageSize + 1, reference: null };
   }
 
   /**

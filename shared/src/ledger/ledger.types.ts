@@ -8,12 +8,31 @@ export type Account = {
   currency: Currency;
   /** Minor units (cents). */
   balance: bigint;
+  /** The balance less every active hold on the account (pending, not expired): what can be spent. */
+  availableBalance: bigint;
   status: AccountStatus;
   createdAt: Date;
   closedAt: Date | null;
 };
 
-export type TransferKind = 'transfer' | 'deposit';
+export type TransferKind = 'transfer' | 'deposit' | 'withdrawal' | 'reversal' | 'refund';
+
+/**
+ * posted: the money moved (for a captured hold: its captured amount). pending: a hold, the amount
+ * reserved on the sender, nothing moved yet. voided, expired: a hold released without moving money.
+ * A pending hold whose expires_at passed reads as expired even before the worker's sweep marked it.
+ */
+export type TransferStatus = 'posted' | 'pending' | 'voided' | 'expired';
+
+/** Client data carried by a movement and echoed in its Transfer. */
+export type TransferReferences = {
+  /** <= 140 characters. */
+  memo: string | null;
+  /** <= 64 characters, client-chosen; searchable per account. */
+  reference: string | null;
+  /** <= 16 keys, keys <= 40 and values <= 256 characters. */
+  metadata: Record<string, string>;
+};
 
 export type Transfer = {
   id: bigint;
@@ -24,7 +43,16 @@ export type Transfer = {
   kind: TransferKind;
   initiatedBy: string;
   createdAt: Date;
-};
+  status: TransferStatus;
+  /** Set once a hold is captured: what moved (<= amount). */
+  capturedAmount: bigint | null;
+  /** A hold's deadline; null for a movement posted at once. */
+  expiresAt: Date | null;
+  /** A withdrawal's external destination (an IBAN or similar). */
+  destination: string | null;
+  reversesTransferId: bigint | null;
+  refundsTransferId: bigint | null;
+} & TransferReferences;
 
 export type Entry = {
   id: bigint;
@@ -42,14 +70,17 @@ export type BalanceAt = {
   accountId: bigint;
   currency: Currency;
   balance: bigint;
+  /** The balance less the holds active at that instant. */
+  availableBalance: bigint;
   at: Date;
 };
 
 export type TransferResult = {
   transfer: Transfer;
-  fromEntry: Entry;
-  toEntry: Entry;
-  /** Balances right after this transfer (for a replay: as they were then). */
+  /** The entries this call wrote; null when it moved no money (a hold placed, voided or expired). */
+  fromEntry: Entry | null;
+  toEntry: Entry | null;
+  /** Balances right after this call (for a replay: as they were then). */
   fromBalance: bigint;
   toBalance: bigint;
   /** True when this answer is the replay of an earlier request with the same idempotency key. */

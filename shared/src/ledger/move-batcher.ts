@@ -1,7 +1,7 @@
 import type { DatabasePool } from 'slonik';
 import { isStoreUnavailable } from '../db/store-errors.ts';
 import { isDomainError } from '../errors/domain-error.ts';
-import { ledgerRepository, type MoveCommand } from './ledger.repository.ts';
+import { ledgerRepository, type MoveCommand, type MoveLimits } from './ledger.repository.ts';
 import type { TransferResult } from './ledger.types.ts';
 
 type Waiting = { command: MoveCommand; resolve: (result: TransferResult) => void; reject: (error: unknown) => void };
@@ -10,13 +10,15 @@ export type MoveBatcherOptions = {
   pool: DatabasePool;
   /** The most movements one batch carries; the rest wait for the next. */
   maxBatchSize: number;
+  /** The limits every movement is checked against. */
+  limits: MoveLimits;
   /** Told the size of every batch sent (metrics). */
   onBatch?: (size: number) => void;
 };
 
 /**
  * Group commit for one process: the money movements waiting at one moment go to the database as
- * one call and one commit (ledger_move_batch), while a batch is in flight the next ones queue, and
+ * one call and one commit (ledger_apply), while a batch is in flight the next ones queue, and
  * a movement arriving when nothing is in flight leaves at once (on the next turn of the event
  * loop, with whatever arrived in the same turn). Each movement keeps its own answer; a refusal
  * rejects only its own promise.
@@ -24,7 +26,7 @@ export type MoveBatcherOptions = {
  * Two movements with the same (actor, idempotency key) never share a batch: the later one waits
  * for the next, where it is answered as today's concurrent duplicate is (replayed, or refused as
  * an idempotency conflict). A batch whose call fails as a whole (anything but an unreachable
- * database: a constraint backstop, a bug) is retried one movement at a time through ledger_move(),
+ * database: a constraint backstop, a bug) is retried one movement at a time,
  * so one bad movement fails alone; the failed batch rolled back entirely, and idempotency keys
  * make the retry safe.
  */
@@ -86,10 +88,10 @@ export class MoveBatcher {
   }
 
   async #send(batch: readonly Waiting[]): Promise<void> {
-    const { pool } = this.#options;
+    const { pool, limits } = this.#options;
     if (batch.length === 1) {
       const [only] = batch as [Waiting];
-      await ledgerRepository.move(pool, only.command).then(only.resolve, only.reject);
+      await ledgerRepository.move(pool, only.command, limits).then(only.resolve, only.reject);
       return;
     }
     let answers: Awaited<ReturnType<typeof ledgerRepository.moveBatch>>;
@@ -97,18 +99,19 @@ export class MoveBatcher {
       answers = await ledgerRepository.moveBatch(
         pool,
         batch.map((waiting) => waiting.command),
+        limits,
       );
     } catch (error) {
       if (isStoreUnavailable(error)) {
         for (const waiting of batch) waiting.reject(error);
         return;
       }
-      await Promise.all(batch.map((waiting) => ledgerRepository.move(pool, waiting.command).then(waiting.resolve, waiting.reject)));
+      await Promise.all(batch.map((waiting) => ledgerRepository.move(pool, waiting.command, limits).then(waiting.resolve, waiting.reject)));
       return;
     }
     batch.forEach((waiting, i) => {
       const answer = answers[i];
-      if (answer === undefined) waiting.reject(new Error('ledger_move_batch gave no answer for this movement'));
+      if (answer === undefined) waiting.reject(new Error('ledger_apply gave no answer for this movement'));
       else if (isDomainError(answer)) waiting.reject(answer);
       else waiting.resolve(answer);
     });
