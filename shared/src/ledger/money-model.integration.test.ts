@@ -441,3 +441,31 @@ describe('references', () => {
     expect(Object.keys(edge.transfer.metadata)).toHaveLength(16);
   });
 });
+
+describe('the previous release’s entry points during a rolling deploy', () => {
+  it('answers ledger_move() and ledger_move_batch() through ledger_apply(), holds and settlement accounts respected', async () => {
+    const alice = await funded(1_000n);
+    const bob = await funded(0n);
+    await hold(alice, bob, 900n);
+    const legacyMove = (key: string, amount: bigint) => db.pool.one(sql.type(z.object({ transfer_id: z.bigint().nullable(), from_balance: z.bigint().nullable(), error_code: z.string().nullable() }))`
+      SELECT transfer_id, from_balance, error_code FROM ledger_move(${alice.actor.username}, 'depositor', ${key}, 'legacy', 'transfer',
+        ${alice.account.id}, ${bob.account.id}, ${amount}, 'USD')`);
+    // An old process cannot spend held money.
+    expect(await legacyMove(idemKey(), 101n)).toMatchObject({ transfer_id: null, error_code: 'insufficient_funds' });
+    const key = idemKey();
+    const moved = await legacyMove(key, 100n);
+    expect(moved).toMatchObject({ from_balance: 900n, error_code: null });
+    expect(await legacyMove(key, 100n)).toEqual(moved);
+    // The key stays spoken for on this release's path: another request under it is refused, never run.
+    const replay = await ledger.transfer(alice.actor, {
+      fromAccountId: alice.account.id, toAccountId: bob.account.id, amount: 100n, currency: 'USD', idempotencyKey: key,
+    }).catch((error: unknown) => error);
+    expect(replay).toMatchObject({ code: 'IDEMPOTENCY_CONFLICT' });
+    const batch = await db.pool.any(sql.type(z.object({ idx: z.number(), kind: z.string().nullable(), to_balance: z.bigint().nullable() }))`
+      SELECT idx, kind, to_balance FROM ledger_move_batch(
+        ARRAY[${bob.actor.username}], ARRAY['depositor'], ARRAY[${idemKey()}], ARRAY['h'], ARRAY['deposit'],
+        ARRAY[NULL]::bigint[], ARRAY[${bob.account.id}]::bigint[], ARRAY[5]::bigint[], ARRAY[NULL]::text[])`);
+    expect(batch).toEqual([{ idx: 1, kind: 'deposit', to_balance: 105n }]);
+    expect(await checkLedgerInvariants(db.pool)).toEqual([]);
+  });
+});
