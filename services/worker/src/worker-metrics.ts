@@ -4,10 +4,14 @@ export type WorkerMetrics = {
   registry: Registry;
   sent: Counter<'kind'>;
   failed: Counter<'kind' | 'reason'>;
+  /** Pending holds the hold sweep marked expired. */
+  holdsExpired: Counter;
+  /** Hold sweep rounds that failed (the database was unreachable or refused). */
+  holdSweepFailures: Counter;
 };
 
 /**
- * The worker's email metrics on its registry (one per startWorker, so in-process tests do not
+ * The worker's email and hold-sweep metrics on its registry (one per startWorker, so in-process tests do not
  * clash). `collectQueue` and `collectOutbox` are read at scrape time.
  */
 export function createWorkerMetrics(
@@ -52,5 +56,15 @@ export function createWorkerMetrics(
       }
     },
   });
-  return { registry, sent, failed };
+  const holdsExpired = new Counter({
+    name: 'bank_holds_expired_total',
+    help: 'Pending holds past their deadline that the hold sweep marked expired.',
+    registers: [registry],
+  });
+  const holdSweepFailures = new Counter({
+    name: 'bank_hold_sweep_failures_total',
+    help: 'Hold sweep rounds that failed on a database error (the next interval retries).',
+    registers: [registry],
+  });
+  return { registry, sent, failed, holdsExpired, holdSweepFailures };
 }

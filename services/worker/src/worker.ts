@@ -1,5 +1,5 @@
-// The worker process's composition root: pool, Redis, the outbox sweeper, the BullMQ email worker,
-// and the /healthz /readyz /metrics server.
+// The worker process's composition root: pool, Redis, the outbox and hold sweepers, the BullMQ email
+// worker, and the /healthz /readyz /metrics server.
 import type { Config } from '@bank/shared/config/config';
 import { createDatabasePool, type DatabasePool } from '@bank/shared/db/pool';
 import { createLogger, type Logger } from '@bank/shared/logging/logger';
@@ -13,6 +13,7 @@ import { shutdownSequence } from '@bank/shared/process/shutdown';
 import { createEmailQueue } from '@bank/shared/queue/email-queue';
 import { createRedis } from '@bank/shared/redis/redis';
 import { startEmailWorker } from './email-worker.ts';
+import { startHoldSweeper } from './hold-sweeper.ts';
 import { startOutboxSweeper } from './outbox-sweeper.ts';
 import { createWorkerMetrics } from './worker-metrics.ts';
 
@@ -32,6 +33,8 @@ export type WorkerConfig = Pick<
   | 'WORKER_LOCK_DURATION_MS'
   | 'OUTBOX_SWEEP_INTERVAL_MS'
   | 'OUTBOX_SWEEP_PENDING_AFTER_MS'
+  | 'HOLD_SWEEP_INTERVAL_MS'
+  | 'HOLD_SWEEP_BATCH_SIZE'
   | 'SHUTDOWN_TIMEOUT_MS'
 >;
 
@@ -48,6 +51,8 @@ export type RunningWorker = {
   metricsPort: number;
   /** Runs one sweep now; returns how many rows it enqueued. */
   sweep: (pendingAfterMs?: number) => Promise<number>;
+  /** Runs one hold-expiry round now; returns how many holds it expired. */
+  sweepHolds: () => Promise<number>;
   /** Stops taking jobs, finishes the ones in hand (up to SHUTDOWN_TIMEOUT_MS), closes everything. */
   close: () => Promise<void>;
 };
@@ -87,6 +92,14 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     pendingAfterMs: config.OUTBOX_SWEEP_PENDING_AFTER_MS,
     logger,
   });
+  // Each replica sweeps; the SQL skips rows another sweep holds (see startHoldSweeper).
+  const holdSweeper = startHoldSweeper({
+    pool,
+    intervalMs: config.HOLD_SWEEP_INTERVAL_MS,
+    batchSize: config.HOLD_SWEEP_BATCH_SIZE,
+    logger,
+    metrics,
+  });
   const healthServer = await startHealthServer({
     port: config.METRICS_PORT,
     host: deps.host ?? '0.0.0.0',
@@ -98,9 +111,11 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   return {
     metricsPort: healthServer.port,
     sweep: sweeper.sweep,
+    sweepHolds: holdSweeper.sweep,
     close: shutdownSequence(
       [
         ['outbox sweeper', () => sweeper.stop()],
+        ['hold sweeper', () => holdSweeper.stop()],
         ['email worker', () => emails.close(config.SHUTDOWN_TIMEOUT_MS)],
         ['email queue', () => queue.close().catch(() => undefined)],
         ['redis', () => (workerRedis.disconnect(), clientRedis.disconnect())],
