@@ -209,6 +209,27 @@ describe('holds', () => {
     expect(await ledger.getBalance(alice.actor, { accountId: alice.account.id, at: after })).toMatchObject({ balance: 800n, availableBalance: 800n });
   });
 
+  it('keeps transfers append-only except a pending hold’s status columns, changed once', async () => {
+    const alice = await funded(100n);
+    const bob = await funded(0n);
+    const placed = await hold(alice, bob, 10n);
+    const posted = await send(alice, bob, 10n);
+    const run = (query: ReturnType<typeof sql.unsafe>) => db.pool.query(query);
+    await expect(run(sql.unsafe`UPDATE transfers SET status = 'voided' WHERE id = ${posted.transfer.id}`)).rejects.toThrow(/append-only/);
+    await expect(run(sql.unsafe`UPDATE transfers SET amount = 5 WHERE id = ${placed.transfer.id}`)).rejects.toThrow(/append-only/);
+    await expect(run(sql.unsafe`UPDATE transfers SET status = 'voided', resolved_at = now(), memo = 'x' WHERE id = ${placed.transfer.id}`))
+      .rejects.toThrow(/append-only/);
+    await expect(run(sql.unsafe`DELETE FROM transfers WHERE id = ${placed.transfer.id}`)).rejects.toThrow(/append-only/);
+    // The one change allowed, then no other: in a transaction rolled back, so the hold stays sound.
+    const rolledBack = db.pool.transaction(async (tx) => {
+      await tx.query(sql.unsafe`UPDATE transfers SET status = 'voided', resolved_at = now() WHERE id = ${placed.transfer.id}`);
+      await expect(tx.query(sql.unsafe`UPDATE transfers SET status = 'expired' WHERE id = ${placed.transfer.id}`)).rejects.toThrow(/append-only/);
+      throw new Error('roll back');
+    });
+    await expect(rolledBack).rejects.toThrow('roll back');
+    expect(await storedStatus(placed.transfer.id)).toBe('pending');
+  });
+
   it('checks the hold time to live', async () => {
     const alice = await funded(10n);
     const bob = await funded(0n);
