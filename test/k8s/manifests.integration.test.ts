@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, expect, it, beforeAll } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
+import { configSchema } from '@bank/shared/config/config.schema';
 import { renderKustomization } from '@bank/ops-tools/manifests/kubectl-kustomize';
 import { containersOf, podSpecOf, splitImage, type Manifest } from '@bank/ops-tools/manifests/manifest';
 
@@ -232,6 +233,16 @@ describe.each(environments)('deploy/%s', (environment) => {
         expect(configMaps).toContain('bank-config');
       }
     }
+  });
+
+  it('every ConfigMap setting is one the config schema knows, with a value it accepts', () => {
+    const config = objectsOf(environment).find((object) => object.kind === 'ConfigMap' && object.metadata.name === 'bank-config');
+    const data = (config?.data ?? {}) as Record<string, string>;
+    // Read by Node itself at start-up, not by the schema.
+    const runtimeOnly = new Set(['UV_THREADPOOL_SIZE']);
+    expect(Object.keys(data).filter((key) => !runtimeOnly.has(key) && !(key in configSchema.shape))).toEqual([]);
+    const parsed = configSchema.safeParse(data);
+    expect(parsed.success ? [] : parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`)).toEqual([]);
   });
 
   it('the termination grace period covers the preStop pause plus SHUTDOWN_TIMEOUT_MS', () => {
