@@ -1,5 +1,6 @@
-// Who may read and move whose money, over both transports. Another user's account answers
-// exactly like an account that does not exist, so nothing leaks whether it exists.
+// Who may read and move whose money, over both transports. Another user's account or transfer
+// answers exactly like one that does not exist, so nothing leaks whether it exists. Every route
+// of the money model is in the matrix: sender, receiver, another user, a banker, no token.
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import { sql } from 'slonik';
@@ -11,9 +12,9 @@ import { TransferService } from '@bank/proto/bank/v1/transfer_service_pb';
 import { UserService } from '@bank/proto/bank/v1/user_service_pb';
 import { TokenMaker } from '@bank/shared/auth/token-maker';
 import { idemKey } from '../factories.ts';
-import { logIn, signUpAndLogIn, type LoggedInUser } from './flows.ts';
+import { logIn, openAccount, signUpAndLogIn, type LoggedInUser } from './flows.ts';
 import { stackPerSuite } from './harness.ts';
-import { type CallFailed, failure, type Transport } from './transports.ts';
+import { CallFailed, failure, type Transport } from './transports.ts';
 
 const suite = stackPerSuite();
 
@@ -67,6 +68,8 @@ describe.each(['http', 'grpc'] as const)('authorization over %s', (name) => {
     await expectNoLeak((accountId) => t.call(TransferService, 'listTransfers', { accountId }, { token }));
     await expectNoLeak((accountId) => t.call(AccountService, 'closeAccount', { accountId }, { token }));
     await expectNoLeak((accountId) => t.call(AccountService, 'deposit', { accountId, amount: 10n, idempotencyKey: idemKey() }, { token }));
+    await expectNoLeak((accountId) => t.call(AccountService, 'withdraw', { accountId, amount: 10n, destination: 'DE89370400440532013000', idempotencyKey: idemKey() }, { token }));
+    await expectNoLeak((accountId) => t.call(TransferService, 'listTransfers', { accountId, reference: 'inv-1' }, { token }));
     await expectNoLeak(
       (fromAccountId) =>
         t.call(TransferService, 'createTransfer', { fromAccountId, toAccountId: malloryAccount, amount: 10n, currency: 'EUR', idempotencyKey: idemKey() }, { token }),
@@ -99,13 +102,88 @@ describe.each(['http', 'grpc'] as const)('authorization over %s', (name) => {
     const denied = [expectedStatus(403, grpc.status.PERMISSION_DENIED), expectedStatus(404, grpc.status.NOT_FOUND)];
     const bankerAccount = (await t.call(AccountService, 'openAccount', { currency: 'EUR' }, { token })).id;
     const moves = [
-      t.call(AccountService, 'deposit', { accountId: aliceAccount, amount: 10n, idempotencyKey: idemKey() }, { token }),
+      t.call(AccountService, 'withdraw', { accountId: aliceAccount, amount: 10n, destination: 'DE89370400440532013000', idempotencyKey: idemKey() }, { token }),
       t.call(TransferService, 'createTransfer', { fromAccountId: aliceAccount, toAccountId: bankerAccount, amount: 10n, currency: 'EUR', idempotencyKey: idemKey() }, { token }),
       t.call(AccountService, 'closeAccount', { accountId: aliceAccount }, { token }),
       t.call(UserService, 'updateUser', { username: alice.username, fullName: 'Changed by banker' }, { token }),
     ];
     for (const move of moves) expect(denied).toContain((await failure(move)).status);
+    // A banker credits a user's account only at the counter, with a memo for the audit trail.
+    const credit = await failure(t.call(AccountService, 'deposit', { accountId: aliceAccount, amount: 10n, idempotencyKey: idemKey() }, { token }));
+    expect(credit).toMatchObject({ code: 'INVALID_ARGUMENT', status: expectedStatus(400, grpc.status.INVALID_ARGUMENT) });
+    expect(credit.fieldViolations.map((v) => v.field)).toEqual(['memo']);
     expect((await t.call(AccountService, 'getAccount', { accountId: aliceAccount }, { token: alice.accessToken })).balance).toBe(4_900n);
+  });
+
+  it('holds, withdrawals, reversals, refunds and credits: who may call each, and a stranger learns nothing', async () => {
+    const [dave, erin] = await Promise.all([signUpAndLogIn(t, suite.stack.smtp), signUpAndLogIn(t, suite.stack.smtp)]);
+    const daveAccount = await openAccount(t, dave, 'EUR', 5_000n);
+    const erinAccount = await openAccount(t, erin, 'EUR');
+    const send = async (amount: bigint, hold = false) =>
+      (
+        await t.call(
+          TransferService,
+          'createTransfer',
+          { fromAccountId: daveAccount, toAccountId: erinAccount, amount, currency: 'EUR', idempotencyKey: idemKey(), ...(hold ? { hold: { ttlSeconds: 600 } } : {}) },
+          { token: dave.accessToken },
+        )
+      ).transfer!.id;
+    const as = (user: LoggedInUser | undefined) => ({ token: user?.accessToken });
+    const capture = (transferId: bigint, user?: LoggedInUser) => t.call(TransferService, 'captureTransfer', { transferId, idempotencyKey: idemKey() }, as(user));
+    const voidHold = (transferId: bigint, user?: LoggedInUser) => t.call(TransferService, 'voidTransfer', { transferId, idempotencyKey: idemKey() }, as(user));
+    const reverse = (transferId: bigint, user?: LoggedInUser) => t.call(TransferService, 'reverseTransfer', { transferId, memo: 'matrix', idempotencyKey: idemKey() }, as(user));
+    const refund = (transferId: bigint, user?: LoggedInUser) => t.call(TransferService, 'refundTransfer', { transferId, amount: 1n, idempotencyKey: idemKey() }, as(user));
+    const routes: Record<string, (user: LoggedInUser | undefined) => Promise<unknown>> = {
+      CaptureTransfer: async (user) => capture(await send(10n, true), user),
+      VoidTransfer: async (user) => voidHold(await send(10n, true), user),
+      ReverseTransfer: async (user) => reverse(await send(10n), user),
+      RefundTransfer: async (user) => refund(await send(10n), user),
+      Withdraw: (user) => t.call(AccountService, 'withdraw', { accountId: daveAccount, amount: 1n, destination: 'DE89370400440532013000', idempotencyKey: idemKey() }, as(user)),
+      Deposit: (user) => t.call(AccountService, 'deposit', { accountId: daveAccount, amount: 1n, memo: 'matrix', idempotencyKey: idemKey() }, as(user)),
+      'ListTransfers by reference': (user) => t.call(TransferService, 'listTransfers', { accountId: daveAccount, reference: 'matrix' }, as(user)),
+    };
+    const callers: Record<string, LoggedInUser | undefined> = { sender: dave, receiver: erin, stranger: mallory, banker, 'no token': undefined };
+    const statusOf: Record<string, number> = {
+      PERMISSION_DENIED: expectedStatus(403, grpc.status.PERMISSION_DENIED),
+      TRANSFER_NOT_FOUND: expectedStatus(404, grpc.status.NOT_FOUND),
+      ACCOUNT_NOT_FOUND: expectedStatus(404, grpc.status.NOT_FOUND),
+      UNAUTHENTICATED: expectedStatus(401, grpc.status.UNAUTHENTICATED),
+    };
+    const matrix: Record<string, Record<string, string>> = {};
+    for (const [route, call] of Object.entries(routes)) {
+      matrix[route] = {};
+      for (const [who, user] of Object.entries(callers)) {
+        matrix[route][who] = await call(user).then(
+          () => 'ok',
+          (error: unknown) => {
+            if (!(error instanceof CallFailed)) throw error;
+            expect({ route, who, code: error.code, status: error.status }).toEqual({ route, who, code: error.code, status: statusOf[error.code] });
+            return error.code;
+          },
+        );
+      }
+    }
+    const settle = { sender: 'ok', receiver: 'PERMISSION_DENIED', stranger: 'TRANSFER_NOT_FOUND', banker: 'ok', 'no token': 'UNAUTHENTICATED' };
+    const sendersAccount = { sender: 'ok', receiver: 'ACCOUNT_NOT_FOUND', stranger: 'ACCOUNT_NOT_FOUND', 'no token': 'UNAUTHENTICATED' };
+    expect(matrix).toEqual({
+      CaptureTransfer: settle,
+      VoidTransfer: settle,
+      ReverseTransfer: { sender: 'PERMISSION_DENIED', receiver: 'PERMISSION_DENIED', stranger: 'PERMISSION_DENIED', banker: 'ok', 'no token': 'UNAUTHENTICATED' },
+      RefundTransfer: { sender: 'PERMISSION_DENIED', receiver: 'ok', stranger: 'TRANSFER_NOT_FOUND', banker: 'PERMISSION_DENIED', 'no token': 'UNAUTHENTICATED' },
+      Withdraw: { ...sendersAccount, banker: 'PERMISSION_DENIED' },
+      Deposit: { ...sendersAccount, banker: 'ok' },
+      'ListTransfers by reference': { ...sendersAccount, banker: 'ok' },
+    });
+
+    // A stranger's refusal on a real transfer reads exactly like one on a transfer that does not exist.
+    const hold = await send(10n, true);
+    const posted = await send(10n);
+    for (const [call, id] of [[capture, hold], [voidHold, hold], [refund, posted]] as const) {
+      const onTheirs = await failure(call(id, mallory));
+      const onMissing = await failure(call(MISSING_ID, mallory));
+      expect({ status: onTheirs.status, code: onTheirs.code }).toEqual({ status: onMissing.status, code: onMissing.code });
+      expect(onTheirs.message.replaceAll(String(id), '#')).toBe(onMissing.message.replaceAll(String(MISSING_ID), '#'));
+    }
   });
 
   it('the audit trail: a banker reads it; the account owner, another user and no token do not', async () => {
@@ -148,6 +226,11 @@ describe.each(['http', 'grpc'] as const)('authorization over %s', (name) => {
         () => t.call(UserService, 'getUser', { username: alice.username }, { token }),
         () => t.call(AuditService, 'listAuditEvents', {}, { token }),
         () => t.call(AccountService, 'getBalance', { accountId: aliceAccount }, { token }),
+        () => t.call(AccountService, 'withdraw', { accountId: aliceAccount, amount: 1n, destination: 'DE89370400440532013000', idempotencyKey: idemKey() }, { token }),
+        () => t.call(TransferService, 'captureTransfer', { transferId: aliceTransfer, idempotencyKey: idemKey() }, { token }),
+        () => t.call(TransferService, 'voidTransfer', { transferId: aliceTransfer, idempotencyKey: idemKey() }, { token }),
+        () => t.call(TransferService, 'reverseTransfer', { transferId: aliceTransfer, memo: 'x', idempotencyKey: idemKey() }, { token }),
+        () => t.call(TransferService, 'refundTransfer', { transferId: aliceTransfer, idempotencyKey: idemKey() }, { token }),
       ]) {
         const error = await failure(call());
         expect({ label, code: error.code, status: error.status }).toEqual({ label, ...unauthenticated });

@@ -1,7 +1,11 @@
 // User journeys through the public API only: sign-up, the emailed verification link, two-step
 // login with the emailed token or code.
+import { sql, type DatabasePool } from 'slonik';
+import { z } from 'zod';
+import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
 import { AuthService } from '@bank/proto/bank/v1/auth_service_pb';
 import { UserService } from '@bank/proto/bank/v1/user_service_pb';
+import { idemKey } from '../factories.ts';
 import type { TestSmtpServer } from '../smtp.ts';
 import { uniqueName } from './harness.ts';
 import type { Transport } from './transports.ts';
@@ -73,4 +77,20 @@ export async function logIn(
   const { code, token } = await loginEmailFor(smtp, sessionId);
   const tokens = await transport.call(AuthService, 'confirmLogin', confirmWith === 'token' ? { sessionId, token } : { sessionId, code });
   return { ...user, sessionId, accessToken: tokens.accessToken, refreshToken: tokens.refreshToken };
+}
+
+/** A banker: signed up, given the role in the database, then logged in, so the token carries the role. */
+export async function signUpBanker(transport: Transport, smtp: TestSmtpServer, pool: DatabasePool): Promise<LoggedInUser> {
+  const user = await signUp(transport, smtp);
+  await pool.query(sql.type(z.object({}))`UPDATE users SET role = 'banker' WHERE username = ${user.username}`);
+  return logIn(transport, smtp, user, 'code');
+}
+
+/** Opens an account of the user's and, when `deposit` is given, adds that much to it; answers its id. */
+export async function openAccount(transport: Transport, user: LoggedInUser, currency: string, deposit?: bigint): Promise<bigint> {
+  const { id } = await transport.call(AccountService, 'openAccount', { currency }, { token: user.accessToken });
+  if (deposit !== undefined) {
+    await transport.call(AccountService, 'deposit', { accountId: id, amount: deposit, idempotencyKey: idemKey() }, { token: user.accessToken });
+  }
+  return id;
 }

@@ -72,7 +72,15 @@ describe('gRPC server infrastructure', () => {
     const response = await reflect(stack.grpc.address, { fileContainingSymbol: 'bank.v1.TransferService' });
     const files = (response.fileDescriptorResponse?.fileDescriptorProto ?? []).map((bin) => fromBinary(FileDescriptorProtoSchema, bin));
     const file = files.find((f) => f.service.some((s) => s.name === 'TransferService'));
-    expect(file?.service.find((s) => s.name === 'TransferService')?.method.map((m) => m.name)).toEqual(['CreateTransfer', 'GetTransfer', 'ListTransfers']);
+    expect(file?.service.find((s) => s.name === 'TransferService')?.method.map((m) => m.name)).toEqual([
+      'CreateTransfer',
+      'GetTransfer',
+      'ListTransfers',
+      'CaptureTransfer',
+      'VoidTransfer',
+      'ReverseTransfer',
+      'RefundTransfer',
+    ]);
   });
 
   it('answers grpc.health.v1 Check for the server and each service', async () => {

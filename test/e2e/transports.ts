@@ -25,12 +25,22 @@ export class CallFailed extends Error {
   /** The stable bank error code (problem `code` / ErrorInfo reason). */
   readonly code: string;
   readonly fieldViolations: { field: string; description: string }[];
-  constructor(transport: TransportName, status: number, code: string, message: string, fieldViolations: { field: string; description: string }[]) {
+  /** The facts the refusal carries (`limit`, `remaining`...): problem extension members / ErrorInfo metadata. */
+  readonly facts: Record<string, string>;
+  constructor(
+    transport: TransportName,
+    status: number,
+    code: string,
+    message: string,
+    fieldViolations: { field: string; description: string }[],
+    facts: Record<string, string> = {},
+  ) {
     super(`${transport} ${status} ${code}: ${message}`);
     this.transport = transport;
     this.status = status;
     this.code = code;
     this.fieldViolations = fieldViolations;
+    this.facts = facts;
   }
 }
 
@@ -65,7 +75,7 @@ export function httpTransport(baseUrl: string): Transport & { client: BankRestCl
       try {
         return (await fn.call(group, request, { accessToken: options.token, headers: options.metadata })) as never;
       } catch (error) {
-        if (error instanceof RestError) throw new CallFailed('http', error.status, error.code, error.detail, error.errors);
+        if (error instanceof RestError) throw new CallFailed('http', error.status, error.code, error.detail, error.errors, { ...error.extensions });
         throw error;
       }
     },
@@ -73,20 +83,29 @@ export function httpTransport(baseUrl: string): Transport & { client: BankRestCl
   };
 }
 
-/** Decodes the google.rpc.Status in grpc-status-details-bin. */
-export function grpcStatusDetails(error: grpc.ServiceError): { reason: string; fieldViolations: { field: string; description: string }[] } {
+/** Decodes the google.rpc.Status in grpc-status-details-bin; `facts` is the ErrorInfo metadata less the request id. */
+export function grpcStatusDetails(error: grpc.ServiceError): {
+  reason: string;
+  fieldViolations: { field: string; description: string }[];
+  facts: Record<string, string>;
+} {
   const bin = error.metadata?.get('grpc-status-details-bin')[0];
-  if (!bin || typeof bin === 'string') return { reason: '', fieldViolations: [] };
+  if (!bin || typeof bin === 'string') return { reason: '', fieldViolations: [], facts: {} };
   const status = fromBinary(StatusSchema, bin);
   let reason = '';
+  let facts: Record<string, string> = {};
   const fieldViolations: { field: string; description: string }[] = [];
   for (const any of status.details) {
     const info = anyUnpack(any, ErrorInfoSchema);
-    if (info) reason = info.reason;
+    if (info) {
+      reason = info.reason;
+      const { requestId: _requestId, ...rest } = info.metadata;
+      facts = rest;
+    }
     const bad = anyUnpack(any, BadRequestSchema);
     if (bad) fieldViolations.push(...bad.fieldViolations.map((v) => ({ field: v.field, description: v.description })));
   }
-  return { reason, fieldViolations };
+  return { reason, fieldViolations, facts };
 }
 
 export function grpcTransport(address: string): Transport {
@@ -115,7 +134,7 @@ export function grpcTransport(address: string): Transport {
         fn.call(client, message, metadata, { deadline: Date.now() + (options.deadlineMs ?? 15_000) }, (error, response) => {
           if (error) {
             const details = grpcStatusDetails(error);
-            reject(new CallFailed('grpc', error.code, details.reason || grpc.status[error.code] || '', error.details, details.fieldViolations));
+            reject(new CallFailed('grpc', error.code, details.reason || grpc.status[error.code] || '', error.details, details.fieldViolations, details.facts));
           } else resolve(response as never);
         });
       });
