@@ -134,6 +134,17 @@ describe('HTTP gateway', () => {
     expect(operations).toHaveLength(API_ROUTES.length);
     expect(doc.paths['/v1/transfers']?.post?.parameters.map((p) => `${p.in}:${p.name}`)).toEqual(['header:Idempotency-Key']);
     expect(doc.paths['/v1/accounts/{account_id}/entries']?.get?.parameters.map((p) => p.name)).toEqual(['account_id', 'page_size', 'page_token', 'since', 'until']);
+    expect(doc.paths['/v1/transfers/{transfer_id}/capture']?.post?.parameters.map((p) => `${p.in}:${p.name}`)).toEqual(['path:transfer_id', 'header:Idempotency-Key']);
+    expect(doc.paths['/v1/transfers']?.get?.parameters.map((p) => p.name)).toContain('reference');
+    const raw = doc as unknown as {
+      paths: Record<string, Record<string, { requestBody?: { required: boolean } }>>;
+      components: { schemas: Record<string, { properties: Record<string, { type?: string; additionalProperties?: unknown }> }> };
+    };
+    // Nothing is left for VoidTransfer's body (the id is in the path, the key a header).
+    expect(raw.paths['/v1/transfers/{transfer_id}/void']?.post?.requestBody?.required).toBe(false);
+    expect(raw.paths['/v1/transfers/{transfer_id}/capture']?.post?.requestBody?.required).toBe(true);
+    expect(raw.components.schemas['bank.v1.Transfer']?.properties.metadata).toMatchObject({ type: 'object', additionalProperties: { type: 'string' } });
+    expect(Object.keys(raw.components.schemas.Problem?.properties ?? {})).toEqual(expect.arrayContaining(['code', 'errors', 'limit', 'remaining']));
     const docs = await get('/docs');
     expect(docs.headers.get('content-type')).toMatch(/^text\/html/);
     const html = await docs.text();

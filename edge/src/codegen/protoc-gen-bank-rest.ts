@@ -240,7 +240,8 @@ function generateOpenApi(schema: Schema, routes: HttpRoute[]): void {
     if (route.body === '*') {
       const omit = [...route.pathFields, ...(route.idempotencyField ? [route.idempotencyField] : [])];
       operation.requestBody = {
-        required: true,
+        // A body with nothing left in it (VoidTransfer: the id is in the path, the key a header) may be omitted.
+        required: m.input.fields.some((f) => !omit.includes(f)),
         content: { 'application/json': { schema: messageSchema(m.input, omit) } },
       };
     }
