@@ -4,7 +4,7 @@
 // the sender or a banker settles a hold. The sweep is off in this suite, so expiry is seen where
 // the issue says it is enforced: at the moment of a later read or use.
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import * as grpc from '@grpc/grpc-js';
 import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
 import { TransferService } from '@bank/proto/bank/v1/transfer_service_pb';
@@ -68,7 +68,15 @@ describe.each(['http', 'grpc'] as const)('holds over %s', (name) => {
     expect({ balance: after.balance, available: after.availableBalance }).toEqual({ balance: before.balance, available: before.availableBalance - 300n });
     expect((await account(bobAccount, bob)).balance).toBe(bobBefore.balance);
     expect((await t.call(TransferService, 'getTransfer', { transferId: transfer.id }, { token: bob.accessToken })).status).toBe(TransferStatus.PENDING);
+    // GetBalance says the same now, and at an instant before the hold its reservation did not exist.
+    const now = await t.call(AccountService, 'getBalance', { accountId: aliceAccount }, { token: alice.accessToken });
+    expect({ balance: now.balance, available: now.availableBalance }).toEqual({ balance: before.balance, available: before.availableBalance - 300n });
+    const createdAt = timestampDate(transfer.createdAt!);
+    const earlier = await t.call(AccountService, 'getBalance', { accountId: aliceAccount, at: timestampFromDate(new Date(createdAt.getTime() - 1)) }, { token: alice.accessToken });
+    expect({ balance: earlier.balance, available: earlier.availableBalance }).toEqual({ balance: before.balance, available: before.availableBalance });
     await voidHold(transfer.id);
+    const afterVoid = await t.call(AccountService, 'getBalance', { accountId: aliceAccount, at: timestampFromDate(new Date(createdAt.getTime() + 1)) }, { token: alice.accessToken });
+    expect(afterVoid.availableBalance).toBe(before.availableBalance - 300n);
   });
 
   it('a hold spends from the available balance: what is reserved cannot be sent again', async () => {
