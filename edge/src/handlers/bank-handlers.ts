@@ -165,7 +165,7 @@ function accountHandlers(app: UseCases): ServiceHandlers<typeof AccountService> 
   };
 }
 
-/** The answer of a money call on an existing transfer: the new or changed transfer, and the sending side. */
+/** The answer of a transfer-shaped money call: the new or settled transfer, and the sending side's entry (none for a hold) and balance. */
 const movedFrom = (result: TransferResult) => ({
   transfer: toProtoTransfer(result.transfer),
   fromEntry: toProtoEntryIfAny(result.fromEntry),
