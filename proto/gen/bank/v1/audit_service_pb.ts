@@ -34,15 +34,15 @@ export type AuditEvent = Message<"bank.v1.AuditEvent"> & {
   actor: string;
 
   /**
-   * What was done: `role_granted` or `role_revoked` (credit, reversal, freeze and unfreeze come
-   * with their features).
+   * What was done: `role_granted`, `role_revoked`, `account_frozen`, `account_unfrozen`,
+   * `account_credited` (a banker's deposit) or `transfer_reversed`.
    *
    * @generated from field: string action = 3;
    */
   action: string;
 
   /**
-   * What the action was about: a username for role changes.
+   * What the action was about: a username for role changes, `account:<id>` or `transfer:<id>`.
    *
    * @generated from field: string target = 4;
    */
