@@ -6,26 +6,38 @@
 //   - POST /v1/transfers with wrk and CreateTransfer with a grpc-js client, at c1 and c32,
 //     uniform over the accounts and on one hot pair (both directions);
 //   - the newest history page with wrk and the same SELECT with pgbench, at c32;
-//   - the login burst probe: p99 of GET /v1/accounts before and during 64 logins at bcrypt cost 12.
+//   - hold then capture (issue 11): a hold and its capture per unit, pairs/s at c32 from a Node
+//     client (the capture needs the hold's answer), beside pgbench doing the pair itself;
+//   - the login burst probe: p99 of GET /v1/accounts before and during 64 logins at bcrypt cost 12;
+//   - GetBalance (issue 11) at an instant in the middle of an account's history, on an account of
+//     10k entries and one of 5M (built by bulk SQL first), with wrk and the same SELECT with pgbench.
 // Prints a table and the goals' ratios; writes bench/results/edge.json and edge.svg.
 // Needs wrk (apt-get install wrk) and pgbench (apt-get install postgresql-client), PostgreSQL
 // (DATABASE_URL names the server; a database bank_bench_<random> is made and dropped) and Redis.
-// Options (env): BENCH_SECONDS (per run, default 10), BENCH_USERS (default 64).
+// Options (env): BENCH_SECONDS (per run, default 10), BENCH_USERS (default 64),
+// BENCH_BALANCE_LARGE_ENTRIES (the long history, default 5000000, about 2 minutes to build on two
+// cores; 0 skips it and measures GetBalance on the 10k account only).
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { buildBalanceAccounts, type BalanceAccount } from './edge/balance.ts';
 import { runGrpcTransfers } from './edge/grpc-load.ts';
+import { runHoldCapture } from './edge/hold-capture.ts';
 import { runLoginProbe } from './edge/login-probe.ts';
 import { createMinimalLedger, runPgbench, type PgbenchResult } from './edge/pgbench.ts';
 import { metricsDelta, scrape } from './edge/prometheus.ts';
 import { pgScenario, printReport, reportChart, reportJson, type BenchReport, type EdgeRun } from './edge/report.ts';
-import { missingTool, startBenchStack, type BenchStack } from './edge/stack.ts';
+import { BENCH_MONEY_LIMIT, missingTool, startBenchStack, type BenchStack } from './edge/stack.ts';
 import { createUsers, type BenchUsers } from './edge/users.ts';
 import { runWrk, type LoadResult } from './edge/wrk.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const USERS = Number(process.env.BENCH_USERS ?? 64);
+const BALANCE_SMALL_ENTRIES = 10_000;
+const BALANCE_LARGE_ENTRIES = Number(process.env.BENCH_BALANCE_LARGE_ENTRIES ?? 5_000_000);
+/** Bulk-built entries per second into the indexed tables on two cores (5M took 125 s), for the estimate. */
+const BUILD_ENTRIES_PER_SECOND = 40_000;
 const WARM_UP_SECONDS = Math.min(3, SECONDS);
 const PROBE_CONCURRENCY = 4;
 const RESULTS = path.resolve(import.meta.dirname, 'results');
@@ -41,6 +53,11 @@ if (!(Number.isFinite(SECONDS) && SECONDS >= 1 && Number.isInteger(USERS) && USE
   console.error('bench:edge: BENCH_SECONDS must be >= 1 and BENCH_USERS an integer >= 2');
   process.exit(2);
 }
+if (!(Number.isInteger(BALANCE_LARGE_ENTRIES) && (BALANCE_LARGE_ENTRIES === 0 || BALANCE_LARGE_ENTRIES > BALANCE_SMALL_ENTRIES))) {
+  console.error(`bench:edge: BENCH_BALANCE_LARGE_ENTRIES must be 0 (skip) or an integer above ${BALANCE_SMALL_ENTRIES}`);
+  process.exit(2);
+}
+const BALANCE_SIZES = BALANCE_LARGE_ENTRIES > 0 ? [BALANCE_SMALL_ENTRIES, BALANCE_LARGE_ENTRIES] : [BALANCE_SMALL_ENTRIES];
 
 /** Measures one edge run with both servers' /metrics read before and after. */
 async function measured(stack: BenchStack, protocol: 'http' | 'grpc', run: () => Promise<LoadResult>) {
@@ -69,7 +86,7 @@ async function main(): Promise<void> {
   const startedAt = performance.now();
   const runTag = randomBytes(3).toString('hex');
   // Long runs outlive the default 15-minute access token; the bench's tokens must not expire mid-run.
-  const estimatedSeconds = 70 + SECONDS * 19;
+  const estimatedSeconds = Math.ceil(70 + SECONDS * (22 + 2 * BALANCE_SIZES.length) + BALANCE_SIZES.reduce((sum, n) => sum + n, 0) / BUILD_ENTRIES_PER_SECOND);
   log(`starting the stack on a fresh database (each run ${SECONDS} s, ${USERS} users; a full run takes about ${Math.max(1, Math.round(estimatedSeconds / 60))} min)`);
   const stack = await startBenchStack({
     NODE_ENV: 'development',
@@ -78,6 +95,11 @@ async function main(): Promise<void> {
     LOGIN_RATE_LIMIT_MAX: '100000',
     LOGIN_EMAIL_RATE_LIMIT_MAX: '100000',
     OUTBOX_SWEEP_INTERVAL_MS: undefined,
+    // The bench funds each user with 10^11 and moves money all run long: limits at their maximum,
+    // so every run measures speed, not LIMIT_EXCEEDED refusals (which would count as errors).
+    DEPOSIT_MAX_AMOUNT: String(BENCH_MONEY_LIMIT),
+    DEPOSIT_DAILY_LIMIT: String(BENCH_MONEY_LIMIT),
+    OUTGOING_DAILY_LIMIT: String(BENCH_MONEY_LIMIT),
     ...(estimatedSeconds * 2 > 900 ? { ACCESS_TOKEN_TTL_SECONDS: String(estimatedSeconds * 2) } : {}),
   });
   let interrupted = false;
@@ -162,8 +184,71 @@ async function main(): Promise<void> {
       ledgerMove: null,
     });
 
+    log(`hold then capture: warming up (${WARM_UP_SECONDS} s, not reported), then pgbench and HTTP at c32`);
+    await runHoldCapture({ baseUrl: stack.httpUrl, users, tag: `hcwarm-${runTag}`, concurrency: 8, seconds: WARM_UP_SECONDS });
+    const minimalPair = await ceiling('minimal_pair', 'uniform', 32);
+    const holdCapture = await ceiling('hold_capture', 'uniform', 32);
+    const pairs = await measured(stack, 'http', () => runHoldCapture({ baseUrl: stack.httpUrl, users, tag: `hc-${runTag}`, concurrency: 32, seconds: SECONDS }));
+    edge.push({
+      scenario: 'HTTP c32 hold+capture pair',
+      protocol: 'http',
+      what: 'hold_capture',
+      mode: 'uniform',
+      concurrency: 32,
+      ...pairs,
+      ceiling: { scenario: pgScenario(minimalPair), tps: minimalPair.tps, p99Ms: minimalPair.p99Ms },
+      ledgerMove: { scenario: pgScenario(holdCapture), tps: holdCapture.tps },
+    });
+    log(`${'HTTP c32 hold+capture pair'.padEnd(36)} ${describe(pairs.result).replace('req/s', 'pairs/s')}`);
+
     log(`login burst probe: GET /v1/accounts at c${PROBE_CONCURRENCY} for ${SECONDS} s, then during ${USERS} concurrent logins`);
     const loginProbe = await runLoginProbe({ baseUrl: stack.httpUrl, users, concurrency: PROBE_CONCURRENCY, seconds: SECONDS });
+
+    // Last, so that no run before it sees the bulk-built rows in the ledger's tables.
+    log(`GetBalance: building accounts of ${BALANCE_SIZES.map((n) => n.toLocaleString('en')).join(' and ')} entries by bulk SQL${BALANCE_LARGE_ENTRIES > 0 ? ' (BENCH_BALANCE_LARGE_ENTRIES=0 skips the long one)' : ''}`);
+    const built = await buildBalanceAccounts({
+      databaseUrl: stack.databaseUrl,
+      httpUrl: stack.httpUrl,
+      inboxUrl: stack.inboxUrl,
+      prefix: accounts.prefix,
+      passwordOf: users[0]!.username,
+      sizes: BALANCE_SIZES,
+      log,
+    });
+    const balanceRun = async (account: BalanceAccount) => {
+      const reader = [{ accountId: account.accountId, accessToken: account.accessToken }];
+      await runWrk({ baseUrl: stack.httpUrl, mode: 'balance', users: reader, tag: `bwarm-${account.entries}-${runTag}`, connections: 8, seconds: 1, scriptDir, balanceAt: account.at });
+      const select = await runPgbench({
+        databaseUrl: stack.databaseUrl,
+        script: 'balance_select',
+        mode: 'uniform',
+        clients: 32,
+        seconds: SECONDS,
+        firstAccountId: accounts.firstAccountId,
+        count: USERS,
+        prefix: accounts.prefix,
+        balance: { accountId: account.accountId, owner: account.owner, at: account.at, label: `${account.label} entries` },
+      });
+      pgbench.push(select);
+      log(`${pgScenario(select).padEnd(36)} ${Math.round(select.tps)} tps, p50 ${select.p50Ms.toFixed(2)} ms, p99 ${select.p99Ms.toFixed(2)} ms`);
+      const scenario = `HTTP c32 GetBalance ${account.label}`;
+      const m = await measured(stack, 'http', () =>
+        runWrk({ baseUrl: stack.httpUrl, mode: 'balance', users: reader, tag: `bal-${account.entries}-${runTag}`, connections: 32, seconds: SECONDS, scriptDir, balanceAt: account.at }),
+      );
+      edge.push({
+        scenario,
+        protocol: 'http',
+        what: 'balance',
+        mode: 'uniform',
+        concurrency: 32,
+        ...m,
+        ceiling: { scenario: pgScenario(select), tps: select.tps, p99Ms: select.p99Ms },
+        ledgerMove: null,
+        entries: account.entries,
+      });
+      log(`${scenario.padEnd(36)} ${describe(m.result)}`);
+    };
+    for (const account of built.accounts) await balanceRun(account);
 
     const report: BenchReport = {
       at: new Date().toISOString(),
@@ -180,10 +265,18 @@ async function main(): Promise<void> {
         'ceiling: pgbench -n -M prepared on the same database, one run after the other (never at the same time as the edge load); minimal = one plpgsql call (2 ordered UPDATEs, 1 transfer row, 2 entries) on copies of the same accounts in schema bench.',
         'server CPU ms/req: process_cpu_seconds_total of the process that served the run (api for HTTP, grpc for gRPC) over its 2xx answers; client CPU ms/req: what the load generator itself used (wrk, or this process for gRPC).',
         'mean batch: bank_ledger_batch_size (histogram sum/count) of the serving process during the run; n/a when the process has no such metric.',
+        `limits: the stack runs with DEPOSIT_MAX_AMOUNT, DEPOSIT_DAILY_LIMIT and OUTGOING_DAILY_LIMIT at ${BENCH_MONEY_LIMIT} (their maximum), so no run is refused by a limit; pgbench's ledger_apply() pair passes the same limits, ledger_move() none (its wrapper never did).`,
+        'hold+capture pair: POST /v1/transfers with hold {ttlSeconds: 300}, then POST /v1/transfers/{id}/capture (full) of the id it answered, by one of 32 loops in this bench\'s own Node process (node:http, keep-alive; wrk times single requests and cannot carry one answer into the next request of the same connection); per s counts pairs whose hold answered 201 and capture 200, p50/p99 is the pair from the hold sent to the capture answered. Ceilings: pgbench minimal pair = two minimal one-call transfers, one round trip each; ledger_apply() pair = the hold and its capture through the real function (\\gset carries the id), two round trips.',
+        `GetBalance: GET /v1/accounts/{id}/balance?at=<the middle of the account's history> by the account's owner, with wrk at c32 on one account at a time; the accounts (${BALANCE_SIZES.map((n) => n.toLocaleString('en')).join(' and ')} entries over two years, each entry a transfer in or out) are built by bulk SQL (test/history-builder.ts) after every other run, then VACUUM (ANALYZE); pgbench runs the repository's own SELECT on the same account and instant.`,
       ],
       edge,
       pgbench,
       loginProbe,
+      balance: {
+        accounts: built.accounts.map((a) => ({ label: a.label, entries: a.entries, accountId: String(a.accountId), at: a.at.toISOString(), buildSeconds: a.buildSeconds })),
+        vacuumSeconds: built.vacuumSeconds,
+        note: BALANCE_LARGE_ENTRIES > 0 ? '' : 'BENCH_BALANCE_LARGE_ENTRIES=0: the long history was skipped',
+      },
     };
     report.totalSeconds = Number(((performance.now() - startedAt) / 1_000).toFixed(0));
     console.log('');

@@ -1,5 +1,5 @@
 // The bench's answer: one table of the edge runs against their ceilings, the pgbench ceilings,
-// the ratios the issue's goals name, bench/results/edge.json and the chart.
+// the ratios the issues' goals name, bench/results/edge.json and the chart.
 import { COLORS, drawChart, formatValue, type Panel } from './chart.ts';
 import type { LoginProbeResult } from './login-probe.ts';
 import type { PgbenchResult } from './pgbench.ts';
@@ -8,7 +8,8 @@ import type { LoadResult } from './wrk.ts';
 export type EdgeRun = {
   scenario: string;
   protocol: 'http' | 'grpc';
-  what: 'transfer' | 'history';
+  /** hold_capture: one unit is a hold and its capture (pairs/s); balance: GetBalance on one account. */
+  what: 'transfer' | 'history' | 'hold_capture' | 'balance';
   mode: 'uniform' | 'hot';
   concurrency: number;
   result: LoadResult;
@@ -18,7 +19,18 @@ export type EdgeRun = {
   serverCpuMsPerRequest: number;
   meanBatchSize: number | null;
   ceiling: { scenario: string; tps: number; p99Ms: number };
+  /** The real ledger function called by pgbench: ledger_move(), or ledger_apply() for the pair. */
   ledgerMove: { scenario: string; tps: number } | null;
+  /** balance: the entries in the account read. */
+  entries?: number;
+};
+
+/** The accounts GetBalance read (or why it was not measured). */
+export type BalanceSetup = {
+  accounts: { label: string; entries: number; accountId: string; at: string; buildSeconds: number }[];
+  /** VACUUM (ANALYZE) of the ledger tables after the builds. */
+  vacuumSeconds: number;
+  note: string;
 };
 
 export type BenchReport = {
@@ -34,10 +46,25 @@ export type BenchReport = {
   edge: EdgeRun[];
   pgbench: PgbenchResult[];
   loginProbe: LoginProbeResult;
+  balance: BalanceSetup;
 };
 
-export const pgScenario = (r: Pick<PgbenchResult, 'script' | 'mode' | 'clients'>) =>
-  r.script === 'history_select' ? `pgbench history SELECT c${r.clients}` : `pgbench ${r.script === 'minimal' ? 'minimal' : 'ledger_move()'} c${r.clients} ${r.mode}`;
+export function pgScenario(r: Pick<PgbenchResult, 'script' | 'mode' | 'clients' | 'target'>): string {
+  switch (r.script) {
+    case 'history_select':
+      return `pgbench history SELECT c${r.clients}`;
+    case 'balance_select':
+      return `pgbench balance SELECT ${r.target ?? ''} c${r.clients}`;
+    case 'minimal':
+      return `pgbench minimal c${r.clients} ${r.mode}`;
+    case 'minimal_pair':
+      return `pgbench minimal pair c${r.clients} ${r.mode}`;
+    case 'ledger_move':
+      return `pgbench ledger_move() c${r.clients} ${r.mode}`;
+    case 'hold_capture':
+      return `pgbench ledger_apply() hold+capture c${r.clients} ${r.mode}`;
+  }
+}
 
 const ratio = (a: number, b: number) => (b > 0 && Number.isFinite(a) ? a / b : NaN);
 const x = (value: number) => (Number.isFinite(value) ? `${value.toFixed(2)}x` : 'n/a');
@@ -50,9 +77,15 @@ function table(header: string[], rows: string[][], rightAligned: Set<number>): s
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
-function find(report: BenchReport, protocol: 'http' | 'grpc', what: 'transfer' | 'history', mode: 'uniform' | 'hot', concurrency: number) {
+function find(report: BenchReport, protocol: 'http' | 'grpc', what: EdgeRun['what'], mode: 'uniform' | 'hot', concurrency: number) {
   return report.edge.find((r) => r.protocol === protocol && r.what === what && r.mode === mode && r.concurrency === concurrency);
 }
+
+/** GetBalance is flat when the long history's p99 stays within this of the short one's (bench:history's P3 bound). */
+const FLAT_BALANCE_RATIO = 1.5;
+/** 10k, 200k, 5M, 2.5M: how many entries a GetBalance account has, short. */
+export const entriesCount = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1_000 ? `${n / 1_000}k` : String(n));
+const entriesShort = (r: EdgeRun) => (r.entries === undefined ? '?' : entriesCount(r.entries));
 
 export type Goals = Record<string, { value: number; goal: string; met: boolean | null; detail: string }>;
 
@@ -94,6 +127,30 @@ export function goals(report: BenchReport): Goals {
   add('API CPU per transfer, HTTP c32 uniform (ms)', cpu, '<= 0.3 ms', cpu <= 0.3, `gRPC process at c32 uniform: ${ms(grpcUniform?.serverCpuMsPerRequest ?? NaN)} ms`);
   add('mean batch size, HTTP c32 uniform', httpUniform?.meanBatchSize ?? NaN, 'report', null, `hot pair ${batch(httpHot?.meanBatchSize ?? null)}`);
   add('mean batch size, gRPC c32 uniform', grpcUniform?.meanBatchSize ?? NaN, 'report', null, `hot pair ${batch(grpcHot?.meanBatchSize ?? null)}`);
+  const pairs = find(report, 'http', 'hold_capture', 'uniform', 32);
+  if (pairs) {
+    const hc = ratio(pairs.result.okPerSecond, pairs.ledgerMove?.tps ?? NaN);
+    add(
+      'hold then capture HTTP c32 / pgbench ledger_apply() pair c32',
+      hc,
+      'report',
+      null,
+      `${formatValue(pairs.result.okPerSecond)} / ${formatValue(pairs.ledgerMove?.tps ?? NaN)} pairs/s; p99 ${ms(pairs.result.p99Ms)} ms; minimal pair ${formatValue(pairs.ceiling.tps)}/s`,
+    );
+  }
+  // Flat GetBalance (issue 11, item 6): the longest history's p99 against the shortest's.
+  const balances = report.edge.filter((r) => r.what === 'balance').sort((a, b) => (a.entries ?? 0) - (b.entries ?? 0));
+  const [shortest, longest] = [balances[0], balances.at(-1)];
+  if (shortest && longest && longest !== shortest) {
+    const flat = ratio(longest.result.p99Ms, shortest.result.p99Ms);
+    add(
+      `GetBalance p99 ${entriesShort(longest)} / ${entriesShort(shortest)} entries, HTTP c32`,
+      flat,
+      `<= ${FLAT_BALANCE_RATIO}x (flat)`,
+      flat <= FLAT_BALANCE_RATIO,
+      `p99 ${ms(longest.result.p99Ms)} / ${ms(shortest.result.p99Ms)} ms; rate ${formatValue(longest.result.okPerSecond)} / ${formatValue(shortest.result.okPerSecond)} req/s (x${ratio(longest.result.okPerSecond, shortest.result.okPerSecond).toFixed(2)}); pgbench SELECT p99 ${ms(longest.ceiling.p99Ms)} / ${ms(shortest.ceiling.p99Ms)} ms`,
+    );
+  }
   return out;
 }
 
@@ -132,7 +189,7 @@ export function printReport(report: BenchReport): string {
   );
   lines.push(
     table(
-      ['scenario', 'req/s (2xx)', 'p50 ms', 'p99 ms', 'errors', 'ceiling (pgbench)', 'ratio', 'vs ledger_move()', 'server CPU ms/req', 'client CPU ms/req', 'mean batch'],
+      ['scenario', 'per s (2xx)', 'p50 ms', 'p99 ms', 'errors', 'ceiling (pgbench)', 'ratio', 'vs ledger_move() / apply()', 'server CPU ms/req', 'client CPU ms/req', 'mean batch'],
       edgeRows,
       new Set([1, 2, 3, 4, 6, 7, 8, 9, 10]),
     ),
@@ -161,6 +218,16 @@ export function printReport(report: BenchReport): string {
     ),
   );
   lines.push('');
+  if (report.balance.accounts.length > 0) {
+    lines.push(
+      table(
+        ['GetBalance account', 'account id', 'at (middle of its history)', 'built in s'],
+        report.balance.accounts.map((a) => [`${a.label} entries`, a.accountId, a.at, a.buildSeconds.toFixed(1)]),
+        new Set([3]),
+      ),
+    );
+    lines.push('');
+  }
   for (const note of report.notes) lines.push(`note: ${note}`);
   return lines.join('\n');
 }
@@ -180,29 +247,33 @@ export function reportChart(report: BenchReport): string {
       ],
       note: `${x(ratio(r.result.okPerSecond, r.ceiling.tps))} of ceiling${r.result.errors > 0 ? `, ${r.result.errors} errors` : ''}`,
     }));
+  const balances = report.edge.filter((r) => r.what === 'balance').sort((a, b) => (a.entries ?? 0) - (b.entries ?? 0));
   // Two panels: the SELECT's ceiling is an order of magnitude above the transfers' and would
   // squeeze their bars on a shared linear axis.
   const throughput: Panel = {
-    title: 'Transfers: each edge run against the database alone (pgbench, same run, same accounts)',
-    unit: 'transfers per second (2xx only)',
+    title: 'Transfers (and hold+capture pairs): each edge run against the database alone (pgbench, same run, same accounts)',
+    unit: 'transfers (pairs) per second (2xx only)',
     scale: 'linear',
     legend: [
-      { label: 'HTTP (wrk)', color: COLORS.edge },
+      { label: 'HTTP (wrk; pairs: node:http)', color: COLORS.edge },
       { label: 'gRPC (grpc-js)', color: COLORS.grpc },
-      { label: 'pgbench minimal one-call transfer', color: COLORS.minimal },
-      { label: 'pgbench ledger_move()', color: COLORS.ledgerMove },
+      { label: 'pgbench minimal (pair: 2 calls)', color: COLORS.minimal },
+      { label: 'pgbench ledger_move() / ledger_apply() pair', color: COLORS.ledgerMove },
     ],
-    rows: bars(report.edge.filter((r) => r.what === 'transfer')),
+    rows: bars(report.edge.filter((r) => r.what === 'transfer' || r.what === 'hold_capture')),
   };
   const history: Panel = {
-    title: 'Newest history page against the same SELECT in pgbench',
-    unit: 'pages per second (2xx only)',
+    title: 'Reads: newest history page and GetBalance (mid-history instant) against the same SELECT in pgbench',
+    unit: 'reads per second (2xx only)',
     scale: 'linear',
     legend: [
       { label: 'HTTP (wrk)', color: COLORS.edge },
       { label: 'pgbench, the same SELECT', color: COLORS.minimal },
     ],
-    rows: bars(report.edge.filter((r) => r.what === 'history')),
+    rows: [
+      ...bars(report.edge.filter((r) => r.what === 'history')),
+      ...bars(balances),
+    ],
   };
   const p = report.loginProbe;
   const latency: Panel = {
@@ -224,6 +295,10 @@ export function reportChart(report: BenchReport): string {
           { value: r.result.p99Ms, color: COLORS.p99 },
           { value: r.ceiling.p99Ms, color: COLORS.minimal },
         ],
+        // The flat-balance ratio beside the longest history's row.
+        ...(r.what === 'balance' && r === balances.at(-1) && balances.length > 1
+          ? { note: `p99 ${x(ratio(r.result.p99Ms, balances[0]!.result.p99Ms))} the ${entriesShort(balances[0]!)} one` }
+          : {}),
       })),
       { label: `GET /v1/accounts c${p.concurrency}, quiet`, bars: [{ value: p.before.p99Ms, color: COLORS.p99 }] },
       { label: `same, during ${p.logins.requests} logins`, bars: [{ value: p.during.p99Ms, color: COLORS.p99 }], note: `logins ${formatValue(p.logins.perSecond)}/s` },

@@ -4,6 +4,14 @@ import { spawnSync } from 'node:child_process';
 import { createEmptyDatabase } from '../../test/db.ts';
 import { alive, startNpmStart, type NpmStart } from '../../test/stack/npm-start-process.ts';
 
+/**
+ * DEPOSIT_MAX_AMOUNT, DEPOSIT_DAILY_LIMIT and OUTGOING_DAILY_LIMIT of the bench's stack: the
+ * largest each may be (10^15 minor units), far above what the bench funds and moves per account
+ * (10^11 each), so the runs measure speed and not limit refusals. pgbench's ledger_apply() calls
+ * pass the same.
+ */
+export const BENCH_MONEY_LIMIT = 1_000_000_000_000_000n;
+
 export type BenchStack = {
   readonly databaseUrl: string;
   readonly databaseName: string;

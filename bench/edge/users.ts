@@ -36,6 +36,19 @@ export async function httpJson(base: string, method: string, route: string, opti
   return text ? (JSON.parse(text) as Json) : {};
 }
 
+/**
+ * Logs a verified user in the way a person does (password, then the emailed code) and answers
+ * the access token.
+ * @throws when a step does not answer as the README says
+ */
+export async function logIn(base: string, inboxUrl: string, username: string, email: string): Promise<string> {
+  const login = await httpJson(base, 'POST', '/v1/sessions', { body: { username, password: PASSWORD }, expect: 202 });
+  const { code } = loginSecrets(await waitForMail(inboxUrl, email, LOGIN_SUBJECT, { timeoutMs: 60_000 }));
+  const tokens = await httpJson(base, 'POST', `/v1/sessions/${String(login.sessionId)}/confirm`, { body: { code }, expect: 200 });
+  if (typeof tokens.accessToken !== 'string') throw new Error(`login confirm answered no accessToken for ${username}`);
+  return tokens.accessToken;
+}
+
 async function inParallel<T>(count: number, concurrency: number, run: (index: number) => Promise<T>): Promise<T[]> {
   const out = new Array<T>(count);
   let next = 0;
@@ -65,11 +78,7 @@ export async function createUsers(options: { httpUrl: string; inboxUrl: string; 
     await httpJson(base, 'POST', '/v1/users', { body: { username, fullName: `Bench ${index}`, email, password: PASSWORD }, expect: 201 });
     const link = verificationPath(await waitForMail(inboxUrl, email, VERIFICATION_SUBJECT, { timeoutMs: 60_000 }));
     await httpJson(base, 'GET', link, { expect: 200 });
-    const login = await httpJson(base, 'POST', '/v1/sessions', { body: { username, password: PASSWORD }, expect: 202 });
-    const { code } = loginSecrets(await waitForMail(inboxUrl, email, LOGIN_SUBJECT, { timeoutMs: 60_000 }));
-    const tokens = await httpJson(base, 'POST', `/v1/sessions/${String(login.sessionId)}/confirm`, { body: { code }, expect: 200 });
-    if (typeof tokens.accessToken !== 'string') throw new Error(`login confirm answered no accessToken for ${username}`);
-    return { index, username, email, accessToken: tokens.accessToken };
+    return { index, username, email, accessToken: await logIn(base, inboxUrl, username, email) };
   });
   const users: BenchUser[] = [];
   for (const user of signedIn) {
