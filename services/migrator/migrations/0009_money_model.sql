@@ -123,6 +123,23 @@ LANGUAGE sql STABLE AS $$
          (r->>'from_balance')::bigint, (r->>'to_balance')::bigint, p_replayed, NULL::text, NULL::text
 $$;
 
+-- A refused operation's answer: its name and detail, every other column null.
+CREATE FUNCTION ledger_refusal(p_idx int, p_code text, p_detail text)
+RETURNS TABLE (
+  idx int, transfer_id bigint, from_account_id bigint, to_account_id bigint, amount bigint, currency text,
+  kind text, status text, captured_amount bigint, expires_at timestamptz, created_at timestamptz,
+  memo text, reference text, metadata jsonb, destination text, reverses_transfer_id bigint,
+  refunds_transfer_id bigint, initiated_by text, from_entry_id bigint, to_entry_id bigint,
+  entries_at timestamptz, from_balance bigint, to_balance bigint, replayed boolean,
+  error_code text, error_detail text
+)
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT p_idx, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text, NULL::text, NULL::text,
+         NULL::bigint, NULL::timestamptz, NULL::timestamptz, NULL::text, NULL::text, NULL::jsonb, NULL::text, NULL::bigint,
+         NULL::bigint, NULL::text, NULL::bigint, NULL::bigint, NULL::timestamptz, NULL::bigint, NULL::bigint, NULL::boolean,
+         p_code, p_detail
+$$;
+
 -- 5. ledger_apply: a batch of money operations as one call and one commit (group commit, 0006).
 --
 -- Operations (p_operations), each with its own idempotency claim, its own refusal (a refused
@@ -250,10 +267,7 @@ BEGIN
     END IF;
     SELECT * INTO STRICT v_existing FROM idempotency_keys k WHERE k.username = p_actors[i] AND k.key = p_keys[i];
     IF v_existing.request_hash <> p_hashes[i] OR v_existing.operation <> p_operations[i] THEN
-      RETURN QUERY SELECT i, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text, NULL::text, NULL::text,
-        NULL::bigint, NULL::timestamptz, NULL::timestamptz, NULL::text, NULL::text, NULL::jsonb, NULL::text, NULL::bigint,
-        NULL::bigint, NULL::text, NULL::bigint, NULL::bigint, NULL::timestamptz, NULL::bigint, NULL::bigint, NULL::boolean,
-        'idempotency_conflict'::text, 'idempotency key reused with a different request'::text;
+      RETURN QUERY SELECT * FROM ledger_refusal(i, 'idempotency_conflict', 'idempotency key reused with a different request');
     ELSIF v_existing.response IS NULL THEN
       RAISE EXCEPTION 'ledger_apply: idempotency key % of % appears twice in one batch', p_keys[i], p_actors[i];
     ELSE
@@ -290,10 +304,7 @@ BEGIN
     IF v_error IS NOT NULL THEN
       v_open[i] := false;
       DELETE FROM idempotency_keys k WHERE k.username = p_actors[i] AND k.key = p_keys[i];
-      RETURN QUERY SELECT i, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text, NULL::text, NULL::text,
-        NULL::bigint, NULL::timestamptz, NULL::timestamptz, NULL::text, NULL::text, NULL::jsonb, NULL::text, NULL::bigint,
-        NULL::bigint, NULL::text, NULL::bigint, NULL::bigint, NULL::timestamptz, NULL::bigint, NULL::bigint, NULL::boolean,
-        v_error, v_detail;
+      RETURN QUERY SELECT * FROM ledger_refusal(i, v_error, v_detail);
     END IF;
   END LOOP;
 
@@ -479,10 +490,7 @@ BEGIN
       -- Give the claim back: nothing else was written for this operation (an expired hold found
       -- here stays expired: that is a fact, not part of the refused operation).
       DELETE FROM idempotency_keys k WHERE k.username = p_actors[i] AND k.key = p_keys[i];
-      RETURN QUERY SELECT i, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text, NULL::text, NULL::text,
-        NULL::bigint, NULL::timestamptz, NULL::timestamptz, NULL::text, NULL::text, NULL::jsonb, NULL::text, NULL::bigint,
-        NULL::bigint, NULL::text, NULL::bigint, NULL::bigint, NULL::timestamptz, NULL::bigint, NULL::bigint, NULL::boolean,
-        v_error, v_detail;
+      RETURN QUERY SELECT * FROM ledger_refusal(i, v_error, v_detail);
       CONTINUE;
     END IF;
 
@@ -501,10 +509,7 @@ BEGIN
       IF v_changed = 0 THEN
         -- The sweep expired it after this call read it (its deadline passed meanwhile).
         DELETE FROM idempotency_keys k WHERE k.username = p_actors[i] AND k.key = p_keys[i];
-        RETURN QUERY SELECT i, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text, NULL::text, NULL::text,
-          NULL::bigint, NULL::timestamptz, NULL::timestamptz, NULL::text, NULL::text, NULL::jsonb, NULL::text, NULL::bigint,
-          NULL::bigint, NULL::text, NULL::bigint, NULL::bigint, NULL::timestamptz, NULL::bigint, NULL::bigint, NULL::boolean,
-          'hold_expired'::text, v_target.id::text;
+        RETURN QUERY SELECT * FROM ledger_refusal(i, 'hold_expired', v_target.id::text);
         CONTINUE;
       END IF;
     ELSE

@@ -138,25 +138,7 @@ function toTransferResult(row: MoveRow): TransferResult {
   // What the entries moved: a capture's captured amount, else the amount.
   const moved = row.captured_amount ?? row.amount;
   return {
-    transfer: {
-      id: row.transfer_id,
-      fromAccountId: row.from_account_id,
-      toAccountId: row.to_account_id,
-      amount: row.amount,
-      currency: row.currency,
-      kind: row.kind,
-      initiatedBy: row.initiated_by,
-      createdAt: row.created_at,
-      status: row.status,
-      capturedAmount: row.captured_amount,
-      expiresAt: row.expires_at,
-      memo: row.memo,
-      reference: row.reference,
-      metadata: row.metadata,
-      destination: row.destination,
-      reversesTransferId: row.reverses_transfer_id,
-      refundsTransferId: row.refunds_transfer_id,
-    },
+    transfer: toTransfer({ ...row, id: row.transfer_id }),
     fromEntry: entry(row.from_entry_id, row.from_account_id, -moved, row.from_balance),
     toEntry: entry(row.to_entry_id, row.to_account_id, moved, row.to_balance),
     fromBalance: row.from_balance,

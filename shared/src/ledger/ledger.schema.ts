@@ -49,26 +49,13 @@ export const entryRow = z.object({
   balance_after: z.bigint(),
 });
 
-/** An operation ledger_apply() (migration 0009) made or replayed. */
-export const moveRow = z.object({
+/**
+ * An operation ledger_apply() (migration 0009) made or replayed: the transfer it made or changed
+ * (its id as transfer_id, its status as stored), with the entries it wrote and the balances after.
+ */
+export const moveRow = transferRow.omit({ id: true }).extend({
   idx: z.number().int(),
   transfer_id: z.bigint(),
-  from_account_id: z.bigint(),
-  to_account_id: z.bigint(),
-  amount: z.bigint(),
-  currency: z.enum(CURRENCIES),
-  kind: transferKind,
-  status: transferStatus,
-  captured_amount: z.bigint().nullable(),
-  expires_at: z.date().nullable(),
-  created_at: z.date(),
-  memo: z.string().nullable(),
-  reference: z.string().nullable(),
-  metadata,
-  destination: z.string().nullable(),
-  reverses_transfer_id: z.bigint().nullable(),
-  refunds_transfer_id: z.bigint().nullable(),
-  initiated_by: z.string(),
   from_entry_id: z.bigint().nullable(),
   to_entry_id: z.bigint().nullable(),
   entries_at: z.date().nullable(),
