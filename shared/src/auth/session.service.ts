@@ -86,9 +86,15 @@ export class SessionService {
     // Counted before the bcrypt work, atomically: concurrent guesses cannot all slip past a check.
     await rateLimiter.consume(limitKeys);
 
-    const found = username.length <= 64 ? await userRepository.findByUsername(pool, username) : null;
-    const passwordFits = Buffer.byteLength(input.password, 'utf8') <= PASSWORD_MAX_BYTES;
-    const ok = found && passwordFits ? await passwords.verify(input.password, found.hashedPassword) : await passwords.verifyDummy(input.password);
+    // Only a wrong password (or an unknown user) is a failed login. Anything else that ends the
+    // attempt here (the database or the pool unavailable, a timeout) gives the attempt back, so an
+    // outage answered with 503s does not lock the user, or everyone behind one address, out.
+    const { found, ok } = await this.#refundingOnThrow(limitKeys, async () => {
+      const found = username.length <= 64 ? await userRepository.findByUsername(pool, username) : null;
+      const passwordFits = Buffer.byteLength(input.password, 'utf8') <= PASSWORD_MAX_BYTES;
+      const ok = found && passwordFits ? await passwords.verify(input.password, found.hashedPassword) : await passwords.verifyDummy(input.password);
+      return { found, ok };
+    });
     if (!found || !ok) throw new Unauthenticated(INVALID_CREDENTIALS);
     await this.#refund(limitKeys);
     const { user } = found;
@@ -151,7 +157,7 @@ export class SessionService {
       await this.#deps.rateLimiter.consume(limitKeys);
     }
 
-    const outcome = await pool.transaction(async (tx) => {
+    const outcome = await this.#refundingOnThrow(limitKeys, () => pool.transaction(async (tx) => {
       const challenge = await sessionRepository.findChallengeForUpdate(tx, sessionId);
       const session = challenge ? await sessionRepository.findById(tx, sessionId, { forUpdate: true }) : null;
       if (!challenge || !session) return { error: 'invalid login token or code', guess: true } as const;
@@ -175,7 +181,7 @@ export class SessionService {
       await sessionRepository.markChallengeUsed(tx, challenge.id);
       await sessionRepository.activate(tx, sessionId, { refreshTokenId: issued.refreshTokenId, expiresAt: issued.tokens.refreshTokenExpiresAt, ...clientInfo(input) });
       return { tokens: { ...issued.tokens, user: found.user } } as const;
-    });
+    }));
     if (!('guess' in outcome)) await this.#refund(limitKeys);
     if ('error' in outcome) throw new Unauthenticated(outcome.error);
     return outcome.tokens;
@@ -269,6 +275,20 @@ export class SessionService {
   async #refund(keys: readonly string[]): Promise<void> {
     if (keys.length === 0) return;
     await this.#deps.rateLimiter.refund(keys).catch((error: unknown) => this.#deps.logger?.warn({ err: errorSummary(error) }, 'rate limiter refund failed'));
+  }
+
+  /**
+   * Runs `work`; when it throws, gives back the attempt taken for `keys` before rethrowing. A throw
+   * is never a verdict on the credentials (those are answers, not errors): it is the database, the
+   * pool or Redis failing, and a failure of ours must not count as a failed login.
+   */
+  async #refundingOnThrow<T>(keys: readonly string[], work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      await this.#refund(keys);
+      throw error;
+    }
   }
 
   /** Refreshing slides a session along, but never past SESSION_MAX_AGE_SECONDS after it opened. */
