@@ -6,6 +6,7 @@ import {
   InsufficientFunds,
   InvalidArgument,
   LimitExceeded,
+  Overloaded,
   RateLimited,
   RefundExceedsTransfer,
   TransferAlreadyReversed,
@@ -39,6 +40,17 @@ describe('the error-code table', () => {
     expect(errorAnswer(new InsufficientFunds(5n))).toMatchObject({ http: 422, grpc: GrpcCode.FAILED_PRECONDITION, code: 'INSUFFICIENT_FUNDS' });
     expect(errorAnswer(new AccountNotFound(5n))).toMatchObject({ http: 404, grpc: GrpcCode.NOT_FOUND });
     expect(errorAnswer(new RateLimited(12.2))).toMatchObject({ http: 429, grpc: GrpcCode.RESOURCE_EXHAUSTED, retryAfterSeconds: 13 });
+  });
+
+  it('answers a call shed for overload with 503 / UNAVAILABLE, its own code and a retry after 1 s, as no internal error', () => {
+    expect(errorAnswer(new Overloaded('every database connection is in use'))).toMatchObject({
+      code: 'OVERLOADED',
+      http: 503,
+      grpc: GrpcCode.UNAVAILABLE,
+      title: 'Overloaded',
+      retryAfterSeconds: 1,
+      internal: false,
+    });
   });
 
   it('answers a limit refusal with 422 / FAILED_PRECONDITION and the limit and what remains, as strings', () => {

@@ -62,6 +62,8 @@ export const ERROR_STATUS: Record<ErrorCode, Mapping> = {
   CURRENCY_MISMATCH: { http: 422, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Currency mismatch' },
   RATE_LIMITED: { http: 429, grpc: GrpcCode.RESOURCE_EXHAUSTED, title: 'Too many requests' },
   UNAVAILABLE: { http: 503, grpc: GrpcCode.UNAVAILABLE, title: 'Service unavailable' },
+  // Load shedding: refused before any work started, so a retry (after Retry-After) is always safe.
+  OVERLOADED: { http: 503, grpc: GrpcCode.UNAVAILABLE, title: 'Overloaded' },
   PAYLOAD_TOO_LARGE: { http: 413, grpc: GrpcCode.RESOURCE_EXHAUSTED, title: 'Payload too large' },
   UNSUPPORTED_MEDIA_TYPE: { http: 415, grpc: GrpcCode.INVALID_ARGUMENT, title: 'Unsupported media type' },
   METHOD_NOT_ALLOWED: { http: 405, grpc: GrpcCode.UNIMPLEMENTED, title: 'Method not allowed' },

@@ -6,6 +6,7 @@ import {
   type Interceptor,
   type QueryResultRow,
 } from 'slonik';
+import { boundPool } from './bounded-pool.ts';
 
 export type { DatabasePool, DatabaseTransactionConnection, CommonQueryMethods } from 'slonik';
 
@@ -35,17 +36,26 @@ export type PoolOptions = {
   maximumPoolSize?: number;
   statementTimeoutMs?: number;
   connectionTimeoutMs?: number;
+  /**
+   * Calls that may wait for a connection while every one is in use; the next is refused with
+   * Overloaded (503) before it sends anything. Unset: no cap (Slonik's own unbounded queue).
+   */
+  queueLimit?: number;
+  /** How long a call may wait for a connection before it is refused with Overloaded. Unset: no limit. */
+  waitTimeoutMs?: number;
   /** Run after the row validation (e.g. a test counting the queries a call issues). */
   interceptors?: readonly Interceptor[];
 };
 
 /**
  * The one way every process opens PostgreSQL: int8 as bigint, timestamptz as Date, every typed
- * query's rows validated.
+ * query's rows validated; with a queue limit or a wait timeout, waiting for a connection is
+ * bounded (see boundPool).
  */
 export async function createDatabasePool(databaseUrl: string, options: PoolOptions = {}): Promise<DatabasePool> {
+  const maximumPoolSize = options.maximumPoolSize ?? 10;
   const pool = await createPool(databaseUrl, {
-    maximumPoolSize: options.maximumPoolSize ?? 10,
+    maximumPoolSize,
     connectionTimeout: options.connectionTimeoutMs ?? 5_000,
     statementTimeout: options.statementTimeoutMs ?? 30_000,
     idleTimeout: 10_000,
@@ -67,5 +77,6 @@ export async function createDatabasePool(databaseUrl: string, options: PoolOptio
   // real error (say, a unique violation) with ERR_UNHANDLED_ERROR. The caller still gets the
   // rejection and decides what it means; this listener only keeps the emitter quiet.
   pool.on('error', () => {});
-  return pool;
+  if (options.queueLimit === undefined && options.waitTimeoutMs === undefined) return pool;
+  return boundPool(pool, { maximumPoolSize, queueLimit: options.queueLimit, waitTimeoutMs: options.waitTimeoutMs });
 }

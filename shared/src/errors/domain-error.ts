@@ -28,6 +28,7 @@ export type ErrorCode =
   | 'EMAIL_NOT_VERIFIED'
   | 'RATE_LIMITED'
   | 'UNAVAILABLE'
+  | 'OVERLOADED'
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'METHOD_NOT_ALLOWED'
@@ -159,6 +160,17 @@ export class Unavailable extends DomainError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('UNAVAILABLE', message, options);
   }
+}
+
+/**
+ * Load shedding: the process (or its database pool, or the ledger's queue) already has as much
+ * work waiting as it may, so this call is refused before it started anything (no query sent, no
+ * money moved). An Unavailable with its own code, so operators can tell shedding from an outage;
+ * the edges answer 503 / UNAVAILABLE with Retry-After / retry info.
+ */
+export class Overloaded extends Unavailable {
+  override readonly code = 'OVERLOADED';
+  readonly retryAfterSeconds = 1;
 }
 
 // --- money model (issue 11) ---
