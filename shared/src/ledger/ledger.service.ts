@@ -152,15 +152,17 @@ export class LedgerService {
 
   /**
    * `maxBatchSize` caps how many waiting movements share one database call (group commit);
-   * `limits` default to DEFAULT_LIMITS.
+   * `queueLimit` how many may wait for the next one (more are refused with Overloaded; default
+   * no cap); `limits` default to DEFAULT_LIMITS.
    */
-  constructor(deps: { pool: DatabasePool; observer?: LedgerObserver; maxBatchSize?: number; limits?: LedgerLimits }) {
+  constructor(deps: { pool: DatabasePool; observer?: LedgerObserver; maxBatchSize?: number; queueLimit?: number; limits?: LedgerLimits }) {
     this.#pool = deps.pool;
     this.#observer = deps.observer ?? {};
     const observer = this.#observer;
     this.#batcher = new MoveBatcher({
       pool: deps.pool,
       maxBatchSize: deps.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
+      ...(deps.queueLimit !== undefined ? { queueLimit: deps.queueLimit } : {}),
       limits: deps.limits ?? DEFAULT_LIMITS,
       onBatch: (size) => observer.batched?.(size),
     });

@@ -4,13 +4,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sql } from 'slonik';
 import { z } from 'zod';
+import { poolGate } from '../db/bounded-pool.ts';
 import { createDatabasePool, type DatabasePool } from '../db/pool.ts';
 import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
 import { runConcurrently } from '../../../test/concurrency.ts';
-import { createUser, idemKey } from '../../../test/factories.ts';
+import { createUser, holdAccountLock, idemKey } from '../../../test/factories.ts';
 import { checkLedgerInvariants, deadlockCount } from '../../../test/ledger-invariants.ts';
 import type { Actor } from '../auth/actor.ts';
-import type { DomainError } from '../errors/domain-error.ts';
+import { Overloaded, type DomainError } from '../errors/domain-error.ts';
 import { LedgerService } from './ledger.service.ts';
 import { ledgerRepository, type MoveCommand } from './ledger.repository.ts';
 import type { Account, TransferResult } from './ledger.types.ts';
@@ -327,5 +328,69 @@ describe('group commit', () => {
     // Filled by the tests above through the shared service.
     expect(batches.length).toBeGreaterThan(0);
     expect(Math.max(...batches)).toBeGreaterThan(1);
+  });
+});
+
+describe('group commit under overload', () => {
+  /** The idempotency keys among these that moved money (their claim names a transfer), sorted. */
+  const storedKeys = async (keys: readonly string[]) =>
+    db.pool.anyFirst(sql.type(z.object({ key: z.string() }))`
+      SELECT key FROM idempotency_keys WHERE key = ANY(${sql.array([...keys], 'text')}) AND transfer_id IS NOT NULL ORDER BY key`);
+  const balanceOf = (h: Holder) => db.pool.oneFirst(sql.type(z.object({ balance: z.bigint() }))`SELECT balance FROM accounts WHERE id = ${h.account.id}`);
+  const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+  it('refuses a movement past the queue limit before queuing it: it moves no money, and every queued one commits once the batch in flight does', async () => {
+    const [a, b] = [await holder(1_000n), await holder(0n)] as [Holder, Holder];
+    const bounded = new LedgerService({ pool: counted, queueLimit: 2 });
+    const keys = [idemKey(), idemKey(), idemKey(), idemKey()] as const;
+    const send = (key: string) =>
+      bounded.transfer(a.actor, { fromAccountId: a.account.id, toAccountId: b.account.id, amount: 10n, currency: 'USD', idempotencyKey: key });
+    const lock = await holdAccountLock(db.pool, a.account.id);
+    let accepted: Promise<TransferResult>[] = [];
+    try {
+      accepted = [send(keys[0])];
+      await nextTurn(); // the first leaves as a batch of its own and waits on the row lock
+      accepted.push(send(keys[1]), send(keys[2]));
+      const refused = await send(keys[3]).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(Overloaded);
+      expect((refused as Error).message).toMatch(/2 money movements waiting/);
+    } finally {
+      await lock.release();
+    }
+    const results = await Promise.all(accepted);
+    expect(results.map((r) => r.replayed)).toEqual([false, false, false]);
+    expect(await storedKeys(keys)).toEqual([keys[0], keys[1], keys[2]].sort());
+    expect([await balanceOf(a), await balanceOf(b)]).toEqual([970n, 30n]);
+    expect(await checkLedgerInvariants(db.pool, { acknowledged: results.map((r) => r.transfer.id) })).toEqual([]);
+  });
+
+  it('fails a whole batch without a retry when the pool refuses it a connection; none of it moves money, and the same keys move it once later', async () => {
+    const [a, b] = [await holder(1_000n), await holder(0n)] as [Holder, Holder];
+    const pool = await createDatabasePool(db.url, { maximumPoolSize: 1, queueLimit: 0 });
+    const lock = await holdAccountLock(db.pool, a.account.id);
+    try {
+      const bounded = new LedgerService({ pool });
+      const keys = [idemKey(), idemKey(), idemKey()];
+      const send = (key: string) =>
+        bounded.transfer(a.actor, { fromAccountId: a.account.id, toAccountId: b.account.id, amount: 5n, currency: 'USD', idempotencyKey: key });
+      // The pool's one connection waits on the row lock the test holds.
+      const occupying = pool.query(sql.unsafe`SELECT id FROM accounts WHERE id = ${a.account.id} FOR UPDATE`);
+      const outcomes = await Promise.allSettled(keys.map(send));
+      expect(outcomes.map((o) => (o.status === 'rejected' ? (o.reason as DomainError).code : 'ok'))).toEqual(['OVERLOADED', 'OVERLOADED', 'OVERLOADED']);
+      // One refusal: the batch asked once and did not retry its movements one by one.
+      expect(poolGate(pool)?.shed.queue_full).toBe(1);
+      await lock.release();
+      await occupying;
+      expect(await storedKeys(keys)).toEqual([]);
+      expect(await balanceOf(a)).toBe(1_000n);
+
+      const retried = await Promise.all(keys.map(send));
+      expect(retried.map((r) => r.replayed)).toEqual([false, false, false]);
+      expect([await balanceOf(a), await balanceOf(b)]).toEqual([985n, 15n]);
+      expect(await checkLedgerInvariants(db.pool, { acknowledged: retried.map((r) => r.transfer.id) })).toEqual([]);
+    } finally {
+      await lock.release();
+      await pool.end();
+    }
   });
 });

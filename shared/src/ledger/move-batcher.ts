@@ -1,6 +1,6 @@
 import type { DatabasePool } from 'slonik';
 import { isStoreUnavailable } from '../db/store-errors.ts';
-import { isDomainError } from '../errors/domain-error.ts';
+import { isDomainError, Overloaded, Unavailable } from '../errors/domain-error.ts';
 import { ledgerRepository, type MoveCommand, type MoveLimits } from './ledger.repository.ts';
 import type { TransferResult } from './ledger.types.ts';
 
@@ -10,6 +10,11 @@ export type MoveBatcherOptions = {
   pool: DatabasePool;
   /** The most movements one batch carries; the rest wait for the next. */
   maxBatchSize: number;
+  /**
+   * The most movements that may wait for the next batch (the one in flight not counted); one more
+   * is refused with Overloaded at once, before it is queued. Default: no cap.
+   */
+  queueLimit?: number;
   /** The limits every movement is checked against. */
   limits: MoveLimits;
   /** Told the size of every batch sent (metrics). */
@@ -29,6 +34,11 @@ export type MoveBatcherOptions = {
  * database: a constraint backstop, a bug) is retried one movement at a time,
  * so one bad movement fails alone; the failed batch rolled back entirely, and idempotency keys
  * make the retry safe.
+ *
+ * Overload: a movement past `queueLimit` waiting is refused before it is queued, and a batch the
+ * pool refuses a connection (Overloaded) fails as a whole without a retry; in both cases nothing
+ * reached the database, so a movement refused for overload moved no money. A queued movement is
+ * always sent or refused, never dropped.
  */
 export class MoveBatcher {
   readonly #options: MoveBatcherOptions;
@@ -38,15 +48,21 @@ export class MoveBatcher {
 
   constructor(options: MoveBatcherOptions) {
     if (!Number.isInteger(options.maxBatchSize) || options.maxBatchSize < 1) throw new Error('maxBatchSize must be a positive integer');
+    if (options.queueLimit !== undefined && !(options.queueLimit >= 0)) throw new Error('queueLimit must be 0 or more');
     this.#options = options;
   }
 
   /**
    * Moves the money of one command, answered like ledgerRepository.move.
-   * @throws the movement's refusal (AccountNotFound, InsufficientFunds, IdempotencyConflict, ...), or
-   *   the database error when the database cannot be reached
+   * @throws the movement's refusal (AccountNotFound, InsufficientFunds, IdempotencyConflict, ...),
+   *   Overloaded (nothing moved) when the queue is full or the pool refused the batch a connection,
+   *   or the database error when the database cannot be reached
    */
   move(command: MoveCommand): Promise<TransferResult> {
+    const limit = this.#options.queueLimit ?? Infinity;
+    if (this.#waiting.length >= limit) {
+      return Promise.reject(new Overloaded(`the ledger already has ${limit} money movements waiting for the next batch; retry shortly`));
+    }
     return new Promise<TransferResult>((resolve, reject) => {
       this.#waiting.push({ command, resolve, reject });
       this.#schedule();
@@ -102,7 +118,8 @@ export class MoveBatcher {
         limits,
       );
     } catch (error) {
-      if (isStoreUnavailable(error)) {
+      // Unreachable, or refused a connection for overload: the retry one by one would fail the same.
+      if (isStoreUnavailable(error) || error instanceof Unavailable) {
         for (const waiting of batch) waiting.reject(error);
         return;
       }
