@@ -10,6 +10,7 @@ import type { BankEdge } from '@bank/edge/bank-edge';
 import { CallFailure, type CallTransport, type UnaryCall } from '@bank/edge/call/call';
 import { BANK_SERVICES } from '@bank/edge/handlers/bank-handlers';
 import { httpRoutes, routerPath, type HttpRoute } from '@bank/edge/http/http-rules';
+import { nameServerSpan } from '@bank/shared/observability/tracing';
 import { clientGone, readRawBody } from './body.ts';
 import { writeProblem } from './problem.ts';
 import { decodeHttpRequest } from './request-decoder.ts';
@@ -40,6 +41,7 @@ export function registerGatewayRoutes(router: Router, edge: BankEdge, options: {
     };
     router[route.verb](routerPath(route.pathTemplate), async (ctx: Context) => {
       ctx.state.route = route.pathTemplate;
+      nameServerSpan(route.verb.toUpperCase(), route.pathTemplate);
       // The chain logs this request; the gateway's own request log leaves it alone.
       ctx.state.loggedByEdge = true;
       const signal = clientSignal(ctx);

@@ -1,10 +1,12 @@
 import type { Logger } from '@bank/shared/logging/logger';
 import type { Mailer } from '@bank/shared/mail/mailer';
 import { errorSummary } from '@bank/shared/outbox/outbox-publisher';
-import type { EmailJobData } from '@bank/shared/queue/email-queue';
+import { contextFromCarrier, inSpan } from '@bank/shared/observability/tracing';
+import { emailJobDataSchema, type EmailJobData } from '@bank/shared/queue/email-queue';
 import type { Redis } from '@bank/shared/redis/redis';
 import { withTimeout } from '@bank/shared/process/with-timeout';
-import { Worker } from 'bullmq';
+import { SpanKind } from '@opentelemetry/api';
+import { Worker, type Job } from 'bullmq';
 import type { DatabasePool } from 'slonik';
 import { createEmailProcessor, type EmailOutcome } from './email-processor.ts';
 import { EMAIL_JOBS } from './jobs/email-jobs.ts';
@@ -31,9 +33,27 @@ export function startEmailWorker(options: {
   logger: Logger;
 }): EmailWorker {
   const { logger } = options;
+  const processEmailJob = createEmailProcessor({ pool: options.pool, mailer: options.mailer, jobs: EMAIL_JOBS, publicBaseUrl: options.publicBaseUrl, metrics: options.metrics, logger });
   const worker = new Worker<EmailJobData, EmailOutcome, string>(
     options.queueName,
-    createEmailProcessor({ pool: options.pool, mailer: options.mailer, jobs: EMAIL_JOBS, publicBaseUrl: options.publicBaseUrl, metrics: options.metrics, logger }),
+    // Each job in a consumer span that continues the trace of the request that enqueued it.
+    (job: Job<EmailJobData>) =>
+      inSpan(
+        `process ${options.queueName}`,
+        {
+          kind: SpanKind.CONSUMER,
+          parent: contextFromCarrier(emailJobDataSchema.shape.trace.safeParse(job.data?.trace).data),
+          attributes: {
+            'messaging.system': 'bullmq',
+            'messaging.operation.type': 'process',
+            'messaging.destination.name': options.queueName,
+            'messaging.message.id': job.id ?? '',
+            'bank.email.kind': job.name,
+            'bank.job.attempt': job.attemptsMade + 1,
+          },
+        },
+        () => processEmailJob(job),
+      ),
     {
       connection: options.connection,
       concurrency: options.concurrency,

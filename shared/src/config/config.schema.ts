@@ -28,6 +28,19 @@ export const configSchema = z
   .object({
     NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    // `json`: one JSON object per line (containers, production). `pretty`: pino-pretty's coloured
+    // lines, for a person at a terminal (a development dependency: never in production, where
+    // JSON is kept whatever this says). Unset: pretty in a terminal outside production.
+    LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
+    // OpenTelemetry traces, read by each process's `--import` preload: exported over OTLP/HTTP to
+    // this endpoint (`/v1/traces` is appended) when it is set, entirely off when it is not.
+    OTEL_EXPORTER_OTLP_ENDPOINT: url(['http:', 'https:']).optional(),
+    OTEL_EXPORTER_OTLP_PROTOCOL: z.enum(['http/protobuf', 'http/json']).default('http/protobuf'),
+    // The share of traces started here that are kept (a trace continued from a caller follows
+    // the caller's decision).
+    OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).default(1),
+    // How long finished spans wait to be sent in one batch.
+    OTEL_BSP_SCHEDULE_DELAY: z.coerce.number().int().min(10).max(60_000).default(5_000),
     DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/bank'),
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
     // Group commit: the most waiting money movements one database call and commit carries.

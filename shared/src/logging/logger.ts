@@ -1,4 +1,5 @@
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import { traceLogFields } from '../observability/tracing.ts';
 
 export type { Logger } from 'pino';
 
@@ -42,11 +43,21 @@ export const REDACTED_PATHS = [
 ];
 
 /**
- * Structured JSON logs (pino). In a terminal (and not in production) lines are pretty-printed
- * so a person can read them; in containers they stay one JSON object per line.
+ * Structured JSON logs (pino), each line with the active trace's `trace_id` and `span_id` when
+ * tracing is on. `format: 'pretty'` (LOG_FORMAT, which `npm start` sets) prints pino-pretty's
+ * coloured lines instead; unset, lines are pretty in a terminal. In production they stay one
+ * JSON object per line whatever is asked: pino-pretty is a development dependency.
  */
-export function createLogger(options: { name: string; level?: string; pretty?: boolean; destination?: DestinationStream }): Logger {
-  const pretty = options.pretty ?? (process.stdout.isTTY && process.env.NODE_ENV !== 'production');
+export function createLogger(options: {
+  name: string;
+  level?: string;
+  pretty?: boolean;
+  format?: 'json' | 'pretty';
+  destination?: DestinationStream;
+}): Logger {
+  const production = process.env.NODE_ENV === 'production';
+  const format = options.format ?? (process.env.LOG_FORMAT as 'json' | 'pretty' | undefined);
+  const pretty = !production && (options.pretty ?? (format ? format === 'pretty' : process.stdout.isTTY));
   const config: LoggerOptions = {
     name: options.name,
     level: options.level ?? process.env.LOG_LEVEL ?? 'info',
@@ -54,10 +65,13 @@ export function createLogger(options: { name: string; level?: string; pretty?: b
     base: { service: options.name },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
+    mixin: traceLogFields,
   };
   if (options.destination) return pino(config, options.destination);
   if (pretty) {
-    return pino({ ...config, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } } });
+    // The transport runs in a worker thread, whose stdout is no terminal: decide colour here.
+    const colorize = process.env.NO_COLOR === undefined && (Boolean(process.stdout.isTTY) || Boolean(process.env.FORCE_COLOR));
+    return pino({ ...config, transport: { target: 'pino-pretty', options: { colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } });
   }
   return pino(config);
 }

@@ -1,4 +1,6 @@
+import { SpanKind } from '@opentelemetry/api';
 import nodemailer, { type Transporter } from 'nodemailer';
+import { inSpan } from '../observability/tracing.ts';
 import type { RenderedEmail } from './email.templates.ts';
 
 /**
@@ -9,10 +11,13 @@ import type { RenderedEmail } from './email.templates.ts';
 export class Mailer {
   readonly #transport: Transporter;
   readonly #from: string;
+  readonly #server: { 'server.address': string; 'server.port': number };
 
   constructor(options: { smtpUrl: string; from: string; timeoutMs?: number }) {
-    this.#transport = nodemailer.createTransport(transportOptions(options.smtpUrl, options.timeoutMs ?? 30_000));
+    const transport = transportOptions(options.smtpUrl, options.timeoutMs ?? 30_000);
+    this.#transport = nodemailer.createTransport(transport);
     this.#from = options.from;
+    this.#server = { 'server.address': transport.host, 'server.port': transport.port };
   }
 
   /**
@@ -20,15 +25,19 @@ export class Mailer {
    * recognise the (rare) re-send after a crash between SMTP acceptance and marking the row sent.
    */
   async send(email: RenderedEmail, options: { messageId: string }): Promise<{ accepted: number }> {
-    const info = await this.#transport.sendMail({
-      from: this.#from,
-      to: email.to,
-      subject: email.subject,
-      text: email.text,
-      html: email.html,
-      messageId: options.messageId,
+    // nodemailer has no OpenTelemetry instrumentation: the SMTP exchange is this client span.
+    return inSpan('smtp send', { kind: SpanKind.CLIENT, attributes: { ...this.#server, 'bank.email.message_id': options.messageId } }, async (span) => {
+      const info = await this.#transport.sendMail({
+        from: this.#from,
+        to: email.to,
+        subject: email.subject,
+        text: email.text,
+        html: email.html,
+        messageId: options.messageId,
+      });
+      span.setAttribute('bank.email.accepted', info.accepted?.length ?? 0);
+      return { accepted: info.accepted?.length ?? 0 };
     });
-    return { accepted: info.accepted?.length ?? 0 };
   }
 
   close(): void {

@@ -1,6 +1,7 @@
 import { ConfigError, parseConfig, type Config } from '../config/config.ts';
 import { loadSecretsIntoEnv, SecretsError } from '../config/secrets.ts';
 import { createLogger, type Logger } from '../logging/logger.ts';
+import { shutdownTracing } from '../observability/tracing-sdk.ts';
 
 export type Running = { close(): Promise<void> };
 
@@ -22,7 +23,7 @@ export async function runProcess(name: string, start: (config: Config, logger: L
     }
     throw error;
   }
-  const logger = createLogger({ name, level: config.LOG_LEVEL });
+  const logger = createLogger({ name, level: config.LOG_LEVEL, format: config.LOG_FORMAT });
   let running: Running;
   try {
     running = await start(config, logger);
@@ -42,7 +43,8 @@ export async function runProcess(name: string, start: (config: Config, logger: L
       process.exit(1);
     }, config.SHUTDOWN_TIMEOUT_MS);
     force.unref();
-    running.close().then(
+    // The spans of the last requests go out before the process does (a no-op without tracing).
+    running.close().then(shutdownTracing).then(
       () => {
         logger.info('stopped');
         process.exit(0);

@@ -1,11 +1,16 @@
-import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import { SpanKind } from '@opentelemetry/api';
+import { Queue, type BulkJobOptions, type ConnectionOptions, type Job, type JobsOptions } from 'bullmq';
 import { z } from 'zod';
+import { inSpan, traceCarrier } from '../observability/tracing.ts';
 
 /** Default BullMQ queue name for emails; tests use a unique name per run (Redis is shared). */
 export const EMAIL_QUEUE_NAME = 'bank-email';
 
-/** Job data is only the outbox id: the payload (with its secrets) stays in PostgreSQL. */
-export const emailJobDataSchema = z.object({ outboxId: z.string().uuid() });
+/**
+ * Job data is the outbox id, the payload (with its secrets) stays in PostgreSQL; and, when tracing
+ * is on, the W3C trace context of whoever enqueued it (`traceparent`), which the worker continues.
+ */
+export const emailJobDataSchema = z.object({ outboxId: z.string().uuid(), trace: z.record(z.string(), z.string()).optional() });
 export type EmailJobData = z.infer<typeof emailJobDataSchema>;
 
 /**
@@ -24,9 +29,34 @@ export const EMAIL_JOB_OPTIONS: JobsOptions = {
 
 export type EmailQueue = Queue<EmailJobData, unknown, string>;
 
+/**
+ * The email queue, with every enqueue in a producer span whose trace context rides in the job data,
+ * so the worker's span for the job joins the trace of the request that asked for the email.
+ * Without tracing, add and addBulk are BullMQ's own.
+ */
+class TracedEmailQueue extends Queue<EmailJobData, unknown, string> {
+  override add(name: string, data: EmailJobData, opts?: JobsOptions): Promise<Job<EmailJobData, unknown, string>> {
+    return inSpan(`send ${this.name}`, producerSpan(this.name, 1), () => super.add(name, withTrace(data), opts));
+  }
+
+  override addBulk(jobs: { name: string; data: EmailJobData; opts?: BulkJobOptions }[]): Promise<Job<EmailJobData, unknown, string>[]> {
+    return inSpan(`send ${this.name}`, producerSpan(this.name, jobs.length), () => super.addBulk(jobs.map((job) => ({ ...job, data: withTrace(job.data) }))));
+  }
+}
+
+const producerSpan = (queue: string, count: number) => ({
+  kind: SpanKind.PRODUCER,
+  attributes: { 'messaging.system': 'bullmq', 'messaging.operation.type': 'send', 'messaging.destination.name': queue, 'messaging.batch.message_count': count },
+});
+
+function withTrace(data: EmailJobData): EmailJobData {
+  const trace = traceCarrier();
+  return trace ? { ...data, trace } : data;
+}
+
 /** The producer side of the email queue. Never throws; `add`/`addBulk` reject while Redis is unreachable. */
 export function createEmailQueue(connection: ConnectionOptions, options: { name?: string; prefix?: string } = {}): EmailQueue {
-  const queue: EmailQueue = new Queue(options.name ?? EMAIL_QUEUE_NAME, {
+  const queue: EmailQueue = new TracedEmailQueue(options.name ?? EMAIL_QUEUE_NAME, {
     connection,
     prefix: options.prefix,
     defaultJobOptions: EMAIL_JOB_OPTIONS,
