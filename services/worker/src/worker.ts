@@ -33,6 +33,7 @@ export type WorkerConfig = Pick<
   | 'WORKER_LOCK_DURATION_MS'
   | 'OUTBOX_SWEEP_INTERVAL_MS'
   | 'OUTBOX_SWEEP_PENDING_AFTER_MS'
+  | 'OUTBOX_JOB_CHECK_INTERVAL_MS'
   | 'HOLD_SWEEP_INTERVAL_MS'
   | 'HOLD_SWEEP_BATCH_SIZE'
   | 'SHUTDOWN_TIMEOUT_MS'
@@ -90,6 +91,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     publisher: new OutboxPublisher({ pool, queue, logger }),
     intervalMs: config.OUTBOX_SWEEP_INTERVAL_MS,
     pendingAfterMs: config.OUTBOX_SWEEP_PENDING_AFTER_MS,
+    jobCheckIntervalMs: config.OUTBOX_JOB_CHECK_INTERVAL_MS,
     logger,
   });
   // Each replica sweeps; the SQL skips rows another sweep holds (see startHoldSweeper).

@@ -97,6 +97,10 @@ export const configSchema = z
     // How old a pending outbox row must be before the sweep takes it: the use case that wrote it
     // enqueues it itself right after commit, so the sweep only picks up what that missed.
     OUTBOX_SWEEP_PENDING_AFTER_MS: z.coerce.number().int().min(0).max(3_600_000).default(5_000),
+    // How often the worker checks that each enqueued outbox row still has its job in Redis and
+    // re-adds the lost ones (Redis without persistence, a failover): an upper bound, with the
+    // queue's own wait, on how late such an email goes out. A login code lives 10 minutes.
+    OUTBOX_JOB_CHECK_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(20_000),
     AWS_SECRETS_MANAGER_SECRET_ID: z.string().min(1).optional(),
     AWS_REGION: z.string().min(1).optional(),

@@ -7,14 +7,16 @@ import { outboxRepository } from './outbox.repository.ts';
 /**
  * Hands committed outbox rows to the queue. Use cases call `enqueueOutbox(ids)` right after their
  * transaction commits; the worker calls `sweep()` periodically for rows nobody enqueued (Redis was
- * down, the process died between commit and enqueue). The job id is the outbox id, so two
- * enqueues of one row collapse into one job.
+ * down, the process died between commit and enqueue) and `recoverLostJobs()` for rows whose job
+ * Redis lost. The job id is the outbox id, so two enqueues of one row collapse into one job.
  */
 export class OutboxPublisher {
   readonly #pool: DatabasePool;
   readonly #queue: EmailQueue;
   readonly #logger: Logger | undefined;
   readonly #timeoutMs: number;
+  /** The last row recoverLostJobs checked, when more enqueued rows follow it. */
+  #checkedUpTo: string | undefined;
 
   constructor(options: { pool: DatabasePool; queue: EmailQueue; logger?: Logger; enqueueTimeoutMs?: number }) {
     this.#pool = options.pool;
@@ -40,16 +42,38 @@ export class OutboxPublisher {
     }
   }
 
-  /** Enqueues rows the sweep finds (see outboxRepository.findSweepable). Throws when Redis or the DB fails. */
-  async sweep(options: { pendingAfterMs?: number; staleAfterMs?: number; limit?: number } = {}): Promise<number> {
-    const rows = await outboxRepository.findSweepable(this.#pool, {
-      pendingAfterMs: options.pendingAfterMs ?? 5_000,
-      staleAfterMs: options.staleAfterMs ?? 10 * 60_000,
-      limit: options.limit ?? 500,
-    });
+  /** Enqueues pending rows nobody enqueued (see outboxRepository.findSweepable). Throws when Redis or the DB fails. */
+  async sweep(options: { pendingAfterMs?: number; limit?: number } = {}): Promise<number> {
+    const rows = await outboxRepository.findSweepable(this.#pool, { pendingAfterMs: options.pendingAfterMs ?? 5_000, limit: options.limit ?? 500 });
     const count = await this.#add(rows);
     if (count > 0) this.#logger?.info({ count }, 'outbox sweep enqueued rows');
     return count;
+  }
+
+  /**
+   * Re-adds the job of every `enqueued` row whose job Redis no longer holds (Redis lost its data: a
+   * restart without persistence, a failover to a replica that had not caught up). Nothing else
+   * would send those emails. Checks up to `limit` rows a call, going on after the last row the
+   * previous call checked and starting over after the last one, so each enqueued row is checked
+   * within ceil(enqueued rows / limit) calls. A job that still exists in any state (waiting,
+   * active, delayed for a retry, failed, completed) is left alone. Returns how many jobs it re-added.
+   * Throws when Redis or the DB fails.
+   */
+  async recoverLostJobs(options: { limit?: number } = {}): Promise<number> {
+    const limit = options.limit ?? 500;
+    const rows = await outboxRepository.findEnqueued(this.#pool, { afterId: this.#checkedUpTo, limit });
+    this.#checkedUpTo = rows.length < limit ? undefined : rows.at(-1)?.id;
+    if (rows.length === 0) return 0;
+    const states = await withTimeout(Promise.all(rows.map((row) => this.#queue.getJobState(row.id))), this.#timeoutMs, 'email queue');
+    const lost = rows.filter((_, i) => states[i] === 'unknown');
+    if (lost.length === 0) return 0;
+    // A job hash left behind outside every list (a partial loss) would turn the add below into a
+    // no-op, since the job id is taken: remove what is left of each first. A job taken meanwhile
+    // by a worker is locked and stays; its add then collapses into it.
+    await withTimeout(Promise.all(lost.map((row) => this.#queue.remove(row.id))), this.#timeoutMs, 'email queue');
+    await this.#add(lost);
+    this.#logger?.warn({ count: lost.length, outboxIds: lost.map((row) => row.id) }, 'outbox rows whose queue job was lost: re-enqueued');
+    return lost.length;
   }
 
   async #add(rows: readonly { id: string; kind: string }[]): Promise<number> {

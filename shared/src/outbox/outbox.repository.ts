@@ -74,20 +74,24 @@ export const outboxRepository = {
   },
 
   /**
-   * Rows the sweep must (re)hand to the queue: pending ones older than `pendingAfterMs` (the use
-   * case normally enqueues them itself right after commit), and enqueued-but-unsent ones older than
-   * `staleAfterMs` (their job may have been lost with Redis data). Re-adding is harmless: the job
-   * id is the outbox id, so BullMQ ignores a job it still holds.
+   * Pending rows older than `pendingAfterMs`, oldest first: the sweep hands them to the queue (the
+   * use case normally enqueues them itself right after commit; these it missed).
    */
-  async findSweepable(db: CommonQueryMethods, options: { pendingAfterMs: number; staleAfterMs: number; limit: number }): Promise<readonly { id: string; kind: string }[]> {
+  async findSweepable(db: CommonQueryMethods, options: { pendingAfterMs: number; limit: number }): Promise<readonly { id: string; kind: string }[]> {
     return db.any(sql.type(z.object({ id: z.string().uuid(), kind: z.string() }))`
-      (SELECT id, kind FROM outbox
-        WHERE status = 'pending' AND created_at < now() - make_interval(secs => ${options.pendingAfterMs / 1000})
-        ORDER BY created_at LIMIT ${options.limit})
-      UNION ALL
-      (SELECT id, kind FROM outbox
-        WHERE status = 'enqueued' AND enqueued_at < now() - make_interval(secs => ${options.staleAfterMs / 1000})
-        ORDER BY enqueued_at LIMIT ${options.limit})`);
+      SELECT id, kind FROM outbox
+      WHERE status = 'pending' AND created_at < now() - make_interval(secs => ${options.pendingAfterMs / 1000})
+      ORDER BY created_at LIMIT ${options.limit}`);
+  },
+
+  /**
+   * Up to `limit` enqueued-but-unsent rows with an id greater than `afterId` (all of them from the
+   * start without it), in id order, so a caller can page through every one of them in turn.
+   */
+  async findEnqueued(db: CommonQueryMethods, options: { afterId?: string; limit: number }): Promise<readonly { id: string; kind: string }[]> {
+    const after = options.afterId === undefined ? sql.fragment`` : sql.fragment`AND id > ${options.afterId}`;
+    return db.any(sql.type(z.object({ id: z.string().uuid(), kind: z.string() }))`
+      SELECT id, kind FROM outbox WHERE status = 'enqueued' ${after} ORDER BY id LIMIT ${options.limit}`);
   },
 
   /** Records one delivery attempt (and its error, if any) without changing the status. */
