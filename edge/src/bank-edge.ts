@@ -8,6 +8,7 @@ import { createDatabasePool, type DatabasePool } from '@bank/shared/db/pool';
 import type { Logger } from '@bank/shared/logging/logger';
 import type { ShutdownStep } from '@bank/shared/process/shutdown';
 import { throwIfAborted } from '@bank/shared/use-case/use-case-options';
+import { admissionInterceptor, createAdmissionGate, registerAdmissionMetrics, type AdmissionLimits } from './call/admission.ts';
 import { chain, type CallHandler, type Interceptor } from './call/call.ts';
 import {
   authenticationInterceptor,
@@ -28,10 +29,17 @@ export type BankEdge = {
 
 /**
  * The chain, outermost first: request id, log line, metrics, error mapping, deadline and
- * client-gone signal, authentication, then any `interceptors` given, then decoding and the
- * handler. Throws at start-up when a method of the contract has no handler.
+ * client-gone signal, admission control (with `admission`), authentication, then any
+ * `interceptors` given, then decoding and the handler. Throws at start-up when a method of the
+ * contract has no handler.
  */
-export function createBankEdge(options: { useCases: UseCases; logger: Logger; registry: Registry; interceptors?: readonly Interceptor[] }): BankEdge {
+export function createBankEdge(options: {
+  useCases: UseCases;
+  logger: Logger;
+  registry: Registry;
+  admission?: AdmissionLimits;
+  interceptors?: readonly Interceptor[];
+}): BankEdge {
   const handlers = createBankHandlers(options.useCases);
   const handler: CallHandler = async (call) => {
     const entry = handlers.get(fullMethodName(call));
@@ -41,12 +49,15 @@ export function createBankEdge(options: { useCases: UseCases; logger: Logger; re
     throwIfAborted(call.signal);
     return entry.handle(request, { actor: call.actor, signal: call.signal, clientIp: call.clientIp, userAgent: call.header('user-agent') });
   };
+  const gate = options.admission ? createAdmissionGate(options.admission) : undefined;
+  if (gate) registerAdmissionMetrics(options.registry, gate);
   const interceptors: Interceptor[] = [
     requestIdInterceptor(),
     loggingInterceptor(options.logger),
     metricsInterceptor(options.registry),
     errorInterceptor(options.logger),
     deadlineInterceptor(),
+    ...(gate ? [admissionInterceptor(gate)] : []),
     authenticationInterceptor((token, useCase) => options.useCases.sessions.authenticate(token, useCase)),
     ...(options.interceptors ?? []),
   ];
@@ -67,7 +78,17 @@ export type EdgeServerDeps = {
   host?: string;
 };
 
-export type EdgeServerConfig = Pick<Config, 'DATABASE_URL' | 'DATABASE_POOL_SIZE'> & BankConfig;
+export type EdgeServerConfig = Pick<
+  Config,
+  | 'DATABASE_URL'
+  | 'DATABASE_POOL_SIZE'
+  | 'DATABASE_POOL_QUEUE_LIMIT'
+  | 'DATABASE_POOL_WAIT_TIMEOUT_MS'
+  | 'MAX_INFLIGHT_REQUESTS'
+  | 'MAX_QUEUED_REQUESTS'
+  | 'REQUEST_QUEUE_TIMEOUT_MS'
+> &
+  BankConfig;
 
 /**
  * The part of a server's composition root both servers share: the pool and the use cases unless
@@ -83,7 +104,11 @@ export async function openBankEdge(
   if (!bank) {
     let pool = deps.pool;
     if (!pool) {
-      const opened = await createDatabasePool(config.DATABASE_URL, { maximumPoolSize: config.DATABASE_POOL_SIZE });
+      const opened = await createDatabasePool(config.DATABASE_URL, {
+        maximumPoolSize: config.DATABASE_POOL_SIZE,
+        queueLimit: config.DATABASE_POOL_QUEUE_LIMIT,
+        waitTimeoutMs: config.DATABASE_POOL_WAIT_TIMEOUT_MS,
+      });
       release.push(['database pool', () => opened.end()]);
       pool = opened;
     }
@@ -91,6 +116,12 @@ export async function openBankEdge(
     release.unshift(['use cases', () => created.close()]);
     bank = created;
   }
-  const edge = createBankEdge({ useCases: bank, logger: own.logger, registry: own.registry, ...(deps.interceptors ? { interceptors: deps.interceptors } : {}) });
+  const edge = createBankEdge({
+    useCases: bank,
+    logger: own.logger,
+    registry: own.registry,
+    admission: { maxInFlight: config.MAX_INFLIGHT_REQUESTS, maxQueued: config.MAX_QUEUED_REQUESTS, queueTimeoutMs: config.REQUEST_QUEUE_TIMEOUT_MS },
+    ...(deps.interceptors ? { interceptors: deps.interceptors } : {}),
+  });
   return { bank, edge, release };
 }

@@ -1,5 +1,6 @@
 // The interceptors every call runs through, on both edges, in this order (outermost first):
-// request id, log line, metrics, error mapping, deadline and client-gone, authentication.
+// request id, log line, metrics, error mapping, deadline and client-gone, admission control
+// (./admission.ts), authentication.
 import { getOption, type DescMethod } from '@bufbuild/protobuf';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Actor } from '@bank/shared/auth/actor';
@@ -50,7 +51,9 @@ export function requestIdInterceptor(): Interceptor {
 
 /**
  * One JSON line per call with the request id, the user, the outcome and the latency: what an
- * operator reads at 3 a.m. Server-side failures (5xx) are logged at error level.
+ * operator reads at 3 a.m. Server-side failures (5xx) are logged at error level, except calls shed
+ * for overload (warn): refusing them is the server working as designed, and a burst would
+ * otherwise bury real errors under thousands of lines.
  */
 export function loggingInterceptor(logger: Logger): Interceptor {
   return observeOutcome((call, answer, seconds) => {
@@ -62,7 +65,8 @@ export function loggingInterceptor(logger: Logger): Interceptor {
       // Not `code`: the logger redacts that key everywhere (login codes must never be logged).
       errorCode: answer?.code,
     };
-    if (answer && answer.http >= 500) logger.error(line, call.transport.logMessage);
+    if (answer?.code === 'OVERLOADED') logger.warn(line, call.transport.logMessage);
+    else if (answer && answer.http >= 500) logger.error(line, call.transport.logMessage);
     else logger.info(line, call.transport.logMessage);
   });
 }

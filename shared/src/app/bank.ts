@@ -9,6 +9,7 @@ import { SessionLiveness } from '../auth/session-liveness.ts';
 import { SessionService } from '../auth/session.service.ts';
 import { TokenMaker } from '../auth/token-maker.ts';
 import type { Config } from '../config/config.ts';
+import { priorityLane } from '../db/bounded-pool.ts';
 import type { DatabasePool } from '../db/pool.ts';
 import { LedgerService } from '../ledger/ledger.service.ts';
 import type { Logger } from '../logging/logger.ts';
@@ -24,6 +25,7 @@ export type BankConfig = Pick<
   Config,
   | 'REDIS_URL'
   | 'LEDGER_BATCH_MAX_SIZE'
+  | 'LEDGER_QUEUE_LIMIT'
   | 'DEPOSIT_MAX_AMOUNT'
   | 'DEPOSIT_DAILY_LIMIT'
   | 'OUTGOING_DAILY_LIMIT'
@@ -106,6 +108,7 @@ export async function createBank(config: BankConfig, deps: { pool: DatabasePool;
     ledger: new LedgerService({
       pool,
       maxBatchSize: config.LEDGER_BATCH_MAX_SIZE,
+      queueLimit: config.LEDGER_QUEUE_LIMIT,
       limits: {
         depositMaxAmount: config.DEPOSIT_MAX_AMOUNT,
         depositDailyLimit: config.DEPOSIT_DAILY_LIMIT,
@@ -121,7 +124,8 @@ export async function createBank(config: BankConfig, deps: { pool: DatabasePool;
     queue,
     redis,
     sessionLiveness,
-    readiness: storesReadiness({ database: pool, redis }, logger),
+    // A probe is never shed and goes first: a process busy serving is still a ready one.
+    readiness: storesReadiness({ database: priorityLane(pool), redis }, logger),
     close() {
       closed ??= (async () => {
         await queue.close().catch(() => undefined);

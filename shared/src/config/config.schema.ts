@@ -45,6 +45,17 @@ export const configSchema = z
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
     // Group commit: the most waiting money movements one database call and commit carries.
     LEDGER_BATCH_MAX_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),
+    // Load shedding (API and gRPC processes). Calls waiting for a database connection while every
+    // one is busy, and how long each may wait; past either a call is refused with OVERLOADED (503)
+    // before it sends a query. Money movements waiting for the next group-commit batch.
+    DATABASE_POOL_QUEUE_LIMIT: z.coerce.number().int().min(0).max(100_000).default(64),
+    DATABASE_POOL_WAIT_TIMEOUT_MS: z.coerce.number().int().min(1).max(60_000).default(1_000),
+    LEDGER_QUEUE_LIMIT: z.coerce.number().int().min(0).max(100_000).default(256),
+    // Admission control per process: calls running at once, calls waiting for one of them, and
+    // how long one may wait; the next is answered 503 with Retry-After / UNAVAILABLE at once.
+    MAX_INFLIGHT_REQUESTS: z.coerce.number().int().min(1).max(100_000).default(64),
+    MAX_QUEUED_REQUESTS: z.coerce.number().int().min(0).max(100_000).default(64),
+    REQUEST_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(1).max(60_000).default(500),
     // Money limits (issue 11), in minor units, applied per currency: one self-service deposit; a
     // user's self-service deposits and an account's outgoing transfers, holds and withdrawals per
     // rolling 24 hours. A banker's credit is not capped. At most 10^15 (the largest amount).

@@ -61,7 +61,7 @@ export function boundPool(pool: DatabasePool, options: { maximumPoolSize: number
 }
 
 /** The gate of a pool made with a queue limit or wait timeout (for its metrics), if it has one. */
-export const poolGate = (pool: DatabasePool): AdmissionGate | undefined => GATES.get(pool);
+export const poolGate = (pool: Pick<DatabasePool, 'state'>): AdmissionGate | undefined => GATES.get(pool as DatabasePool);
 
 /**
  * The same pool for readiness probes: never refused for a full queue and served before every

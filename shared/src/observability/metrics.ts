@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DatabasePool } from 'slonik';
+import { poolGate } from '../db/bounded-pool.ts';
 import type { LedgerObserver } from '../ledger/ledger.service.ts';
 
 /**
@@ -13,7 +14,10 @@ export function createRegistry(service: string): Registry {
   return registry;
 }
 
-/** Database pool use, read from Slonik's pool state at scrape time. */
+/**
+ * Database pool use, read from Slonik's pool state at scrape time (`waiting` counts the calls
+ * waiting at a bounded pool's gate too), and the calls a bounded pool refused.
+ */
 export function registerPoolMetrics(registry: Registry, pool: Pick<DatabasePool, 'state'>): void {
   new Gauge({
     name: 'bank_db_pool_connections',
@@ -25,6 +29,21 @@ export function registerPoolMetrics(registry: Registry, pool: Pick<DatabasePool,
       this.set({ state: 'acquired' }, state.acquiredConnections);
       this.set({ state: 'idle' }, state.idleConnections);
       this.set({ state: 'waiting' }, state.waitingClients);
+    },
+  });
+  const gate = poolGate(pool);
+  if (!gate) return;
+  const seen = { queue_full: 0, queue_timeout: 0 };
+  new Counter({
+    name: 'bank_db_pool_shed_total',
+    help: 'Calls refused with OVERLOADED before any query because every connection was busy: too many were waiting (queue_full) or the call waited its whole time (queue_timeout).',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      for (const reason of ['queue_full', 'queue_timeout'] as const) {
+        this.inc({ reason }, gate.shed[reason] - seen[reason]);
+        seen[reason] = gate.shed[reason];
+      }
     },
   });
 }

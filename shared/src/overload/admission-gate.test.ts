@@ -98,15 +98,19 @@ describe('AdmissionGate', () => {
     expect(gate.inFlight).toBe(0);
   });
 
-  it('serves a priority caller first and never refuses it for a full queue', async () => {
+  it('serves a priority caller first, never refuses it for a full queue, and does not count it against the queue', async () => {
     const gate = new AdmissionGate({ permits: 1, queueLimit: 1, busy: 'busy' });
     const holder = await gate.acquire();
+    const early = track(gate.acquire({ priority: true }));
     const ordinary = track(gate.acquire());
     await expect(gate.acquire()).rejects.toBeInstanceOf(Overloaded);
     const probe = track(gate.acquire({ priority: true }));
-    expect(gate.waiting).toBe(2);
+    expect(gate.waiting).toBe(3);
 
     holder();
+    await settle();
+    expect([early.done, probe.done, ordinary.done]).toEqual([true, false, false]);
+    (early.value as Release)();
     await settle();
     expect([probe.done, ordinary.done]).toEqual([true, false]);
     (probe.value as Release)();

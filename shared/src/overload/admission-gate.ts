@@ -42,6 +42,8 @@ export class AdmissionGate {
   readonly #busy: string;
   #held = 0;
   readonly #queue: Waiter[] = [];
+  /** Priority waiters, served before #queue and not counted against its limit. */
+  readonly #priority: Waiter[] = [];
   readonly #shed: Record<ShedReason, number> = { queue_full: 0, queue_timeout: 0 };
 
   /** @throws RangeError for a permit count that is not a positive integer, or a negative queue limit */
@@ -61,7 +63,7 @@ export class AdmissionGate {
 
   /** Callers waiting for a permit now. */
   get waiting(): number {
-    return this.#queue.length;
+    return this.#queue.length + this.#priority.length;
   }
 
   /** Callers refused since the gate was made, by reason. */
@@ -76,7 +78,7 @@ export class AdmissionGate {
   async acquire(options: AcquireOptions = {}): Promise<Release> {
     const { signal, priority = false } = options;
     if (signal?.aborted) throw signal.reason;
-    if (this.#held < this.permits && this.#queue.length === 0) {
+    if (this.#held < this.permits && this.waiting === 0) {
       this.#held += 1;
       return this.#releaser();
     }
@@ -97,8 +99,9 @@ export class AdmissionGate {
         },
         refuse: (error) => {
           leave();
-          const at = this.#queue.indexOf(waiter);
-          if (at >= 0) this.#queue.splice(at, 1);
+          const queue = priority ? this.#priority : this.#queue;
+          const at = queue.indexOf(waiter);
+          if (at >= 0) queue.splice(at, 1);
           reject(error);
         },
       };
@@ -110,8 +113,7 @@ export class AdmissionGate {
         }, this.queueTimeoutMs);
       }
       signal?.addEventListener('abort', onAbort, { once: true });
-      if (priority) this.#queue.unshift(waiter);
-      else this.#queue.push(waiter);
+      (priority ? this.#priority : this.#queue).push(waiter);
     });
   }
 
@@ -130,7 +132,7 @@ export class AdmissionGate {
     return () => {
       if (released) return;
       released = true;
-      const next = this.#queue.shift();
+      const next = this.#priority.shift() ?? this.#queue.shift();
       // The permit passes to `next` without ever being free: the count of holders stays the same.
       if (next) next.grant();
       else this.#held -= 1;
