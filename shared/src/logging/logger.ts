@@ -71,7 +71,7 @@ export function createLogger(options: {
   if (pretty) {
     // The transport runs in a worker thread, whose stdout is no terminal: decide colour here.
     const colorize = process.env.NO_COLOR === undefined && (Boolean(process.stdout.isTTY) || Boolean(process.env.FORCE_COLOR));
-    return pino({ ...config, transport: { target: 'pino-pretty', options: { colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } });
+    return pino({ ...config, transport: { target: 'pino-pretty', options: { colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service', singleLine: true } } });
   }
   return pino(config);
 }

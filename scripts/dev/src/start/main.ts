@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { generatePasetoKeyPair } from '@bank/shared/auth/token-maker';
 import { loadSecretsIntoEnv } from '@bank/shared/config/secrets';
 import { freePort, isListening, waitFor } from './ports.ts';
@@ -84,6 +84,8 @@ async function main(): Promise<number> {
     // libuv reads it once, when the child's thread pool starts: only the parent can set it. bcrypt
     // takes at most BCRYPT_CONCURRENCY (2) threads, the rest stay free during a login burst.
     UV_THREADPOOL_SIZE: env.UV_THREADPOOL_SIZE ?? '8',
+    // Readable, coloured lines for the person at the terminal (pino-pretty); JSON in production.
+    LOG_FORMAT: env.LOG_FORMAT ?? (production ? 'json' : 'pretty'),
   };
 
   let inboxUrl: string | null = null;
@@ -108,11 +110,17 @@ async function main(): Promise<number> {
   log('migrating');
   await runToEnd('migrator', [path.join(ROOT, 'services/migrator/src/main.ts'), 'up'], base);
 
-  const service = (name: string, file: string, extra: NodeJS.ProcessEnv = {}) =>
-    supervisor.start({ name, command: process.execPath, args: [...NODE_ARGS, path.join(ROOT, file)], env: { ...base, ...extra } });
-  service('api', 'services/api/src/main.ts');
-  service('grpc', 'services/grpc/src/main.ts', { METRICS_PORT: String(grpcMetricsPort) });
-  service('worker', 'services/worker/src/main.ts', { METRICS_PORT: String(workerMetricsPort) });
+  // Each with its tracing preload, which does nothing unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
+  const service = (name: string, extra: NodeJS.ProcessEnv = {}) =>
+    supervisor.start({
+      name,
+      command: process.execPath,
+      args: [...NODE_ARGS, `--import=${pathToFileURL(path.join(ROOT, `services/${name}/src/instrument.ts`)).href}`, path.join(ROOT, `services/${name}/src/main.ts`)],
+      env: { ...base, ...extra },
+    });
+  service('api');
+  service('grpc', { METRICS_PORT: String(grpcMetricsPort) });
+  service('worker', { METRICS_PORT: String(workerMetricsPort) });
 
   let stopping: Promise<number> | null = null;
   const shutdown = (signal: string) => {
