@@ -53,26 +53,28 @@ ENV UV_THREADPOOL_SIZE=8
 USER 1000:1000
 ENTRYPOINT ["node", "--disable-warning=ExperimentalWarning"]
 
+# Each service's CMD loads its OpenTelemetry preload first (--import, as the ESM hooks need); it
+# does nothing unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
 FROM runtime AS api
 COPY --from=deps-api /app/ ./
 # The protocol edge: only the two servers load it.
 COPY edge/ edge/
 COPY services/api/ services/api/
 EXPOSE 8080
-CMD ["services/api/src/main.ts"]
+CMD ["--import=./services/api/src/instrument.ts", "services/api/src/main.ts"]
 
 FROM runtime AS grpc
 COPY --from=deps-grpc /app/ ./
 COPY edge/ edge/
 COPY services/grpc/ services/grpc/
 EXPOSE 9090 9464
-CMD ["services/grpc/src/main.ts"]
+CMD ["--import=./services/grpc/src/instrument.ts", "services/grpc/src/main.ts"]
 
 FROM runtime AS worker
 COPY --from=deps-worker /app/ ./
 COPY services/worker/ services/worker/
 EXPOSE 9464
-CMD ["services/worker/src/main.ts"]
+CMD ["--import=./services/worker/src/instrument.ts", "services/worker/src/main.ts"]
 
 FROM runtime AS migrator
 COPY --from=deps-migrator /app/ ./

@@ -24,7 +24,9 @@ describe('Dockerfile', () => {
     expect(body).toMatch(/^FROM runtime AS /);
     expect(body).toContain(`COPY --from=deps-${service} /app/ ./`);
     expect(body).toContain(`COPY services/${service}/ services/${service}/`);
-    expect(body).toMatch(new RegExp(`CMD \\["services/${service}/src/main\\.ts"`));
+    // The servers load their tracing preload first; the migrator has none.
+    const preload = service === 'migrator' ? '' : `"--import=\\./services/${service}/src/instrument\\.ts", `;
+    expect(body).toMatch(new RegExp(`CMD \\[${preload}"services/${service}/src/main\\.ts"`));
     expect(stage(`deps-${service}`)).toContain(`npm ci --omit=dev --workspace=services/${service}`);
     expect(stage('runtime')).toMatch(/^USER 1000:1000$/m);
   });

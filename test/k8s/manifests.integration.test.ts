@@ -259,6 +259,14 @@ describe.each(environments)('deploy/%s', (environment) => {
     }
   });
 
+  it('the servers start with their OpenTelemetry preload (--import, which the ESM hooks need)', () => {
+    for (const name of APP_DEPLOYMENTS) {
+      const deployment = objectsOf(environment).find((object) => object.kind === 'Deployment' && object.metadata.name === name) as Manifest;
+      const service = name.replace(/^bank-/, '');
+      expect(containersOf(deployment)[0]?.args).toEqual([`--import=./services/${service}/src/instrument.ts`, `services/${service}/src/main.ts`]);
+    }
+  });
+
   it('the migrator is a Job that runs `up` once and does not restart in place', () => {
     const job = objectsOf(environment).find((object) => object.kind === 'Job') as Manifest;
     const spec = job.spec as { backoffLimit: number; template: { spec: { restartPolicy: string } } };
