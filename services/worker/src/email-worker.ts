@@ -18,14 +18,30 @@ export type EmailWorker = {
 };
 
 /**
+ * The longest a job held by a worker that died waits before a live worker takes it again. The dead
+ * worker's lock was renewed at most lockDuration / 2 before it died, so it expires within
+ * `lockDurationMs`; the stall check (queue-wide, every `stalledIntervalMs`) first marks the job
+ * and moves it back to wait at the first check after the lock is gone, no earlier than one
+ * interval after marking it: the later of lock + one interval and two intervals. Assumes some
+ * worker of the queue is alive to run the checks.
+ */
+export function worstCaseRedeliveryMs(settings: { lockDurationMs: number; stalledIntervalMs: number }): number {
+  return Math.max(settings.lockDurationMs + settings.stalledIntervalMs, 2 * settings.stalledIntervalMs);
+}
+
+/**
  * The BullMQ Worker that sends emails from the queue. A job held by a worker that died is taken
- * back when its lock expires (the stall check runs once per lock duration).
+ * back within worstCaseRedeliveryMs (a message handed to SMTP just before the death may then go
+ * out twice, with the same Message-ID: at least once, never lost).
  */
 export function startEmailWorker(options: {
   queueName: string;
   connection: Redis;
   concurrency: number;
+  /** How long a job's lock lasts without renewal (renewed every half of it while the job runs). */
   lockDurationMs: number;
+  /** How often the queue checks for jobs whose lock expired (held by a worker that died). */
+  stalledIntervalMs: number;
   pool: DatabasePool;
   mailer: Mailer;
   publicBaseUrl: string;
@@ -58,7 +74,7 @@ export function startEmailWorker(options: {
       connection: options.connection,
       concurrency: options.concurrency,
       lockDuration: options.lockDurationMs,
-      stalledInterval: options.lockDurationMs,
+      stalledInterval: options.stalledIntervalMs,
       maxStalledCount: 2,
       autorun: true,
     },

@@ -39,25 +39,31 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 type WorkerProcess = { child: ChildProcess; output: () => string; exited: Promise<number | null> };
 
-/** Starts `node services/worker/src/main.ts` and resolves once it logged "worker started". */
-async function spawnWorker(): Promise<WorkerProcess> {
+/**
+ * Starts `node services/worker/src/main.ts` and resolves once it logged "worker started". `env`
+ * overrides the test settings; a variable set to undefined is left out (its production default).
+ */
+async function spawnWorker(env: Record<string, string | undefined> = {}): Promise<WorkerProcess> {
+  const settings: Record<string, string | undefined> = {
+    PATH: process.env.PATH,
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'info',
+    DATABASE_URL: db.url,
+    REDIS_URL: TEST_REDIS_URL,
+    SMTP_URL: smtp.url,
+    PUBLIC_BASE_URL: 'http://bank.test',
+    EMAIL_QUEUE_NAME: queueName,
+    METRICS_PORT: '0',
+    WORKER_CONCURRENCY: '1',
+    WORKER_LOCK_DURATION_MS: '2000',
+    WORKER_STALLED_INTERVAL_MS: '1000',
+    OUTBOX_SWEEP_INTERVAL_MS: '500',
+    SHUTDOWN_TIMEOUT_MS: '10000',
+    ...env,
+  };
   const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', 'services/worker/src/main.ts'], {
     cwd: root,
-    env: {
-      PATH: process.env.PATH,
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'info',
-      DATABASE_URL: db.url,
-      REDIS_URL: TEST_REDIS_URL,
-      SMTP_URL: smtp.url,
-      PUBLIC_BASE_URL: 'http://bank.test',
-      EMAIL_QUEUE_NAME: queueName,
-      METRICS_PORT: '0',
-      WORKER_CONCURRENCY: '1',
-      WORKER_LOCK_DURATION_MS: '2000',
-      OUTBOX_SWEEP_INTERVAL_MS: '500',
-      SHUTDOWN_TIMEOUT_MS: '10000',
-    },
+    env: Object.fromEntries(Object.entries(settings).filter((entry): entry is [string, string] => entry[1] !== undefined)),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);
@@ -156,6 +162,41 @@ describe('email worker process', () => {
     expect((await outboxStatuses(batch)).every((row) => row.status === 'sent')).toBe(true);
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);
+  });
+
+  it('with the production lock and stall check, a job held by a SIGKILLed worker is delivered by another within 25 s', async () => {
+    // An SMTP server that accepts connections and never greets: the first worker's send hangs, its
+    // job stays active (locked) until the kill.
+    const silent = new Set<net.Socket>();
+    const blackHole = net.createServer((socket) => (silent.add(socket), socket.on('error', () => undefined)));
+    await new Promise<void>((resolve) => blackHole.listen(0, '127.0.0.1', () => resolve()));
+    const production = { WORKER_LOCK_DURATION_MS: undefined, WORKER_STALLED_INTERVAL_MS: undefined };
+    try {
+      const first = await spawnWorker({ ...production, SMTP_URL: `smtp://127.0.0.1:${(blackHole.address() as net.AddressInfo).port}` });
+      const username = newUsername();
+      await users.signUp({ username, fullName: 'Held', email: emailOf(username), password: PASSWORD });
+      const deadline = Date.now() + 10_000;
+      while ((await queue.getActiveCount()) === 0 || silent.size === 0) {
+        if (Date.now() > deadline) throw new Error('the first worker never took the job');
+        await sleep(10);
+      }
+      first.child.kill('SIGKILL');
+      await first.exited;
+      const killedAt = Date.now();
+      expect(await queue.getActiveCount()).toBe(1);
+
+      const second = await spawnWorker({ ...production });
+      // Production settings promise <= 15 s from the kill (lock 10 s + one stall check 5 s); the
+      // ceiling leaves room for a slow machine. Before, a fresh 30 s lock alone outlasted it.
+      await smtp.waitFor(() => smtp.messagesTo(emailOf(username)).length > 0, 25_000);
+      expect(Date.now() - killedAt).toBeLessThan(25_000);
+      expect(await outboxStatuses([username])).toEqual([{ username, status: 'sent' }]);
+      second.child.kill('SIGTERM');
+      expect(await second.exited).toBe(0);
+    } finally {
+      for (const socket of silent) socket.destroy();
+      await new Promise<void>((resolve) => blackHole.close(() => resolve()));
+    }
   });
 
   it('SIGTERM lets the worker finish the email in hand before it exits', async () => {

@@ -31,6 +31,7 @@ export type WorkerConfig = Pick<
   | 'EMAIL_QUEUE_NAME'
   | 'WORKER_CONCURRENCY'
   | 'WORKER_LOCK_DURATION_MS'
+  | 'WORKER_STALLED_INTERVAL_MS'
   | 'OUTBOX_SWEEP_INTERVAL_MS'
   | 'OUTBOX_SWEEP_PENDING_AFTER_MS'
   | 'OUTBOX_JOB_CHECK_INTERVAL_MS'
@@ -81,6 +82,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     connection: workerRedis,
     concurrency: config.WORKER_CONCURRENCY,
     lockDurationMs: config.WORKER_LOCK_DURATION_MS,
+    stalledIntervalMs: config.WORKER_STALLED_INTERVAL_MS,
     pool,
     mailer,
     publicBaseUrl: config.PUBLIC_BASE_URL,

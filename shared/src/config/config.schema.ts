@@ -103,7 +103,11 @@ export const configSchema = z
     // (and test runs) can share one Redis without reading each other's rate limits.
     REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/).default('bank:'),
     WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(5),
-    WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
+    // A job held by a worker that died (SIGKILL, OOM, a lost node) runs again within lock + one
+    // stall check (worstCaseRedeliveryMs in services/worker): 10 s + 5 s, so a login code is at
+    // most 15 s late. The lock is renewed every half of its duration while a job runs.
+    WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1_000).max(600_000).default(10_000),
+    WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).max(600_000).default(5_000),
     OUTBOX_SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(10_000),
     // How old a pending outbox row must be before the sweep takes it: the use case that wrote it
     // enqueues it itself right after commit, so the sweep only picks up what that missed.
