@@ -2,9 +2,9 @@ import { describe, expect, it } from '@jest/globals';
 import { fromBinary } from '@bufbuild/protobuf';
 import { anyUnpack } from '@bufbuild/protobuf/wkt';
 import { status as grpcStatus, type Metadata } from '@grpc/grpc-js';
-import { BadRequestSchema, ErrorInfoSchema } from '@bank/proto/google/rpc/error_details_pb';
+import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from '@bank/proto/google/rpc/error_details_pb';
 import { StatusSchema } from '@bank/proto/google/rpc/status_pb';
-import { InvalidArgument, LimitExceeded } from '@bank/shared/errors/domain-error';
+import { InvalidArgument, LimitExceeded, Overloaded } from '@bank/shared/errors/domain-error';
 import { toServiceError } from './grpc-errors.ts';
 
 const statusOf = (metadata: Metadata | undefined) => fromBinary(StatusSchema, metadata?.get('grpc-status-details-bin')[0] as Buffer);
@@ -31,6 +31,14 @@ describe('toServiceError', () => {
     const info = statusOf(error.metadata).details.map((d) => anyUnpack(d, ErrorInfoSchema)).find(Boolean);
     expect(info).toMatchObject({ reason: 'LIMIT_EXCEEDED', domain: 'bank.v1' });
     expect(info?.metadata).toEqual({ limit: 'outgoing_daily_limit', remaining: '1234', requestId: 'req-3' });
+  });
+
+  it('maps a call shed for overload to UNAVAILABLE with RetryInfo of 1 s and the reason OVERLOADED', () => {
+    const { error } = toServiceError(new Overloaded('this server is at its limit of 64 calls in flight'), 'req-4');
+    expect(error.code).toBe(grpcStatus.UNAVAILABLE);
+    const details = statusOf(error.metadata).details;
+    expect(details.map((d) => anyUnpack(d, ErrorInfoSchema)).find(Boolean)).toMatchObject({ reason: 'OVERLOADED', domain: 'bank.v1' });
+    expect(details.map((d) => anyUnpack(d, RetryInfoSchema)).find(Boolean)?.retryDelay?.seconds).toBe(1n);
   });
 
   it('maps anything unexpected to INTERNAL without its message', () => {
