@@ -49,6 +49,9 @@ COPY scripts/ops/src/admin.ts scripts/ops/src/
 # bcrypt takes at most BCRYPT_CONCURRENCY (2) of these threads; the rest stay free for DNS
 # lookups, file reads and zlib during a login burst.
 ENV UV_THREADPOOL_SIZE=8
+# Every listener binds loopback unless HOST says otherwise (so `npm start` on a laptop is not open
+# to its network); in a container the ports must answer on the pod's address.
+ENV HOST=0.0.0.0
 # uid/gid 1000 is the image's `node` user; numeric so Kubernetes can verify runAsNonRoot.
 USER 1000:1000
 ENTRYPOINT ["node", "--disable-warning=ExperimentalWarning"]

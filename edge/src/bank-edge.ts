@@ -74,7 +74,7 @@ export type EdgeServerDeps = {
   bank?: Bank;
   /** Extra interceptors, run after authentication on every call. */
   interceptors?: readonly Interceptor[];
-  /** The address to listen on (default all interfaces). */
+  /** The address to listen on instead of HOST (loopback unless set). */
   host?: string;
 };
 

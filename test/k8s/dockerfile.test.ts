@@ -31,6 +31,11 @@ describe('Dockerfile', () => {
     expect(stage('runtime')).toMatch(/^USER 1000:1000$/m);
   });
 
+  it('every image listens on all interfaces (HOST=0.0.0.0; the processes default to loopback)', () => {
+    expect(stage('runtime')).toMatch(/^ENV HOST=0\.0\.0\.0$/m);
+    for (const service of ['api', 'grpc', 'worker']) expect(stage(service)).toMatch(/^FROM runtime AS /);
+  });
+
   it('copies every workspace manifest before npm ci, so the lockfile matches', () => {
     const manifests = stage('manifests');
     for (const workspace of workspaces) expect(manifests).toContain(`COPY ${workspace}/package.json ${workspace}/`);

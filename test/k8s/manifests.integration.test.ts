@@ -245,6 +245,17 @@ describe.each(environments)('deploy/%s', (environment) => {
     expect(parsed.success ? [] : parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`)).toEqual([]);
   });
 
+  it('the servers listen on every interface (HOST=0.0.0.0): probes and Services reach the pod on its own address', () => {
+    const objects = objectsOf(environment);
+    const config = objects.find((object) => object.kind === 'ConfigMap' && object.metadata.name === 'bank-config');
+    for (const name of APP_DEPLOYMENTS) {
+      const deployment = objects.find((object) => object.kind === 'Deployment' && object.metadata.name === name) as Manifest;
+      // A container's own env wins over envFrom; the ConfigMap is where every process reads it.
+      const own = (containersOf(deployment)[0]?.env as { name: string; value?: string }[] | undefined)?.find((entry) => entry.name === 'HOST');
+      expect({ [name]: own?.value ?? (config?.data as Record<string, string>).HOST }).toEqual({ [name]: '0.0.0.0' });
+    }
+  });
+
   it('the termination grace period covers the preStop pause plus SHUTDOWN_TIMEOUT_MS', () => {
     const objects = objectsOf(environment);
     const config = objects.find((object) => object.kind === 'ConfigMap' && object.metadata.name === 'bank-config');

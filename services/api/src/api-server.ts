@@ -11,6 +11,7 @@ import { DomainError, MethodNotAllowed } from '@bank/shared/errors/domain-error'
 import { createLogger, type Logger } from '@bank/shared/logging/logger';
 import { createRegistry } from '@bank/shared/observability/metrics';
 import { healthAnswer } from '@bank/shared/process/health-server';
+import { dialAddress } from '@bank/shared/process/listen-address';
 import { shutdownSequence } from '@bank/shared/process/shutdown';
 import { loadOpenApiDocument, renderDocsPage } from './docs.ts';
 import { registerGatewayRoutes } from './gateway.ts';
@@ -19,6 +20,9 @@ import { problemMiddleware } from './problem.ts';
 
 export type ApiServer = {
   port: number;
+  /** The address it is bound to (HOST unless the caller chose one). */
+  host: string;
+  /** Where a client on this machine reaches it. */
   url: string;
   bank: Bank;
   registry: Registry;
@@ -27,7 +31,7 @@ export type ApiServer = {
 };
 
 /** The part of the configuration the API process reads besides the use cases' slice. */
-export type ApiConfig = Pick<Config, 'LOG_LEVEL' | 'HTTP_PORT' | 'TRUST_PROXY' | 'CORS_ORIGINS' | 'HTTP_BODY_LIMIT_BYTES' | 'SHUTDOWN_TIMEOUT_MS'> & EdgeServerConfig;
+export type ApiConfig = Pick<Config, 'LOG_LEVEL' | 'HOST' | 'HTTP_PORT' | 'TRUST_PROXY' | 'CORS_ORIGINS' | 'HTTP_BODY_LIMIT_BYTES' | 'SHUTDOWN_TIMEOUT_MS'> & EdgeServerConfig;
 
 /**
  * Request id (the edge's one rule) and one log line for what the edge's chain does not log
@@ -159,7 +163,7 @@ export async function startApiServer(config: ApiConfig, deps: EdgeServerDeps = {
   const registry = deps.registry ?? createRegistry('api');
   const { bank, edge, release } = await openBankEdge(config, deps, { logger, registry });
   const app = createApiApp(config, { edge, bank, registry, logger });
-  const server = app.listen({ port: config.HTTP_PORT, host: deps.host ?? '0.0.0.0' });
+  const server = app.listen({ port: config.HTTP_PORT, host: deps.host ?? config.HOST });
   server.keepAliveTimeout = 5_000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
@@ -167,8 +171,8 @@ export async function startApiServer(config: ApiConfig, deps: EdgeServerDeps = {
     server.once('listening', resolve);
     server.once('error', reject);
   });
-  const port = (server.address() as AddressInfo).port;
-  logger.info({ port }, 'HTTP API listening');
+  const { port, address: host } = server.address() as AddressInfo;
+  logger.info({ host, port }, 'HTTP API listening');
 
   const stopServing = async () => {
     const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -182,7 +186,8 @@ export async function startApiServer(config: ApiConfig, deps: EdgeServerDeps = {
   };
   return {
     port,
-    url: `http://127.0.0.1:${port}`,
+    host,
+    url: `http://${dialAddress(host, port)}`,
     bank,
     registry,
     close: shutdownSequence(

@@ -13,15 +13,19 @@ import { InvalidArgument } from '@bank/shared/errors/domain-error';
 import { createLogger } from '@bank/shared/logging/logger';
 import { createRegistry } from '@bank/shared/observability/metrics';
 import { startHealthServer } from '@bank/shared/process/health-server';
+import { dialAddress, hostPort } from '@bank/shared/process/listen-address';
 import { shutdownSequence } from '@bank/shared/process/shutdown';
 import { fileDescriptorProtos, fullMethodName, misencodedField, serviceDefinition } from './descriptors.ts';
 import { toServiceError } from './grpc-errors.ts';
 
 export type GrpcServer = {
   port: number;
+  /** The address it is bound to (HOST unless the caller chose one), and its metrics server's. */
+  host: string;
   /** host:port to dial. */
   address: string;
   metricsPort: number;
+  metricsHost: string;
   bank: Bank;
   health: HealthImplementation;
   /** Stops taking calls, lets in-flight calls finish (up to SHUTDOWN_TIMEOUT_MS), closes what it opened. */
@@ -29,7 +33,7 @@ export type GrpcServer = {
 };
 
 /** The part of the configuration the gRPC process reads besides the use cases' slice. */
-export type GrpcConfig = Pick<Config, 'LOG_LEVEL' | 'GRPC_PORT' | 'METRICS_PORT' | 'TRUST_PROXY' | 'SHUTDOWN_TIMEOUT_MS'> & EdgeServerConfig;
+export type GrpcConfig = Pick<Config, 'LOG_LEVEL' | 'HOST' | 'GRPC_PORT' | 'METRICS_PORT' | 'TRUST_PROXY' | 'SHUTDOWN_TIMEOUT_MS'> & EdgeServerConfig;
 
 export type GrpcServerDeps = EdgeServerDeps & {
   /** How often grpc.health.v1 re-checks the database and Redis. */
@@ -105,7 +109,7 @@ export async function startGrpcServer(config: GrpcConfig, deps: GrpcServerDeps =
   const logger = deps.logger ?? createLogger({ name: 'grpc', level: config.LOG_LEVEL });
   const registry: Registry = deps.registry ?? createRegistry('grpc');
   const { bank, edge, release } = await openBankEdge(config, deps, { logger, registry });
-  const host = deps.host ?? '0.0.0.0';
+  const host = deps.host ?? config.HOST;
 
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 1024 * 1024 });
   for (const service of edge.services) {
@@ -123,7 +127,7 @@ export async function startGrpcServer(config: GrpcConfig, deps: GrpcServerDeps =
   }).addToServer(server);
 
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${host}:${config.GRPC_PORT}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
+    server.bindAsync(hostPort(host, config.GRPC_PORT), grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
   });
   const healthServer = await startHealthServer({ port: config.METRICS_PORT, host, readiness: bank.readiness, registry });
 
@@ -136,7 +140,7 @@ export async function startGrpcServer(config: GrpcConfig, deps: GrpcServerDeps =
   await refreshHealth();
   const healthTimer = setInterval(() => void refreshHealth(), deps.healthIntervalMs ?? 5_000);
   healthTimer.unref();
-  logger.info({ port, metricsPort: healthServer.port }, 'gRPC server listening');
+  logger.info({ host, port, metricsPort: healthServer.port }, 'gRPC server listening');
 
   const stopServing = () =>
     new Promise<void>((resolve) => {
@@ -153,8 +157,10 @@ export async function startGrpcServer(config: GrpcConfig, deps: GrpcServerDeps =
     });
   return {
     port,
-    address: `127.0.0.1:${port}`,
+    host,
+    address: dialAddress(host, port),
     metricsPort: healthServer.port,
+    metricsHost: healthServer.host,
     bank,
     health,
     close: shutdownSequence(

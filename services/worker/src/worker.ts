@@ -21,6 +21,7 @@ import { createWorkerMetrics } from './worker-metrics.ts';
 export type WorkerConfig = Pick<
   Config,
   | 'LOG_LEVEL'
+  | 'HOST'
   | 'DATABASE_URL'
   | 'DATABASE_POOL_SIZE'
   | 'REDIS_URL'
@@ -45,12 +46,15 @@ export type WorkerDeps = {
   /** A pool the caller owns (not closed by close()). */
   pool?: DatabasePool;
   logger?: Logger;
+  /** The address the metrics server listens on instead of HOST. */
   host?: string;
 };
 
 export type RunningWorker = {
   /** Port of the /healthz, /readyz, /metrics server. */
   metricsPort: number;
+  /** The address that server is bound to (HOST unless the caller chose one). */
+  metricsHost: string;
   /** Runs one sweep now; returns how many rows it enqueued. */
   sweep: (pendingAfterMs?: number) => Promise<number>;
   /** Runs one hold-expiry round now; returns how many holds it expired. */
@@ -106,7 +110,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   });
   const healthServer = await startHealthServer({
     port: config.METRICS_PORT,
-    host: deps.host ?? '0.0.0.0',
+    host: deps.host ?? config.HOST,
     readiness: storesReadiness({ database: pool, redis: clientRedis }, logger),
     registry,
   });
@@ -114,6 +118,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
 
   return {
     metricsPort: healthServer.port,
+    metricsHost: healthServer.host,
     sweep: sweeper.sweep,
     sweepHolds: holdSweeper.sweep,
     close: shutdownSequence(

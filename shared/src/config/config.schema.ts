@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65_535).default(fallback);
@@ -70,6 +71,14 @@ export const configSchema = z
     SMTP_URL: url(['smtp:', 'smtps:']).default('smtp://127.0.0.1:1025'),
     MAIL_FROM: z.string().min(3).default('Bank <no-reply@bank.local>'),
     PUBLIC_BASE_URL: url(['http:', 'https:']).default('http://localhost:8080'),
+    // The address every listener binds (HTTP, gRPC, the /healthz /readyz /metrics servers):
+    // loopback by default, so `npm start` on a laptop is not open to its network; the container
+    // images and the manifests set 0.0.0.0 (every interface), which a pod needs.
+    HOST: z
+      .string()
+      .trim()
+      .refine((value) => isIP(value) !== 0 || /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(value), 'must be an IP address or a host name')
+      .default('127.0.0.1'),
     HTTP_PORT: port(8080),
     GRPC_PORT: port(9090),
     METRICS_PORT: port(9464),

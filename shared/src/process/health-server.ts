@@ -25,9 +25,14 @@ export async function healthAnswer(path: string, sources: { readiness: Readiness
   }
 }
 
-export type HealthServer = { port: number; close(): Promise<void> };
+export type HealthServer = {
+  port: number;
+  /** The address it is bound to (HOST). */
+  host: string;
+  close(): Promise<void>;
+};
 
-/** /healthz, /readyz and /metrics over plain HTTP on METRICS_PORT (0 picks a free port). */
+/** /healthz, /readyz and /metrics over plain HTTP on METRICS_PORT (0 picks a free port) at `host` (HOST). */
 export async function startHealthServer(options: {
   port: number;
   host: string;
@@ -49,8 +54,10 @@ export async function startHealthServer(options: {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());
   });
+  const bound = server.address() as AddressInfo;
   return {
-    port: (server.address() as AddressInfo).port,
+    port: bound.port,
+    host: bound.address,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
