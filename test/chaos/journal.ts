@@ -1,0 +1,54 @@
+import type { AttemptRecord, Final, Protocol } from './bank-client.ts';
+
+export type MoneyKind = 'transfer' | 'deposit' | 'withdrawal' | 'hold' | 'capture';
+
+/** One money request as its client saw it in the end: the key, and what the bank finally said. */
+export type MoneyOp = {
+  kind: MoneyKind;
+  protocol: Protocol;
+  /** The actor, who owns the idempotency key. */
+  username: string;
+  key: string;
+  outcome: Final<unknown>['status'];
+  /** Of an acknowledged request: the transfer it answered with (a capture: the hold). */
+  transferId?: bigint;
+  /** Of a refusal: the bank's code. */
+  refusal?: string;
+  attempts: number;
+  /** Its first attempt had a deadline of a few milliseconds: the answer is lost, the server may commit. */
+  impatient: boolean;
+  /** Acknowledged as a replay: an earlier attempt had committed it. */
+  replayed?: boolean;
+};
+
+/** A sign-up or login: each one acknowledged asked for an email. */
+export type IdentityOp = {
+  kind: 'sign-up' | 'login';
+  protocol: Protocol;
+  username: string;
+  email: string;
+  outcome: Final<unknown>['status'];
+  /** Of an acknowledged login: the pending session the login email names. */
+  sessionId?: string;
+  refusal?: string;
+  attempts: number;
+};
+
+/** Everything the clients were told, for the checks after the run. */
+export class Journal {
+  readonly money: MoneyOp[] = [];
+  readonly identity: IdentityOp[] = [];
+  readonly attempts: AttemptRecord[] = [];
+  /** Failures of the suite's own code (not answers of the bank), reported as they are. */
+  readonly errors: string[] = [];
+  readonly record = (entry: AttemptRecord): void => {
+    this.attempts.push(entry);
+  };
+
+  /** Attempts between two instants, by kind. */
+  countsBetween(from: number, to: number): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const a of this.attempts) if (a.at >= from && a.at <= to) counts[a.kind] = (counts[a.kind] ?? 0) + 1;
+    return counts;
+  }
+}
