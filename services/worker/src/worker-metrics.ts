@@ -8,6 +8,13 @@ export type WorkerMetrics = {
   holdsExpired: Counter;
   /** Hold sweep rounds that failed (the database was unreachable or refused). */
   holdSweepFailures: Counter;
+  /** Rows breaking each ledger invariant, as the last check found. */
+  invariantViolations: Gauge<'invariant'>;
+  /** When the last ledger invariant check finished (Unix seconds), and how long it took. */
+  invariantCheckedAt: Gauge;
+  invariantCheckSeconds: Gauge<'scope'>;
+  /** Ledger invariant checks that failed on a database error. */
+  invariantCheckFailures: Counter;
 };
 
 /**
@@ -16,7 +23,12 @@ export type WorkerMetrics = {
  */
 export function createWorkerMetrics(
   registry: Registry,
-  options: { collectQueue: () => Promise<Record<string, number>>; collectOutbox: () => Promise<number> },
+  options: {
+    collectQueue: () => Promise<Record<string, number>>;
+    collectOutbox: () => Promise<number>;
+    /** Seconds the oldest unsent email has waited (0 when none waits). */
+    collectOutboxAge?: () => Promise<number>;
+  },
 ): WorkerMetrics {
   const sent = new Counter({
     name: 'bank_emails_sent_total',
@@ -56,6 +68,18 @@ export function createWorkerMetrics(
       }
     },
   });
+  new Gauge({
+    name: 'bank_outbox_oldest_unsent_age_seconds',
+    help: 'How long the oldest email not yet sent (an outbox row pending or enqueued) has waited, in seconds; 0 when none waits.',
+    registers: [registry],
+    async collect() {
+      try {
+        if (options.collectOutboxAge) this.set(await options.collectOutboxAge());
+      } catch {
+        // Database down: /readyz reports it.
+      }
+    },
+  });
   const holdsExpired = new Counter({
     name: 'bank_holds_expired_total',
     help: 'Pending holds past their deadline that the hold sweep marked expired.',
@@ -66,5 +90,27 @@ export function createWorkerMetrics(
     help: 'Hold sweep rounds that failed on a database error (the next interval retries).',
     registers: [registry],
   });
-  return { registry, sent, failed, holdsExpired, holdSweepFailures };
+  const invariantViolations = new Gauge({
+    name: 'bank_ledger_invariant_violations',
+    help: 'Rows breaking each ledger invariant (DESIGN.md) in the last check; anything but 0 is a bug to page on.',
+    labelNames: ['invariant'],
+    registers: [registry],
+  });
+  const invariantCheckedAt = new Gauge({
+    name: 'bank_ledger_invariant_check_timestamp_seconds',
+    help: 'When the last ledger invariant check finished (Unix time).',
+    registers: [registry],
+  });
+  const invariantCheckSeconds = new Gauge({
+    name: 'bank_ledger_invariant_check_duration_seconds',
+    help: 'How long the last ledger invariant check took, by scope (whole ledger or what was written since the round before last).',
+    labelNames: ['scope'],
+    registers: [registry],
+  });
+  const invariantCheckFailures = new Counter({
+    name: 'bank_ledger_invariant_check_failures_total',
+    help: 'Ledger invariant checks that failed on a database error (the next interval retries).',
+    registers: [registry],
+  });
+  return { registry, sent, failed, holdsExpired, holdSweepFailures, invariantViolations, invariantCheckedAt, invariantCheckSeconds, invariantCheckFailures };
 }

@@ -14,6 +14,7 @@ import { createEmailQueue } from '@bank/shared/queue/email-queue';
 import { createRedis } from '@bank/shared/redis/redis';
 import { startEmailWorker } from './email-worker.ts';
 import { startHoldSweeper } from './hold-sweeper.ts';
+import { startInvariantChecker } from './invariant-checker.ts';
 import { startOutboxSweeper } from './outbox-sweeper.ts';
 import { createWorkerMetrics } from './worker-metrics.ts';
 
@@ -38,6 +39,7 @@ export type WorkerConfig = Pick<
   | 'OUTBOX_JOB_CHECK_INTERVAL_MS'
   | 'HOLD_SWEEP_INTERVAL_MS'
   | 'HOLD_SWEEP_BATCH_SIZE'
+  | 'LEDGER_CHECK_INTERVAL_MS'
   | 'SHUTDOWN_TIMEOUT_MS'
 >;
 
@@ -59,6 +61,8 @@ export type RunningWorker = {
   sweep: (pendingAfterMs?: number) => Promise<number>;
   /** Runs one hold-expiry round now; returns how many holds it expired. */
   sweepHolds: () => Promise<number>;
+  /** Runs one ledger invariant check now (undefined when LEDGER_CHECK_INTERVAL_MS is 0). */
+  checkInvariants: (() => Promise<Record<string, number>>) | undefined;
   /** Stops taking jobs, finishes the ones in hand (up to SHUTDOWN_TIMEOUT_MS), closes everything. */
   close: () => Promise<void>;
 };
@@ -79,6 +83,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   const metrics = createWorkerMetrics(registry, {
     collectQueue: () => queue.getJobCounts('waiting', 'delayed', 'active', 'failed', 'prioritized'),
     collectOutbox: () => outboxRepository.countPending(pool),
+    collectOutboxAge: () => outboxRepository.oldestUnsentAgeSeconds(pool),
   });
 
   const emails = startEmailWorker({
@@ -108,6 +113,8 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     logger,
     metrics,
   });
+  const invariantChecker =
+    config.LEDGER_CHECK_INTERVAL_MS > 0 ? startInvariantChecker({ pool, intervalMs: config.LEDGER_CHECK_INTERVAL_MS, logger, metrics }) : undefined;
   const healthServer = await startHealthServer({
     port: config.METRICS_PORT,
     host: deps.host ?? config.HOST,
@@ -121,10 +128,12 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     metricsHost: healthServer.host,
     sweep: sweeper.sweep,
     sweepHolds: holdSweeper.sweep,
+    checkInvariants: invariantChecker?.check,
     close: shutdownSequence(
       [
         ['outbox sweeper', () => sweeper.stop()],
         ['hold sweeper', () => holdSweeper.stop()],
+        ['invariant checker', () => invariantChecker?.stop()],
         ['email worker', () => emails.close(config.SHUTDOWN_TIMEOUT_MS)],
         ['email queue', () => queue.close().catch(() => undefined)],
         ['redis', () => (workerRedis.disconnect(), clientRedis.disconnect())],

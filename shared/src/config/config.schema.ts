@@ -67,6 +67,9 @@ export const configSchema = z
     // wherever a hold is used or read in any case), and how many per round.
     HOLD_SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(5_000),
     HOLD_SWEEP_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(1_000),
+    // How often the worker checks the ledger invariants (bank_ledger_invariant_violations); 0: never.
+    // Each round after the first looks only at what was written since the round before last.
+    LEDGER_CHECK_INTERVAL_MS: z.coerce.number().int().min(0).max(86_400_000).default(300_000),
     REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
     SMTP_URL: url(['smtp:', 'smtps:']).default('smtp://127.0.0.1:1025'),
     MAIL_FROM: z.string().min(3).default('Bank <no-reply@bank.local>'),

@@ -122,6 +122,12 @@ export const outboxRepository = {
   async countPending(db: CommonQueryMethods): Promise<number> {
     return db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM outbox WHERE status IN ('pending', 'enqueued')`);
   },
+
+  /** Seconds since the oldest row not yet sent (pending or enqueued) was written; 0 when there is none. */
+  async oldestUnsentAgeSeconds(db: CommonQueryMethods): Promise<number> {
+    return db.oneFirst(sql.type(z.object({ seconds: z.number() }))`
+      SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS seconds FROM outbox WHERE status IN ('pending', 'enqueued')`);
+  },
 };
 
 /** The payload minus the named fields; a payload that is not an object (a bad one) stays as it is. */
