@@ -35,6 +35,8 @@ export type ChaosEnvironment = {
   kill(name: StackProcess): number;
   /** Resolves with the pid the supervisor started after `pid` died, or null after `timeoutMs`. */
   restarted(name: StackProcess, pid: number, timeoutMs: number): Promise<number | null>;
+  /** The process's /readyz (api: its HTTP port; grpc and worker: their METRICS_PORT). */
+  readyUrl(name: StackProcess): string;
   /** Stops everything it started and keeps the logs in `config.logDir`. */
   close(): Promise<void>;
 };
@@ -116,6 +118,8 @@ export async function startChaosEnvironment(config: ChaosConfig, log: (line: str
         }, timeoutMs, 50);
         return found ? (newest(name) ?? null) : null;
       },
+      readyUrl: (name) =>
+        `http://127.0.0.1:${name === 'api' ? stack.ports.http : name === 'grpc' ? stack.ports.metrics : stack.ports.metrics + 1}/readyz`,
       close: closeAll,
     };
   } catch (error) {
