@@ -1,5 +1,7 @@
 // `npm test`: lint, typecheck, then each Jest tier in turn (never side by side: the machine has
-// two cores and the later tiers start real servers), printing each step's wall time at the end.
+// two cores and the later tiers start real servers), then the short chaos run alone (its own
+// PostgreSQL, Redis and stack under injected faults; test/chaos), printing each step's wall time
+// at the end.
 // Every step runs even after a failure, so one run shows everything that is broken; the exit code
 // is non-zero when any step failed.
 import { spawnSync } from 'node:child_process';
@@ -10,6 +12,7 @@ const STEPS: readonly (readonly [name: string, script: string])[] = [
   ['unit', 'test:unit'],
   ['integration', 'test:integration'],
   ['e2e', 'test:e2e'],
+  ['chaos short', 'test:chaos'],
 ];
 
 const results: { name: string; seconds: number; ok: boolean }[] = [];
