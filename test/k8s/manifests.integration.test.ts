@@ -356,6 +356,23 @@ describe('deploy/eks only', () => {
   });
 });
 
+describe('deploy/observability', () => {
+  it('renders the alert rules as a PrometheusRule and the Grafana dashboard as a ConfigMap its sidecar loads', async () => {
+    const objects = await renderKustomization(path.join(root, 'deploy/observability'));
+    expect(objects.map((object) => `${object.apiVersion} ${object.kind}/${object.metadata.name}`).sort()).toEqual([
+      'monitoring.coreos.com/v1 PrometheusRule/bank',
+      'v1 ConfigMap/bank-grafana-dashboard',
+    ]);
+    const dashboard = objects.find((object) => object.kind === 'ConfigMap') as Manifest;
+    expect(dashboard.metadata.labels?.grafana_dashboard).toBe('1');
+    expect((JSON.parse((dashboard.data as Record<string, string>)['grafana-dashboard.json'] ?? '{}') as { uid?: string }).uid).toBe('bank-overview');
+  });
+
+  it('stays out of deploy/kind and deploy/eks, which must apply without the Prometheus operator', () => {
+    for (const environment of environments) expect(objectsOf(environment).filter((object) => object.kind === 'PrometheusRule')).toEqual([]);
+  });
+});
+
 describe('files in git', () => {
   async function deployFiles(directory = path.join(root, 'deploy')): Promise<string[]> {
     const entries = await readdir(directory, { withFileTypes: true });
