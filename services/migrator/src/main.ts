@@ -12,8 +12,13 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   await loadSecretsIntoEnv();
   const config = parseConfig();
+  // The owner's connection; DATABASE_URL only where no separate one is configured (npm start).
+  const databaseUrl = config.MIGRATION_DATABASE_URL ?? config.DATABASE_URL;
   if (command === 'up') {
-    const result = await migrateUp(config.DATABASE_URL, { log: (line) => console.log(`migrator: ${line}`) });
+    const result = await migrateUp(databaseUrl, {
+      log: (line) => console.log(`migrator: ${line}`),
+      appRole: { name: config.APP_DATABASE_ROLE, password: config.APP_DATABASE_PASSWORD },
+    });
     console.log(
       result.applied.length === 0
         ? `migrator: up to date (${result.alreadyApplied} applied)`
@@ -21,7 +26,7 @@ async function main(argv: readonly string[]): Promise<number> {
     );
     return 0;
   }
-  for (const m of await migrationStatus(config.DATABASE_URL)) {
+  for (const m of await migrationStatus(databaseUrl)) {
     console.log(`${m.appliedAt ? 'applied' : 'pending'}  ${m.file}${m.appliedAt ? `  ${m.appliedAt.toISOString()}` : ''}`);
   }
   return 0;

@@ -3,6 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { ensureAppRole, grantAppRole, type AppRoleOptions } from './app-role.ts';
 
 /**
  * Applies ordered plain-SQL migrations. The migrator is the only thing that changes the schema.
@@ -12,7 +13,10 @@ import pg from 'pg';
 
 export const DEFAULT_MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../migrations');
 
-/** Any 64-bit constant works as long as every migrator uses the same one. */
+/** APP_DATABASE_ROLE's default (config.schema.ts says the same). */
+export const DEFAULT_APP_ROLE = 'bank_app';
+
+/** Any 64-bit constant works as long as every migrator uses the same one (per database). */
 const ADVISORY_LOCK_KEY = 7_381_264_901n;
 const FILE_PATTERN = /^(\d{4})_([a-z0-9_]+)\.sql$/;
 
@@ -88,20 +92,30 @@ export type UpResult = { applied: string[]; alreadyApplied: number };
 
 /**
  * Applies every pending migration, each in its own transaction, under a session advisory lock:
- * a second migrator waits for the first and then finds nothing left to do.
+ * a second migrator of the same database waits for the first and then finds nothing left to do.
+ * Then the application's role (`appRole`, by default `bank_app` without a password) is made if
+ * missing and granted DML on what exists (app-role.ts), on every run, pending migrations or not.
+ * `databaseUrl` is the owner's: MIGRATION_DATABASE_URL, the role that may create roles.
  */
 export async function migrateUp(
   databaseUrl: string,
-  options: { dir?: string; log?: (line: string) => void } = {},
+  options: { dir?: string; log?: (line: string) => void; appRole?: AppRoleOptions } = {},
 ): Promise<UpResult> {
   const migrations = await loadMigrations(options.dir);
   const log = options.log ?? (() => {});
+  const appRole = options.appRole ?? { name: DEFAULT_APP_ROLE };
   return withClient(databaseUrl, async (client) => {
     await client.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEY.toString()]);
     try {
       await ensureTable(client);
       const applied = await readApplied(client);
       verify(migrations, applied);
+      try {
+        const { created } = await ensureAppRole(client, appRole);
+        if (created) log(`created role ${appRole.name}`);
+      } catch (error) {
+        throw new MigrationError(`cannot set up the application role ${appRole.name}: ${(error as Error).message}`, { cause: error });
+      }
       const done: string[] = [];
       for (const migration of migrations) {
         if (applied.has(migration.version)) continue;
@@ -120,6 +134,11 @@ export async function migrateUp(
           throw new MigrationError(`migration ${migration.file} failed: ${(error as Error).message}`, { cause: error });
         }
         done.push(migration.file);
+      }
+      try {
+        await grantAppRole(client, appRole.name);
+      } catch (error) {
+        throw new MigrationError(`cannot grant to the application role ${appRole.name}: ${(error as Error).message}`, { cause: error });
       }
       return { applied: done, alreadyApplied: applied.size };
     } finally {

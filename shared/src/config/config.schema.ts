@@ -43,6 +43,21 @@ export const configSchema = z
     // How long finished spans wait to be sent in one batch.
     OTEL_BSP_SCHEDULE_DELAY: z.coerce.number().int().min(10).max(60_000).default(5_000),
     DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/bank'),
+    // The migrator's connection: the schema's owner, allowed to create roles. Unset, the migrator
+    // uses DATABASE_URL (local development, where one role does both). The API, gRPC server and
+    // worker never read it; in production their DATABASE_URL logs in as APP_DATABASE_ROLE.
+    MIGRATION_DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+    // The role the migrator creates (when missing) and grants DML on the schema to, and its
+    // password (set by the migrator on every run when given; printable ASCII, so that every client
+    // derives the same SCRAM key from it).
+    APP_DATABASE_ROLE: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier of at most 63 characters')
+      .default('bank_app'),
+    APP_DATABASE_PASSWORD: z
+      .string()
+      .regex(/^[\x21-\x7e]{16,1024}$/, 'must be 16 to 1024 printable ASCII characters without spaces')
+      .optional(),
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
     // Group commit: the most waiting money movements one database call and commit carries.
     LEDGER_BATCH_MAX_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),

@@ -3,6 +3,8 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 /** Keys a Secrets Manager secret may fill; anything else in the secret is ignored. */
 export const SECRET_KEYS = [
   'DATABASE_URL',
+  'MIGRATION_DATABASE_URL',
+  'APP_DATABASE_PASSWORD',
   'REDIS_URL',
   'SMTP_URL',
   'MAIL_FROM',
