@@ -85,7 +85,7 @@ describe('admission control', () => {
     expect(held.started()).toBe(1);
   });
 
-  it('logs a shed call at warn, not error: refusing it is the server working as designed', async () => {
+  it('logs a shed call at info, not error: refusing it is the server working as designed', async () => {
     const lines: Record<string, unknown>[] = [];
     const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => (lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>), done()) }));
     const gate = createAdmissionGate({ maxInFlight: 1, maxQueued: 0, queueTimeoutMs: 60_000 });
@@ -97,7 +97,7 @@ describe('admission control', () => {
     held.finishOne();
     await running;
     expect(lines.map((line) => [line.level, line.errorCode])).toEqual([
-      [40, 'OVERLOADED'],
+      [30, 'OVERLOADED'],
       [30, undefined],
     ]);
   });

@@ -52,8 +52,10 @@ export function requestIdInterceptor(): Interceptor {
 /**
  * One JSON line per call with the request id, the user, the outcome and the latency: what an
  * operator reads at 3 a.m. Server-side failures (5xx) are logged at error level, except calls shed
- * for overload (warn): refusing them is the server working as designed, and a burst would
- * otherwise bury real errors under thousands of lines.
+ * for overload (info, like any refusal): refusing them is the server working as designed, a burst
+ * would bury real errors under thousands of lines, and a log line per refusal must cost nothing
+ * where the level leaves out the access lines. bank_admission_shed_total and
+ * bank_db_pool_shed_total count them.
  */
 export function loggingInterceptor(logger: Logger): Interceptor {
   return observeOutcome((call, answer, seconds) => {
@@ -65,8 +67,7 @@ export function loggingInterceptor(logger: Logger): Interceptor {
       // Not `code`: the logger redacts that key everywhere (login codes must never be logged).
       errorCode: answer?.code,
     };
-    if (answer?.code === 'OVERLOADED') logger.warn(line, call.transport.logMessage);
-    else if (answer && answer.http >= 500) logger.error(line, call.transport.logMessage);
+    if (answer && answer.http >= 500 && answer.code !== 'OVERLOADED') logger.error(line, call.transport.logMessage);
     else logger.info(line, call.transport.logMessage);
   });
 }
