@@ -63,13 +63,18 @@ export const configSchema = z
     LEDGER_BATCH_MAX_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),
     // Load shedding (API and gRPC processes). Calls waiting for a database connection while every
     // one is busy, and how long each may wait; past either a call is refused with OVERLOADED (503)
-    // before it sends a query. Money movements waiting for the next group-commit batch.
-    DATABASE_POOL_QUEUE_LIMIT: z.coerce.number().int().min(0).max(100_000).default(64),
+    // before it sends a query. Money movements waiting for the next group-commit batch. Both
+    // queue limits sit above what admission lets in (MAX_INFLIGHT_REQUESTS less the pool), so
+    // admission decides under a burst; they bite where it does not, and the wait timeout bites
+    // when the database itself slows down.
+    DATABASE_POOL_QUEUE_LIMIT: z.coerce.number().int().min(0).max(100_000).default(128),
     DATABASE_POOL_WAIT_TIMEOUT_MS: z.coerce.number().int().min(1).max(60_000).default(1_000),
     LEDGER_QUEUE_LIMIT: z.coerce.number().int().min(0).max(100_000).default(256),
     // Admission control per process: calls running at once, calls waiting for one of them, and
     // how long one may wait; the next is answered 503 with Retry-After / UNAVAILABLE at once.
-    MAX_INFLIGHT_REQUESTS: z.coerce.number().int().min(1).max(100_000).default(64),
+    // 128 is four times the concurrency a 2-core pod sustains (bench:edge, c32), room for calls
+    // that wait without working (a login burst queued for bcrypt) beside the quick ones.
+    MAX_INFLIGHT_REQUESTS: z.coerce.number().int().min(1).max(100_000).default(128),
     MAX_QUEUED_REQUESTS: z.coerce.number().int().min(0).max(100_000).default(64),
     REQUEST_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(1).max(60_000).default(500),
     // Money limits (issue 11), in minor units, applied per currency: one self-service deposit; a
