@@ -86,7 +86,8 @@ beforeAll(async () => {
     start('worker', env, 'worker started'),
     start('grpc', env, 'gRPC server listening'),
   ]);
-});
+  // Three processes starting at once on two cores, each loading the SDK: allow for a busy machine.
+}, 120_000);
 
 afterAll(async () => {
   await Promise.all([api, worker, grpc].filter(Boolean).map((running) => stop(running.child)));
