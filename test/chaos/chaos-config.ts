@@ -121,7 +121,7 @@ export function chaosConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     emailBurst: number(env, 'CHAOS_EMAIL_BURST', 12, 1),
     burstConcurrency: number(env, 'CHAOS_BURST_CONCURRENCY', concurrency * 10, 1),
     burstMs: number(env, 'CHAOS_BURST_MS', 3_000, 100),
-    emailWaitMs: number(env, 'CHAOS_EMAIL_WAIT_MS', short ? 30_000 : 60_000),
+    emailWaitMs: number(env, 'CHAOS_EMAIL_WAIT_MS', short ? 20_000 : 60_000),
     resultsFile: path.resolve(ROOT, env.CHAOS_RESULTS ?? (short ? 'reports/chaos-short.json' : 'bench/results/chaos.json')),
     logDir: path.resolve(ROOT, env.CHAOS_LOG_DIR ?? 'reports'),
     stackEnv,

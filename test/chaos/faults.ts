@@ -257,8 +257,8 @@ const INJECT: Record<FaultName, (kit: FaultKit) => Promise<Injection>> = {
   'overload-burst': overloadBurst,
 };
 
-/** Milliseconds from `from` until the canary succeeded, or null. */
-async function canary(kit: FaultKit, kind: Canary, from: number): Promise<number | null> {
+/** Milliseconds from `from` until the canary succeeded, or null and what it got last. */
+async function canary(kit: FaultKit, kind: Canary, from: number): Promise<{ ms: number | null; failure?: string }> {
   const policy: RetryPolicy = {
     timeoutMs: 2_000,
     backoffBaseMs: 100,
@@ -268,17 +268,17 @@ async function canary(kit: FaultKit, kind: Canary, from: number): Promise<number
   };
   if (kind === 'http' || kind === 'grpc') {
     const op = await deposit(kit.ops, kind, kit.canaryUser, 1n, policy);
-    return op.outcome === 'acknowledged' ? Date.now() - from : null;
+    return op.outcome === 'acknowledged' ? { ms: Date.now() - from } : { ms: null, failure: op.refusal ?? op.outcome };
   }
   const login = await logIn(kit.ops, 'http', kit.canaryUser, policy);
-  if (login.sessionId === undefined) return null;
-  if (kind === 'login') return Date.now() - from;
+  if (login.sessionId === undefined) return { ms: null, failure: `login ${login.refusal ?? login.outcome}` };
+  if (kind === 'login') return { ms: Date.now() - from };
   const left = kit.config.recoveryTimeoutMs - (Date.now() - from);
   const arrived = await kit.env.smtp.waitFor((list) => list.some((m) => m.text.includes(`Session: ${login.sessionId}`)), Math.max(1, left)).then(
     () => true,
     () => false,
   );
-  return arrived ? Date.now() - from : null;
+  return arrived ? { ms: Date.now() - from } : { ms: null, failure: 'its email did not arrive' };
 }
 
 /** Resolves with the milliseconds from `from` until every one of `ids` was delivered, or null after `timeoutMs`. */
@@ -319,8 +319,11 @@ export async function runFault(kit: FaultKit, name: FaultName, stormStartedAt: n
     if (injection.later) report.notes.push(...(await injection.later));
   })();
   const results = await Promise.all(injection.canaries.map(async (kind) => [kind, await canary(kit, kind, injection.endedAt)] as const));
-  for (const [kind, ms] of results) report.canaryMs[kind] = ms;
-  report.recoveryMs = results.every(([, ms]) => ms !== null) ? Math.max(...results.map(([, ms]) => ms as number)) : null;
+  for (const [kind, result] of results) {
+    report.canaryMs[kind] = result.ms;
+    if (result.failure) report.notes.push(`the ${kind} canary did not succeed within ${seconds(kit.config.recoveryTimeoutMs)}: ${result.failure}`);
+  }
+  report.recoveryMs = results.every(([, r]) => r.ms !== null) ? Math.max(...results.map(([, r]) => r.ms as number)) : null;
   report.during = kit.ops.journal.countsBetween(injectedAt, Date.now());
   kit.log(`fault ${name}: ended after ${seconds(report.durationMs)}, recovered ${report.recoveryMs === null ? 'NOT within the timeout' : `in ${seconds(report.recoveryMs)}`}`);
   return { report, settled };
