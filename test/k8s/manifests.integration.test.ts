@@ -177,7 +177,7 @@ describe.each(environments)('deploy/%s', (environment) => {
     }
   });
 
-  it('no Secret with data is rendered; bank-secrets comes from an ExternalSecret or is made by hand', () => {
+  it('no Secret with data is rendered; the workloads\' Secrets come from ExternalSecrets or are made by hand', () => {
     const secrets = objectsOf(environment).filter((object) => object.kind === 'Secret');
     expect(secrets.filter((secret) => secret.data !== undefined || secret.stringData !== undefined)).toEqual([]);
     const externalSecrets = objectsOf(environment).filter((object) => object.kind === 'ExternalSecret');
@@ -187,10 +187,12 @@ describe.each(environments)('deploy/%s', (environment) => {
     }
     const store = objectsOf(environment).find((object) => object.kind === 'SecretStore');
     expect(store?.apiVersion).toBe('external-secrets.io/v1');
-    const [externalSecret] = externalSecrets;
-    const spec = externalSecret?.spec as { secretStoreRef: { name: string; kind: string }; target: { name: string } };
-    expect(spec.secretStoreRef).toEqual({ kind: 'SecretStore', name: store?.metadata.name });
-    expect(spec.target.name).toBe('bank-secrets');
+    expect(externalSecrets.length).toBeGreaterThan(0);
+    for (const externalSecret of externalSecrets) {
+      const spec = externalSecret.spec as { secretStoreRef: { name: string; kind: string }; target: { name: string } };
+      expect(spec.secretStoreRef).toEqual({ kind: 'SecretStore', name: store?.metadata.name });
+      expect(spec.target.name).toBe(externalSecret.metadata.name);
+    }
     const provider = (store?.spec as { provider: { aws: { service: string; auth: Record<string, unknown> } } }).provider.aws;
     expect(provider.service).toBe('SecretsManager');
     expect(Object.keys(provider.auth)).toEqual([environment === 'eks' ? 'jwt' : 'secretRef']);
@@ -220,7 +222,7 @@ describe.each(environments)('deploy/%s', (environment) => {
     }
   });
 
-  it('every process reads the ConfigMap, then the Secret (so the Secret wins)', () => {
+  it('every process reads the ConfigMap, then its own Secret (so the Secret wins)', () => {
     const objects = objectsOf(environment);
     const configMaps = new Set(objects.filter((object) => object.kind === 'ConfigMap').map((object) => object.metadata.name));
     for (const object of objects.filter((candidate) => candidate.metadata.name.startsWith('bank-') && podSpecOf(candidate))) {
@@ -228,7 +230,7 @@ describe.each(environments)('deploy/%s', (environment) => {
         const envFrom = container.envFrom as { configMapRef?: { name: string }; secretRef?: { name: string } }[];
         expect(envFrom.map((source) => (source.configMapRef ? `cm:${source.configMapRef.name}` : `secret:${source.secretRef?.name}`))).toEqual([
           'cm:bank-config',
-          'secret:bank-secrets',
+          `secret:${object.metadata.labels?.['app.kubernetes.io/name']}-secrets`,
         ]);
         expect(configMaps).toContain('bank-config');
       }

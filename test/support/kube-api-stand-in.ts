@@ -28,8 +28,8 @@ export interface Scenario {
   progressDeadlineAfterReads?: number;
   /** Status reads a healthy rollout or a Job takes before it is done. */
   readsBeforeDone: number;
-  /** Whether the Secret bank-secrets exists (External Secrets synced, or made by hand). */
-  secretExists: boolean;
+  /** The Secrets that exist (External Secrets synced, or made by hand): by default every workload's. */
+  secrets: readonly string[];
   /** Log lines of the migration pod. */
   jobLog: string;
 }
@@ -82,7 +82,7 @@ export class KubeApiStandIn {
   url = '';
 
   constructor(scenario: Partial<Scenario> = {}) {
-    this.scenario = { job: 'succeed', stallImages: [], readsBeforeDone: 2, secretExists: true, jobLog: 'applied 0001_core.sql\napplied 0002_ledger_move.sql\nmigrations up to date', ...scenario };
+    this.scenario = { job: 'succeed', stallImages: [], readsBeforeDone: 2, secrets: ['bank-api-secrets', 'bank-grpc-secrets', 'bank-worker-secrets', 'bank-migrator-secrets'], jobLog: 'applied 0001_core.sql\napplied 0002_ledger_move.sql\nmigrations up to date', ...scenario };
   }
 
   async start(): Promise<string> {
@@ -93,7 +93,7 @@ export class KubeApiStandIn {
     });
     await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-    if (this.scenario.secretExists) this.put({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'bank-secrets', namespace: 'bank' } });
+    for (const name of this.scenario.secrets) this.put({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: 'bank' } });
     return this.url;
   }
 

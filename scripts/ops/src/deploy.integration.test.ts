@@ -52,7 +52,7 @@ describe('deploy against a stand-in Kubernetes API', () => {
     expect(applies.every((request) => request.query.get('fieldManager') === 'bank-deploy' && request.query.get('force') === 'true')).toBe(true);
     const order = applied(requests);
     expect(order.slice(0, 2)).toEqual(['Namespace/bank', 'ConfigMap/bank-config']);
-    expect(order).toContain('ExternalSecret/bank-secrets');
+    expect(order).toEqual(expect.arrayContaining(['ExternalSecret/bank-api-secrets', 'ExternalSecret/bank-grpc-secrets']));
     expect(order).not.toContain('Job/bank-migrate');
     // The migration Job is created after the settled objects and before any Deployment changes.
     const jobCreate = requests.findIndex((request) => request.method === 'POST' && request.path === '/apis/batch/v1/namespaces/bank/jobs');
@@ -70,7 +70,10 @@ describe('deploy against a stand-in Kubernetes API', () => {
     expect(requests.indexOf(jobPolls.at(-1) as RecordedRequest)).toBeLessThan(firstDeployment);
     // The data stores were ready and the Secret existed before the Job.
     expect(requests.findIndex((request) => request.path.endsWith('/statefulsets/postgres/status'))).toBeLessThan(jobCreate);
-    expect(requests.findIndex((request) => request.path === '/api/v1/namespaces/bank/secrets/bank-secrets')).toBeLessThan(jobCreate);
+    // On Kind the worker's and the migrator's Secrets are optional: not waited for.
+    const secretReads = requests.filter((request) => request.path.startsWith('/api/v1/namespaces/bank/secrets/')).map((request) => request.path.split('/').at(-1));
+    expect([...new Set(secretReads)].sort()).toEqual(['bank-api-secrets', 'bank-grpc-secrets']);
+    expect(requests.findLastIndex((request) => request.path.startsWith('/api/v1/namespaces/bank/secrets/'))).toBeLessThan(jobCreate);
     expect(out.lines).toContain('  migrations up to date');
     // The Deployments now run the tag, and each rollout was waited for.
     for (const name of ['bank-api', 'bank-grpc', 'bank-worker']) {
@@ -158,16 +161,45 @@ describe('deploy against a stand-in Kubernetes API', () => {
     expect(out.errors.at(-1)).toBe('deploy of first5555 failed (bank-api); rollback incomplete');
   });
 
-  it('a missing bank-secrets Secret stops before the migration with a hint (exit 4)', async () => {
-    const standIn = await startStandIn({ secretExists: false });
+  it('a missing workload Secret stops before the migration with a hint (exit 4)', async () => {
+    const standIn = await startStandIn({ secrets: ['bank-grpc-secrets'] });
     const kubeconfig = await standIn.writeKubeconfig();
     const out = capture();
 
     const code = await runCli(async (_argv, output) => deploy({ env: 'kind', tag: 'abc', kubeconfig, ...fast, rolloutTimeoutMs: 200 }, output), [], out);
 
     expect(code).toBe(EXIT.migrationFailed);
-    expect(out.errors).toEqual(['error: Secret bank-secrets does not exist: check the ExternalSecret (kubectl -n bank describe externalsecret bank-secrets)']);
+    expect(out.errors).toEqual(['error: Secret bank-api-secrets does not exist: check the ExternalSecret (kubectl -n bank describe externalsecret bank-api-secrets)']);
     expect(standIn.requests.some((request) => request.method === 'POST')).toBe(false);
+  });
+
+  it('eks waits for the Secret of every workload, the migrator\'s included, before the migration (exit 4 naming each missing one)', async () => {
+    const standIn = await startStandIn({ secrets: ['bank-api-secrets', 'bank-grpc-secrets'] });
+    const kubeconfig = await standIn.writeKubeconfig('bank-production');
+    const out = capture();
+
+    const code = await runCli(
+      async (_argv, output) => deploy({ env: 'eks', tag: 'abc', registry: '123456789012.dkr.ecr.eu-west-1.amazonaws.com', kubeconfig, ...fast, rolloutTimeoutMs: 200 }, output),
+      [],
+      out,
+    );
+
+    expect(code).toBe(EXIT.migrationFailed);
+    expect(out.errors).toEqual([
+      'error: Secrets bank-worker-secrets, bank-migrator-secrets do not exist: check the ExternalSecrets (kubectl -n bank describe externalsecret bank-worker-secrets bank-migrator-secrets)',
+    ]);
+    expect(standIn.requests.some((request) => request.method === 'POST')).toBe(false);
+  });
+
+  it('without AWS names the Secrets to make by hand', async () => {
+    const standIn = await startStandIn({ secrets: [] });
+    const kubeconfig = await standIn.writeKubeconfig();
+    const out = capture();
+
+    const code = await runCli(async (_argv, output) => deploy({ env: 'kind', noAws: true, tag: 'abc', kubeconfig, ...fast, rolloutTimeoutMs: 200 }, output), [], out);
+
+    expect(code).toBe(EXIT.migrationFailed);
+    expect(out.errors).toEqual(['error: Secrets bank-api-secrets, bank-grpc-secrets do not exist: create them (see deploy/kind/no-aws/kustomization.yaml)']);
   });
 
   it('refuses a context that is not the Kind cluster, before sending any request (exit 3)', async () => {

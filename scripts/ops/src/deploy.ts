@@ -3,7 +3,7 @@
 // then rolls the Deployments to TAG, waits for each rollout and rolls back if one fails.
 import { parseArgs } from 'node:util';
 import type { V1Deployment } from '@kubernetes/client-node';
-import type { Manifest } from './manifests/manifest.ts';
+import { secretsReadBy, type Manifest } from './manifests/manifest.ts';
 import { serverSideApply } from './k8s/apply.ts';
 import { connectCluster } from './k8s/cluster.ts';
 import { EXIT, OperatorError, type ExitCode } from './k8s/errors.ts';
@@ -12,8 +12,14 @@ import { currentRevision, rollbackDeployment, waitForRollout, waitForSecret, wai
 import { contextCheck, NAMESPACE, renderEnvironment, type EnvironmentName } from './environments.ts';
 import { runMain, type Output } from './cli.ts';
 
-/** The Secret every process reads (filled by External Secrets, or by hand without AWS). */
-export const SECRET_NAME = 'bank-secrets';
+/**
+ * The Secrets the workloads cannot start without (each workload has its own, filled by External
+ * Secrets or made by hand without AWS), in the order the manifests name them.
+ */
+export function requiredSecrets(objects: readonly Manifest[]): string[] {
+  const names = objects.flatMap((object) => secretsReadBy(object).filter((secret) => !secret.optional).map((secret) => secret.name));
+  return [...new Set(names)];
+}
 
 export interface DeployOptions {
   env: EnvironmentName;
@@ -70,11 +76,21 @@ export async function deploy(options: DeployOptions, out: Output): Promise<ExitC
     const ready = await waitForStatefulSets(cluster, namespace, statefulSets, waitOptions);
     if (!ready.ok) throw new OperatorError(`data stores ${ready.reason}; nothing was migrated or rolled`, EXIT.migrationFailed);
   }
-  if (!(await waitForSecret(cluster, namespace, SECRET_NAME, waitOptions))) {
-    const how = settled.some((object) => object.kind === 'ExternalSecret')
-      ? `check the ExternalSecret (kubectl -n ${namespace} describe externalsecret ${SECRET_NAME})`
-      : `create it (see deploy/kind/no-aws/kustomization.yaml)`;
-    throw new OperatorError(`Secret ${SECRET_NAME} does not exist: ${how}`, EXIT.migrationFailed);
+  const secrets = requiredSecrets(objects);
+  const present = await Promise.all(secrets.map((name) => waitForSecret(cluster, namespace, name, waitOptions)));
+  const missing = secrets.filter((_name, index) => !present[index]);
+  if (missing.length > 0) {
+    const targets = new Set(
+      settled.filter((object) => object.kind === 'ExternalSecret').map((object) => (object.spec as { target?: { name?: string } }).target?.name ?? object.metadata.name),
+    );
+    const synced = missing.filter((name) => targets.has(name));
+    const byHand = missing.filter((name) => !targets.has(name));
+    const hints = [
+      ...(synced.length > 0 ? [`check the ExternalSecret${synced.length > 1 ? 's' : ''} (kubectl -n ${namespace} describe externalsecret ${synced.join(' ')})`] : []),
+      ...(byHand.length > 0 ? [`create ${byHand.length > 1 ? 'them' : 'it'} (see deploy/kind/no-aws/kustomization.yaml)`] : []),
+    ];
+    const plural = missing.length > 1;
+    throw new OperatorError(`Secret${plural ? 's' : ''} ${missing.join(', ')} ${plural ? 'do' : 'does'} not exist: ${hints.join('; ')}`, EXIT.migrationFailed);
   }
 
   await runMigrationJob(cluster, migration, {

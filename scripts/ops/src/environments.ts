@@ -16,7 +16,7 @@ export interface EnvironmentOptions {
   tag: string;
   /** ECR registry host (`<account>.dkr.ecr.<region>.amazonaws.com`), EKS only. */
   registry?: string | undefined;
-  /** Kind without AWS: deploy/kind/no-aws (the Secret bank-secrets is made by hand). */
+  /** Kind without AWS: deploy/kind/no-aws (the API's and gRPC's Secrets are made by hand or by kind-up). */
   noAws?: boolean | undefined;
   repoRoot?: string | undefined;
 }

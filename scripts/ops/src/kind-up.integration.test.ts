@@ -29,9 +29,12 @@ describe('kind-up', () => {
     expect(kindUpCommands({ tag: 'dev', noAws: true, dryRun: true }).some((command) => command.command === 'helm')).toBe(false);
   });
 
-  it('without AWS generates bank-secrets with a fresh Ed25519 PASETO key', () => {
-    const [secret] = kindSecrets({ tag: 'dev', noAws: true, dryRun: true });
-    expect(secret?.metadata?.name).toBe('bank-secrets');
+  it('without AWS generates the API and gRPC Secrets with one fresh Ed25519 PASETO key, and only that key', () => {
+    const secrets = kindSecrets({ tag: 'dev', noAws: true, dryRun: true });
+    expect(secrets.map((each) => each.metadata?.name)).toEqual(['bank-api-secrets', 'bank-grpc-secrets']);
+    for (const each of secrets) expect(Object.keys(each.stringData ?? {})).toEqual(['PASETO_SECRET_KEY']);
+    const [secret, grpc] = secrets;
+    expect(grpc?.stringData?.PASETO_SECRET_KEY).toBe(secret?.stringData?.PASETO_SECRET_KEY);
     const key = createPrivateKey(secret?.stringData?.PASETO_SECRET_KEY ?? '');
     expect(key.asymmetricKeyType).toBe('ed25519');
     const [again] = kindSecrets({ tag: 'dev', noAws: true, dryRun: true });

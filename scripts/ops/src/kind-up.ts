@@ -65,8 +65,9 @@ export function kindUpCommands(options: KindUpOptions): Command[] {
 }
 
 /**
- * The Secret kind-up creates before deploying: AWS keys for External Secrets, or (--no-aws) the
- * processes' own secrets with a fresh Ed25519 PASETO key. Never written to disk or printed.
+ * The Secrets kind-up creates before deploying: AWS keys for External Secrets, or (--no-aws) the
+ * API's and the gRPC server's own Secrets with a fresh Ed25519 PASETO key (the worker and the
+ * migrator need none on Kind). Never written to disk or printed.
  */
 export function kindSecrets(options: KindUpOptions): V1Secret[] {
   const env = options.env ?? process.env;
@@ -78,8 +79,10 @@ export function kindSecrets(options: KindUpOptions): V1Secret[] {
     stringData,
   });
   if (options.noAws) {
+    // One key for both token issuers: a token one of them signed must verify at the other.
     const { privateKey } = generateKeyPairSync('ed25519');
-    return [secret('bank-secrets', { PASETO_SECRET_KEY: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() })];
+    const paseto = { PASETO_SECRET_KEY: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
+    return [secret('bank-api-secrets', paseto), secret('bank-grpc-secrets', { ...paseto })];
   }
   if (!env.AWS_ACCESS_KEY_ID || !env.AWS_SECRET_ACCESS_KEY) {
     throw new OperatorError('kind-up with AWS needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or use --no-aws)', EXIT.usage);

@@ -2,7 +2,7 @@
 // success; on failure one line on stderr that says why, and exit code 1.
 import { parseConfig } from '@bank/shared/config/config';
 import { loadSecretsIntoEnv } from '@bank/shared/config/secrets';
-import { migrateUp, migrationStatus } from './migrator.ts';
+import { migrateUp, migrationStatus, type MigratorConfig } from './migrator.ts';
 
 async function main(argv: readonly string[]): Promise<number> {
   const command = argv[0] ?? 'up';
@@ -11,7 +11,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   await loadSecretsIntoEnv();
-  const config = parseConfig();
+  const config: MigratorConfig = parseConfig();
   // The owner's connection; DATABASE_URL only where no separate one is configured (npm start).
   const databaseUrl = config.MIGRATION_DATABASE_URL ?? config.DATABASE_URL;
   if (command === 'up') {

@@ -3,6 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import type { Config } from '@bank/shared/config/config';
 import { ensureAppRole, grantAppRole, type AppRoleOptions } from './app-role.ts';
 
 /**
@@ -12,6 +13,12 @@ import { ensureAppRole, grantAppRole, type AppRoleOptions } from './app-role.ts'
  */
 
 export const DEFAULT_MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../migrations');
+
+/**
+ * The part of the configuration the migrator reads. DATABASE_URL only as the fallback for local
+ * development; in a cluster the migrator gets MIGRATION_DATABASE_URL and never the application's.
+ */
+export type MigratorConfig = Pick<Config, 'MIGRATION_DATABASE_URL' | 'DATABASE_URL' | 'APP_DATABASE_ROLE' | 'APP_DATABASE_PASSWORD'>;
 
 /** APP_DATABASE_ROLE's default (config.schema.ts says the same). */
 export const DEFAULT_APP_ROLE = 'bank_app';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { containersOf, parseManifests, splitImage } from './manifest.ts';
+import { containersOf, parseManifests, secretsReadBy, splitImage } from './manifest.ts';
 
 describe('manifest helpers', () => {
   it('splits image references into name, tag and digest', () => {
@@ -15,5 +15,32 @@ describe('manifest helpers', () => {
     expect(rest).toEqual([]);
     expect(containersOf(job!).map((container) => container.name)).toEqual(['wait', 'run']);
     expect(() => parseManifests('kind: Job\n', 'stream')).toThrow('stream: every document needs apiVersion, kind and metadata.name');
+  });
+
+  it('lists the Secrets a workload reads by envFrom and secretKeyRef; one is optional only when every reference says so', () => {
+    const [deployment] = parseManifests(
+      `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api}
+spec:
+  template:
+    spec:
+      initContainers:
+        - name: wait
+          image: busybox:1.36
+          env: [{name: TOKEN, valueFrom: {secretKeyRef: {name: shared, key: TOKEN, optional: true}}}]
+      containers:
+        - name: api
+          image: bank-api:abc
+          envFrom: [{configMapRef: {name: config}}, {secretRef: {name: own}}, {secretRef: {name: extra, optional: true}}]
+          env: [{name: PLAIN, value: x}, {name: TOKEN, valueFrom: {secretKeyRef: {name: shared, key: TOKEN}}}]
+`,
+      'test',
+    );
+    expect(secretsReadBy(deployment!)).toEqual([
+      { name: 'shared', optional: false },
+      { name: 'own', optional: false },
+      { name: 'extra', optional: true },
+    ]);
   });
 });

@@ -54,6 +54,26 @@ export function containersOf(object: Manifest): Container[] {
   return [...((podSpec.initContainers as Container[] | undefined) ?? []), ...((podSpec.containers as Container[] | undefined) ?? [])];
 }
 
+/**
+ * The Secrets a workload's containers read, by envFrom and by secretKeyRef, each with whether the
+ * pod may start without it (`optional: true`).
+ */
+export function secretsReadBy(object: Manifest): { name: string; optional: boolean }[] {
+  const found = new Map<string, boolean>();
+  const note = (name: string | undefined, optional: boolean | undefined) => {
+    if (name) found.set(name, (found.get(name) ?? true) && optional === true);
+  };
+  for (const container of containersOf(object)) {
+    for (const source of (container.envFrom as { secretRef?: { name?: string; optional?: boolean } }[] | undefined) ?? []) {
+      note(source.secretRef?.name, source.secretRef?.optional);
+    }
+    for (const variable of (container.env as { valueFrom?: { secretKeyRef?: { name?: string; optional?: boolean } } }[] | undefined) ?? []) {
+      note(variable.valueFrom?.secretKeyRef?.name, variable.valueFrom?.secretKeyRef?.optional);
+    }
+  }
+  return [...found].map(([name, optional]) => ({ name, optional }));
+}
+
 /** Splits `registry/name:tag@digest` into its name and the tag (or undefined). */
 export function splitImage(image: string): { name: string; tag: string | undefined; digest: string | undefined } {
   const [withoutDigest = '', digest] = image.split('@');
