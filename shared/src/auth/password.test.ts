@@ -1,26 +1,75 @@
 import { describe, expect, it } from '@jest/globals';
-import { InvalidArgument } from '../errors/domain-error.ts';
-import { PasswordHasher, validatePassword } from './password.ts';
+import bcrypt from 'bcrypt';
+import { commonPasswordList, PasswordHasher, prehash, validatePassword } from './password.ts';
+
+/** `length` characters that are neither a repeat nor a sequence nor in the list. */
+const varied = (length: number, alphabet = 'tq7Kz€w2ðNm') => Array.from({ length }, (_, i) => [...alphabet][i % [...alphabet].length]).join('');
 
 describe('passwords', () => {
-  it('accepts 8..72 bytes and names the limit otherwise', () => {
-    expect(validatePassword('12345678')).toBe('12345678');
-    expect(validatePassword('x'.repeat(72))).toHaveLength(72);
-    expect(() => validatePassword('1234567')).toThrow('password: must be at least 8 bytes long (got 7)');
-    expect(() => validatePassword('x'.repeat(73))).toThrow('password: must be at most 72 bytes long in UTF-8 (got 73)');
-    // 25 three-byte characters are 75 bytes: too long although only 25 characters.
-    expect(() => validatePassword('€'.repeat(25))).toThrow(InvalidArgument);
+  it('accepts 8..128 characters (not bytes) and names the limit otherwise', () => {
+    expect(validatePassword('tq7Kz9w2')).toBe('tq7Kz9w2');
+    expect([...validatePassword(varied(128))]).toHaveLength(128);
+    expect(() => validatePassword(varied(7))).toThrow('password: must be at least 8 characters long (got 7)');
+    expect(() => validatePassword(varied(129))).toThrow('password: must be at most 128 characters long (got 129)');
+    // 30 three-byte characters: 90 bytes, and accepted (it used to be refused).
+    const euros = varied(30, '€₤₩');
+    expect(Buffer.byteLength(euros, 'utf8')).toBe(90);
+    expect(validatePassword(euros)).toBe(euros);
+    // Composition is not a rule: all lower case, all digits of no pattern, spaces.
+    expect(validatePassword('correct horse battery')).toBe('correct horse battery');
+    expect(validatePassword('90417263')).toBe('90417263');
     expect(() => validatePassword('', 'new_password')).toThrow('new_password: is required');
   });
 
-  it('hashes with the configured cost and verifies', async () => {
+  it('refuses the most common passwords, in any letter case, from a bundled list of at least 10,000', () => {
+    expect(commonPasswordList().size).toBeGreaterThanOrEqual(10_000);
+    for (const common of ['password', 'Password1', 'iloveyou', 'QWERTYUIOP', 'trustno1', 'letmein1', 'baseball']) {
+      expect(() => validatePassword(common)).toThrow('password: is too common');
+    }
+    // Repeats and runs (the list leaves them to pattern rules).
+    for (const pattern of ['aaaaaaaa', 'abcdefgh', '87654321', '12345678', '€€€€€€€€']) {
+      expect(() => validatePassword(pattern, 'new_password')).toThrow('new_password: is too common');
+    }
+    expect(() => validatePassword('Ada_Lovelace', 'password', ['ada_lovelace', 'ada@example.test'])).toThrow('must not be your username or email address');
+  });
+
+  it('hashes as version 2 (a prefix, then bcrypt of base64 SHA-512) with the configured cost, and verifies', async () => {
     const hasher = new PasswordHasher({ cost: 4 });
     const hash = await hasher.hash('correct horse');
-    expect(hash).toMatch(/^\$2b\$04\$/);
+    expect(hash).toMatch(/^v2:\$2b\$04\$/);
+    expect(PasswordHasher.needsRehash(hash)).toBe(false);
+    expect(prehash('x')).toMatch(/^[A-Za-z0-9+/]{86}==$/);
     await expect(hasher.verify('correct horse', hash)).resolves.toBe(true);
     await expect(hasher.verify('wrong horse', hash)).resolves.toBe(false);
     await expect(hasher.verify('correct horse', 'not-a-hash')).resolves.toBe(false);
     await expect(hasher.verifyDummy('anything')).resolves.toBe(false);
+  });
+
+  it('takes every byte of a password over 72 bytes: it verifies, and its 72-byte prefix does not', async () => {
+    const hasher = new PasswordHasher({ cost: 4 });
+    const long = `${'a correct horse battery staple '.repeat(3)}and more`;
+    const prefix = Buffer.from(long, 'utf8').subarray(0, 72).toString('utf8');
+    expect(Buffer.byteLength(long, 'utf8')).toBeGreaterThan(72);
+    expect(validatePassword(long)).toBe(long);
+    const hash = await hasher.hash(long);
+    await expect(hasher.verify(long, hash)).resolves.toBe(true);
+    await expect(hasher.verify(prefix, hash)).resolves.toBe(false);
+    await expect(hasher.verify(`${prefix}something else entirely`, hash)).resolves.toBe(false);
+  });
+
+  it('still verifies a hash made the old way (bcrypt of the password itself, no prefix)', async () => {
+    const hasher = new PasswordHasher({ cost: 4 });
+    const old = await bcrypt.hash('correct horse battery', 4);
+    expect(old).toMatch(/^\$2b\$04\$/);
+    expect(PasswordHasher.needsRehash(old)).toBe(true);
+    await expect(hasher.verify('correct horse battery', old)).resolves.toBe(true);
+    await expect(hasher.verify('correct horse battery!', old)).resolves.toBe(false);
+    // bcrypt alone would let anything that starts with the 72 bytes it saw in: not any more.
+    const seventyTwo = 'x7'.repeat(36);
+    const oldLong = await bcrypt.hash(seventyTwo, 4);
+    await expect(hasher.verify(seventyTwo, oldLong)).resolves.toBe(true);
+    await expect(bcrypt.compare(`${seventyTwo}anything`, oldLong)).resolves.toBe(true);
+    await expect(hasher.verify(`${seventyTwo}anything`, oldLong)).resolves.toBe(false);
   });
 
   it('runs at most `concurrency` bcrypt calls at once, hashes and compares together, and serves every caller', async () => {
@@ -55,7 +104,7 @@ describe('passwords', () => {
       releases.shift()?.();
       await new Promise((resolve) => setImmediate(resolve));
     }
-    expect(await settled).toEqual([true, true, true, true, true, true, 'hash:n0', 'hash:n1', 'hash:n2', 'hash:n3', false]);
+    expect(await settled).toEqual([true, true, true, true, true, true, ...[0, 1, 2, 3].map((i) => `v2:hash:${prehash(`n${i}`)}`), false]);
     expect(most).toBe(2);
     expect(calls).toBe(12);
     expect(hasher.concurrency).toBe(2);

@@ -1,17 +1,73 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import bcrypt from 'bcrypt';
 import { InvalidArgument } from '../errors/domain-error.ts';
 import { Semaphore } from './semaphore.ts';
 
-export const PASSWORD_MIN_BYTES = 8;
-/** bcrypt only reads the first 72 bytes; longer passwords would be silently truncated, so refuse them. */
-export const PASSWORD_MAX_BYTES = 72;
+/** NIST SP 800-63B: at least 8 characters, and room for at least 64; no composition rules. */
+export const PASSWORD_MIN_CHARACTERS = 8;
+export const PASSWORD_MAX_CHARACTERS = 128;
+/** bcrypt reads only this many bytes of what it is given: a version-1 hash saw no more of the password. */
+export const BCRYPT_MAX_BYTES = 72;
 
-/** Throws InvalidArgument (on `field`) unless the password is 8..72 bytes of UTF-8. */
-export function validatePassword(password: unknown, field = 'password'): string {
+/**
+ * Stored hashes made now start with this: bcrypt over `prehash(password)`. A stored hash without
+ * it is version 1, bcrypt over the password itself (made before passwords were pre-hashed), and
+ * keeps verifying.
+ */
+export const PASSWORD_HASH_V2_PREFIX = 'v2:';
+
+/**
+ * What version 2 gives bcrypt: base64 of the SHA-512 of the password (NFKC-normalised, as NIST
+ * asks, so the same password typed on two keyboards matches). Every byte of the password counts,
+ * however long; bcrypt never sees a NUL byte (where it would stop reading). Of the 88 base64
+ * characters bcrypt reads the first 72, 432 bits of the digest: its cut takes nothing of the
+ * password, only redundant bits of a hash of all of it.
+ */
+export function prehash(password: string): string {
+  return createHash('sha512').update(password.normalize('NFKC'), 'utf8').digest('base64');
+}
+
+let commonPasswords: ReadonlySet<string> | undefined;
+/** The bundled list (./common-passwords/README.md names its source and licence), read once. */
+export function commonPasswordList(): ReadonlySet<string> {
+  commonPasswords ??= new Set(
+    readFileSync(new URL('./common-passwords/common-passwords.txt', import.meta.url), 'utf8')
+      .split('\n')
+      .filter((line) => line.length > 0),
+  );
+  return commonPasswords;
+}
+
+/** One character repeated, or a run of consecutive characters up or down (`aaaaaaaa`, `abcdefgh`, `87654321`). */
+function isRepeatOrSequence(characters: readonly string[]): boolean {
+  const codes = characters.map((c) => c.codePointAt(0) ?? 0);
+  const steps = new Set(codes.slice(1).map((code, i) => code - (codes[i] ?? 0)));
+  return steps.size === 1 && [0, 1, -1].includes([...steps][0] ?? 2);
+}
+
+/**
+ * Throws InvalidArgument (on `field`) unless the password is 8..128 characters (Unicode code
+ * points) and not a commonly used one: listed in the bundled list (whatever its letter case), one
+ * character repeated, or a run of consecutive characters. No composition rules (NIST SP
+ * 800-63B 5.1.1.2). `context` values (the username, the email) are refused as the whole password.
+ */
+export function validatePassword(password: unknown, field = 'password', context: readonly string[] = []): string {
   if (typeof password !== 'string' || password.length === 0) throw InvalidArgument.field(field, 'is required');
-  const bytes = Buffer.byteLength(password, 'utf8');
-  if (bytes < PASSWORD_MIN_BYTES) throw InvalidArgument.field(field, `must be at least ${PASSWORD_MIN_BYTES} bytes long (got ${bytes})`);
-  if (bytes > PASSWORD_MAX_BYTES) throw InvalidArgument.field(field, `must be at most ${PASSWORD_MAX_BYTES} bytes long in UTF-8 (got ${bytes})`);
+  const characters = [...password];
+  if (characters.length < PASSWORD_MIN_CHARACTERS) {
+    throw InvalidArgument.field(field, `must be at least ${PASSWORD_MIN_CHARACTERS} characters long (got ${characters.length})`);
+  }
+  if (characters.length > PASSWORD_MAX_CHARACTERS) {
+    throw InvalidArgument.field(field, `must be at most ${PASSWORD_MAX_CHARACTERS} characters long (got ${characters.length})`);
+  }
+  const folded = password.normalize('NFKC').toLowerCase();
+  if (commonPasswordList().has(folded) || isRepeatOrSequence(characters)) {
+    throw InvalidArgument.field(field, 'is too common: it is among the passwords most often chosen; choose another');
+  }
+  if (context.some((value) => value.length > 0 && value.normalize('NFKC').toLowerCase() === folded)) {
+    throw InvalidArgument.field(field, 'must not be your username or email address');
+  }
   return password;
 }
 
@@ -65,18 +121,37 @@ export class PasswordHasher {
     return { inFlight: this.#slots.inFlight, waiting: this.#slots.waiting };
   }
 
-  /** Hashes a password that already passed validatePassword; throws what bcrypt throws. */
+  /**
+   * Hashes a password that already passed validatePassword, as version 2 (PASSWORD_HASH_V2_PREFIX
+   * and bcrypt over `prehash(password)`); throws what bcrypt throws.
+   */
   async hash(password: string): Promise<string> {
-    return this.#slots.run(() => this.#bcrypt.hash(password, this.cost));
+    const prehashed = prehash(password);
+    return PASSWORD_HASH_V2_PREFIX + (await this.#slots.run(() => this.#bcrypt.hash(prehashed, this.cost)));
   }
 
-  /** True when the password matches; false for a malformed hash rather than throwing. */
+  /**
+   * True when the password matches a stored hash of either version; false for a malformed hash
+   * rather than throwing. A version-1 hash (bcrypt over the password itself) only ever saw the
+   * first 72 bytes, so a longer password is refused against it (still after a bcrypt compare, for
+   * the same time): its 72-byte prefix must not open the account.
+   */
   async verify(password: string, hash: string): Promise<boolean> {
+    const v2 = hash.startsWith(PASSWORD_HASH_V2_PREFIX);
+    const candidate = v2 ? prehash(password) : password;
+    const stored = v2 ? hash.slice(PASSWORD_HASH_V2_PREFIX.length) : hash;
+    const fitsV1 = v2 || Buffer.byteLength(password, 'utf8') <= BCRYPT_MAX_BYTES;
     try {
-      return await this.#slots.run(() => this.#bcrypt.compare(password, hash));
+      const same = await this.#slots.run(() => this.#bcrypt.compare(candidate, stored));
+      return same && fitsV1;
     } catch {
       return false;
     }
+  }
+
+  /** True for a stored hash of an older version, which the next successful login may replace. */
+  static needsRehash(hash: string): boolean {
+    return !hash.startsWith(PASSWORD_HASH_V2_PREFIX);
   }
 
   /**
@@ -85,7 +160,7 @@ export class PasswordHasher {
    */
   async verifyDummy(password: string): Promise<false> {
     // Built once per process, inside the bcrypt cap but outside `hash` (which counts sign-ups).
-    this.#dummyHash ??= this.#slots.run(() => this.#bcrypt.hash('dummy-password-for-timing', this.cost));
+    this.#dummyHash ??= this.#slots.run(() => this.#bcrypt.hash(prehash('dummy-password-for-timing'), this.cost)).then((hash) => PASSWORD_HASH_V2_PREFIX + hash);
     await this.verify(password, await this.#dummyHash);
     return false;
   }

@@ -10,7 +10,7 @@ import { throwIfAborted, type UseCaseOptions } from '../use-case/use-case-option
 import { userRepository } from '../users/user.repository.ts';
 import type { User } from '../users/user.types.ts';
 import type { Actor } from './actor.ts';
-import { PASSWORD_MAX_BYTES, type PasswordHasher } from './password.ts';
+import type { PasswordHasher } from './password.ts';
 import { clientAddressKey, type RateLimiter } from './rate-limiter.ts';
 import type { SessionLiveness } from './session-liveness.ts';
 import { sessionRepository } from './session.repository.ts';
@@ -91,8 +91,7 @@ export class SessionService {
     // outage answered with 503s does not lock the user, or everyone behind one address, out.
     const { found, ok } = await this.#refundingOnThrow(limitKeys, async () => {
       const found = username.length <= 64 ? await userRepository.findByUsername(pool, username) : null;
-      const passwordFits = Buffer.byteLength(input.password, 'utf8') <= PASSWORD_MAX_BYTES;
-      const ok = found && passwordFits ? await passwords.verify(input.password, found.hashedPassword) : await passwords.verifyDummy(input.password);
+      const ok = found ? await passwords.verify(input.password, found.hashedPassword) : await passwords.verifyDummy(input.password);
       return { found, ok };
     });
     if (!found || !ok) throw new Unauthenticated(INVALID_CREDENTIALS);
