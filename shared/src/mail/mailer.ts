@@ -29,7 +29,8 @@ export class Mailer {
     return inSpan('smtp send', { kind: SpanKind.CLIENT, attributes: { ...this.#server, 'bank.email.message_id': options.messageId } }, async (span) => {
       const info = await this.#transport.sendMail({
         from: this.#from,
-        to: email.to,
+        // An address object, not a string nodemailer would parse into a list of recipients.
+        to: { name: '', address: email.to },
         subject: email.subject,
         text: email.text,
         html: email.html,

@@ -6,6 +6,7 @@ import type { RateLimiter } from '../auth/rate-limiter.ts';
 import type { SessionRevocations } from '../auth/session-liveness.ts';
 import { sessionRepository } from '../auth/session.repository.ts';
 import { InvalidArgument, PermissionDenied, UserNotFound, VerificationLinkInvalid, type FieldViolation } from '../errors/domain-error.ts';
+import { isPlainEmailAddress } from '../mail/email-address.ts';
 import { SEND_VERIFICATION_EMAIL, type VerificationEmailPayload } from '../mail/email.schema.ts';
 import type { OutboxPublisher } from '../outbox/outbox-publisher.ts';
 import { outboxRepository } from '../outbox/outbox.repository.ts';
@@ -17,7 +18,6 @@ import type { User } from './user.types.ts';
 export const EMAIL_VERIFICATION_TTL_SECONDS = 24 * 3_600;
 
 const USERNAME_PATTERN = /^[a-z0-9_]{3,32}$/;
-const EMAIL_PATTERN = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
 
 function checkUsername(value: unknown, violations: FieldViolation[]): string {
   if (typeof value !== 'string' || !USERNAME_PATTERN.test(value)) {
@@ -35,7 +35,9 @@ function checkFullName(value: unknown, violations: FieldViolation[]): string {
 
 function checkEmail(value: unknown, violations: FieldViolation[]): string {
   const trimmed = typeof value === 'string' ? value.trim() : '';
-  if (trimmed.length > 254 || !EMAIL_PATTERN.test(trimmed)) violations.push({ field: 'email', description: 'must be a valid email address' });
+  if (!isPlainEmailAddress(trimmed)) {
+    violations.push({ field: 'email', description: 'must be one plain email address (name@example.com): no display name, list, quotes or spaces' });
+  }
   return trimmed;
 }
 
