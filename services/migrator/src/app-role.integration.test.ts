@@ -1,10 +1,12 @@
 // The application's database role, against the real PostgreSQL: the migrator makes it and grants
 // it DML only, as an owner that is not a superuser (as on RDS), also when two databases of one
 // cluster migrate at once (roles are cluster-wide; the migrator's advisory lock is per database).
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { createDatabasePool, type DatabasePool } from '@bank/shared/db/pool';
@@ -204,6 +206,27 @@ describe('the application role', () => {
     const [theirs] = await asAdmin<{ rolpassword: string }>('SELECT rolpassword FROM pg_authid WHERE rolname = $1', [reference]);
     const [, iterations, salt] = /^SCRAM-SHA-256\$(\d+):([^$]+)\$/.exec(theirs?.rolpassword ?? '') ?? [];
     expect(scramSha256Verifier(password, Buffer.from(salt ?? '', 'base64'), Number(iterations))).toBe(theirs?.rolpassword);
+  });
+
+  it('CLI: migrates with MIGRATION_DATABASE_URL, not DATABASE_URL, and makes the role APP_DATABASE_ROLE names', async () => {
+    const role = appRoleName();
+    const database = await ownedDatabase();
+    const env = {
+      ...process.env,
+      AWS_SECRETS_MANAGER_SECRET_ID: '',
+      // The application's URL, which the migrator must not use when its own is set: nothing listens there.
+      DATABASE_URL: 'postgres://nobody@127.0.0.1:1/nowhere',
+      MIGRATION_DATABASE_URL: urlFor(OWNER, database),
+      APP_DATABASE_ROLE: role,
+    };
+    const up = await promisify(execFile)(process.execPath, [path.resolve(import.meta.dirname, 'main.ts'), 'up'], { env });
+    expect(up.stdout).toContain(`migrator: created role ${role}`);
+    const app = await connect(role, database);
+    try {
+      await expect(app.query('SELECT count(*) FROM users')).resolves.toBeDefined();
+    } finally {
+      await app.end();
+    }
   });
 
   it('is refused when it would be the migrator itself or a superuser', async () => {
