@@ -14,6 +14,8 @@ import type { IdentityOp, Journal, MoneyKind, MoneyOp } from './journal.ts';
 export const CURRENCY = 'EUR';
 /** A hold lives longer than any run, so the storm's captures find it pending. */
 const HOLD_TTL_SECONDS = 3_600;
+/** Before any fault; generous, since a two-core machine shared with other work can be slow. */
+const SET_UP_EMAIL_WAIT_MS = 90_000;
 
 export type ChaosUser = { username: string; email: string; password: string; token: string; accountId: bigint };
 export type OpsContext = { client: BankClient; journal: Journal; config: ChaosConfig };
@@ -151,13 +153,13 @@ export async function setUpUser(ctx: OpsContext, smtp: TestSmtpServer, funds: bi
   const policy = retryPolicy(ctx.config);
   const user = await signUp(ctx, 'http', policy);
   if (user.outcome !== 'acknowledged') throw new Error(`set-up sign-up failed: ${user.refusal ?? user.outcome}`);
-  const link = /(https?:\/\/\S+\/v1\/verify-email\?\S+)/.exec(await textOf(smtp, (text, to) => to.includes(user.email) && text.includes('/v1/verify-email?'), 30_000))?.[1];
+  const link = /(https?:\/\/\S+\/v1\/verify-email\?\S+)/.exec(await textOf(smtp, (text, to) => to.includes(user.email) && text.includes('/v1/verify-email?'), SET_UP_EMAIL_WAIT_MS))?.[1];
   if (!link) throw new Error(`no verification link for ${user.username}`);
   const url = new URL(link);
   await ctx.client.call('http', UserService, 'verifyEmail', { emailId: BigInt(url.searchParams.get('email_id') ?? '0'), secretCode: url.searchParams.get('secret_code') ?? '' }, { timeoutMs: 10_000 });
   const login = await logIn(ctx, 'http', user, policy);
   if (!login.sessionId) throw new Error(`set-up login failed: ${login.refusal ?? login.outcome}`);
-  const text = await textOf(smtp, (t) => t.includes(`Session: ${login.sessionId}`), 30_000);
+  const text = await textOf(smtp, (t) => t.includes(`Session: ${login.sessionId}`), SET_UP_EMAIL_WAIT_MS);
   const loginToken = /or with this login token:\s+(v4\.public\.\S+)/.exec(text)?.[1];
   if (!loginToken) throw new Error(`no login token for ${user.username}`);
   const tokens = await ctx.client.call('http', AuthService, 'confirmLogin', { sessionId: login.sessionId, token: loginToken }, { timeoutMs: 10_000 });
