@@ -1,7 +1,8 @@
-// The bench's users, made the way a person makes one: sign up, follow the emailed link, log in
-// with the password and the emailed code, open a USD account, fund it with a deposit.
+// The bench's users, made the way a person makes one: sign up, verify with the emailed link's
+// values, log in with the password, the login secret and the emailed code, open a USD account,
+// fund it with a deposit.
 import { randomBytes } from 'node:crypto';
-import { LOGIN_SUBJECT, loginSecrets, VERIFICATION_SUBJECT, verificationPath, waitForMail } from '@bank/dev-tools/smoke/mailbox';
+import { LOGIN_SUBJECT, loginSecrets, VERIFICATION_SUBJECT, verificationValues, waitForMail } from '@bank/dev-tools/smoke/mailbox';
 
 export const PASSWORD = 'correct horse battery staple';
 const FUNDING = '100000000000'; // 1,000,000,000.00 USD in cents: transfers of 1 cent never run dry
@@ -37,14 +38,14 @@ export async function httpJson(base: string, method: string, route: string, opti
 }
 
 /**
- * Logs a verified user in the way a person does (password, then the emailed code) and answers
+ * Logs a verified user in the way a person does (password, then the login secret with the emailed code) and answers
  * the access token.
  * @throws when a step does not answer as the README says
  */
 export async function logIn(base: string, inboxUrl: string, username: string, email: string): Promise<string> {
   const login = await httpJson(base, 'POST', '/v1/sessions', { body: { username, password: PASSWORD }, expect: 202 });
   const { code } = loginSecrets(await waitForMail(inboxUrl, email, LOGIN_SUBJECT, { timeoutMs: 60_000 }));
-  const tokens = await httpJson(base, 'POST', `/v1/sessions/${String(login.sessionId)}/confirm`, { body: { code }, expect: 200 });
+  const tokens = await httpJson(base, 'POST', `/v1/sessions/${String(login.sessionId)}/confirm`, { body: { loginSecret: login.loginSecret, code }, expect: 200 });
   if (typeof tokens.accessToken !== 'string') throw new Error(`login confirm answered no accessToken for ${username}`);
   return tokens.accessToken;
 }
@@ -76,8 +77,8 @@ export async function createUsers(options: { httpUrl: string; inboxUrl: string; 
     const username = `${prefix}${index}`;
     const email = `${username}@example.test`;
     await httpJson(base, 'POST', '/v1/users', { body: { username, fullName: `Bench ${index}`, email, password: PASSWORD }, expect: 201 });
-    const link = verificationPath(await waitForMail(inboxUrl, email, VERIFICATION_SUBJECT, { timeoutMs: 60_000 }));
-    await httpJson(base, 'GET', link, { expect: 200 });
+    const values = verificationValues(await waitForMail(inboxUrl, email, VERIFICATION_SUBJECT, { timeoutMs: 60_000 }));
+    await httpJson(base, 'POST', '/v1/verify-email', { body: values, expect: 200 });
     return { index, username, email, accessToken: await logIn(base, inboxUrl, username, email) };
   });
   const users: BenchUser[] = [];

@@ -134,7 +134,7 @@ export async function emailChecks(
   const unanswered = acknowledged.filter((o) =>
     o.kind === 'login'
       ? !texts.some((m) => m.text.includes(`Session: ${o.sessionId}`))
-      : !texts.some((m) => m.to.includes(o.email.toLowerCase()) && m.text.includes('/v1/verify-email?')),
+      : !texts.some((m) => m.to.includes(o.email.toLowerCase()) && m.text.includes('/app/verify-email?')),
   );
   return {
     checks: [

@@ -129,8 +129,16 @@ export async function signUp(ctx: OpsContext, protocol: Protocol, policy = retry
   return { ...op, password };
 }
 
-/** Step 1 of a login: the bank emails a code for a new pending session. A 429 is final. */
-export async function logIn(ctx: OpsContext, protocol: Protocol, user: { username: string; email: string; password: string }, policy = retryPolicy(ctx.config, { retryRateLimited: false })): Promise<IdentityOp> {
+/**
+ * Step 1 of a login: the bank emails a code for a new pending session. A 429 is final. Answers the
+ * journal's record with the login secret beside it (the journal never holds the secret).
+ */
+export async function logIn(
+  ctx: OpsContext,
+  protocol: Protocol,
+  user: { username: string; email: string; password: string },
+  policy = retryPolicy(ctx.config, { retryRateLimited: false }),
+): Promise<IdentityOp & { loginSecret?: string }> {
   const final = await withRetries('login', protocol, policy, ctx.journal.record, (timeoutMs) =>
     ctx.client.call(protocol, AuthService, 'login', { username: user.username, password: user.password }, { timeoutMs }),
   );
@@ -138,7 +146,7 @@ export async function logIn(ctx: OpsContext, protocol: Protocol, user: { usernam
   if (final.status === 'acknowledged') op.sessionId = final.value.sessionId;
   if (final.status === 'refused') op.refusal = final.code;
   ctx.journal.identity.push(op);
-  return op;
+  return final.status === 'acknowledged' ? { ...op, loginSecret: final.value.loginSecret } : op;
 }
 
 function textOf(smtp: TestSmtpServer, predicate: (text: string, to: string[]) => boolean, timeoutMs: number): Promise<string> {
@@ -146,23 +154,23 @@ function textOf(smtp: TestSmtpServer, predicate: (text: string, to: string[]) =>
 }
 
 /**
- * A user of the storm, through the real flow before any fault: sign-up, the emailed link, login
- * with the emailed token, an account funded with `funds`.
+ * A user of the storm, through the real flow before any fault: sign-up, the emailed link's values,
+ * login with the login secret and the emailed token, an account funded with `funds`.
  */
 export async function setUpUser(ctx: OpsContext, smtp: TestSmtpServer, funds: bigint): Promise<ChaosUser> {
   const policy = retryPolicy(ctx.config);
   const user = await signUp(ctx, 'http', policy);
   if (user.outcome !== 'acknowledged') throw new Error(`set-up sign-up failed: ${user.refusal ?? user.outcome}`);
-  const link = /(https?:\/\/\S+\/v1\/verify-email\?\S+)/.exec(await textOf(smtp, (text, to) => to.includes(user.email) && text.includes('/v1/verify-email?'), SET_UP_EMAIL_WAIT_MS))?.[1];
+  const link = /(https?:\/\/\S+\/app\/verify-email\?\S+)/.exec(await textOf(smtp, (text, to) => to.includes(user.email) && text.includes('/app/verify-email?'), SET_UP_EMAIL_WAIT_MS))?.[1];
   if (!link) throw new Error(`no verification link for ${user.username}`);
   const url = new URL(link);
   await ctx.client.call('http', UserService, 'verifyEmail', { emailId: BigInt(url.searchParams.get('email_id') ?? '0'), secretCode: url.searchParams.get('secret_code') ?? '' }, { timeoutMs: 10_000 });
   const login = await logIn(ctx, 'http', user, policy);
-  if (!login.sessionId) throw new Error(`set-up login failed: ${login.refusal ?? login.outcome}`);
+  if (!login.sessionId || !login.loginSecret) throw new Error(`set-up login failed: ${login.refusal ?? login.outcome}`);
   const text = await textOf(smtp, (t) => t.includes(`Session: ${login.sessionId}`), SET_UP_EMAIL_WAIT_MS);
   const loginToken = /or with this login token:\s+(v4\.public\.\S+)/.exec(text)?.[1];
   if (!loginToken) throw new Error(`no login token for ${user.username}`);
-  const tokens = await ctx.client.call('http', AuthService, 'confirmLogin', { sessionId: login.sessionId, token: loginToken }, { timeoutMs: 10_000 });
+  const tokens = await ctx.client.call('http', AuthService, 'confirmLogin', { sessionId: login.sessionId, loginSecret: login.loginSecret, token: loginToken }, { timeoutMs: 10_000 });
   const account = await ctx.client.call('http', AccountService, 'openAccount', { currency: CURRENCY }, { token: tokens.accessToken, timeoutMs: 10_000 });
   const chaosUser: ChaosUser = { username: user.username, email: user.email, password: user.password, token: tokens.accessToken, accountId: account.id };
   const funded = await deposit(ctx, 'http', chaosUser, funds, policy);

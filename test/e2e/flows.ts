@@ -1,5 +1,5 @@
 // User journeys through the public API only: sign-up, the emailed verification link, two-step
-// login with the emailed token or code.
+// login with the login secret and the emailed token or code.
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
@@ -21,21 +21,23 @@ export type LoggedInUser = {
 
 /** The verification link of the newest verification email to `email`. */
 export async function verificationLinkFor(smtp: TestSmtpServer, email: string): Promise<URL> {
-  const messages = await smtp.waitFor((list) => list.some((m) => m.to.includes(email) && m.text.includes('/v1/verify-email?')));
-  const message = messages.filter((m) => m.to.includes(email) && m.text.includes('/v1/verify-email?')).at(-1);
-  const link = /(https?:\/\/\S+\/v1\/verify-email\?\S+)/.exec(message?.text ?? '')?.[1];
+  const messages = await smtp.waitFor((list) => list.some((m) => m.to.includes(email) && m.text.includes('/app/verify-email?')));
+  const message = messages.filter((m) => m.to.includes(email) && m.text.includes('/app/verify-email?')).at(-1);
+  const link = /(https?:\/\/\S+\/app\/verify-email\?\S+)/.exec(message?.text ?? '')?.[1];
   if (!link) throw new Error(`no verification link in the email to ${email}`);
   return new URL(link);
 }
 
-/** The code and token of the login email for this pending session. */
-export async function loginEmailFor(smtp: TestSmtpServer, sessionId: string): Promise<{ code: string; token: string }> {
+/** The code, token and approval link of the login email for this pending session. */
+export async function loginEmailFor(smtp: TestSmtpServer, sessionId: string): Promise<{ code: string; token: string; approveLink: URL; subject: string }> {
   const messages = await smtp.waitFor((list) => list.some((m) => m.text.includes(`Session: ${sessionId}`)));
-  const text = messages.find((m) => m.text.includes(`Session: ${sessionId}`))?.text ?? '';
-  const code = /Confirm with this code: (\d+)/.exec(text)?.[1];
+  const message = messages.find((m) => m.text.includes(`Session: ${sessionId}`));
+  const text = message?.text ?? '';
+  const code = /confirm with this code: (\d{6})/i.exec(text)?.[1];
   const token = /or with this login token:\s+(v4\.public\.\S+)/.exec(text)?.[1];
-  if (!code || !token) throw new Error(`login email for ${sessionId} has no code or token`);
-  return { code, token };
+  const approveLink = /(https?:\/\/\S+\/app\/approve-login\?\S+)/.exec(text)?.[1];
+  if (!code || !token || !approveLink) throw new Error(`login email for ${sessionId} has no code, token or approval link`);
+  return { code, token, approveLink: new URL(approveLink), subject: message?.subject ?? '' };
 }
 
 /** Signs up and follows the emailed verification link (over `transport`); no session yet. */
@@ -57,7 +59,7 @@ export async function signUp(
   return { username, email, password };
 }
 
-/** Signs up, follows the emailed link (over `transport`), and logs in with the emailed token or code. */
+/** Signs up, follows the emailed link (over `transport`), and logs in with the login secret and the emailed token or code. */
 export async function signUpAndLogIn(
   transport: Transport,
   smtp: TestSmtpServer,
@@ -73,9 +75,9 @@ export async function logIn(
   user: { username: string; email: string; password: string },
   confirmWith: 'token' | 'code' = 'token',
 ): Promise<LoggedInUser> {
-  const { sessionId } = await transport.call(AuthService, 'login', { username: user.username, password: user.password });
+  const { sessionId, loginSecret } = await transport.call(AuthService, 'login', { username: user.username, password: user.password });
   const { code, token } = await loginEmailFor(smtp, sessionId);
-  const tokens = await transport.call(AuthService, 'confirmLogin', confirmWith === 'token' ? { sessionId, token } : { sessionId, code });
+  const tokens = await transport.call(AuthService, 'confirmLogin', confirmWith === 'token' ? { sessionId, loginSecret, token } : { sessionId, loginSecret, code });
   return { ...user, sessionId, accessToken: tokens.accessToken, refreshToken: tokens.refreshToken };
 }
 

@@ -28,11 +28,12 @@ describe('HTTP gateway', () => {
     expect(API_ROUTES.map((r) => `${r.verb.toUpperCase()} ${r.pathTemplate}`).sort()).toEqual(
       [
         'POST /v1/users',
-        'GET /v1/verify-email',
+        'POST /v1/verify-email',
         'GET /v1/users/{username}',
         'PATCH /v1/users/{username}',
         'POST /v1/sessions',
         'POST /v1/sessions/{session_id}/confirm',
+        'POST /v1/sessions/{session_id}/approve',
         'POST /v1/tokens/refresh',
         'DELETE /v1/sessions/{session_id}',
         'POST /v1/accounts',
@@ -69,7 +70,7 @@ describe('HTTP gateway', () => {
     expect(['CaptureTransfer', 'VoidTransfer', 'ReverseTransfer', 'RefundTransfer', 'Withdraw'].map(status)).toEqual([200, 200, 201, 201, 201]);
   });
 
-  it('answers login step 1 with 202 and only the session id, in canonical proto3 JSON', async () => {
+  it('answers login step 1 with 202, the session id and the login secret only, in canonical proto3 JSON', async () => {
     const t = httpTransport(stack.api.url);
     const user = await signUpAndLogIn(t, stack.smtp);
     const response = await fetch(`${stack.api.url}/v1/sessions`, {
@@ -78,7 +79,7 @@ describe('HTTP gateway', () => {
       body: JSON.stringify({ username: user.username, password: user.password }),
     });
     expect(response.status).toBe(202);
-    expect(Object.keys((await response.json()) as object)).toEqual(['sessionId']);
+    expect(Object.keys((await response.json()) as object)).toEqual(['sessionId', 'loginSecret']);
     const account = await fetch(`${stack.api.url}/v1/accounts`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${user.accessToken}` },

@@ -68,12 +68,16 @@ describe.each(['http', 'grpc'] as const)('the user journey over %s', (name) => {
       const created = await t.call(UserService, 'createUser', { username, fullName: 'Alice Example', email, password: 'correct horse battery' });
       expect(created).toMatchObject({ username, email, isEmailVerified: false });
 
-      // The link arrives by SMTP; over HTTP the link itself is followed.
+      // The link arrives by SMTP and opens a page; the page posts its two values to VerifyEmail.
       const link = await verificationLinkFor(suite.stack.smtp, email);
-      expect(link.pathname).toBe('/v1/verify-email');
+      expect(link.pathname).toBe('/app/verify-email');
       const fromLink = { emailId: BigInt(link.searchParams.get('email_id')!), secretCode: link.searchParams.get('secret_code')! };
       if (name === 'http') {
-        const response = await fetch(`${suite.stack.api.url}${link.pathname}${link.search}`);
+        const response = await fetch(`${suite.stack.api.url}/v1/verify-email`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ emailId: link.searchParams.get('email_id'), secretCode: link.searchParams.get('secret_code') }),
+        });
         expect(response.status).toBe(200);
         expect(await response.json()).toEqual({ isVerified: true });
       } else {
@@ -85,15 +89,16 @@ describe.each(['http', 'grpc'] as const)('the user journey over %s', (name) => {
       expect(again).toMatchObject({ code: 'FAILED_PRECONDITION', status: status(name, 409, grpc.status.FAILED_PRECONDITION) });
     });
 
-    it(`logging in takes two steps: the password opens a pending session, the emailed ${name === 'http' ? 'token' : 'code'} confirms it`, async () => {
+    it(`logging in takes two steps: the password opens a pending session, the login secret with the emailed ${name === 'http' ? 'token' : 'code'} confirms it`, async () => {
       const { username, password } = await signUp(t, suite.stack.smtp);
 
-      const { sessionId } = await t.call(AuthService, 'login', { username, password });
+      const { sessionId, loginSecret } = await t.call(AuthService, 'login', { username, password });
       expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(loginSecret).toMatch(/^[A-Za-z0-9_-]{43}$/);
 
       // The login email carries both a token and a code; each transport confirms with one.
       const mail = await loginEmailFor(suite.stack.smtp, sessionId);
-      const tokens = await t.call(AuthService, 'confirmLogin', name === 'http' ? { sessionId, token: mail.token } : { sessionId, code: mail.code });
+      const tokens = await t.call(AuthService, 'confirmLogin', name === 'http' ? { sessionId, loginSecret, token: mail.token } : { sessionId, loginSecret, code: mail.code });
       expect(tokens.accessToken).toMatch(/^v4\.public\./);
       expect(tokens.refreshToken).toMatch(/^v4\.public\./);
       expect(tokens.user?.isEmailVerified).toBe(true);

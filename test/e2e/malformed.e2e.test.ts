@@ -129,7 +129,8 @@ const CASES: Case[] = [
   { name: 'sign-up with a password over 72 bytes', path: '/v1/users', anonymous: true, body: () => signUp({ password: 'é'.repeat(37) }), status: 400, code: 'INVALID_ARGUMENT', field: 'password' },
   { name: 'sign-up with a bad username', path: '/v1/users', anonymous: true, body: () => signUp({ username: 'Not Valid!' }), status: 400, code: 'INVALID_ARGUMENT', field: 'username' },
   { name: 'sign-up with a numeric full name', path: '/v1/users', anonymous: true, body: () => signUp({ fullName: 42 }), status: 400, code: 'INVALID_ARGUMENT', field: 'full_name' },
-  { name: 'verify-email with a non-numeric id', method: 'GET', anonymous: true, path: '/v1/verify-email?email_id=abc&secret_code=x', status: 400, code: 'INVALID_ARGUMENT', field: 'email_id' },
+  { name: 'verify-email with a non-numeric id', anonymous: true, path: '/v1/verify-email', body: '{"emailId":"abc","secretCode":"x"}', status: 400, code: 'INVALID_ARGUMENT', field: 'email_id' },
+  { name: 'login confirmation without the login secret', anonymous: true, path: '/v1/sessions/2f1d8a52-6f0c-4a53-9a39-2a8d8d0b6a11/confirm', body: '{"code":"123456"}', status: 400, code: 'INVALID_ARGUMENT', field: 'login_secret' },
   { name: 'profile update with nothing to change', method: 'PATCH', path: () => `/v1/users/${user.username}`, body: '{}', status: 400, code: 'INVALID_ARGUMENT', field: 'update_mask' },
   { name: 'login with an unknown field', path: '/v1/sessions', anonymous: true, body: '{"username":"a","password":"b","otp":"1"}', status: 400, code: 'INVALID_ARGUMENT', field: 'otp' },
 ];

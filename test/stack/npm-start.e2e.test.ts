@@ -89,7 +89,7 @@ describe('npm start', () => {
     expect(await waitFor(async () => npm.startedPids('worker').some((p) => p !== pid && npm.startedPids('worker').indexOf(p) > npm.startedPids('worker').indexOf(pid!)), 20_000)).toBe(true);
     expect(output()).toMatch(/worker: exited \(SIGKILL\)/);
     const mail = await waitForMail(`http://127.0.0.1:${ports.inboxHttp}`, email, VERIFICATION_SUBJECT, { timeoutMs: 30_000 });
-    expect(mail.text).toContain('/v1/verify-email?');
+    expect(mail.text).toContain('/app/verify-email?');
   }, 60_000);
 
   it('stops every process cleanly within the deadline on SIGTERM', async () => {

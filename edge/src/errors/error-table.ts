@@ -45,6 +45,8 @@ export const ERROR_STATUS: Record<ErrorCode, Mapping> = {
   UNAUTHENTICATED: { http: 401, grpc: GrpcCode.UNAUTHENTICATED, title: 'Unauthenticated' },
   PERMISSION_DENIED: { http: 403, grpc: GrpcCode.PERMISSION_DENIED, title: 'Permission denied' },
   EMAIL_NOT_VERIFIED: { http: 403, grpc: GrpcCode.PERMISSION_DENIED, title: 'Email not verified' },
+  // The login secret alone before the emailed link approved the login: ask again later.
+  LOGIN_NOT_APPROVED: { http: 409, grpc: GrpcCode.FAILED_PRECONDITION, title: 'Login not approved' },
   NOT_FOUND: { http: 404, grpc: GrpcCode.NOT_FOUND, title: 'Not found' },
   ACCOUNT_NOT_FOUND: { http: 404, grpc: GrpcCode.NOT_FOUND, title: 'Account not found' },
   TRANSFER_NOT_FOUND: { http: 404, grpc: GrpcCode.NOT_FOUND, title: 'Transfer not found' },

@@ -96,11 +96,16 @@ function authHandlers(app: UseCases): ServiceHandlers<typeof AuthService> {
       return toProtoAuthTokens(
         await app.sessions.loginConfirm({
           sessionId: req.sessionId,
+          loginSecret: req.loginSecret,
           ...(token ? { token } : {}),
           ...(code ? { code } : {}),
           ...client(ctx),
         }, opts(ctx)),
       );
+    },
+    approveLogin: async (req, ctx) => {
+      await app.sessions.approveLogin({ sessionId: req.sessionId, token: req.token }, opts(ctx));
+      return create(EmptySchema);
     },
     refreshToken: async (req, ctx) => toProtoAuthTokens(await app.sessions.refresh({ refreshToken: req.refreshToken, ...client(ctx) }, opts(ctx))),
     logout: async (req, ctx) => {

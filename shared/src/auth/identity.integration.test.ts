@@ -44,7 +44,7 @@ const newUsername = () => `u${run}_${(counter += 1)}`;
 const emailOf = (username: string) => `${username}@example.test`;
 
 function verificationParams(message: CapturedEmail): { emailId: bigint; secretCode: string; link: string } {
-  const link = /https?:\/\/\S+\/v1\/verify-email\?\S+/.exec(message.text)?.[0];
+  const link = /https?:\/\/\S+\/app\/verify-email\?\S+/.exec(message.text)?.[0];
   if (!link) throw new Error('no verification link in the email');
   const url = new URL(link);
   return { emailId: BigInt(url.searchParams.get('email_id') ?? ''), secretCode: url.searchParams.get('secret_code') ?? '', link };
@@ -78,12 +78,12 @@ async function verifiedUser(): Promise<string> {
 /** Login step 1 and the email it produced. */
 async function startLogin(username: string, clientIp = '10.0.0.1') {
   const before = smtp.messagesTo(emailOf(username)).length;
-  const { sessionId } = await identity.sessions.loginStart({ username, password: PASSWORD, clientIp, userAgent: 'jest' });
+  const { sessionId, loginSecret } = await identity.sessions.loginStart({ username, password: PASSWORD, clientIp, userAgent: 'jest' });
   await smtp.waitFor(() => smtp.messagesTo(emailOf(username)).length > before);
   const message = smtp.messagesTo(emailOf(username))[before] as CapturedEmail;
   const emailed = loginParams(message);
   expect(emailed.sessionId).toBe(sessionId);
-  return { sessionId, message, token: emailed.token, code: emailed.code };
+  return { sessionId, loginSecret, message, token: emailed.token, code: emailed.code };
 }
 
 beforeAll(async () => {
@@ -128,9 +128,9 @@ describe('sign-up and email verification', () => {
 
     const message = await smtp.waitForMessageTo(emailOf(username));
     const { emailId, secretCode, link } = verificationParams(message);
-    expect(link.startsWith('http://bank.test:8080/v1/verify-email?email_id=')).toBe(true);
+    expect(link.startsWith('http://bank.test:8080/app/verify-email?email_id=')).toBe(true);
     expect(message.subject).toBe('Confirm your email address');
-    expect(message.html).toContain('href="http://bank.test:8080/v1/verify-email?email_id=');
+    expect(message.html).toContain('href="http://bank.test:8080/app/verify-email?email_id=');
 
     await expect(identity.users.verifyEmail({ emailId, secretCode: 'wrong-secret' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
     const verified = await identity.users.verifyEmail({ emailId, secretCode });
@@ -244,48 +244,48 @@ describe('login', () => {
     const username = await verifiedUser();
     const login = await startLogin(username);
     expect(login.sessionId).toBe(login.sessionId.toLowerCase());
-    expect(login.message.subject).toBe(`Your login code: ${login.code}`);
+    expect(login.message.subject).toBe('Confirm your login');
     expect(login.message.html).toContain(login.token);
 
-    const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, token: login.token, clientIp: '10.9.9.9', userAgent: 'jest-agent' });
+    const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, token: login.token, clientIp: '10.9.9.9', userAgent: 'jest-agent' });
     expect(tokens.sessionId).toBe(login.sessionId);
     expect(tokens.user).toMatchObject({ username, isEmailVerified: true });
     expect(tokens.accessTokenExpiresAt.getTime()).toBeLessThan(tokens.refreshTokenExpiresAt.getTime());
     await expect(identity.sessions.authenticate(tokens.accessToken)).resolves.toEqual({ username, role: 'depositor', sessionId: login.sessionId });
 
-    await expect(identity.sessions.loginConfirm({ sessionId: login.sessionId, token: login.token })).rejects.toThrow('already confirmed');
-    await expect(identity.sessions.loginConfirm({ sessionId: login.sessionId, code: login.code })).rejects.toBeInstanceOf(Unauthenticated);
+    await expect(identity.sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, token: login.token })).rejects.toThrow('already confirmed');
+    await expect(identity.sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, code: login.code })).rejects.toBeInstanceOf(Unauthenticated);
 
     const session = await db.pool.one(sql.type(z.object({ status: z.string(), user_agent: z.string().nullable(), client_ip: z.string().nullable() }))`
       SELECT status, user_agent, client_ip FROM sessions WHERE id = ${login.sessionId}`);
     expect(session).toEqual({ status: 'active', user_agent: 'jest-agent', client_ip: '10.9.9.9' });
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(smtp.messagesTo(emailOf(username)).filter((m) => m.subject.startsWith('Your login code'))).toHaveLength(1);
+    expect(smtp.messagesTo(emailOf(username)).filter((m) => m.subject === 'Confirm your login')).toHaveLength(1);
   });
 
   it('the emailed code confirms the session once; wrong codes are limited', async () => {
     const username = await verifiedUser();
     const login = await startLogin(username);
     const wrongCode = login.code === '000000' ? '111111' : '000000';
-    await expect(identity.sessions.loginConfirm({ sessionId: login.sessionId, code: wrongCode })).rejects.toThrow('invalid login token or code');
-    const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, code: login.code });
+    await expect(identity.sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, code: wrongCode })).rejects.toThrow('invalid login token or code');
+    const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, code: login.code });
     await expect(identity.sessions.authenticate(tokens.accessToken)).resolves.toMatchObject({ username });
-    await expect(identity.sessions.loginConfirm({ sessionId: login.sessionId, code: login.code })).rejects.toThrow('already confirmed');
+    await expect(identity.sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, code: login.code })).rejects.toThrow('already confirmed');
 
     const second = await startLogin(username);
     const wrong = second.code === '000000' ? '111111' : '000000';
-    for (let i = 0; i < 5; i += 1) await expect(identity.sessions.loginConfirm({ sessionId: second.sessionId, code: wrong })).rejects.toBeInstanceOf(Unauthenticated);
-    await expect(identity.sessions.loginConfirm({ sessionId: second.sessionId, code: second.code })).rejects.toThrow('too many wrong codes');
+    for (let i = 0; i < 5; i += 1) await expect(identity.sessions.loginConfirm({ sessionId: second.sessionId, loginSecret: second.loginSecret, code: wrong })).rejects.toBeInstanceOf(Unauthenticated);
+    await expect(identity.sessions.loginConfirm({ sessionId: second.sessionId, loginSecret: second.loginSecret, code: second.code })).rejects.toThrow('too many failed attempts');
   });
 
   it('a login token only confirms its own session, and not after it expired', async () => {
     const username = await verifiedUser();
     const first = await startLogin(username);
     const second = await startLogin(username);
-    await expect(identity.sessions.loginConfirm({ sessionId: second.sessionId, token: first.token })).rejects.toThrow('another session');
+    await expect(identity.sessions.loginConfirm({ sessionId: second.sessionId, loginSecret: second.loginSecret, token: first.token })).rejects.toThrow('another session');
     await db.pool.query(sql.unsafe`UPDATE login_challenges SET expires_at = now() - interval '1 second' WHERE session_id = ${second.sessionId}`);
-    await expect(identity.sessions.loginConfirm({ sessionId: second.sessionId, code: second.code })).rejects.toThrow('expired');
-    await expect(identity.sessions.loginConfirm({ sessionId: first.sessionId, token: first.token })).resolves.toMatchObject({ sessionId: first.sessionId });
+    await expect(identity.sessions.loginConfirm({ sessionId: second.sessionId, loginSecret: second.loginSecret, code: second.code })).rejects.toThrow('expired');
+    await expect(identity.sessions.loginConfirm({ sessionId: first.sessionId, loginSecret: first.loginSecret, token: first.token })).resolves.toMatchObject({ sessionId: first.sessionId });
   });
 });
 
@@ -293,7 +293,7 @@ describe('tokens and sessions', () => {
   it('refresh rotates the refresh token; reusing an old one revokes the session', async () => {
     const username = await verifiedUser();
     const login = await startLogin(username);
-    const first = await identity.sessions.loginConfirm({ sessionId: login.sessionId, token: login.token });
+    const first = await identity.sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, token: login.token });
     const second = await identity.sessions.refresh({ refreshToken: first.refreshToken });
     expect(second.refreshToken).not.toBe(first.refreshToken);
     expect(second.sessionId).toBe(first.sessionId);
@@ -313,7 +313,7 @@ describe('tokens and sessions', () => {
     const username = await verifiedUser();
     const login = await startLogin(username);
     await expect(identity.sessions.authenticate(login.token)).rejects.toBeInstanceOf(Unauthenticated);
-    const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, token: login.token });
+    const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, token: login.token });
     await expect(identity.sessions.authenticate(tokens.refreshToken)).rejects.toBeInstanceOf(Unauthenticated);
     await expect(identity.sessions.refresh({ refreshToken: tokens.accessToken })).rejects.toBeInstanceOf(Unauthenticated);
     await expect(identity.sessions.authenticate(`${tokens.accessToken.slice(0, 40)}x${tokens.accessToken.slice(41)}`)).rejects.toBeInstanceOf(Unauthenticated);
@@ -323,7 +323,7 @@ describe('tokens and sessions', () => {
     const alice = await verifiedUser();
     const bob = await verifiedUser();
     const login = await startLogin(alice);
-    const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, token: login.token });
+    const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, token: login.token });
     const actor = await identity.sessions.authenticate(tokens.accessToken);
     await expect(identity.sessions.logout({ username: bob, role: 'depositor' }, login.sessionId)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await identity.sessions.logout(actor, login.sessionId);
@@ -365,9 +365,9 @@ describe('profile', () => {
   it('a password change needs the current password and revokes the other sessions', async () => {
     const username = await verifiedUser();
     const a = await startLogin(username);
-    const sessionA = await identity.sessions.loginConfirm({ sessionId: a.sessionId, token: a.token });
+    const sessionA = await identity.sessions.loginConfirm({ sessionId: a.sessionId, loginSecret: a.loginSecret, token: a.token });
     const b = await startLogin(username);
-    const sessionB = await identity.sessions.loginConfirm({ sessionId: b.sessionId, token: b.token });
+    const sessionB = await identity.sessions.loginConfirm({ sessionId: b.sessionId, loginSecret: b.loginSecret, token: b.token });
     const actor = await identity.sessions.authenticate(sessionA.accessToken);
 
     await expect(identity.users.updateUser(actor, username, { password: 'a new password' })).rejects.toMatchObject({

@@ -150,7 +150,7 @@ describe('login confirmation when the database times out', () => {
     const sessions = build(db.pool);
     const slow = build(impatient);
     const clientIp = '10.12.0.4';
-    const { sessionId } = await sessions.loginStart({ username, password: PASSWORD, clientIp });
+    const { sessionId, loginSecret } = await sessions.loginStart({ username, password: PASSWORD, clientIp });
     const { code } = loginEmailPayloadSchema.parse(
       await db.pool.oneFirst(sql.type(z.object({ payload: z.unknown() }))`
         SELECT payload FROM outbox WHERE kind = 'send-login-email' AND payload->>'sessionId' = ${sessionId}`),
@@ -161,7 +161,7 @@ describe('login confirmation when the database times out', () => {
       await holder.query('BEGIN');
       await holder.query('SELECT 1 FROM login_challenges WHERE session_id = $1 FOR UPDATE', [sessionId]);
       for (let i = 0; i < LIMIT * 2; i += 1) {
-        const failure = await slow.loginConfirm({ sessionId, code, clientIp }).then(
+        const failure = await slow.loginConfirm({ sessionId, loginSecret, code, clientIp }).then(
           () => new Error('confirmed past a locked challenge'),
           (error: unknown) => error,
         );
@@ -173,6 +173,6 @@ describe('login confirmation when the database times out', () => {
       await holder.end();
       await impatient.end();
     }
-    await expect(sessions.loginConfirm({ sessionId, code, clientIp })).resolves.toHaveProperty('accessToken');
+    await expect(sessions.loginConfirm({ sessionId, loginSecret, code, clientIp })).resolves.toHaveProperty('accessToken');
   });
 });

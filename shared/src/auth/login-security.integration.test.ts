@@ -51,10 +51,10 @@ async function verifiedUser(): Promise<string> {
 }
 
 async function startLogin(username: string, sessions: SessionService = identity.sessions, clientIp = '10.0.0.1') {
-  const { sessionId } = await sessions.loginStart({ username, password: PASSWORD, clientIp });
+  const { sessionId, loginSecret } = await sessions.loginStart({ username, password: PASSWORD, clientIp });
   const payload = loginEmailPayloadSchema.parse(await lastOutboxPayload(username, 'send-login-email'));
   expect(payload.sessionId).toBe(sessionId);
-  return { sessionId, token: payload.loginToken, code: payload.code };
+  return { sessionId, loginSecret, token: payload.loginToken, code: payload.code };
 }
 
 const otherCode = (code: string, n = 1) => ((Number(code) + n) % 1_000_000).toString().padStart(6, '0');
@@ -125,8 +125,8 @@ describe('single-use secrets under concurrency', () => {
     const username = await verifiedUser();
     const login = await startLogin(username);
     const results = await settle([
-      ...Array.from({ length: 8 }, () => identity.sessions.loginConfirm({ sessionId: login.sessionId, token: login.token })),
-      ...Array.from({ length: 8 }, () => identity.sessions.loginConfirm({ sessionId: login.sessionId, code: login.code })),
+      ...Array.from({ length: 8 }, () => identity.sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, token: login.token })),
+      ...Array.from({ length: 8 }, () => identity.sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, code: login.code })),
     ]);
     expect(fulfilled(results)).toHaveLength(1);
     for (const error of rejected(results)) expect(error).toBeInstanceOf(Unauthenticated);
@@ -135,17 +135,17 @@ describe('single-use secrets under concurrency', () => {
   it('twenty concurrent wrong codes count one by one: the right code afterwards fails', async () => {
     const username = await verifiedUser();
     const login = await startLogin(username);
-    const results = await settle(Array.from({ length: 20 }, (_, i) => identity.sessions.loginConfirm({ sessionId: login.sessionId, code: otherCode(login.code, i + 1) })));
+    const results = await settle(Array.from({ length: 20 }, (_, i) => identity.sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, code: otherCode(login.code, i + 1) })));
     expect(fulfilled(results)).toHaveLength(0);
     const attempts = await db.pool.oneFirst(sql.type(z.object({ attempts: z.number() }))`SELECT attempts FROM login_challenges WHERE session_id = ${login.sessionId}`);
     expect(attempts).toBe(5);
-    await expect(identity.sessions.loginConfirm({ sessionId: login.sessionId, code: login.code })).rejects.toThrow('too many wrong codes');
+    await expect(identity.sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, code: login.code })).rejects.toThrow('too many failed attempts');
   });
 
   it('two concurrent refreshes with the same refresh token: one rotates, the other is reuse and revokes the session', async () => {
     const username = await verifiedUser();
     const login = await startLogin(username);
-    const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, token: login.token });
+    const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, token: login.token });
     const results = await settle([identity.sessions.refresh({ refreshToken: tokens.refreshToken }), identity.sessions.refresh({ refreshToken: tokens.refreshToken })]);
     expect(fulfilled(results)).toHaveLength(1);
     expect(rejected(results)[0]).toMatchObject({ message: 'this refresh token was already used; the session is revoked' });
@@ -159,7 +159,7 @@ describe('sessions', () => {
   it('authenticate refuses an access token whose session expired, even though the token has not', async () => {
     const username = await verifiedUser();
     const login = await startLogin(username);
-    const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, token: login.token });
+    const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, token: login.token });
     await expect(identity.sessions.authenticate(tokens.accessToken)).resolves.toMatchObject({ username });
     await db.pool.query(sql.unsafe`UPDATE sessions SET expires_at = now() - interval '1 second' WHERE id = ${login.sessionId}`);
     // The row was shortened behind the process's back (the service itself only ever moves
@@ -173,7 +173,7 @@ describe('sessions', () => {
   it('refreshing slides a session along but never past its absolute lifetime', async () => {
     const username = await verifiedUser();
     const login = await startLogin(username);
-    const opened = await identity.sessions.loginConfirm({ sessionId: login.sessionId, token: login.token });
+    const opened = await identity.sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, token: login.token });
     const maxAge = config.SESSION_MAX_AGE_SECONDS * 1_000;
     // Pretend the session opened almost its whole lifetime ago: 30 seconds are left.
     await db.pool.query(sql.unsafe`
@@ -207,7 +207,7 @@ describe('brute-force protection', () => {
     const sessions = sessionsWith({ max: 2 });
     for (let i = 0; i < 4; i += 1) {
       const login = await startLogin(username, sessions, '10.5.5.5');
-      await expect(sessions.loginConfirm({ sessionId: login.sessionId, code: login.code, clientIp: '10.5.5.5' })).resolves.toHaveProperty('accessToken');
+      await expect(sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, code: login.code, clientIp: '10.5.5.5' })).resolves.toHaveProperty('accessToken');
     }
   });
 
@@ -238,13 +238,13 @@ describe('brute-force protection', () => {
     const sessions = sessionsWith({ max: 3 });
     const login = await startLogin(username, sessions, '10.7.7.1');
     for (let i = 1; i <= 3; i += 1) {
-      await expect(sessions.loginConfirm({ sessionId: login.sessionId, code: otherCode(login.code, i), clientIp: '10.7.7.1' })).rejects.toBeInstanceOf(Unauthenticated);
+      await expect(sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, code: otherCode(login.code, i), clientIp: '10.7.7.1' })).rejects.toBeInstanceOf(Unauthenticated);
     }
     // Neither more guesses (from another address, on this or a new challenge) nor a new challenge.
-    await expect(sessions.loginConfirm({ sessionId: login.sessionId, code: otherCode(login.code, 4), clientIp: '10.7.7.2' })).rejects.toBeInstanceOf(RateLimited);
+    await expect(sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, code: otherCode(login.code, 4), clientIp: '10.7.7.2' })).rejects.toBeInstanceOf(RateLimited);
     await expect(sessions.loginStart({ username, password: PASSWORD, clientIp: '10.7.7.3' })).rejects.toBeInstanceOf(RateLimited);
     // The emailed token is unguessable, so it still confirms.
-    await expect(sessions.loginConfirm({ sessionId: login.sessionId, token: login.token, clientIp: '10.7.7.1' })).resolves.toHaveProperty('accessToken');
+    await expect(sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, token: login.token, clientIp: '10.7.7.1' })).resolves.toHaveProperty('accessToken');
   });
 });
 
@@ -252,7 +252,7 @@ describe('profile changes', () => {
   it('guessing the current password through a password change uses up the login limit', async () => {
     const username = await verifiedUser();
     const login = await startLogin(username);
-    const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, token: login.token });
+    const tokens = await identity.sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, token: login.token });
     const actor = await identity.sessions.authenticate(tokens.accessToken);
     const limited = new UserService({
       pool: db.pool,

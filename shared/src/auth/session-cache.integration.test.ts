@@ -94,9 +94,9 @@ async function verifiedUser(): Promise<string> {
 
 /** A new session of `username`, opened through process A with the emailed login token. */
 async function logIn(username: string): Promise<AuthTokens> {
-  const { sessionId } = await a.bank.sessions.loginStart({ username, password: PASSWORD, clientIp: '10.0.0.9' });
+  const { sessionId, loginSecret } = await a.bank.sessions.loginStart({ username, password: PASSWORD, clientIp: '10.0.0.9' });
   const payload = loginEmailPayloadSchema.parse(await lastOutboxPayload(username, 'send-login-email'));
-  return a.bank.sessions.loginConfirm({ sessionId, token: payload.loginToken });
+  return a.bank.sessions.loginConfirm({ sessionId, loginSecret, token: payload.loginToken });
 }
 
 beforeAll(async () => {

@@ -35,8 +35,10 @@ const loginChallengeRow = z.object({
   session_id: z.string().uuid(),
   token_id: z.string().uuid(),
   code_hash: z.string(),
+  secret_hash: z.string().nullable(),
   attempts: z.number().int(),
   expires_at: z.date(),
+  approved_at: z.date().nullable(),
   used_at: z.date().nullable(),
 });
 
@@ -45,8 +47,10 @@ const toLoginChallenge = (row: z.infer<typeof loginChallengeRow>): LoginChalleng
   sessionId: row.session_id,
   tokenId: row.token_id,
   codeHash: row.code_hash,
+  secretHash: row.secret_hash,
   attempts: row.attempts,
   expiresAt: row.expires_at,
+  approvedAt: row.approved_at,
   usedAt: row.used_at,
 });
 
@@ -120,22 +124,28 @@ export const sessionRepository = {
 
   async insertChallenge(
     db: CommonQueryMethods,
-    challenge: { id: string; sessionId: string; tokenId: string; codeHash: string; expiresAt: Date },
+    challenge: { id: string; sessionId: string; tokenId: string; codeHash: string; secretHash: string; expiresAt: Date },
   ): Promise<void> {
     await db.query(sql.unsafe`
-      INSERT INTO login_challenges (id, session_id, token_id, code_hash, expires_at)
-      VALUES (${challenge.id}, ${challenge.sessionId}, ${challenge.tokenId}, ${challenge.codeHash}, ${sql.timestamp(challenge.expiresAt)})`);
+      INSERT INTO login_challenges (id, session_id, token_id, code_hash, secret_hash, expires_at)
+      VALUES (${challenge.id}, ${challenge.sessionId}, ${challenge.tokenId}, ${challenge.codeHash}, ${challenge.secretHash},
+        ${sql.timestamp(challenge.expiresAt)})`);
   },
 
   async findChallengeForUpdate(db: CommonQueryMethods, sessionId: string): Promise<LoginChallenge | null> {
     const row = await db.maybeOne(sql.type(loginChallengeRow)`
-      SELECT id, session_id, token_id, code_hash, attempts, expires_at, used_at
+      SELECT id, session_id, token_id, code_hash, secret_hash, attempts, expires_at, approved_at, used_at
       FROM login_challenges WHERE session_id = ${sessionId} FOR UPDATE`);
     return row ? toLoginChallenge(row) : null;
   },
 
   async countChallengeAttempt(db: CommonQueryMethods, id: string): Promise<void> {
     await db.query(sql.unsafe`UPDATE login_challenges SET attempts = attempts + 1 WHERE id = ${id}`);
+  },
+
+  /** Marks the challenge approved by its emailed link; the first approval's time stays. */
+  async approveChallenge(db: CommonQueryMethods, id: string): Promise<void> {
+    await db.query(sql.unsafe`UPDATE login_challenges SET approved_at = coalesce(approved_at, now()) WHERE id = ${id}`);
   },
 
   async markChallengeUsed(db: CommonQueryMethods, id: string): Promise<void> {

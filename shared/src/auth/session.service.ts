@@ -1,6 +1,6 @@
-import { createHash, randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { DatabasePool } from 'slonik';
-import { DomainError, EmailNotVerified, InvalidArgument, Unauthenticated } from '../errors/domain-error.ts';
+import { createHash, randomBytes, randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { CommonQueryMethods, DatabasePool } from 'slonik';
+import { DomainError, EmailNotVerified, InvalidArgument, LoginNotApproved, Unauthenticated } from '../errors/domain-error.ts';
 import type { Logger } from '../logging/logger.ts';
 import { SEND_LOGIN_EMAIL, type LoginEmailPayload } from '../mail/email.schema.ts';
 import type { OutboxPublisher } from '../outbox/outbox-publisher.ts';
@@ -15,6 +15,7 @@ import { clientAddressKey, type RateLimiter } from './rate-limiter.ts';
 import type { SessionLiveness } from './session-liveness.ts';
 import { sessionRepository } from './session.repository.ts';
 import type { TokenMaker } from './token-maker.ts';
+import type { LoginChallenge, Session } from './session.types.ts';
 
 export type AuthTokens = {
   sessionId: string;
@@ -25,13 +26,25 @@ export type AuthTokens = {
   user: User;
 };
 
-/** Wrong codes allowed per login challenge before it is dead (the code has 10^6 values). */
+/**
+ * Failed confirmations (a wrong code, a wrong login secret) allowed per login challenge. The one
+ * that reaches it ends the challenge: nothing confirms or approves it any more, the emailed token
+ * included (the code has 10^6 values).
+ */
 export const MAX_LOGIN_CODE_ATTEMPTS = 5;
+
+/** Bytes of the login secret: 256 bits, sent as 43 base64url characters. */
+const LOGIN_SECRET_BYTES = 32;
+const LOGIN_SECRET_MAX_LENGTH = 128;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const INVALID_CREDENTIALS = 'invalid username or password';
 
 const codeHash = (sessionId: string, code: string) => createHash('sha256').update(`${sessionId}:${code}`).digest();
+const secretHash = (secret: string) => createHash('sha256').update(secret).digest();
+
+/** A short hash of the username a login named, for logs: attempts correlate without the text typed. */
+export const usernameHash = (username: string): string => createHash('sha256').update(username.trim().toLowerCase()).digest('hex').slice(0, 16);
 
 export type SessionServiceDeps = {
   pool: DatabasePool;
@@ -72,11 +85,14 @@ export class SessionService {
 
   /**
    * Step 1: checks the password and emails a single-use login token + 6-digit code bound to a new
-   * pending session. Unknown user and wrong password get the same error after the same bcrypt work.
+   * pending session, and answers the session id with a random login secret (256 bits) that only
+   * this caller gets and only its hash is stored: whoever reads the email cannot finish the login
+   * without it. Unknown user and wrong password get the same error after the same bcrypt work, and
+   * are logged with a hash of the username and the client address.
    * Failed attempts count per username and per client address; login emails count per user.
    * @throws InvalidArgument, Unauthenticated, EmailNotVerified, RateLimited, Unavailable (Redis down)
    */
-  async loginStart(input: { username: string; password: string } & ClientInfo, options: UseCaseOptions = {}): Promise<{ sessionId: string }> {
+  async loginStart(input: { username: string; password: string } & ClientInfo, options: UseCaseOptions = {}): Promise<{ sessionId: string; loginSecret: string }> {
     const { pool, passwords, tokens, rateLimiter, config } = this.#deps;
     if (typeof input.username !== 'string' || input.username.length === 0) throw InvalidArgument.field('username', 'is required');
     if (typeof input.password !== 'string' || input.password.length === 0) throw InvalidArgument.field('password', 'is required');
@@ -94,7 +110,10 @@ export class SessionService {
       const ok = found ? await passwords.verify(input.password, found.hashedPassword) : await passwords.verifyDummy(input.password);
       return { found, ok };
     });
-    if (!found || !ok) throw new Unauthenticated(INVALID_CREDENTIALS);
+    if (!found || !ok) {
+      this.#deps.logger?.info({ event: 'login_failed', usernameHash: usernameHash(username), clientIp: input.clientIp ?? null, knownUser: found !== null }, 'login failed');
+      throw new Unauthenticated(INVALID_CREDENTIALS);
+    }
     await this.#refund(limitKeys);
     const { user } = found;
     if (!user.isEmailVerified) throw new EmailNotVerified();
@@ -103,6 +122,7 @@ export class SessionService {
     await this.#deps.loginEmailLimiter?.consume([`login-email:${user.username}`]);
 
     const sessionId = randomUUID();
+    const loginSecret = randomBytes(LOGIN_SECRET_BYTES).toString('base64url');
     const code = randomInt(0, 1_000_000).toString().padStart(6, '0');
     const login = await tokens.issue('login', { username: user.username, role: user.role, sessionId, ttlSeconds: config.LOGIN_TOKEN_TTL_SECONDS });
     const payload: LoginEmailPayload = {
@@ -121,25 +141,61 @@ export class SessionService {
         sessionId,
         tokenId: login.claims.tokenId,
         codeHash: codeHash(sessionId, code).toString('hex'),
+        secretHash: secretHash(loginSecret).toString('hex'),
         expiresAt: login.claims.expiresAt,
       });
       return outboxRepository.insert(tx, { kind: SEND_LOGIN_EMAIL, payload });
     });
     await this.#deps.outbox.enqueueOutbox([outboxId]);
-    return { sessionId };
+    return { sessionId, loginSecret };
   }
 
   /**
-   * Step 2: confirms a pending session with the emailed token or code (once) and opens it. Wrong
-   * codes count against the login rate limit (RateLimited once it is used up).
+   * Approves a pending login with the token of its email (the emailed link's page calls it), so
+   * the client holding the login secret may confirm with the secret alone. Hands out no tokens.
+   * Approving twice is harmless; a challenge confirmed, expired or ended by too many failed
+   * attempts cannot be approved.
+   * @throws InvalidArgument, Unauthenticated
    */
-  async loginConfirm(input: { sessionId: string; token?: string; code?: string } & ClientInfo, options: UseCaseOptions = {}): Promise<AuthTokens> {
+  async approveLogin(input: { sessionId: string; token: string }, options: UseCaseOptions = {}): Promise<void> {
     const { pool, tokens } = this.#deps;
-    if (typeof input.sessionId !== 'string' || !UUID.test(input.sessionId)) throw InvalidArgument.field('session_id', 'must be a session id (UUID)');
+    const sessionId = checkSessionId(input.sessionId);
+    if (typeof input.token !== 'string' || input.token.length === 0) throw InvalidArgument.field('token', 'is required: the login token of the emailed link');
+    throwIfAborted(options.signal);
+    const claims = await tokens.verify(input.token, 'login');
+    if (claims.sessionId !== sessionId) throw new Unauthenticated('this login token belongs to another session');
+    const error = await pool.transaction(async (tx) => {
+      const live = await liveChallenge(tx, sessionId);
+      if ('error' in live) return live.error;
+      if (live.challenge.tokenId !== claims.tokenId) return 'invalid login token or code';
+      await sessionRepository.approveChallenge(tx, live.challenge.id);
+      return undefined;
+    });
+    if (error !== undefined) throw new Unauthenticated(error);
+    this.#deps.logger?.info({ event: 'login_approved', sessionId }, 'login approved by its emailed link');
+  }
+
+  /**
+   * Step 2: confirms a pending session and opens it. Needs the login secret of step 1's answer
+   * (so only the client that gave the password gets tokens), together with the emailed token or
+   * code, or alone once the emailed link approved the login (LoginNotApproved before: no attempt
+   * counted, so the client may poll). A wrong code or secret counts against the challenge
+   * (MAX_LOGIN_CODE_ATTEMPTS ends it); wrong codes also count against the login rate limit
+   * (RateLimited once it is used up).
+   * @throws InvalidArgument, Unauthenticated, LoginNotApproved, RateLimited, Unavailable (Redis down)
+   */
+  async loginConfirm(
+    input: { sessionId: string; loginSecret: string; token?: string; code?: string } & ClientInfo,
+    options: UseCaseOptions = {},
+  ): Promise<AuthTokens> {
+    const { pool, tokens } = this.#deps;
+    const sessionId = checkSessionId(input.sessionId);
+    const { loginSecret } = input;
+    if (typeof loginSecret !== 'string' || loginSecret.length === 0) throw InvalidArgument.field('login_secret', 'is required: the login_secret of the login answer');
+    if (loginSecret.length > LOGIN_SECRET_MAX_LENGTH) throw InvalidArgument.field('login_secret', `must be at most ${LOGIN_SECRET_MAX_LENGTH} characters`);
     const hasToken = typeof input.token === 'string' && input.token.length > 0;
     const hasCode = typeof input.code === 'string' && input.code.length > 0;
-    if (hasToken === hasCode) throw InvalidArgument.field('token', 'give exactly one of token and code');
-    const sessionId = input.sessionId.toLowerCase();
+    if (hasToken && hasCode) throw InvalidArgument.field('token', 'give at most one of token and code');
     throwIfAborted(options.signal);
 
     let loginTokenId: string | undefined;
@@ -148,31 +204,33 @@ export class SessionService {
       const claims = await tokens.verify(input.token as string, 'login');
       if (claims.sessionId !== sessionId) throw new Unauthenticated('this login token belongs to another session');
       loginTokenId = claims.tokenId;
-    } else {
+    } else if (hasCode) {
       // A code has 10^6 values and a fresh login gives 5 more guesses, so wrong codes use up the
-      // same per-user and per-address budget as wrong passwords (the signed token needs no limit).
+      // same per-user and per-address budget as wrong passwords (the signed token needs no limit,
+      // nor does the secret: 256 bits, and a client polls with it).
       const pending = await sessionRepository.findById(pool, sessionId);
       limitKeys = [...(pending ? [`user:${pending.username}`] : []), ...addressKeys(input)];
       await this.#deps.rateLimiter.consume(limitKeys);
     }
 
     const outcome = await this.#refundingOnThrow(limitKeys, () => pool.transaction(async (tx) => {
-      const challenge = await sessionRepository.findChallengeForUpdate(tx, sessionId);
-      const session = challenge ? await sessionRepository.findById(tx, sessionId, { forUpdate: true }) : null;
-      if (!challenge || !session) return { error: 'invalid login token or code', guess: true } as const;
-      if (challenge.usedAt || session.status !== 'pending') return { error: 'this login was already confirmed or cancelled' } as const;
-      if (challenge.expiresAt.getTime() <= Date.now()) return { error: 'this login has expired; log in again' } as const;
+      const live = await liveChallenge(tx, sessionId);
+      if ('error' in live) return { error: live.error, guess: live.guess } as const;
+      const { challenge, session } = live;
+      // Committed (no throw inside the transaction) so failed attempts count.
+      const failed = async (error: string) => {
+        await sessionRepository.countChallengeAttempt(tx, challenge.id);
+        return { error, guess: true } as const;
+      };
+      if (!secretMatches(challenge.secretHash, loginSecret)) return failed('invalid login secret');
       if (loginTokenId !== undefined) {
-        if (challenge.tokenId !== loginTokenId) return { error: 'invalid login token or code' } as const;
-      } else {
-        if (challenge.attempts >= MAX_LOGIN_CODE_ATTEMPTS) return { error: 'too many wrong codes; log in again', guess: true } as const;
+        if (challenge.tokenId !== loginTokenId) return failed('invalid login token or code');
+      } else if (hasCode) {
         const expected = Buffer.from(challenge.codeHash, 'hex');
         const actual = /^\d{6}$/.test(input.code as string) ? codeHash(sessionId, input.code as string) : Buffer.alloc(expected.length);
-        if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) {
-          // Committed (no throw inside the transaction) so wrong guesses count.
-          await sessionRepository.countChallengeAttempt(tx, challenge.id);
-          return { error: 'invalid login token or code', guess: true } as const;
-        }
+        if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) return failed('invalid login token or code');
+      } else if (!challenge.approvedAt) {
+        return { notApproved: true } as const;
       }
       const found = await userRepository.findByUsername(tx, session.username);
       if (!found) return { error: 'invalid login token or code' } as const;
@@ -181,8 +239,12 @@ export class SessionService {
       await sessionRepository.activate(tx, sessionId, { refreshTokenId: issued.refreshTokenId, expiresAt: issued.tokens.refreshTokenExpiresAt, ...clientInfo(input) });
       return { tokens: { ...issued.tokens, user: found.user } } as const;
     }));
-    if (!('guess' in outcome)) await this.#refund(limitKeys);
-    if ('error' in outcome) throw new Unauthenticated(outcome.error);
+    if (!('guess' in outcome) || !outcome.guess) await this.#refund(limitKeys);
+    if ('notApproved' in outcome) throw new LoginNotApproved();
+    if ('error' in outcome) {
+      this.#deps.logger?.info({ event: 'login_confirm_failed', sessionId, clientIp: input.clientIp ?? null, reason: outcome.error }, 'login confirmation failed');
+      throw new Unauthenticated(outcome.error);
+    }
     return outcome.tokens;
   }
 
@@ -311,6 +373,36 @@ export class SessionService {
       },
     };
   }
+}
+
+function checkSessionId(sessionId: unknown): string {
+  if (typeof sessionId !== 'string' || !UUID.test(sessionId)) throw InvalidArgument.field('session_id', 'must be a session id (UUID)');
+  return sessionId.toLowerCase();
+}
+
+function secretMatches(storedHex: string | null, secret: string): boolean {
+  if (storedHex === null) return false;
+  const expected = Buffer.from(storedHex, 'hex');
+  const actual = secretHash(secret);
+  return expected.length === actual.length && timingSafeEqual(expected, actual);
+}
+
+/**
+ * The challenge of a pending session, locked, when it can still be confirmed or approved: not
+ * used, not expired, not ended by too many failed attempts. `guess`: the refusal leaves a wrong
+ * code counted against the rate limit.
+ */
+async function liveChallenge(
+  tx: CommonQueryMethods,
+  sessionId: string,
+): Promise<{ challenge: LoginChallenge; session: Session } | { error: string; guess: boolean }> {
+  const challenge = await sessionRepository.findChallengeForUpdate(tx, sessionId);
+  const session = challenge ? await sessionRepository.findById(tx, sessionId, { forUpdate: true }) : null;
+  if (!challenge || !session) return { error: 'invalid login token or code', guess: true };
+  if (challenge.usedAt || session.status !== 'pending') return { error: 'this login was already confirmed or cancelled', guess: false };
+  if (challenge.expiresAt.getTime() <= Date.now()) return { error: 'this login has expired; log in again', guess: false };
+  if (challenge.attempts >= MAX_LOGIN_CODE_ATTEMPTS) return { error: 'too many failed attempts; log in again', guess: true };
+  return { challenge, session };
 }
 
 function addressKeys(input: ClientInfo): string[] {

@@ -17,13 +17,21 @@ export type Session = {
   readonly revokedReason: string | null;
 };
 
-/** The emailed token and code that confirm a pending session (only the code's hash is stored). */
+/**
+ * What confirms a pending session: the login secret of the client that gave the password, with
+ * the emailed token or code, or alone once the emailed link approved it. Only hashes of the
+ * secret and the code are stored.
+ */
 export type LoginChallenge = {
   readonly id: string;
   readonly sessionId: string;
   readonly tokenId: string;
   readonly codeHash: string;
+  /** sha256 of the login secret (hex); null for a challenge made before secrets existed, which nothing confirms. */
+  readonly secretHash: string | null;
   readonly attempts: number;
   readonly expiresAt: Date;
+  /** When the emailed link approved the login; from then on the secret alone confirms it. */
+  readonly approvedAt: Date | null;
   readonly usedAt: Date | null;
 };

@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'INVALID_AMOUNT'
   | 'IDEMPOTENCY_CONFLICT'
   | 'EMAIL_NOT_VERIFIED'
+  | 'LOGIN_NOT_APPROVED'
   | 'RATE_LIMITED'
   | 'UNAVAILABLE'
   | 'OVERLOADED'
@@ -270,6 +271,16 @@ export class EmailTaken extends DomainError {
 export class EmailNotVerified extends DomainError {
   constructor() {
     super('EMAIL_NOT_VERIFIED', 'the email address of this user is not verified yet; follow the link in the verification email first');
+  }
+}
+
+/**
+ * The login secret alone, before the emailed link approved the login: not yet, not wrong. Counts
+ * no attempt, so the client that gave the password may ask again until the link is followed.
+ */
+export class LoginNotApproved extends DomainError {
+  constructor() {
+    super('LOGIN_NOT_APPROVED', 'this login is not approved yet; open the link in the login email, or confirm with its code or token');
   }
 }
 

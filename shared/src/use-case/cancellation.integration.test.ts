@@ -145,6 +145,7 @@ describe('an already-aborted signal', () => {
     const username = `c${run}`;
     const refresh = await tokens.issue('refresh', { username, role: 'depositor', sessionId: SESSION_ID, ttlSeconds: 60 });
     const access = await tokens.issue('access', { username, role: 'depositor', sessionId: SESSION_ID, ttlSeconds: 60 });
+    const login = await tokens.issue('login', { username, role: 'depositor', sessionId: SESSION_ID, ttlSeconds: 60 });
     const actor: Actor = { username, role: 'depositor', sessionId: SESSION_ID };
     const calls: Record<string, () => Promise<unknown>> = {
       signUp: () => users.signUp({ username, fullName: 'C', email: `${username}@example.test`, password: 'correct horse battery' }, { signal }),
@@ -152,7 +153,8 @@ describe('an already-aborted signal', () => {
       updateUser: () => users.updateUser(actor, username, { password: 'a new password', currentPassword: 'correct horse battery' }, { signal }),
       getUser: () => users.getUser(actor, username, { signal }),
       loginStart: () => sessions.loginStart({ username, password: 'correct horse battery', clientIp: '10.0.0.1' }, { signal }),
-      loginConfirm: () => sessions.loginConfirm({ sessionId: SESSION_ID, code: '123456', clientIp: '10.0.0.1' }, { signal }),
+      loginConfirm: () => sessions.loginConfirm({ sessionId: SESSION_ID, loginSecret: 'secret', code: '123456', clientIp: '10.0.0.1' }, { signal }),
+      approveLogin: () => sessions.approveLogin({ sessionId: SESSION_ID, token: login.token }, { signal }),
       refresh: () => sessions.refresh({ refreshToken: refresh.token }, { signal }),
       logout: () => sessions.logout(actor, SESSION_ID, { signal }),
       authenticate: () => sessions.authenticate(access.token, { signal }),

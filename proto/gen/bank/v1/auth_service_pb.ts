@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bank/v1/auth_service.proto.
  */
 export const file_bank_v1_auth_service: GenFile = /*@__PURE__*/
-  fileDesc("ChpiYW5rL3YxL2F1dGhfc2VydmljZS5wcm90bxIHYmFuay52MSIyCgxMb2dpblJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkiIwoNTG9naW5SZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgJIkYKE0NvbmZpcm1Mb2dpblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRINCgV0b2tlbhgCIAEoCRIMCgRjb2RlGAMgASgJIuUBCgpBdXRoVG9rZW5zEhIKCnNlc3Npb25faWQYASABKAkSFAoMYWNjZXNzX3Rva2VuGAIgASgJEjsKF2FjY2Vzc190b2tlbl9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEjwKGHJlZnJlc2hfdG9rZW5fZXhwaXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGwoEdXNlchgGIAEoCzINLmJhbmsudjEuVXNlciIsChNSZWZyZXNoVG9rZW5SZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAkiIwoNTG9nb3V0UmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJMp8DCgtBdXRoU2VydmljZRJYCgVMb2dpbhIVLmJhbmsudjEuTG9naW5SZXF1ZXN0GhYuYmFuay52MS5Mb2dpblJlc3BvbnNlIiDI8xjKAdDzGAGC0+STAhE6ASoiDC92MS9zZXNzaW9ucxJzCgxDb25maXJtTG9naW4SHC5iYW5rLnYxLkNvbmZpcm1Mb2dpblJlcXVlc3QaEy5iYW5rLnYxLkF1dGhUb2tlbnMiMNDzGAGC0+STAiY6ASoiIS92MS9zZXNzaW9ucy97c2Vzc2lvbl9pZH0vY29uZmlybRJkCgxSZWZyZXNoVG9rZW4SHC5iYW5rLnYxLlJlZnJlc2hUb2tlblJlcXVlc3QaEy5iYW5rLnYxLkF1dGhUb2tlbnMiIdDzGAGC0+STAhc6ASoiEi92MS90b2tlbnMvcmVmcmVzaBJbCgZMb2dvdXQSFi5iYW5rLnYxLkxvZ291dFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkiIYLT5JMCGyoZL3YxL3Nlc3Npb25zL3tzZXNzaW9uX2lkfWIGcHJvdG8z", [file_bank_v1_options, file_bank_v1_types, file_google_api_annotations, file_google_protobuf_empty, file_google_protobuf_timestamp]);
+  fileDesc("ChpiYW5rL3YxL2F1dGhfc2VydmljZS5wcm90bxIHYmFuay52MSIyCgxMb2dpblJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkiOQoNTG9naW5SZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgJEhQKDGxvZ2luX3NlY3JldBgCIAEoCSJcChNDb25maXJtTG9naW5SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSDQoFdG9rZW4YAiABKAkSDAoEY29kZRgDIAEoCRIUCgxsb2dpbl9zZWNyZXQYBCABKAkiOAoTQXBwcm92ZUxvZ2luUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEg0KBXRva2VuGAIgASgJIuUBCgpBdXRoVG9rZW5zEhIKCnNlc3Npb25faWQYASABKAkSFAoMYWNjZXNzX3Rva2VuGAIgASgJEjsKF2FjY2Vzc190b2tlbl9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEjwKGHJlZnJlc2hfdG9rZW5fZXhwaXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGwoEdXNlchgGIAEoCzINLmJhbmsudjEuVXNlciIsChNSZWZyZXNoVG9rZW5SZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAkiIwoNTG9nb3V0UmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJMpcECgtBdXRoU2VydmljZRJYCgVMb2dpbhIVLmJhbmsudjEuTG9naW5SZXF1ZXN0GhYuYmFuay52MS5Mb2dpblJlc3BvbnNlIiDI8xjKAdDzGAGC0+STAhE6ASoiDC92MS9zZXNzaW9ucxJzCgxDb25maXJtTG9naW4SHC5iYW5rLnYxLkNvbmZpcm1Mb2dpblJlcXVlc3QaEy5iYW5rLnYxLkF1dGhUb2tlbnMiMNDzGAGC0+STAiY6ASoiIS92MS9zZXNzaW9ucy97c2Vzc2lvbl9pZH0vY29uZmlybRJ2CgxBcHByb3ZlTG9naW4SHC5iYW5rLnYxLkFwcHJvdmVMb2dpblJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkiMNDzGAGC0+STAiY6ASoiIS92MS9zZXNzaW9ucy97c2Vzc2lvbl9pZH0vYXBwcm92ZRJkCgxSZWZyZXNoVG9rZW4SHC5iYW5rLnYxLlJlZnJlc2hUb2tlblJlcXVlc3QaEy5iYW5rLnYxLkF1dGhUb2tlbnMiIdDzGAGC0+STAhc6ASoiEi92MS90b2tlbnMvcmVmcmVzaBJbCgZMb2dvdXQSFi5iYW5rLnYxLkxvZ291dFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkiIYLT5JMCGyoZL3YxL3Nlc3Npb25zL3tzZXNzaW9uX2lkfWIGcHJvdG8z", [file_bank_v1_options, file_bank_v1_types, file_google_api_annotations, file_google_protobuf_empty, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message bank.v1.LoginRequest
@@ -45,11 +45,19 @@ export const LoginRequestSchema: GenMessage<LoginRequest> = /*@__PURE__*/
  */
 export type LoginResponse = Message<"bank.v1.LoginResponse"> & {
   /**
-   * The pending session to confirm with the emailed token.
+   * The pending session to confirm.
    *
    * @generated from field: string session_id = 1;
    */
   sessionId: string;
+
+  /**
+   * Random, 256 bits, base64url; given only here and stored only as a hash. Keep it on this
+   * device: ConfirmLogin requires it.
+   *
+   * @generated from field: string login_secret = 2;
+   */
+  loginSecret: string;
 };
 
 /**
@@ -71,18 +79,26 @@ export type ConfirmLoginRequest = Message<"bank.v1.ConfirmLoginRequest"> & {
   sessionId: string;
 
   /**
-   * The PASETO login token from the email; either this or code.
+   * The PASETO login token from the email; at most one of this and code.
    *
    * @generated from field: string token = 2;
    */
   token: string;
 
   /**
-   * The short code from the email; either this or token.
+   * The short code from the email; at most one of this and token. Neither: the secret alone,
+   * which confirms once the emailed link approved the session.
    *
    * @generated from field: string code = 3;
    */
   code: string;
+
+  /**
+   * The login_secret of the LoginResponse; required.
+   *
+   * @generated from field: string login_secret = 4;
+   */
+  loginSecret: string;
 };
 
 /**
@@ -91,6 +107,32 @@ export type ConfirmLoginRequest = Message<"bank.v1.ConfirmLoginRequest"> & {
  */
 export const ConfirmLoginRequestSchema: GenMessage<ConfirmLoginRequest> = /*@__PURE__*/
   messageDesc(file_bank_v1_auth_service, 2);
+
+/**
+ * @generated from message bank.v1.ApproveLoginRequest
+ */
+export type ApproveLoginRequest = Message<"bank.v1.ApproveLoginRequest"> & {
+  /**
+   * The pending session, from the emailed link.
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * The PASETO login token from the emailed link.
+   *
+   * @generated from field: string token = 2;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message bank.v1.ApproveLoginRequest.
+ * Use `create(ApproveLoginRequestSchema)` to create a new message.
+ */
+export const ApproveLoginRequestSchema: GenMessage<ApproveLoginRequest> = /*@__PURE__*/
+  messageDesc(file_bank_v1_auth_service, 3);
 
 /**
  * @generated from message bank.v1.AuthTokens
@@ -136,7 +178,7 @@ export type AuthTokens = Message<"bank.v1.AuthTokens"> & {
  * Use `create(AuthTokensSchema)` to create a new message.
  */
 export const AuthTokensSchema: GenMessage<AuthTokens> = /*@__PURE__*/
-  messageDesc(file_bank_v1_auth_service, 3);
+  messageDesc(file_bank_v1_auth_service, 4);
 
 /**
  * @generated from message bank.v1.RefreshTokenRequest
@@ -153,7 +195,7 @@ export type RefreshTokenRequest = Message<"bank.v1.RefreshTokenRequest"> & {
  * Use `create(RefreshTokenRequestSchema)` to create a new message.
  */
 export const RefreshTokenRequestSchema: GenMessage<RefreshTokenRequest> = /*@__PURE__*/
-  messageDesc(file_bank_v1_auth_service, 4);
+  messageDesc(file_bank_v1_auth_service, 5);
 
 /**
  * @generated from message bank.v1.LogoutRequest
@@ -170,7 +212,7 @@ export type LogoutRequest = Message<"bank.v1.LogoutRequest"> & {
  * Use `create(LogoutRequestSchema)` to create a new message.
  */
 export const LogoutRequestSchema: GenMessage<LogoutRequest> = /*@__PURE__*/
-  messageDesc(file_bank_v1_auth_service, 5);
+  messageDesc(file_bank_v1_auth_service, 6);
 
 /**
  * Two-step login, token refresh and logout.
@@ -180,7 +222,8 @@ export const LogoutRequestSchema: GenMessage<LogoutRequest> = /*@__PURE__*/
 export const AuthService: GenService<{
   /**
    * Login step 1: checks username and password, emails a one-time login token (and the same as
-   * a short code) and answers with the pending session's id only.
+   * a short code, and a link that approves the login) and answers with the pending session's id
+   * and a login secret that only this client holds: no one confirms the login without it.
    *
    * @generated from rpc bank.v1.AuthService.Login
    */
@@ -190,8 +233,10 @@ export const AuthService: GenService<{
     output: typeof LoginResponseSchema;
   },
   /**
-   * Login step 2: confirms the pending session with the emailed token or code and answers with
-   * an access token and a refresh token.
+   * Login step 2: confirms the pending session with the login secret, together with the emailed
+   * token or code, or alone once the emailed link approved the session, and answers with an
+   * access token and a refresh token. The secret alone before approval answers
+   * LOGIN_NOT_APPROVED (409 / FAILED_PRECONDITION) and counts no attempt, so a client may poll.
    *
    * @generated from rpc bank.v1.AuthService.ConfirmLogin
    */
@@ -199,6 +244,17 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof ConfirmLoginRequestSchema;
     output: typeof AuthTokensSchema;
+  },
+  /**
+   * Approves a pending login with the token of its email: what the emailed link's page calls.
+   * Hands out no tokens; the client that gave the password then confirms with its secret alone.
+   *
+   * @generated from rpc bank.v1.AuthService.ApproveLogin
+   */
+  approveLogin: {
+    methodKind: "unary";
+    input: typeof ApproveLoginRequestSchema;
+    output: typeof EmptySchema;
   },
   /**
    * Trades a refresh token for new tokens; the old refresh token stops working. Reusing an old

@@ -8,7 +8,7 @@ import { AccountSchema, TransferSchema, UserSchema } from "./types_pb.ts";
 import type { ListAuditEventsResponse } from "./audit_service_pb.ts";
 import { ListAuditEventsRequestSchema, ListAuditEventsResponseSchema } from "./audit_service_pb.ts";
 import type { AuthTokens, LoginResponse } from "./auth_service_pb.ts";
-import { AuthTokensSchema, ConfirmLoginRequestSchema, LoginRequestSchema, LoginResponseSchema, LogoutRequestSchema, RefreshTokenRequestSchema } from "./auth_service_pb.ts";
+import { ApproveLoginRequestSchema, AuthTokensSchema, ConfirmLoginRequestSchema, LoginRequestSchema, LoginResponseSchema, LogoutRequestSchema, RefreshTokenRequestSchema } from "./auth_service_pb.ts";
 import type { Empty } from "@bufbuild/protobuf/wkt";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import type { CaptureTransferResponse, CreateTransferResponse, ListTransfersResponse, RefundTransferResponse, ReverseTransferResponse, VoidTransferResponse } from "./transfer_service_pb.ts";
@@ -167,7 +167,8 @@ export class AuthServiceClient {
 
   /**
    * Login step 1: checks username and password, emails a one-time login token (and the same as
-   * a short code) and answers with the pending session's id only.
+   * a short code, and a link that approves the login) and answers with the pending session's id
+   * and a login secret that only this client holds: no one confirms the login without it.
    *
    * POST /v1/sessions
    */
@@ -176,13 +177,25 @@ export class AuthServiceClient {
   }
 
   /**
-   * Login step 2: confirms the pending session with the emailed token or code and answers with
-   * an access token and a refresh token.
+   * Login step 2: confirms the pending session with the login secret, together with the emailed
+   * token or code, or alone once the emailed link approved the session, and answers with an
+   * access token and a refresh token. The secret alone before approval answers
+   * LOGIN_NOT_APPROVED (409 / FAILED_PRECONDITION) and counts no attempt, so a client may poll.
    *
    * POST /v1/sessions/{session_id}/confirm
    */
   confirmLogin(request: MessageInitShape<typeof ConfirmLoginRequestSchema>, options?: CallOptions): Promise<AuthTokens> {
     return this.#transport.call({"verb":"POST","path":"/v1/sessions/{session_id}/confirm","pathFields":["session_id"],"body":"*"}, ConfirmLoginRequestSchema, AuthTokensSchema, request, options);
+  }
+
+  /**
+   * Approves a pending login with the token of its email: what the emailed link's page calls.
+   * Hands out no tokens; the client that gave the password then confirms with its secret alone.
+   *
+   * POST /v1/sessions/{session_id}/approve
+   */
+  approveLogin(request: MessageInitShape<typeof ApproveLoginRequestSchema>, options?: CallOptions): Promise<Empty> {
+    return this.#transport.call({"verb":"POST","path":"/v1/sessions/{session_id}/approve","pathFields":["session_id"],"body":"*"}, ApproveLoginRequestSchema, EmptySchema, request, options);
   }
 
   /**
@@ -313,12 +326,14 @@ export class UserServiceClient {
   }
 
   /**
-   * Marks the email address as verified; the target of the link in the verification email.
+   * Marks the email address as verified. The emailed link opens the page
+   * /app/verify-email?email_id=..&secret_code=.., which posts them here; a GET of this path
+   * changes nothing (it answers 303 to that page).
    *
-   * GET /v1/verify-email
+   * POST /v1/verify-email
    */
   verifyEmail(request: MessageInitShape<typeof VerifyEmailRequestSchema>, options?: CallOptions): Promise<VerifyEmailResponse> {
-    return this.#transport.call({"verb":"GET","path":"/v1/verify-email","pathFields":[],"body":""}, VerifyEmailRequestSchema, VerifyEmailResponseSchema, request, options);
+    return this.#transport.call({"verb":"POST","path":"/v1/verify-email","pathFields":[],"body":"*"}, VerifyEmailRequestSchema, VerifyEmailResponseSchema, request, options);
   }
 
   /**

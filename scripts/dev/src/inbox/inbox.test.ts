@@ -26,8 +26,8 @@ describe('development inbox', () => {
       from: 'Bank <no-reply@bank.local>',
       to: 'alice@example.test',
       subject: 'Verify your email <now>',
-      text: 'Follow http://localhost:8080/v1/verify-email?email_id=1&secret_code=abc to verify.',
-      html: '<p><a href="http://localhost:8080/v1/verify-email?email_id=1&amp;secret_code=abc">Verify</a></p>',
+      text: 'Follow http://localhost:8080/app/verify-email?email_id=1&secret_code=abc to verify.',
+      html: '<p><a href="http://localhost:8080/app/verify-email?email_id=1&amp;secret_code=abc">Verify</a></p>',
     });
     transport.close();
 
@@ -38,7 +38,7 @@ describe('development inbox', () => {
     expect(list).toContain('Verify your email &lt;now&gt;');
     expect(list).toContain(`/messages/${api[0]!.id}`);
     const page = await (await fetch(`http://127.0.0.1:${inbox.httpPort}/messages/${api[0]!.id}`)).text();
-    expect(page).toContain('<a href="http://localhost:8080/v1/verify-email?email_id=1&amp;secret_code=abc">');
+    expect(page).toContain('<a href="http://localhost:8080/app/verify-email?email_id=1&amp;secret_code=abc">');
     expect((await fetch(`http://127.0.0.1:${inbox.httpPort}/messages/00000000-0000-0000-0000-000000000000`)).status).toBe(404);
 
     await inbox.close();

@@ -37,19 +37,28 @@ export async function waitForMail(inboxUrl: string, to: string, subject: RegExp,
   }
 }
 
+/** The path and query of the page the verification email links to (/app/verify-email?email_id=..&secret_code=..). */
 export function verificationPath(mail: Mail): string {
-  const match = /https?:\/\/[^\s"'<>]+(\/v1\/verify-email\?[^\s"'<>]+)/.exec(mail.text);
-  if (!match?.[1]) throw new Error(`the verification email has no /v1/verify-email link: ${JSON.stringify(mail.text.slice(0, 300))}`);
+  const match = /https?:\/\/[^\s"'<>]+(\/app\/verify-email\?[^\s"'<>]+)/.exec(mail.text);
+  if (!match?.[1]) throw new Error(`the verification email has no /app/verify-email link: ${JSON.stringify(mail.text.slice(0, 300))}`);
   return match[1].replace(/&amp;/g, '&');
 }
 
-/** Subjects of the two emails the walkthrough follows. */
-export const VERIFICATION_SUBJECT = /confirm your email/i;
-export const LOGIN_SUBJECT = /login code/i;
+/** What the verification page posts to POST /v1/verify-email: the two values of its link. */
+export function verificationValues(mail: Mail): { emailId: string; secretCode: string } {
+  const link = new URL(verificationPath(mail), 'http://link.invalid');
+  return { emailId: link.searchParams.get('email_id') ?? '', secretCode: link.searchParams.get('secret_code') ?? '' };
+}
 
-export function loginSecrets(mail: Mail): { token: string; code: string } {
-  const token = /v4\.public\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)?/.exec(mail.text)?.[0];
-  const code = /code:\s*(\d{6})\b/.exec(mail.text)?.[1] ?? /login code:\s*(\d{6})\b/i.exec(mail.subject)?.[1];
-  if (!token || !code) throw new Error('the login email lacks a PASETO login token or a 6-digit code');
-  return { token, code };
+/** Subjects of the two emails the walkthrough follows (the login code is never in a subject). */
+export const VERIFICATION_SUBJECT = /confirm your email/i;
+export const LOGIN_SUBJECT = /confirm your login/i;
+
+/** The login email's token, code and the path and query of its approval page (/app/approve-login?session_id=..&token=..). */
+export function loginSecrets(mail: Mail): { token: string; code: string; approvePath: string } {
+  const token = /or with this login token:\s+(v4\.public\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)?)/.exec(mail.text)?.[1];
+  const code = /code:\s*(\d{6})\b/.exec(mail.text)?.[1];
+  const approvePath = /https?:\/\/[^\s"'<>]+(\/app\/approve-login\?[^\s"'<>]+)/.exec(mail.text)?.[1];
+  if (!token || !code || !approvePath) throw new Error('the login email lacks a PASETO login token, a 6-digit code or an approval link');
+  return { token, code, approvePath: approvePath.replace(/&amp;/g, '&') };
 }

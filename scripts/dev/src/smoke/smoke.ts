@@ -3,11 +3,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { LOGIN_SUBJECT, loginSecrets, VERIFICATION_SUBJECT, verificationPath, waitForMail } from './mailbox.ts';
+import { LOGIN_SUBJECT, loginSecrets, VERIFICATION_SUBJECT, verificationPath, verificationValues, waitForMail } from './mailbox.ts';
 
 /**
- * The README walkthrough as a program: sign up, verify from the emailed link, log in and confirm
- * from the emailed token or code, open accounts, deposit, transfer, read history, refresh, close
+ * The README walkthrough as a program: sign up, verify through the emailed link's page, log in
+ * and confirm with the login secret (after approving through the emailed link, or with the
+ * emailed token or code), open accounts, deposit, transfer, read history, refresh, close
  * and log out, first over HTTP (as the curl examples) and then over gRPC (as the grpcurl ones).
  * Any difference from what the README promises throws with the step's name.
  */
@@ -51,12 +52,25 @@ async function httpWalkthrough(o: SmokeOptions, log: (line: string) => void) {
     const user = await http(h, 'POST', '/v1/users', { body: { username, fullName: `${name} Smoke`, email, password: PASSWORD }, expect: 201 });
     check(user.username === username && user.isEmailVerified !== true, 'sign up', user);
     const verification = await waitForMail(o.inboxUrl, email, VERIFICATION_SUBJECT);
-    const verified = await http(h, 'GET', verificationPath(verification));
+    const page = await fetch(`${h}${verificationPath(verification)}`, { signal: AbortSignal.timeout(15_000) });
+    check(page.status === 200 && (page.headers.get('content-type') ?? '').startsWith('text/html'), 'verification page', page.status);
+    // What the page's button does: post the link's two values.
+    const verified = await http(h, 'POST', '/v1/verify-email', { body: verificationValues(verification) });
     check(verified.isVerified === true, 'verify email', verified);
     const login = await http(h, 'POST', '/v1/sessions', { body: { username, password: PASSWORD }, expect: 202 });
-    check(typeof login.sessionId === 'string', 'login step 1', login);
-    const { token } = loginSecrets(await waitForMail(o.inboxUrl, email, LOGIN_SUBJECT));
-    const tokens = await http(h, 'POST', `/v1/sessions/${login.sessionId}/confirm`, { body: { token } });
+    check(typeof login.sessionId === 'string' && typeof login.loginSecret === 'string', 'login step 1', Object.keys(login));
+    const mail = loginSecrets(await waitForMail(o.inboxUrl, email, LOGIN_SUBJECT));
+    let tokens;
+    if (name === 'alice') {
+      // The emailed link's page approves; this client, holding the secret, then confirms alone.
+      const notYet = await http(h, 'POST', `/v1/sessions/${login.sessionId}/confirm`, { body: { loginSecret: login.loginSecret }, expect: 409 });
+      check(notYet.code === 'LOGIN_NOT_APPROVED', 'login not approved yet', notYet);
+      const approvePage = new URL(mail.approvePath, h);
+      await http(h, 'POST', `/v1/sessions/${approvePage.searchParams.get('session_id')}/approve`, { body: { token: approvePage.searchParams.get('token') } });
+      tokens = await http(h, 'POST', `/v1/sessions/${login.sessionId}/confirm`, { body: { loginSecret: login.loginSecret } });
+    } else {
+      tokens = await http(h, 'POST', `/v1/sessions/${login.sessionId}/confirm`, { body: { loginSecret: login.loginSecret, token: mail.token } });
+    }
     check(typeof tokens.accessToken === 'string' && typeof tokens.refreshToken === 'string', 'login step 2', Object.keys(tokens));
     people.push({ username, email, session: login.sessionId as string, access: tokens.accessToken as string, refresh: tokens.refreshToken as string });
     log(`http: ${username} signed up, verified and logged in`);
@@ -138,16 +152,15 @@ async function grpcWalkthrough(o: SmokeOptions, log: (line: string) => void) {
       const username = `${name}_${suffix()}`;
       const email = `${username}@example.test`;
       await call(c.users, 'createUser', { username, fullName: `${name} Smoke`, email, password: PASSWORD });
-      const link = new URL(verificationPath(await waitForMail(o.inboxUrl, email, VERIFICATION_SUBJECT)), 'http://x');
-      const verified = await call(c.users, 'verifyEmail', { emailId: link.searchParams.get('email_id'), secretCode: link.searchParams.get('secret_code') });
+      const verified = await call(c.users, 'verifyEmail', verificationValues(await waitForMail(o.inboxUrl, email, VERIFICATION_SUBJECT)));
       check(verified.isVerified === true, 'grpc verify email', verified);
       const login = await call(c.auth, 'login', { username, password: PASSWORD });
       const { code } = loginSecrets(await waitForMail(o.inboxUrl, email, LOGIN_SUBJECT));
-      const tokens = await call(c.auth, 'confirmLogin', { sessionId: login.sessionId, code });
+      const tokens = await call(c.auth, 'confirmLogin', { sessionId: login.sessionId, loginSecret: login.loginSecret, code });
       people.push({ username, session: login.sessionId as string, access: tokens.accessToken as string, refresh: tokens.refreshToken as string });
     }
     const [carol, dave] = people as [(typeof people)[0], (typeof people)[0]];
-    log(`grpc: ${carol.username} and ${dave.username} signed up, verified and logged in (confirmed with the emailed code)`);
+    log(`grpc: ${carol.username} and ${dave.username} signed up, verified and logged in (confirmed with the login secret and the emailed code)`);
     const a = await call(c.accounts, 'openAccount', { currency: 'EUR' }, carol.access);
     const b = await call(c.accounts, 'openAccount', { currency: 'EUR' }, dave.access);
     const deposit = await call(c.accounts, 'deposit', { accountId: a.id, amount: '5000', idempotencyKey: `smoke-${suffix()}` }, carol.access);

@@ -2,11 +2,11 @@ import { loginEmailPayloadSchema, SEND_LOGIN_EMAIL } from '@bank/shared/mail/ema
 import { renderLoginEmail } from '@bank/shared/mail/email.templates';
 import { defineEmailJob } from './email-job.ts';
 
-/** Sends login step 1's single-use PASETO login token and 6-digit code. */
+/** Sends login step 1's approval link, single-use PASETO login token and 6-digit code. */
 export const sendLoginEmailJob = defineEmailJob({
   name: SEND_LOGIN_EMAIL,
   payloadSchema: loginEmailPayloadSchema,
-  async process(payload, { mailer, messageId }) {
-    await mailer.send(renderLoginEmail(payload), { messageId });
+  async process(payload, { mailer, publicBaseUrl, messageId }) {
+    await mailer.send(renderLoginEmail(payload, { publicBaseUrl }), { messageId });
   },
 });
