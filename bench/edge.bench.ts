@@ -94,6 +94,8 @@ async function main(): Promise<void> {
     BCRYPT_COST: '12',
     LOGIN_RATE_LIMIT_MAX: '100000',
     LOGIN_EMAIL_RATE_LIMIT_MAX: '100000',
+    SIGNUP_RATE_LIMIT_PER_ADDRESS: '100000',
+    SIGNUP_RATE_LIMIT_GLOBAL: '100000',
     OUTBOX_SWEEP_INTERVAL_MS: undefined,
     // The bench funds each user with 10^11 and moves money all run long: limits at their maximum,
     // so every run measures speed, not LIMIT_EXCEEDED refusals (which would count as errors).

@@ -138,6 +138,8 @@ async function scenario(name: Scenario['name'], overrides: Partial<Record<keyof 
     BCRYPT_COST: '4',
     LOGIN_RATE_LIMIT_MAX: '100000',
     LOGIN_EMAIL_RATE_LIMIT_MAX: '100000',
+    SIGNUP_RATE_LIMIT_PER_ADDRESS: '100000',
+    SIGNUP_RATE_LIMIT_GLOBAL: '100000',
     OUTBOX_SWEEP_INTERVAL_MS: undefined,
     DEPOSIT_MAX_AMOUNT: String(BENCH_MONEY_LIMIT),
     DEPOSIT_DAILY_LIMIT: String(BENCH_MONEY_LIMIT),

@@ -74,6 +74,9 @@ const STACK_DEFAULTS: Record<string, string> = {
   OUTGOING_DAILY_LIMIT: '1000000000000000',
   // The storm logs its users in again and again; the per-user email cap is abuse control, not a fault.
   LOGIN_EMAIL_RATE_LIMIT_MAX: '100000',
+  // Its users sign up from one address, again after a fault; abuse control, not a fault either.
+  SIGNUP_RATE_LIMIT_PER_ADDRESS: '100000',
+  SIGNUP_RATE_LIMIT_GLOBAL: '100000',
   ACCESS_TOKEN_TTL_SECONDS: '3600',
   BCRYPT_COST: '4',
   LOG_LEVEL: 'warn',

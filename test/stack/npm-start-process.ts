@@ -61,6 +61,8 @@ export async function startNpmStart(options: { name: string; env: NodeJS.Process
     INBOX_HTTP_PORT: String(ports.inboxHttp),
     PUBLIC_BASE_URL: `http://127.0.0.1:${ports.http}`,
     BCRYPT_COST: '4',
+    SIGNUP_RATE_LIMIT_PER_ADDRESS: '100000',
+    SIGNUP_RATE_LIMIT_GLOBAL: '100000',
     LOG_LEVEL: 'warn',
     OUTBOX_SWEEP_INTERVAL_MS: '1000',
     SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),

@@ -18,6 +18,7 @@ import { OutboxPublisher } from '../outbox/outbox-publisher.ts';
 import { storesReadiness, type ReadinessProbe } from '../process/readiness.ts';
 import { createEmailQueue, type EmailQueue } from '../queue/email-queue.ts';
 import { createRedis, type Redis } from '../redis/redis.ts';
+import { PasswordService } from '../users/password.service.ts';
 import { UserService } from '../users/user.service.ts';
 
 /** The part of the configuration the use cases read. */
@@ -43,6 +44,11 @@ export type BankConfig = Pick<
   | 'REFRESH_TOKEN_TTL_SECONDS'
   | 'SESSION_MAX_AGE_SECONDS'
   | 'LOGIN_TOKEN_TTL_SECONDS'
+  | 'SIGNUP_RATE_LIMIT_PER_ADDRESS'
+  | 'SIGNUP_RATE_LIMIT_GLOBAL'
+  | 'PASSWORD_RESET_TTL_SECONDS'
+  | 'PASSWORD_RESET_RATE_LIMIT_PER_EMAIL'
+  | 'PASSWORD_RESET_RATE_LIMIT_PER_ADDRESS'
 >;
 
 /** Everything an edge process serves, built once. */
@@ -51,6 +57,8 @@ export type Bank = {
   /** The audit trail, for bankers. */
   audit: AuditService;
   users: UserService;
+  /** Password change and reset. */
+  passwords: PasswordService;
   sessions: SessionService;
   tokens: TokenMaker;
   outbox: OutboxPublisher;
@@ -101,6 +109,17 @@ export async function createBank(config: BankConfig, deps: { pool: DatabasePool;
     max: config.LOGIN_EMAIL_RATE_LIMIT_MAX,
     windowSeconds: config.LOGIN_RATE_LIMIT_WINDOW_SECONDS,
   });
+  // Abuse limits of the anonymous calls that cost a bcrypt hash or send an email, per hour.
+  const hourly = (name: string, max: number, guards: string) =>
+    new RateLimiter({ redis, prefix: `${config.REDIS_KEY_PREFIX}ratelimit:${name}:`, max, windowSeconds: 3_600, guards });
+  const signUpLimiters = {
+    perAddress: hourly('signup-address', config.SIGNUP_RATE_LIMIT_PER_ADDRESS, 'sign-up'),
+    global: hourly('signup-global', config.SIGNUP_RATE_LIMIT_GLOBAL, 'sign-up'),
+  };
+  const resetLimiters = {
+    perEmail: hourly('reset-email', config.PASSWORD_RESET_RATE_LIMIT_PER_EMAIL, 'password reset'),
+    perAddress: hourly('reset-address', config.PASSWORD_RESET_RATE_LIMIT_PER_ADDRESS, 'password reset'),
+  };
   if (registry) registerPoolMetrics(registry, pool);
   const observer = registry ? createLedgerMetrics(registry) : undefined;
   let closed: Promise<void> | undefined;
@@ -117,7 +136,16 @@ export async function createBank(config: BankConfig, deps: { pool: DatabasePool;
       ...(observer ? { observer } : {}),
     }),
     audit: new AuditService({ pool }),
-    users: new UserService({ pool, passwords, outbox, rateLimiter, sessionRevocations: sessionLiveness }),
+    users: new UserService({ pool, passwords, outbox, rateLimiter, sessionRevocations: sessionLiveness, signUpLimiters }),
+    passwords: new PasswordService({
+      pool,
+      passwords,
+      outbox,
+      rateLimiter,
+      resetLimiters,
+      resetTtlSeconds: config.PASSWORD_RESET_TTL_SECONDS,
+      sessionRevocations: sessionLiveness,
+    }),
     sessions: new SessionService({ pool, passwords, tokens, outbox, rateLimiter, loginEmailLimiter, config, logger, liveness: sessionLiveness }),
     tokens,
     outbox,

@@ -42,12 +42,15 @@ export class RateLimiter {
   readonly #prefix: string;
   readonly max: number;
   readonly windowSeconds: number;
+  /** What the Unavailable message names when Redis cannot answer (`login` unless told). */
+  readonly #guards: string;
 
-  constructor(options: { redis: Redis; prefix?: string; max: number; windowSeconds: number }) {
+  constructor(options: { redis: Redis; prefix?: string; max: number; windowSeconds: number; guards?: string }) {
     this.#redis = options.redis;
     this.#prefix = options.prefix ?? 'bank:ratelimit:';
     this.max = options.max;
     this.windowSeconds = options.windowSeconds;
+    this.#guards = options.guards ?? 'login';
   }
 
   #key(key: string): string {
@@ -64,7 +67,7 @@ export class RateLimiter {
     try {
       worstMs = Number(await this.#redis.eval(CONSUME_SCRIPT, keys.length, ...keys.map((key) => this.#key(key)), this.max, this.windowSeconds));
     } catch (error) {
-      throw new Unavailable('login is temporarily unavailable', { cause: error });
+      throw new Unavailable(`${this.#guards} is temporarily unavailable`, { cause: error });
     }
     if (worstMs > 0) throw new RateLimited(worstMs / 1000);
   }

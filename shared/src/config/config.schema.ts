@@ -124,6 +124,15 @@ export const configSchema = z
     LOGIN_RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().min(1).default(900),
     // Login emails (successful password checks) per user per window.
     LOGIN_EMAIL_RATE_LIMIT_MAX: z.coerce.number().int().min(1).default(10),
+    // Sign-ups per client address and in all per hour (each costs a bcrypt hash and may send an
+    // email). Test stacks, benchmarks and the chaos run set them high.
+    SIGNUP_RATE_LIMIT_PER_ADDRESS: z.coerce.number().int().min(1).default(10),
+    SIGNUP_RATE_LIMIT_GLOBAL: z.coerce.number().int().min(1).default(1_000),
+    // How long an emailed password-reset link works (30 minutes), and reset requests per
+    // requested email address and per client address per hour (each may send an email).
+    PASSWORD_RESET_TTL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(1_800),
+    PASSWORD_RESET_RATE_LIMIT_PER_EMAIL: z.coerce.number().int().min(1).default(5),
+    PASSWORD_RESET_RATE_LIMIT_PER_ADDRESS: z.coerce.number().int().min(1).default(20),
     CORS_ORIGINS: z.string().default(''),
     // Behind an ingress every connection comes from the proxy: with TRUST_PROXY=true the client
     // address (used by the per-address login limit) is the last X-Forwarded-For entry, the one

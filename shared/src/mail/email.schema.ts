@@ -4,7 +4,21 @@ import { isPlainEmailAddress } from './email-address.ts';
 /** Outbox kinds that are emails; each is also the BullMQ job name the worker registers. */
 export const SEND_VERIFICATION_EMAIL = 'send-verification-email';
 export const SEND_LOGIN_EMAIL = 'send-login-email';
-export const EMAIL_KINDS = [SEND_VERIFICATION_EMAIL, SEND_LOGIN_EMAIL] as const;
+/** To the owner of an address someone tried to sign up with again. */
+export const SEND_SIGN_UP_ATTEMPT_EMAIL = 'send-sign-up-attempt-email';
+export const SEND_PASSWORD_RESET_EMAIL = 'send-password-reset-email';
+/** To the user after their password was changed or reset. */
+export const SEND_PASSWORD_CHANGED_EMAIL = 'send-password-changed-email';
+/** To the current address when a change to another one was asked for. */
+export const SEND_EMAIL_CHANGE_NOTICE_EMAIL = 'send-email-change-notice-email';
+export const EMAIL_KINDS = [
+  SEND_VERIFICATION_EMAIL,
+  SEND_LOGIN_EMAIL,
+  SEND_SIGN_UP_ATTEMPT_EMAIL,
+  SEND_PASSWORD_RESET_EMAIL,
+  SEND_PASSWORD_CHANGED_EMAIL,
+  SEND_EMAIL_CHANGE_NOTICE_EMAIL,
+] as const;
 export type EmailKind = (typeof EMAIL_KINDS)[number];
 
 // The worker's own check: a row written before addresses were validated strictly, or by hand,
@@ -33,5 +47,43 @@ export const loginEmailPayloadSchema = z.object({
 });
 export type LoginEmailPayload = z.infer<typeof loginEmailPayloadSchema>;
 
+export const signUpAttemptEmailPayloadSchema = z.object({
+  to: email,
+  username: z.string().min(1),
+  fullName: z.string().min(1),
+  attemptedAt: z.iso.datetime(),
+});
+export type SignUpAttemptEmailPayload = z.infer<typeof signUpAttemptEmailPayloadSchema>;
+
+export const passwordResetEmailPayloadSchema = z.object({
+  to: email,
+  username: z.string().min(1),
+  fullName: z.string().min(1),
+  resetId: z.string().uuid(),
+  /** The single-use secret of the link (only its sha256 is stored in password_resets). */
+  resetSecret: z.string().min(16),
+  expiresAt: z.iso.datetime(),
+});
+export type PasswordResetEmailPayload = z.infer<typeof passwordResetEmailPayloadSchema>;
+
+export const passwordChangedEmailPayloadSchema = z.object({
+  to: email,
+  username: z.string().min(1),
+  fullName: z.string().min(1),
+  how: z.enum(['changed', 'reset']),
+  changedAt: z.iso.datetime(),
+});
+export type PasswordChangedEmailPayload = z.infer<typeof passwordChangedEmailPayloadSchema>;
+
+export const emailChangeNoticePayloadSchema = z.object({
+  to: email,
+  username: z.string().min(1),
+  fullName: z.string().min(1),
+  /** The new address, masked (`a***@example.test`): the notice must not hand it to whoever reads the old mailbox. */
+  newEmailMasked: z.string().min(1),
+  requestedAt: z.iso.datetime(),
+});
+export type EmailChangeNoticePayload = z.infer<typeof emailChangeNoticePayloadSchema>;
+
 /** Payload fields that are secrets: removed from the outbox row once the email is sent. */
-export const SECRET_PAYLOAD_FIELDS = ['secretCode', 'loginToken', 'code'] as const;
+export const SECRET_PAYLOAD_FIELDS = ['secretCode', 'loginToken', 'code', 'resetSecret'] as const;

@@ -67,6 +67,31 @@ export const userRepository = {
     return row ? { user: toUser(row), hashedPassword: row.hashed_password } : null;
   },
 
+  /** The user whose email is `email` in any letter case (the unique index's rule), and their hash, or null. */
+  async findByEmail(db: CommonQueryMethods, email: string): Promise<UserRecord | null> {
+    const row = await db.maybeOne(sql.type(userRow)`SELECT ${userColumns} FROM users WHERE lower(email) = lower(${email})`);
+    return row ? { user: toUser(row), hashedPassword: row.hashed_password } : null;
+  },
+
+  /** Stores a new password hash and restarts password_changed_at; the caller locked the row. */
+  async setPassword(db: CommonQueryMethods, username: string, hashedPassword: string): Promise<User> {
+    const row = await db.one(sql.type(userRow)`
+      UPDATE users SET hashed_password = ${hashedPassword}, password_changed_at = now(), updated_at = now()
+      WHERE username = ${username} RETURNING ${userColumns}`);
+    return toUser(row);
+  },
+
+  /** Moves the user to a verified address (an email change whose link was followed). @throws EmailTaken */
+  async moveEmail(db: CommonQueryMethods, username: string, email: string): Promise<User> {
+    try {
+      const row = await db.one(sql.type(userRow)`
+        UPDATE users SET email = ${email}, is_email_verified = true, updated_at = now() WHERE username = ${username} RETURNING ${userColumns}`);
+      return toUser(row);
+    } catch (error) {
+      return mapUniqueViolation(error);
+    }
+  },
+
   /** @throws EmailTaken */
   async update(
     db: CommonQueryMethods,
@@ -107,6 +132,7 @@ const emailVerificationRow = z.object({
   id: z.bigint(),
   username: z.string(),
   email: z.string(),
+  purpose: z.enum(['verify', 'change']),
   secret_hash: z.string(),
   expires_at: z.date(),
   used_at: z.date().nullable(),
@@ -120,12 +146,12 @@ export const emailVerificationRepository = {
   /** Creates a verification; returns its id and the secret (only its sha256 is stored). */
   async create(
     db: CommonQueryMethods,
-    input: { username: string; email: string; ttlSeconds: number },
+    input: { username: string; email: string; ttlSeconds: number; purpose?: 'verify' | 'change' },
   ): Promise<{ id: bigint; secretCode: string; expiresAt: Date }> {
     const secretCode = randomBytes(24).toString('base64url');
     const row = await db.one(sql.type(z.object({ id: z.bigint(), expires_at: z.date() }))`
-      INSERT INTO email_verifications (username, email, secret_hash, expires_at)
-      VALUES (${input.username}, ${input.email}, ${sha256(secretCode)}, now() + make_interval(secs => ${input.ttlSeconds}))
+      INSERT INTO email_verifications (username, email, secret_hash, expires_at, purpose)
+      VALUES (${input.username}, ${input.email}, ${sha256(secretCode)}, now() + make_interval(secs => ${input.ttlSeconds}), ${input.purpose ?? 'verify'})
       RETURNING id, expires_at`);
     return { id: row.id, secretCode, expiresAt: row.expires_at };
   },
@@ -133,10 +159,16 @@ export const emailVerificationRepository = {
   /** The link, locked in the caller's transaction, or null. */
   async findForUpdate(db: CommonQueryMethods, id: bigint): Promise<EmailVerification | null> {
     const row = await db.maybeOne(sql.type(emailVerificationRow)`
-      SELECT id, username, email, secret_hash, expires_at, used_at FROM email_verifications WHERE id = ${id} FOR UPDATE`);
+      SELECT id, username, email, purpose, secret_hash, expires_at, used_at FROM email_verifications WHERE id = ${id} FOR UPDATE`);
     return row
-      ? { id: row.id, username: row.username, email: row.email, secretHash: row.secret_hash, expiresAt: row.expires_at, usedAt: row.used_at }
+      ? { id: row.id, username: row.username, email: row.email, purpose: row.purpose, secretHash: row.secret_hash, expiresAt: row.expires_at, usedAt: row.used_at }
       : null;
+  },
+
+  /** The id of the user's newest email-change link, or null: only that one may still move the address. */
+  async newestChangeId(db: CommonQueryMethods, username: string): Promise<bigint | null> {
+    return db.maybeOneFirst(sql.type(z.object({ id: z.bigint() }))`
+      SELECT id FROM email_verifications WHERE username = ${username} AND purpose = 'change' ORDER BY id DESC LIMIT 1`);
   },
 
   async markUsed(db: CommonQueryMethods, id: bigint): Promise<void> {

@@ -19,6 +19,17 @@ export type EmailVerification = {
   readonly id: bigint;
   readonly username: string;
   readonly email: string;
+  /** `verify`: confirms the user's current address; `change`: moves the user to this one. */
+  readonly purpose: 'verify' | 'change';
+  readonly secretHash: string;
+  readonly expiresAt: Date;
+  readonly usedAt: Date | null;
+};
+
+/** A password reset as stored: only the secret's sha256 is kept. */
+export type PasswordReset = {
+  readonly id: string;
+  readonly username: string;
   readonly secretHash: string;
   readonly expiresAt: Date;
   readonly usedAt: Date | null;

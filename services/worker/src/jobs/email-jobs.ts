@@ -1,6 +1,17 @@
 import type { AnyEmailJobDefinition } from './email-job.ts';
+import { sendEmailChangeNoticeJob } from './send-email-change-notice.job.ts';
 import { sendLoginEmailJob } from './send-login-email.job.ts';
+import { sendPasswordChangedEmailJob } from './send-password-changed-email.job.ts';
+import { sendPasswordResetEmailJob } from './send-password-reset-email.job.ts';
+import { sendSignUpAttemptEmailJob } from './send-sign-up-attempt-email.job.ts';
 import { sendVerificationEmailJob } from './send-verification-email.job.ts';
 
 /** Every job this worker runs; the job name is the outbox kind. */
-export const EMAIL_JOBS: readonly AnyEmailJobDefinition[] = [sendVerificationEmailJob, sendLoginEmailJob];
+export const EMAIL_JOBS: readonly AnyEmailJobDefinition[] = [
+  sendVerificationEmailJob,
+  sendLoginEmailJob,
+  sendSignUpAttemptEmailJob,
+  sendPasswordResetEmailJob,
+  sendPasswordChangedEmailJob,
+  sendEmailChangeNoticeJob,
+];
