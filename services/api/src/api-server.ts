@@ -16,6 +16,7 @@ import { shutdownSequence } from '@bank/shared/process/shutdown';
 import { loadOpenApiDocument, renderDocsPage } from './docs.ts';
 import { registerGatewayRoutes } from './gateway.ts';
 import { httpMetricsMiddleware } from './http-metrics.ts';
+import { APP_PAGES_CSP, registerMinimalPages } from './pages/minimal-pages.ts';
 import { problemMiddleware } from './problem.ts';
 
 export type ApiServer = {
@@ -63,7 +64,14 @@ function requestIdMiddleware(logger: Logger) {
   };
 }
 
-function securityHeaders(path: string) {
+/** The docs page may use its inline style; the /app pages their own script; everything else nothing. */
+function contentSecurityPolicy(path: string, docsPath: string): string {
+  if (path === docsPath) return "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'";
+  if (path.startsWith('/app/')) return APP_PAGES_CSP;
+  return "default-src 'none'; frame-ancestors 'none'";
+}
+
+function securityHeaders(docsPath: string) {
   return async (ctx: Context, next: Next): Promise<void> => {
     ctx.set('X-Content-Type-Options', 'nosniff');
     ctx.set('X-Frame-Options', 'DENY');
@@ -71,10 +79,7 @@ function securityHeaders(path: string) {
     ctx.set('Strict-Transport-Security', 'max-age=63072000; includeSubDomains');
     ctx.set('Cross-Origin-Opener-Policy', 'same-origin');
     ctx.set('Cache-Control', 'no-store');
-    ctx.set(
-      'Content-Security-Policy',
-      ctx.path === path ? "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'" : "default-src 'none'; frame-ancestors 'none'",
-    );
+    ctx.set('Content-Security-Policy', contentSecurityPolicy(ctx.path, docsPath));
     await next();
   };
 }
@@ -116,7 +121,7 @@ function unmatchedMiddleware(router: Router) {
   };
 }
 
-/** The Koa application: REST gateway, health, metrics, OpenAPI and docs. */
+/** The Koa application: REST gateway, health, metrics, OpenAPI and docs, the pages emailed links open. */
 export function createApiApp(config: ApiConfig, deps: { edge: BankEdge; bank: Bank; registry: Registry; logger: Logger }): Koa {
   const app = new Koa();
   app.proxy = config.TRUST_PROXY;
@@ -141,6 +146,7 @@ export function createApiApp(config: ApiConfig, deps: { edge: BankEdge; bank: Ba
     ctx.type = 'text/html; charset=utf-8';
     ctx.body = docsPage;
   });
+  registerMinimalPages(router);
   registerGatewayRoutes(router, deps.edge, { bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES });
 
   app.use(requestIdMiddleware(deps.logger));
