@@ -2,8 +2,9 @@
 // is held busy by calls blocked on a table lock the test holds; admission is filled with calls a
 // test interceptor holds after authentication. The call past each queue is answered at once,
 // 503 with Retry-After / UNAVAILABLE with the reason OVERLOADED; the health endpoints answer
-// meanwhile; once the work drains every call succeeds again, and a money call that was shed
-// moved no money.
+// meanwhile; once the work drains every call succeeds again. A money call shed at admission moved
+// no money; one that finds the pool's queue full is not refused: it waits ahead of the reads and
+// commits once.
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { service as healthService } from 'grpc-health-check';
@@ -150,12 +151,12 @@ async function releaseHeldOneByOne(calls: Promise<unknown>[]): Promise<PromiseSe
 }
 
 describe('the database pool held busy', () => {
-  it('HTTP: the call past the pool queue is answered 503 OVERLOADED with Retry-After, a shed transfer moves no money, /healthz answers, and all works once the pool frees', async () => {
+  it('HTTP: the call past the pool queue is answered 503 OVERLOADED with Retry-After, /healthz answers, a transfer waits for a connection instead of being refused, and all works once the pool frees', async () => {
     const metrics = `${stack.api.url}/metrics`;
-    const key = idemKey();
     const [fromBefore, toBefore] = [await balanceOf(from), await balanceOf(to)];
     const lock = await lockAccounts();
     let blocked: Promise<Response>[] = [];
+    let transfer: Promise<Response> | undefined;
     try {
       blocked = [getAccountHttp(), getAccountHttp(), getAccountHttp()];
       await until(
@@ -169,35 +170,31 @@ describe('the database pool held busy', () => {
       expect(shed.headers.get('retry-after')).toBe('1');
       expect(shed.headers.get('content-type')).toMatch(/^application\/problem\+json/);
       expect(await shed.json()).toMatchObject({ status: 503, code: 'OVERLOADED', detail: expect.stringMatching(/every database connection is in use/) });
+      expect(await sample(metrics, 'bank_db_pool_shed_total', { reason: 'queue_full' })).toBe(1);
 
-      const shedMoney = await transferHttp(key);
-      expect([shedMoney.status, shedMoney.headers.get('retry-after'), ((await shedMoney.json()) as { code: string }).code]).toEqual([503, '1', 'OVERLOADED']);
+      // A batch of money movements is never refused for a full queue: it waits ahead of the read.
+      transfer = transferHttp(idemKey());
+      await until('the transfer waiting for a connection too', () => sample(metrics, 'bank_db_pool_connections', { state: 'waiting' }), (waiting) => waiting === 2);
 
       expect(await healthz(stack.api.url)).toBe(200);
       expect(await healthz(`http://127.0.0.1:${stack.grpc.metricsPort}`)).toBe(200);
-      expect(await sample(metrics, 'bank_db_pool_shed_total', { reason: 'queue_full' })).toBe(2);
     } finally {
       await lock.release();
     }
 
+    expect((await transfer)?.status).toBe(201);
     expect((await Promise.all(blocked)).map((r) => r.status)).toEqual([200, 200, 200]);
-    expect(await movedBy(key)).toBe(false);
-    expect([await balanceOf(from), await balanceOf(to)]).toEqual([fromBefore, toBefore]);
-
     expect((await getAccountHttp()).status).toBe(200);
-    const retried = await transferHttp(key);
-    expect(retried.status).toBe(201);
-    expect(await retried.json()).toMatchObject({ replayed: false });
     expect([await balanceOf(from), await balanceOf(to)]).toEqual([fromBefore - 100n, toBefore + 100n]);
     expect(await checkLedgerInvariants(stack.db.pool)).toEqual([]);
   });
 
-  it('gRPC: the call past the pool queue is UNAVAILABLE with the reason OVERLOADED, a shed CreateTransfer moves no money, /healthz answers, and all works once the pool frees', async () => {
+  it('gRPC: the call past the pool queue is UNAVAILABLE with the reason OVERLOADED, health answers, a CreateTransfer waits for a connection instead of being refused, and all works once the pool frees', async () => {
     const metrics = `http://127.0.0.1:${grpcServer.metricsPort}/metrics`;
-    const key = idemKey();
     const [fromBefore, toBefore] = [await balanceOf(from), await balanceOf(to)];
     const lock = await lockAccounts();
     let blocked: Promise<unknown>[] = [];
+    let transfer: Promise<unknown> | undefined;
     try {
       blocked = [getAccountRpc(), getAccountRpc(), getAccountRpc()];
       await until(
@@ -207,27 +204,27 @@ describe('the database pool held busy', () => {
       );
 
       expect(await failure(getAccountRpc())).toMatchObject({ status: grpc.status.UNAVAILABLE, code: 'OVERLOADED' });
-      expect(await failure(transferRpc(key))).toMatchObject({ status: grpc.status.UNAVAILABLE, code: 'OVERLOADED' });
+      transfer = transferRpc(idemKey());
+      await until('the transfer waiting for a connection too', () => sample(metrics, 'bank_db_pool_connections', { state: 'waiting' }), (waiting) => waiting === 2);
       expect(await healthz(metrics.replace('/metrics', ''))).toBe(200);
       expect(await grpcHealth(grpcServer.address)).toBe('SERVING');
     } finally {
       await lock.release();
     }
 
+    expect(await transfer).toMatchObject({ replayed: false });
     await Promise.all(blocked);
-    expect(await movedBy(key)).toBe(false);
-    expect([await balanceOf(from), await balanceOf(to)]).toEqual([fromBefore, toBefore]);
-
     await getAccountRpc();
-    expect(await transferRpc(key)).toMatchObject({ replayed: false });
     expect([await balanceOf(from), await balanceOf(to)]).toEqual([fromBefore - 100n, toBefore + 100n]);
     expect(await checkLedgerInvariants(stack.db.pool)).toEqual([]);
   });
 });
 
 describe('admission control', () => {
-  it('HTTP: with every in-flight place taken and the queue full, the next call is answered 503 OVERLOADED with Retry-After at once; health and metrics answer; the held and queued calls then succeed', async () => {
+  it('HTTP: with every in-flight place taken and the queue full, the next call is answered 503 OVERLOADED with Retry-After at once and a shed transfer moves no money; health answers; then everything succeeds', async () => {
     const metrics = `${stack.api.url}/metrics`;
+    const key = idemKey();
+    const [fromBefore, toBefore] = [await balanceOf(from), await balanceOf(to)];
     const calls = Array.from({ length: 6 }, () => getAccountHttp({ 'x-test-hold': '1' }));
     await until(
       'four calls in flight and two queued',
@@ -238,18 +235,30 @@ describe('admission control', () => {
     const shed = await getAccountHttp();
     expect(shed.status).toBe(503);
     expect(shed.headers.get('retry-after')).toBe('1');
-    expect(await shed.json()).toMatchObject({ code: 'OVERLOADED', detail: expect.stringMatching(/limit of 4 calls in flight/) });
+    expect(shed.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await shed.json()).toMatchObject({ status: 503, code: 'OVERLOADED', detail: expect.stringMatching(/limit of 4 calls in flight/) });
+    const shedMoney = await transferHttp(key);
+    expect([shedMoney.status, shedMoney.headers.get('retry-after'), ((await shedMoney.json()) as { code: string }).code]).toEqual([503, '1', 'OVERLOADED']);
     expect(await healthz(stack.api.url)).toBe(200);
     expect((await fetch(`${stack.api.url}/readyz`)).status).toBe(200);
-    expect(await sample(metrics, 'bank_admission_shed_total', { reason: 'queue_full' })).toBe(1);
+    expect(await sample(metrics, 'bank_admission_shed_total', { reason: 'queue_full' })).toBe(2);
 
     const outcomes = await releaseHeldOneByOne(calls);
     expect(outcomes.map((o) => (o.status === 'fulfilled' ? (o.value as Response).status : 'rejected'))).toEqual([200, 200, 200, 200, 200, 200]);
-    expect((await getAccountHttp()).status).toBe(200);
+    expect(await movedBy(key)).toBe(false);
+    expect([await balanceOf(from), await balanceOf(to)]).toEqual([fromBefore, toBefore]);
+
+    const retried = await transferHttp(key);
+    expect(retried.status).toBe(201);
+    expect(await retried.json()).toMatchObject({ replayed: false });
+    expect([await balanceOf(from), await balanceOf(to)]).toEqual([fromBefore - 100n, toBefore + 100n]);
+    expect(await checkLedgerInvariants(stack.db.pool)).toEqual([]);
   });
 
-  it('gRPC: with every in-flight place taken and the queue full, the next call is UNAVAILABLE with the reason OVERLOADED; grpc.health and /healthz answer; the held and queued calls then succeed', async () => {
+  it('gRPC: with every in-flight place taken and the queue full, the next call is UNAVAILABLE with the reason OVERLOADED and a shed CreateTransfer moves no money; health answers; then everything succeeds', async () => {
     const metrics = `http://127.0.0.1:${grpcServer.metricsPort}/metrics`;
+    const key = idemKey();
+    const [fromBefore, toBefore] = [await balanceOf(from), await balanceOf(to)];
     const calls = Array.from({ length: 6 }, () => getAccountRpc({ 'x-test-hold': '1' }));
     await until(
       'four calls in flight and two queued',
@@ -258,13 +267,19 @@ describe('admission control', () => {
     );
 
     expect(await failure(getAccountRpc())).toMatchObject({ status: grpc.status.UNAVAILABLE, code: 'OVERLOADED' });
+    expect(await failure(transferRpc(key))).toMatchObject({ status: grpc.status.UNAVAILABLE, code: 'OVERLOADED' });
     expect(await healthz(metrics.replace('/metrics', ''))).toBe(200);
     expect((await fetch(metrics.replace('/metrics', '/readyz'))).status).toBe(200);
     expect(await grpcHealth(grpcServer.address)).toBe('SERVING');
-    expect(await sample(metrics, 'bank_admission_shed_total', { reason: 'queue_full' })).toBe(1);
+    expect(await sample(metrics, 'bank_admission_shed_total', { reason: 'queue_full' })).toBe(2);
 
     const outcomes = await releaseHeldOneByOne(calls);
     expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled']);
-    await getAccountRpc();
+    expect(await movedBy(key)).toBe(false);
+    expect([await balanceOf(from), await balanceOf(to)]).toEqual([fromBefore, toBefore]);
+
+    expect(await transferRpc(key)).toMatchObject({ replayed: false });
+    expect([await balanceOf(from), await balanceOf(to)]).toEqual([fromBefore - 100n, toBefore + 100n]);
+    expect(await checkLedgerInvariants(stack.db.pool)).toEqual([]);
   });
 });

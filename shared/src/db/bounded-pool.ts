@@ -64,7 +64,9 @@ export function boundPool(pool: DatabasePool, options: { maximumPoolSize: number
 export const poolGate = (pool: Pick<DatabasePool, 'state'>): AdmissionGate | undefined => GATES.get(pool as DatabasePool);
 
 /**
- * The same pool for readiness probes: never refused for a full queue and served before every
- * waiting call (a process busy serving is still ready), though still bounded by the wait timeout.
+ * The same pool for the calls that go first: never refused for a full queue and served before
+ * every other waiting call, though still bounded by the wait timeout. Readiness probes use it (a
+ * process busy serving is still a ready one), and the ledger's group-commit batches (one
+ * connection carries a whole batch of money movements, one batch at a time per process).
  */
 export const priorityLane = (pool: DatabasePool): CommonQueryMethods => PRIORITY_LANES.get(pool) ?? pool;

@@ -364,9 +364,37 @@ describe('group commit under overload', () => {
     expect(await checkLedgerInvariants(db.pool, { acknowledged: results.map((r) => r.transfer.id) })).toEqual([]);
   });
 
-  it('fails a whole batch without a retry when the pool refuses it a connection; none of it moves money, and the same keys move it once later', async () => {
+  it('sends a batch ahead of the calls waiting for a connection, and never refuses it for a full queue', async () => {
     const [a, b] = [await holder(1_000n), await holder(0n)] as [Holder, Holder];
-    const pool = await createDatabasePool(db.url, { maximumPoolSize: 1, queueLimit: 0 });
+    const pool = await createDatabasePool(db.url, { maximumPoolSize: 1, queueLimit: 1 });
+    const lock = await holdAccountLock(db.pool, a.account.id);
+    try {
+      const bounded = new LedgerService({ pool });
+      const order: string[] = [];
+      // The pool's one connection waits on the row lock the test holds; one read waits for it.
+      const occupying = pool.query(sql.unsafe`SELECT id FROM accounts WHERE id = ${a.account.id} FOR UPDATE`);
+      const read = pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT 1 AS n`).then(() => order.push('read'));
+      await expect(pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT 1 AS n`)).rejects.toBeInstanceOf(Overloaded);
+      const moved = bounded
+        .transfer(a.actor, { fromAccountId: a.account.id, toAccountId: b.account.id, amount: 5n, currency: 'USD', idempotencyKey: idemKey() })
+        .then((result) => (order.push('transfer'), result));
+      for (let turn = 0; turn < 100 && poolGate(pool)?.waiting !== 2; turn += 1) await nextTurn();
+      expect(poolGate(pool)?.waiting).toBe(2);
+      await lock.release();
+      await Promise.all([occupying, read]);
+      expect((await moved).replayed).toBe(false);
+      expect(order).toEqual(['transfer', 'read']);
+      expect(poolGate(pool)?.shed).toEqual({ queue_full: 1, queue_timeout: 0 });
+      expect([await balanceOf(a), await balanceOf(b)]).toEqual([995n, 5n]);
+    } finally {
+      await lock.release();
+      await pool.end();
+    }
+  });
+
+  it('fails a whole batch without a retry when it waited the pool\'s whole wait timeout; none of it moves money, and the same keys move it once later', async () => {
+    const [a, b] = [await holder(1_000n), await holder(0n)] as [Holder, Holder];
+    const pool = await createDatabasePool(db.url, { maximumPoolSize: 1, queueLimit: 0, waitTimeoutMs: 50 });
     const lock = await holdAccountLock(db.pool, a.account.id);
     try {
       const bounded = new LedgerService({ pool });
@@ -378,7 +406,7 @@ describe('group commit under overload', () => {
       const outcomes = await Promise.allSettled(keys.map(send));
       expect(outcomes.map((o) => (o.status === 'rejected' ? (o.reason as DomainError).code : 'ok'))).toEqual(['OVERLOADED', 'OVERLOADED', 'OVERLOADED']);
       // One refusal: the batch asked once and did not retry its movements one by one.
-      expect(poolGate(pool)?.shed.queue_full).toBe(1);
+      expect(poolGate(pool)?.shed).toEqual({ queue_full: 0, queue_timeout: 1 });
       await lock.release();
       await occupying;
       expect(await storedKeys(keys)).toEqual([]);

@@ -1,4 +1,5 @@
-import type { DatabasePool } from 'slonik';
+import type { CommonQueryMethods, DatabasePool } from 'slonik';
+import { priorityLane } from '../db/bounded-pool.ts';
 import { isStoreUnavailable } from '../db/store-errors.ts';
 import { isDomainError, Overloaded, Unavailable } from '../errors/domain-error.ts';
 import { ledgerRepository, type MoveCommand, type MoveLimits } from './ledger.repository.ts';
@@ -35,13 +36,16 @@ export type MoveBatcherOptions = {
  * so one bad movement fails alone; the failed batch rolled back entirely, and idempotency keys
  * make the retry safe.
  *
- * Overload: a movement past `queueLimit` waiting is refused before it is queued, and a batch the
- * pool refuses a connection (Overloaded) fails as a whole without a retry; in both cases nothing
- * reached the database, so a movement refused for overload moved no money. A queued movement is
- * always sent or refused, never dropped.
+ * Overload: a movement past `queueLimit` waiting is refused before it is queued. A batch asks a
+ * bounded pool through its priority lane: one connection carries a whole batch, so it goes ahead
+ * of every call waiting for one and is never refused for a full queue, only when it waited the
+ * pool's whole wait timeout; such a batch fails as a whole (Overloaded) without a retry. In both
+ * cases nothing reached the database, so a movement refused for overload moved no money. A queued
+ * movement is always sent or refused, never dropped.
  */
 export class MoveBatcher {
   readonly #options: MoveBatcherOptions;
+  readonly #db: CommonQueryMethods;
   #waiting: Waiting[] = [];
   #inFlight = false;
   #scheduled = false;
@@ -50,12 +54,13 @@ export class MoveBatcher {
     if (!Number.isInteger(options.maxBatchSize) || options.maxBatchSize < 1) throw new Error('maxBatchSize must be a positive integer');
     if (options.queueLimit !== undefined && !(options.queueLimit >= 0)) throw new Error('queueLimit must be 0 or more');
     this.#options = options;
+    this.#db = priorityLane(options.pool);
   }
 
   /**
    * Moves the money of one command, answered like ledgerRepository.move.
    * @throws the movement's refusal (AccountNotFound, InsufficientFunds, IdempotencyConflict, ...),
-   *   Overloaded (nothing moved) when the queue is full or the pool refused the batch a connection,
+   *   Overloaded (nothing moved) when the queue is full or the batch waited too long for a connection,
    *   or the database error when the database cannot be reached
    */
   move(command: MoveCommand): Promise<TransferResult> {
@@ -104,16 +109,17 @@ export class MoveBatcher {
   }
 
   async #send(batch: readonly Waiting[]): Promise<void> {
-    const { pool, limits } = this.#options;
+    const { limits } = this.#options;
+    const db = this.#db;
     if (batch.length === 1) {
       const [only] = batch as [Waiting];
-      await ledgerRepository.move(pool, only.command, limits).then(only.resolve, only.reject);
+      await ledgerRepository.move(db, only.command, limits).then(only.resolve, only.reject);
       return;
     }
     let answers: Awaited<ReturnType<typeof ledgerRepository.moveBatch>>;
     try {
       answers = await ledgerRepository.moveBatch(
-        pool,
+        db,
         batch.map((waiting) => waiting.command),
         limits,
       );
@@ -123,7 +129,7 @@ export class MoveBatcher {
         for (const waiting of batch) waiting.reject(error);
         return;
       }
-      await Promise.all(batch.map((waiting) => ledgerRepository.move(pool, waiting.command, limits).then(waiting.resolve, waiting.reject)));
+      await Promise.all(batch.map((waiting) => ledgerRepository.move(db, waiting.command, limits).then(waiting.resolve, waiting.reject)));
       return;
     }
     batch.forEach((waiting, i) => {
