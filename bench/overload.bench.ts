@@ -81,7 +81,12 @@ function sampleOf(text: string, name: string, labels: Record<string, string>): n
   return line === undefined ? 0 : Number(line.split(' ').at(-1));
 }
 
-type ShedCounts = { admission: number; databasePool: number; ledgerQueue: number };
+/**
+ * Calls refused by admission, calls refused waiting for a database connection (a refused batch
+ * counts once), and money movements answered OVERLOADED (past the ledger's queue, or in a batch
+ * the pool refused).
+ */
+type ShedCounts = { admission: number; databasePool: number; movements: number };
 
 async function shedCounts(metricsUrl: string): Promise<ShedCounts> {
   const text = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(10_000) })).text();
@@ -89,14 +94,14 @@ async function shedCounts(metricsUrl: string): Promise<ShedCounts> {
   return {
     admission: both('bank_admission_shed_total'),
     databasePool: both('bank_db_pool_shed_total'),
-    ledgerQueue: sampleOf(text, 'bank_money_movements_total', { operation: 'transfer', outcome: 'overloaded' }),
+    movements: sampleOf(text, 'bank_money_movements_total', { operation: 'transfer', outcome: 'overloaded' }),
   };
 }
 
 const minus = (a: ShedCounts, b: ShedCounts): ShedCounts => ({
   admission: a.admission - b.admission,
   databasePool: a.databasePool - b.databasePool,
-  ledgerQueue: a.ledgerQueue - b.ledgerQueue,
+  movements: a.movements - b.movements,
 });
 
 type PhaseName = 'sustained' | 'burst' | 'burst, no pause';
@@ -212,7 +217,7 @@ function describe(p: Phase): string {
     `${load.answered} answered: ${load.ok} ok (${load.okPerSecond}/s, p50 ${load.okP50Ms} ms, p99 ${load.okP99Ms} ms), ` +
     `${load.shed} shed with 503 (${(load.shedShare * 100).toFixed(1)}%, p99 ${load.shedP99Ms ?? '-'} ms)${other}; ` +
     `/healthz p99 ${p.healthz.p99Ms} ms (${p.healthz.count} probes, ${p.healthz.failures} failed), /readyz p99 ${p.readyz.p99Ms} ms (${p.readyz.failures} of ${p.readyz.count} not 200); ` +
-    `shed by admission ${p.shedBy.admission}, database pool ${p.shedBy.databasePool}, ledger queue ${p.shedBy.ledgerQueue}; ` +
+    `shed by admission ${p.shedBy.admission}, at the database pool ${p.shedBy.databasePool}, transfers answered OVERLOADED by the ledger ${p.shedBy.movements}; ` +
     `${p.transfersStored} transfers stored for ${load.ok} answered 2xx (the rest were cut off in flight when wrk stopped)`
   );
 }
