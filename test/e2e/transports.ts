@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
 import { AuditService } from '@bank/proto/bank/v1/audit_service_pb';
 import { AuthService } from '@bank/proto/bank/v1/auth_service_pb';
+import { PasswordService } from '@bank/proto/bank/v1/password_service_pb';
 import { BankRestClient, RestError } from '@bank/proto/bank/v1/rest_client';
 import { TransferService } from '@bank/proto/bank/v1/transfer_service_pb';
 import { UserService } from '@bank/proto/bank/v1/user_service_pb';
@@ -55,9 +56,10 @@ export type Transport = {
   close(): void;
 };
 
-const REST_PROPERTY = new Map<string, 'user' | 'auth' | 'account' | 'transfer' | 'audit'>([
+const REST_PROPERTY = new Map<string, 'user' | 'auth' | 'password' | 'account' | 'transfer' | 'audit'>([
   [UserService.typeName, 'user'],
   [AuthService.typeName, 'auth'],
+  [PasswordService.typeName, 'password'],
   [AccountService.typeName, 'account'],
   [TransferService.typeName, 'transfer'],
   [AuditService.typeName, 'audit'],

@@ -6,6 +6,7 @@ import { EmptySchema, timestampDate, timestampFromDate, type Timestamp } from '@
 import { AccountService, ListAccountsResponseSchema, ListEntriesResponseSchema } from '@bank/proto/bank/v1/account_service_pb';
 import { AuditService, ListAuditEventsResponseSchema } from '@bank/proto/bank/v1/audit_service_pb';
 import { AuthService } from '@bank/proto/bank/v1/auth_service_pb';
+import { PasswordService } from '@bank/proto/bank/v1/password_service_pb';
 import { TransferService, ListTransfersResponseSchema } from '@bank/proto/bank/v1/transfer_service_pb';
 import { UserService } from '@bank/proto/bank/v1/user_service_pb';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
@@ -16,10 +17,10 @@ import { Unauthenticated } from '@bank/shared/errors/domain-error';
 import { toProtoAccount, toProtoAuditEvent, toProtoAuthTokens, toProtoEntry, toProtoEntryIfAny, toProtoTransfer, toProtoUser } from './proto-mapping.ts';
 
 /** The services both edges serve, in the order they are listed. */
-export const BANK_SERVICES: readonly DescService[] = [UserService, AuthService, AccountService, TransferService, AuditService];
+export const BANK_SERVICES: readonly DescService[] = [UserService, AuthService, PasswordService, AccountService, TransferService, AuditService];
 
 /** The use cases the handlers call. */
-export type UseCases = Pick<Bank, 'ledger' | 'users' | 'sessions' | 'audit'>;
+export type UseCases = Pick<Bank, 'ledger' | 'users' | 'passwords' | 'sessions' | 'audit'>;
 
 /** What a handler knows about its call besides the request message. */
 export type HandlerContext = {
@@ -69,7 +70,8 @@ const client = (ctx: HandlerContext) => ({
 
 function userHandlers(app: UseCases): ServiceHandlers<typeof UserService> {
   return {
-    createUser: async (req, ctx) => toProtoUser(await app.users.signUp(req, opts(ctx))),
+    createUser: async (req, ctx) =>
+      toProtoUser(await app.users.signUp({ username: req.username, fullName: req.fullName, email: req.email, password: req.password, clientIp: ctx.clientIp }, opts(ctx))),
     verifyEmail: async (req, ctx) => {
       const user = await app.users.verifyEmail({ emailId: req.emailId, secretCode: req.secretCode }, opts(ctx));
       return { isVerified: user.isEmailVerified };
@@ -110,6 +112,23 @@ function authHandlers(app: UseCases): ServiceHandlers<typeof AuthService> {
     refreshToken: async (req, ctx) => toProtoAuthTokens(await app.sessions.refresh({ refreshToken: req.refreshToken, ...client(ctx) }, opts(ctx))),
     logout: async (req, ctx) => {
       await app.sessions.logout(actorOf(ctx), req.sessionId, opts(ctx));
+      return create(EmptySchema);
+    },
+  };
+}
+
+function passwordHandlers(app: UseCases): ServiceHandlers<typeof PasswordService> {
+  return {
+    changePassword: async (req, ctx) => {
+      await app.passwords.changePassword(actorOf(ctx), { username: req.username, currentPassword: req.currentPassword, newPassword: req.newPassword }, opts(ctx));
+      return create(EmptySchema);
+    },
+    requestPasswordReset: async (req, ctx) => {
+      await app.passwords.requestReset({ email: req.email, clientIp: ctx.clientIp }, opts(ctx));
+      return create(EmptySchema);
+    },
+    confirmPasswordReset: async (req, ctx) => {
+      await app.passwords.confirmReset({ resetId: req.resetId, secret: req.secret, newPassword: req.newPassword }, opts(ctx));
       return create(EmptySchema);
     },
   };
@@ -235,6 +254,7 @@ export function createBankHandlers(app: UseCases): Map<string, { method: DescMet
   const byService: Record<string, Record<string, Handler<DescMessage, DescMessage>>> = {
     [UserService.typeName]: userHandlers(app) as never,
     [AuthService.typeName]: authHandlers(app) as never,
+    [PasswordService.typeName]: passwordHandlers(app) as never,
     [AccountService.typeName]: accountHandlers(app) as never,
     [TransferService.typeName]: transferHandlers(app) as never,
     [AuditService.typeName]: auditHandlers(app) as never,

@@ -11,6 +11,7 @@ import type { AuthTokens, LoginResponse } from "./auth_service_pb.ts";
 import { ApproveLoginRequestSchema, AuthTokensSchema, ConfirmLoginRequestSchema, LoginRequestSchema, LoginResponseSchema, LogoutRequestSchema, RefreshTokenRequestSchema } from "./auth_service_pb.ts";
 import type { Empty } from "@bufbuild/protobuf/wkt";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
+import { ChangePasswordRequestSchema, ConfirmPasswordResetRequestSchema, RequestPasswordResetRequestSchema } from "./password_service_pb.ts";
 import type { CaptureTransferResponse, CreateTransferResponse, ListTransfersResponse, RefundTransferResponse, ReverseTransferResponse, VoidTransferResponse } from "./transfer_service_pb.ts";
 import { CaptureTransferRequestSchema, CaptureTransferResponseSchema, CreateTransferRequestSchema, CreateTransferResponseSchema, GetTransferRequestSchema, ListTransfersRequestSchema, ListTransfersResponseSchema, RefundTransferRequestSchema, RefundTransferResponseSchema, ReverseTransferRequestSchema, ReverseTransferResponseSchema, VoidTransferRequestSchema, VoidTransferResponseSchema } from "./transfer_service_pb.ts";
 import type { VerifyEmailResponse } from "./user_service_pb.ts";
@@ -219,6 +220,58 @@ export class AuthServiceClient {
 }
 
 /**
+ * REST client for bank.v1.PasswordService.
+ *
+ * Passwords a person can manage: change one knowing the current one, or reset a forgotten one
+ * through a link emailed to the account's verified address. A password is 8..128 characters of
+ * any kind (no composition rules), and not one of the most common passwords, the username or
+ * the email address.
+ */
+export class PasswordServiceClient {
+  readonly #transport: RestTransport;
+  constructor(transport: RestTransport) {
+    this.#transport = transport;
+  }
+
+  /**
+   * Changes the caller's own password given the current one; every other session of the caller
+   * is logged out and the user is emailed that it happened. Wrong current passwords count
+   * against the login rate limit of the user. Sending the same change again after it happened
+   * (a retry after a lost answer) answers {} again and changes nothing.
+   *
+   * POST /v1/users/{username}/password
+   */
+  changePassword(request: MessageInitShape<typeof ChangePasswordRequestSchema>, options?: CallOptions): Promise<Empty> {
+    return this.#transport.call({"verb":"POST","path":"/v1/users/{username}/password","pathFields":["username"],"body":"*"}, ChangePasswordRequestSchema, EmptySchema, request, options);
+  }
+
+  /**
+   * Emails a single-use link to choose a new password (valid 30 minutes) to the user whose
+   * verified address this is. Answers 202 the same whether or not anyone has the address.
+   * Limited per requested address and per client address (429 RATE_LIMITED past either, for
+   * any address alike).
+   *
+   * POST /v1/password-resets
+   */
+  requestPasswordReset(request: MessageInitShape<typeof RequestPasswordResetRequestSchema>, options?: CallOptions): Promise<Empty> {
+    return this.#transport.call({"verb":"POST","path":"/v1/password-resets","pathFields":[],"body":"*"}, RequestPasswordResetRequestSchema, EmptySchema, request, options);
+  }
+
+  /**
+   * Sets a new password with the emailed link's reset_id and secret (the link's page
+   * /app/reset-password posts them here), once: every open link of the user is used up and every
+   * session of the user logged out. An unknown id or a wrong secret answers 404 NOT_FOUND; a used
+   * or expired link 409 FAILED_PRECONDITION, except a repeat of the confirmation that happened
+   * (same new password, link not expired), which answers {} again.
+   *
+   * POST /v1/password-resets/{reset_id}/confirm
+   */
+  confirmPasswordReset(request: MessageInitShape<typeof ConfirmPasswordResetRequestSchema>, options?: CallOptions): Promise<Empty> {
+    return this.#transport.call({"verb":"POST","path":"/v1/password-resets/{reset_id}/confirm","pathFields":["reset_id"],"body":"*"}, ConfirmPasswordResetRequestSchema, EmptySchema, request, options);
+  }
+}
+
+/**
  * REST client for bank.v1.TransferService.
  *
  * Moving money between accounts of the same currency, and reading transfers.
@@ -317,7 +370,12 @@ export class UserServiceClient {
   }
 
   /**
-   * Creates a user and emails a verification link.
+   * Creates a user and emails a verification link. An email already registered (in any letter
+   * case) answers exactly as a new one (201 with a User built from the request) and makes no
+   * account; the address's owner is emailed that someone tried, so sign-up tells no one who has
+   * an account. A taken username answers 409 USERNAME_TAKEN: usernames are public handles (the
+   * receiver of a transfer sees the sender's). Sign-ups are limited per client address and in
+   * all per hour (429 RATE_LIMITED).
    *
    * POST /v1/users
    */
@@ -347,7 +405,10 @@ export class UserServiceClient {
 
   /**
    * Changes the full name, email or password. A new email or a new password needs the current
-   * password; a new email must be verified again through the link sent to it.
+   * password. A new email takes effect when the link sent to it is followed (the answer still
+   * carries the current one, which stays verified and is told of the request); a newer change
+   * replaces an older one. A new password logs out every other session (also PasswordService's
+   * ChangePassword).
    *
    * PATCH /v1/users/{username}
    */
@@ -364,6 +425,7 @@ export class BankRestClient {
   readonly account: AccountServiceClient;
   readonly audit: AuditServiceClient;
   readonly auth: AuthServiceClient;
+  readonly password: PasswordServiceClient;
   readonly transfer: TransferServiceClient;
   readonly user: UserServiceClient;
   constructor(options: RestClientOptions) {
@@ -372,6 +434,7 @@ export class BankRestClient {
     this.account = new AccountServiceClient(transport);
     this.audit = new AuditServiceClient(transport);
     this.auth = new AuthServiceClient(transport);
+    this.password = new PasswordServiceClient(transport);
     this.transfer = new TransferServiceClient(transport);
     this.user = new UserServiceClient(transport);
   }

@@ -33,12 +33,14 @@ export type CreateUserRequest = Message<"bank.v1.CreateUserRequest"> & {
   fullName: string;
 
   /**
+   * One plain address (name@example.com): no display name, list, quotes or spaces.
+   *
    * @generated from field: string email = 3;
    */
   email: string;
 
   /**
-   * 8..72 bytes.
+   * 8..128 characters of any kind; not a common password, the username or the email address.
    *
    * @generated from field: string password = 4;
    */
@@ -129,14 +131,15 @@ export type UpdateUserRequest = Message<"bank.v1.UpdateUserRequest"> & {
   fullName?: string | undefined;
 
   /**
-   * New email address; needs current_password, and is unverified until its new link is followed.
+   * New email address; needs current_password. The user moves to it, verified, once the link sent
+   * to it is followed; until then the current address stays.
    *
    * @generated from field: optional string email = 3;
    */
   email?: string | undefined;
 
   /**
-   * New password, 8..72 bytes; needs current_password.
+   * New password, 8..128 characters (as CreateUserRequest.password); needs current_password.
    *
    * @generated from field: optional string password = 4;
    */
@@ -164,7 +167,12 @@ export const UpdateUserRequestSchema: GenMessage<UpdateUserRequest> = /*@__PURE_
  */
 export const UserService: GenService<{
   /**
-   * Creates a user and emails a verification link.
+   * Creates a user and emails a verification link. An email already registered (in any letter
+   * case) answers exactly as a new one (201 with a User built from the request) and makes no
+   * account; the address's owner is emailed that someone tried, so sign-up tells no one who has
+   * an account. A taken username answers 409 USERNAME_TAKEN: usernames are public handles (the
+   * receiver of a transfer sees the sender's). Sign-ups are limited per client address and in
+   * all per hour (429 RATE_LIMITED).
    *
    * @generated from rpc bank.v1.UserService.CreateUser
    */
@@ -197,7 +205,10 @@ export const UserService: GenService<{
   },
   /**
    * Changes the full name, email or password. A new email or a new password needs the current
-   * password; a new email must be verified again through the link sent to it.
+   * password. A new email takes effect when the link sent to it is followed (the answer still
+   * carries the current one, which stays verified and is told of the request); a newer change
+   * replaces an older one. A new password logs out every other session (also PasswordService's
+   * ChangePassword).
    *
    * @generated from rpc bank.v1.UserService.UpdateUser
    */
