@@ -144,6 +144,47 @@ describe('TokenMaker (PASETO v4.public)', () => {
     expect(uncached.signatureChecks).toBe(3);
   });
 
+  it('issues its audience and refuses a token of another audience, or of none, signed by the same key', async () => {
+    const { secretKey } = await generatePasetoKeyPair();
+    const api = await TokenMaker.create({ secretKey, audience: 'bank-api' });
+    const elsewhere = await TokenMaker.create({ secretKey, audience: 'bank-reports' });
+    const ours = await api.issue('access', subject);
+    const payload = JSON.parse(Buffer.from(ours.token.split('.')[2]!, 'base64url').subarray(0, -64).toString()) as Record<string, unknown>;
+    expect(payload.aud).toBe('bank-api');
+    await expect(api.verify(ours.token, 'access')).resolves.toMatchObject({ username: 'alice' });
+    await expect(api.verify((await elsewhere.issue('access', subject)).token, 'access')).rejects.toMatchObject({ cause: expect.objectContaining({ message: 'Unexpected "aud" claim' }) });
+    await expect(elsewhere.verify(ours.token, 'refresh')).rejects.toBeInstanceOf(Unauthenticated);
+    // A token without any aud, signed by the same key (as tokens issued before the claim existed).
+    const { pasetoV4, secretKeyFromPaserk } = await import('./paseto-v4.ts');
+    const kid = JSON.parse(Buffer.from(ours.token.split('.')[3]!, 'base64url').toString()) as { kid: string };
+    const unaddressed = await pasetoV4.Sign(
+      secretKeyFromPaserk(secretKey),
+      { iss: 'bank', purpose: 'access', sub: 'alice', role: 'depositor', sid: subject.sessionId, jti: '9d3c1c55-4a47-4a9c-8a43-1f0f3e7f2c10' },
+      { expiresIn: 60, footer: new TextEncoder().encode(JSON.stringify(kid)), implicitAssertion: new TextEncoder().encode('bank-token-purpose:access') },
+    );
+    await expect(api.verify(unaddressed, 'access')).rejects.toMatchObject({ code: 'UNAUTHENTICATED', cause: expect.objectContaining({ message: expect.stringContaining('"aud"') }) });
+  });
+
+  it('refuses a token whose lifetime exceeds its purpose\'s TTL, though its signature holds (a ten-year token)', async () => {
+    const maker = await TokenMaker.create({ secretKey: (await generatePasetoKeyPair()).secretKey, maxLifetimeSeconds: { access: 900, refresh: 86_400, login: 600 } });
+    const tenYears = await maker.issue('access', { ...subject, ttlSeconds: 10 * 365 * 86_400 });
+    await expect(maker.verify(tenYears.token, 'access')).rejects.toBeInstanceOf(Unauthenticated);
+    await expect(maker.verify((await maker.issue('access', { ...subject, ttlSeconds: 901 })).token, 'access')).rejects.toBeInstanceOf(Unauthenticated);
+    await expect(maker.verify((await maker.issue('access', { ...subject, ttlSeconds: 900 })).token, 'access')).resolves.toMatchObject({ purpose: 'access' });
+    await expect(maker.verify((await maker.issue('login', { ...subject, ttlSeconds: 601 })).token, 'login')).rejects.toBeInstanceOf(Unauthenticated);
+    await expect(maker.verify((await maker.issue('refresh', { ...subject, ttlSeconds: 86_400 })).token, 'refresh')).resolves.toMatchObject({ purpose: 'refresh' });
+    await expect(maker.verify((await maker.issue('refresh', { ...subject, ttlSeconds: 86_401 })).token, 'refresh')).rejects.toBeInstanceOf(Unauthenticated);
+  });
+
+  it('takes the audience and each purpose\'s cap from the configuration', async () => {
+    const { secretKey } = await generatePasetoKeyPair();
+    const config = { PASETO_SECRET_KEY: secretKey, TOKEN_AUDIENCE: 'bank-staging', ACCESS_TOKEN_TTL_SECONDS: 60, REFRESH_TOKEN_TTL_SECONDS: 120, LOGIN_TOKEN_TTL_SECONDS: 30 };
+    const maker = await TokenMaker.fromConfig(config);
+    expect(maker.audience).toBe('bank-staging');
+    await expect(maker.verify((await maker.issue('access', { ...subject, ttlSeconds: 61 })).token, 'access')).rejects.toBeInstanceOf(Unauthenticated);
+    await expect(maker.verify((await maker.issue('login', { ...subject, ttlSeconds: 30 })).token, 'login')).resolves.toMatchObject({ purpose: 'login' });
+  });
+
   it('parses PASETO_PUBLIC_KEYS lists separated by commas or whitespace', () => {
     expect(parsePublicKeyList('k4.public.a, k4.public.b\nk4.public.c')).toEqual(['k4.public.a', 'k4.public.b', 'k4.public.c']);
     expect(parsePublicKeyList(undefined)).toEqual([]);

@@ -33,6 +33,12 @@ import { pasetoV4, publicKeyFromPaserk, secretKeyFromPaserk, type NodePublicKey,
  * Token purposes (`access`, `refresh`, `login`) are a claim and also the implicit assertion of
  * the signature, so a token of one purpose fails verification as another even before claims are read.
  *
+ * Every token names its audience (`aud`, TOKEN_AUDIENCE: the bank's API, both edges) and
+ * verification requires exactly that audience, so a token the same key signed for something else
+ * is refused. No token is accepted whose lifetime (exp - iat), or whose age, exceeds the configured
+ * TTL of its purpose (ACCESS_TOKEN_TTL_SECONDS, REFRESH_TOKEN_TTL_SECONDS, LOGIN_TOKEN_TTL_SECONDS):
+ * a token claiming a ten-year life is refused even though its signature holds.
+ *
  * Signing and verifying run on Node's one-shot Ed25519 calls (`./paseto-v4.ts`), never on the
  * libuv thread pool where bcrypt works. paseto's WebCrypto implementation is used only to
  * generate, import and export keys (PASERK), once at start-up.
@@ -50,6 +56,10 @@ export const TOKEN_PURPOSES = ['access', 'refresh', 'login'] as const;
 export type TokenPurpose = (typeof TOKEN_PURPOSES)[number];
 
 const ISSUER = 'bank';
+/** TOKEN_AUDIENCE's default: every process of one deployment issues and accepts this audience. */
+export const DEFAULT_TOKEN_AUDIENCE = 'bank-api';
+/** The longest lifetime accepted per purpose when none is configured: the configuration's defaults. */
+const DEFAULT_MAX_LIFETIME_SECONDS: Readonly<Record<TokenPurpose, number>> = { access: 900, refresh: 86_400, login: 600 };
 
 export type TokenClaims = {
   readonly purpose: TokenPurpose;
@@ -65,6 +75,7 @@ export type IssuedToken = { readonly token: string; readonly claims: TokenClaims
 
 const claimsSchema = z.object({
   iss: z.literal(ISSUER),
+  aud: z.string().min(1),
   purpose: z.enum(TOKEN_PURPOSES),
   sub: z.string().min(1),
   role: z.enum(ROLES),
@@ -136,6 +147,10 @@ export type TokenMakerOptions = {
   now?: () => Date;
   /** Verified access tokens remembered until they expire (default 10,000; 0 turns the cache off). */
   verifiedCacheSize?: number;
+  /** TOKEN_AUDIENCE: the `aud` issued and required (default DEFAULT_TOKEN_AUDIENCE). */
+  audience?: string;
+  /** The longest lifetime (exp - iat) and age accepted per purpose, in seconds: the configured TTLs. */
+  maxLifetimeSeconds?: Partial<Record<TokenPurpose, number>>;
 };
 
 /** Access tokens, not refresh or login tokens: only they are presented again and again. */
@@ -160,18 +175,22 @@ export class TokenMaker {
   readonly #now: () => Date;
   readonly #verified = new Map<string, TokenClaims>();
   readonly #verifiedCacheSize: number;
+  readonly #audience: string;
+  readonly #maxLifetimeSeconds: Readonly<Record<TokenPurpose, number>>;
   #signatureChecks = 0;
 
   private constructor(
     signing: { keyId: string; key: NodeSecretKey } | undefined,
     verifyKeys: Map<string, NodePublicKey>,
-    options: { now: () => Date; verifiedCacheSize: number },
+    options: { now: () => Date; verifiedCacheSize: number; audience: string; maxLifetimeSeconds: Readonly<Record<TokenPurpose, number>> },
   ) {
     this.keyId = signing?.keyId;
     this.#signingKey = signing?.key;
     this.#verifyKeys = verifyKeys;
     this.#now = options.now;
     this.#verifiedCacheSize = options.verifiedCacheSize;
+    this.#audience = options.audience;
+    this.#maxLifetimeSeconds = options.maxLifetimeSeconds;
   }
 
   /**
@@ -194,18 +213,40 @@ export class TokenMaker {
       verifyKeys.set(keyIdOf(paserk), publicKeyFromPaserk(paserk));
     }
     if (verifyKeys.size === 0) throw new Error('PASETO keys missing: set PASETO_SECRET_KEY (to issue) and/or PASETO_PUBLIC_KEYS (to verify)');
+    const audience = options.audience ?? DEFAULT_TOKEN_AUDIENCE;
+    if (audience.length === 0) throw new Error('TOKEN_AUDIENCE must not be empty');
     return new TokenMaker(signing, verifyKeys, {
       now: options.now ?? (() => new Date()),
       verifiedCacheSize: Math.max(0, Math.floor(options.verifiedCacheSize ?? DEFAULT_VERIFIED_CACHE_SIZE)),
+      audience,
+      maxLifetimeSeconds: { ...DEFAULT_MAX_LIFETIME_SECONDS, ...options.maxLifetimeSeconds },
     });
   }
 
   /**
-   * From the config's PASETO_SECRET_KEY / PASETO_PUBLIC_KEYS.
+   * From the config's PASETO_SECRET_KEY / PASETO_PUBLIC_KEYS, TOKEN_AUDIENCE and the TTLs that cap
+   * each purpose's lifetime.
    * @throws Error when the keys are missing or malformed
    */
-  static fromConfig(config: { PASETO_SECRET_KEY?: string | undefined; PASETO_PUBLIC_KEYS?: string | undefined }): Promise<TokenMaker> {
-    return TokenMaker.create({ secretKey: config.PASETO_SECRET_KEY, publicKeys: config.PASETO_PUBLIC_KEYS ?? '' });
+  static fromConfig(config: {
+    PASETO_SECRET_KEY?: string | undefined;
+    PASETO_PUBLIC_KEYS?: string | undefined;
+    TOKEN_AUDIENCE: string;
+    ACCESS_TOKEN_TTL_SECONDS: number;
+    REFRESH_TOKEN_TTL_SECONDS: number;
+    LOGIN_TOKEN_TTL_SECONDS: number;
+  }): Promise<TokenMaker> {
+    return TokenMaker.create({
+      secretKey: config.PASETO_SECRET_KEY,
+      publicKeys: config.PASETO_PUBLIC_KEYS ?? '',
+      audience: config.TOKEN_AUDIENCE,
+      maxLifetimeSeconds: { access: config.ACCESS_TOKEN_TTL_SECONDS, refresh: config.REFRESH_TOKEN_TTL_SECONDS, login: config.LOGIN_TOKEN_TTL_SECONDS },
+    });
+  }
+
+  /** The `aud` this maker issues and requires. */
+  get audience(): string {
+    return this.#audience;
   }
 
   /** Key ids this maker accepts. */
@@ -219,7 +260,8 @@ export class TokenMaker {
   }
 
   /**
-   * Signs a token of `purpose` for a session.
+   * Signs a token of `purpose` for a session. It signs any `ttlSeconds` it is given; verification
+   * (here and in every other process) refuses one longer than its purpose's configured TTL.
    * @throws Error when this maker has no signing key
    */
   async issue(
@@ -232,7 +274,7 @@ export class TokenMaker {
     const now = new Date(Math.floor(this.#now().getTime() / 1000) * 1000);
     const token = await pasetoV4.Sign(
       this.#signingKey,
-      { iss: ISSUER, purpose, sub: subject.username, role: subject.role, sid: subject.sessionId, jti: tokenId },
+      { iss: ISSUER, aud: this.#audience, purpose, sub: subject.username, role: subject.role, sid: subject.sessionId, jti: tokenId },
       {
         now,
         expiresIn: subject.ttlSeconds,
@@ -255,7 +297,8 @@ export class TokenMaker {
   }
 
   /**
-   * Verifies signature, key, purpose, issuer and expiry; a remembered access token only its expiry.
+   * Verifies signature, key, purpose, issuer, audience, expiry and that the lifetime and age are
+   * within the purpose's TTL; a remembered access token only its expiry.
    * @throws Unauthenticated, never anything else
    */
   async verify(token: string, purpose: TokenPurpose): Promise<TokenClaims> {
@@ -283,12 +326,16 @@ export class TokenMaker {
     if (!key) throw new Unauthenticated('token signed by an unknown key');
     let raw: unknown;
     this.#signatureChecks += 1;
+    const maxLifetimeSeconds = this.#maxLifetimeSeconds[purpose];
     try {
       const result = await pasetoV4.Verify(key, token, {
         now: this.#now(),
         issuer: ISSUER,
+        audience: this.#audience,
+        // Issued longer ago than a token of this purpose may live: refused, whatever its exp says.
+        maxTokenAge: maxLifetimeSeconds,
         implicitAssertion: assertionFor(purpose),
-        requiredClaims: ['purpose', 'sub', 'sid', 'jti', 'iat'],
+        requiredClaims: ['purpose', 'sub', 'sid', 'jti', 'iat', 'aud'],
       });
       raw = result.claims;
     } catch (error) {
@@ -298,14 +345,17 @@ export class TokenMaker {
     const parsed = claimsSchema.safeParse(raw);
     if (!parsed.success || parsed.data.purpose !== purpose) throw new Unauthenticated('invalid token');
     const claims = parsed.data;
+    const issuedAt = new Date(claims.iat);
+    const expiresAt = new Date(claims.exp);
+    if (expiresAt.getTime() - issuedAt.getTime() > maxLifetimeSeconds * 1_000) throw new Unauthenticated('token lifetime longer than its purpose allows');
     return {
       purpose: claims.purpose,
       username: claims.sub,
       role: claims.role,
       sessionId: claims.sid,
       tokenId: claims.jti,
-      issuedAt: new Date(claims.iat),
-      expiresAt: new Date(claims.exp),
+      issuedAt,
+      expiresAt,
     };
   }
 

@@ -107,6 +107,9 @@ export const configSchema = z
     METRICS_PORT: port(9464),
     PASETO_SECRET_KEY: z.string().min(1).optional(),
     PASETO_PUBLIC_KEYS: z.string().min(1).optional(),
+    // The `aud` every token is issued with and must carry to be accepted: the same value in every
+    // process of one deployment; tokens of another audience (signed by the same key) are refused.
+    TOKEN_AUDIENCE: z.string().trim().regex(/^[\x21-\x7e]{1,200}$/, 'must be 1 to 200 printable ASCII characters without spaces').default('bank-api'),
     ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(10).max(86_400).default(900),
     REFRESH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(30 * 86_400).default(86_400),
     // Absolute lifetime of a session: refreshing slides it along, but never past this.
