@@ -12,6 +12,10 @@ import { generatePasetoKeyPair } from '@bank/shared/auth/token-maker';
 import { parseConfig, type Config } from '@bank/shared/config/config';
 import { createLogger } from '@bank/shared/logging/logger';
 import { verificationEmailPayloadSchema } from '@bank/shared/mail/email.schema';
+import { MAX_JOB_RECOVERIES, OutboxPublisher } from '@bank/shared/outbox/outbox-publisher';
+import { createEmailQueue } from '@bank/shared/queue/email-queue';
+import { createRedis } from '@bank/shared/redis/redis';
+import { UnrecoverableError, Worker } from 'bullmq';
 import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
 import { TEST_REDIS_URL } from '../../../test/services.ts';
 import { startTestSmtpServer, type TestSmtpServer } from '../../../test/smtp.ts';
@@ -152,5 +156,68 @@ describe('a job Redis lost', () => {
     expect(await bank.queue.getJobState(outboxId)).toBe('unknown');
 
     await loginEmailArrives(username, sessionId);
+  });
+});
+
+describe('a job that failed without settling its row', () => {
+  it('is re-added (a job whose workers were killed, or whose last attempt could not reach the database), so its email arrives', async () => {
+    const busy = await verifiedUser();
+    const username = await verifiedUser();
+    await smtp.waitFor(() => smtp.messagesTo(emailOf(username)).length === 1 && smtp.messagesTo(emailOf(busy)).length === 1, 15_000);
+    const { sessionId, outboxId } = await loginWaitingBehindAnother(busy, username);
+
+    // Another consumer takes the waiting job and fails it for good without touching its row, as a
+    // job that stalled out (its workers killed each time) or lost its database on its last attempt.
+    const connection = createRedis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+    const failedJobId = await new Promise<string | undefined>((resolve) => {
+      const rogue = new Worker(config.EMAIL_QUEUE_NAME, async () => {
+        throw new UnrecoverableError('stalled out');
+      }, { connection, autorun: true });
+      rogue.on('failed', (job) => {
+        void rogue.close().then(() => resolve(job?.id));
+      });
+    });
+    await connection.quit();
+    // (Its state is not asserted here: the worker's check may re-add it at any moment now.)
+    expect(failedJobId).toBe(outboxId);
+
+    await loginEmailArrives(username, sessionId);
+    await sleep(200);
+    expect(await outboxRow(outboxId)).toEqual({ status: 'sent' });
+    expect((await bank.queue.getJob(outboxId))?.data.recoveries).toBe(1);
+  });
+
+  it('is given up (the row marked failed) after it failed unsettled MAX_JOB_RECOVERIES times', async () => {
+    const username = await verifiedUser();
+    await smtp.waitFor(() => smtp.messagesTo(emailOf(username)).length === 1, 15_000);
+    const { sessionId } = await bank.sessions.loginStart({ username, password: PASSWORD, clientIp: '10.12.2.9' });
+    const outboxId = await loginOutboxId(sessionId);
+    await smtp.waitFor((messages) => messages.some((m) => m.text.includes(sessionId)), 15_000);
+    for (const deadline = Date.now() + 10_000; (await outboxRow(outboxId)).status !== 'sent' && Date.now() < deadline; ) await sleep(50);
+    // On a queue of its own that no worker serves but the one failing it: a job that already failed
+    // unsettled as often as allowed, for a row still enqueued.
+    await db.pool.query(sql.unsafe`UPDATE outbox SET status = 'enqueued' WHERE id = ${outboxId}`);
+    const connection = createRedis(TEST_REDIS_URL, { purpose: 'worker' });
+    const queue = createEmailQueue(connection, { name: `${config.EMAIL_QUEUE_NAME}-given-up` });
+    try {
+      await queue.add('send-login-email', { outboxId, recoveries: MAX_JOB_RECOVERIES }, { jobId: outboxId, attempts: 1 });
+      await new Promise<void>((resolve) => {
+        const rogue = new Worker(queue.name, async () => {
+          throw new UnrecoverableError('crashes its worker every time');
+        }, { connection, autorun: true });
+        rogue.on('failed', () => {
+          void rogue.close().then(resolve);
+        });
+      });
+      expect(await queue.getJobState(outboxId)).toBe('failed');
+      const publisher = new OutboxPublisher({ pool: db.pool, queue });
+      expect(await publisher.recoverLostJobs({ limit: 10_000 })).toBe(0);
+      expect(await outboxRow(outboxId)).toEqual({ status: 'failed' });
+      expect(await queue.getJobState(outboxId)).toBe('failed');
+    } finally {
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close();
+      await connection.quit();
+    }
   });
 });

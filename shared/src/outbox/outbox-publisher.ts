@@ -2,7 +2,11 @@ import type { DatabasePool } from 'slonik';
 import { maskEmail, type Logger } from '../logging/logger.ts';
 import type { EmailQueue } from '../queue/email-queue.ts';
 import { withTimeout } from '../process/with-timeout.ts';
+import { SECRET_PAYLOAD_FIELDS } from '../mail/email.schema.ts';
 import { outboxRepository } from './outbox.repository.ts';
+
+/** How many times a job that failed without settling its row is re-added before the row is given up. */
+export const MAX_JOB_RECOVERIES = 3;
 
 /**
  * Hands committed outbox rows to the queue. Use cases call `enqueueOutbox(ids)` right after their
@@ -55,8 +59,12 @@ export class OutboxPublisher {
    * restart without persistence, a failover to a replica that had not caught up). Nothing else
    * would send those emails. Checks up to `limit` rows a call, going on after the last row the
    * previous call checked and starting over after the last one, so each enqueued row is checked
-   * within ceil(enqueued rows / limit) calls. A job that still exists in any state (waiting,
-   * active, delayed for a retry, failed, completed) is left alone. Returns how many jobs it re-added.
+   * within ceil(enqueued rows / limit) calls. A job that still exists waiting, active, delayed or
+   * completed is left alone. A job that FAILED while its row is still `enqueued` ended without
+   * settling the row (it stalled out with its workers killed, or its last attempt could not reach
+   * the database): nothing would send that email either, so it is re-added too, at most
+   * MAX_JOB_RECOVERIES times; after that the row is marked failed (a job that fails that way every
+   * time, say one that crashes its worker, must not loop). Returns how many jobs it re-added.
    * Throws when Redis or the DB fails.
    */
   async recoverLostJobs(options: { limit?: number } = {}): Promise<number> {
@@ -65,20 +73,39 @@ export class OutboxPublisher {
     this.#checkedUpTo = rows.length < limit ? undefined : rows.at(-1)?.id;
     if (rows.length === 0) return 0;
     const states = await withTimeout(Promise.all(rows.map((row) => this.#queue.getJobState(row.id))), this.#timeoutMs, 'email queue');
-    const lost = rows.filter((_, i) => states[i] === 'unknown');
+    const lost: { id: string; kind: string; recoveries?: number }[] = rows.filter((_, i) => states[i] === 'unknown');
+    const failed = rows.filter((_, i) => states[i] === 'failed');
+    if (failed.length > 0) {
+      const jobs = await withTimeout(Promise.all(failed.map((row) => this.#queue.getJob(row.id))), this.#timeoutMs, 'email queue');
+      const given: string[] = [];
+      for (const [i, row] of failed.entries()) {
+        const recoveries = jobs[i]?.data.recoveries ?? 0;
+        if (recoveries < MAX_JOB_RECOVERIES) {
+          lost.push({ ...row, recoveries: recoveries + 1 });
+        } else {
+          await outboxRepository.markFailed(this.#pool, row.id, `its job failed ${recoveries + 1} times without settling the email`, SECRET_PAYLOAD_FIELDS);
+          given.push(row.id);
+        }
+      }
+      if (given.length > 0) this.#logger?.error({ outboxIds: given }, 'outbox rows whose job kept failing without settling them: marked failed');
+    }
     if (lost.length === 0) return 0;
-    // A job hash left behind outside every list (a partial loss) would turn the add below into a
-    // no-op, since the job id is taken: remove what is left of each first. A job taken meanwhile
-    // by a worker is locked and stays; its add then collapses into it.
+    // A job hash left behind outside every list (a partial loss, or a failed job) would turn the add
+    // below into a no-op, since the job id is taken: remove what is left of each first. A job taken
+    // meanwhile by a worker is locked and stays; its add then collapses into it.
     await withTimeout(Promise.all(lost.map((row) => this.#queue.remove(row.id))), this.#timeoutMs, 'email queue');
     await this.#add(lost);
-    this.#logger?.warn({ count: lost.length, outboxIds: lost.map((row) => row.id) }, 'outbox rows whose queue job was lost: re-enqueued');
+    this.#logger?.warn(
+      { count: lost.length, outboxIds: lost.map((row) => row.id), failedBefore: failed.length },
+      'outbox rows whose queue job was lost or failed unsettled: re-enqueued',
+    );
     return lost.length;
   }
 
-  async #add(rows: readonly { id: string; kind: string }[]): Promise<number> {
+  async #add(rows: readonly { id: string; kind: string; recoveries?: number }[]): Promise<number> {
     if (rows.length === 0) return 0;
-    await withTimeout(this.#queue.addBulk(rows.map((row) => ({ name: row.kind, data: { outboxId: row.id }, opts: { jobId: row.id } }))), this.#timeoutMs, 'email queue');
+    const data = (row: (typeof rows)[number]) => (row.recoveries === undefined ? { outboxId: row.id } : { outboxId: row.id, recoveries: row.recoveries });
+    await withTimeout(this.#queue.addBulk(rows.map((row) => ({ name: row.kind, data: data(row), opts: { jobId: row.id } }))), this.#timeoutMs, 'email queue');
     await outboxRepository.markEnqueued(this.#pool, rows.map((row) => row.id));
     return rows.length;
   }

@@ -10,7 +10,12 @@ export const EMAIL_QUEUE_NAME = 'bank-email';
  * Job data is the outbox id, the payload (with its secrets) stays in PostgreSQL; and, when tracing
  * is on, the W3C trace context of whoever enqueued it (`traceparent`), which the worker continues.
  */
-export const emailJobDataSchema = z.object({ outboxId: z.string().uuid(), trace: z.record(z.string(), z.string()).optional() });
+export const emailJobDataSchema = z.object({
+  outboxId: z.string().uuid(),
+  trace: z.record(z.string(), z.string()).optional(),
+  /** How many times the job was re-added after it failed without settling its row (recoverLostJobs). */
+  recoveries: z.number().int().min(0).optional(),
+});
 export type EmailJobData = z.infer<typeof emailJobDataSchema>;
 
 /**
