@@ -59,12 +59,14 @@ export type ChaosConfig = {
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
-/** Stack settings the suite shortens; names the stack reads (WORKER_STALLED_INTERVAL_MS once it does). */
+/** Stack settings the suite shortens (production: 10 s locks, 5 s stall checks, 10 s sweeps). */
 const STACK_DEFAULTS: Record<string, string> = {
   WORKER_LOCK_DURATION_MS: '5000',
   WORKER_STALLED_INTERVAL_MS: '5000',
   OUTBOX_SWEEP_INTERVAL_MS: '1000',
   OUTBOX_SWEEP_PENDING_AFTER_MS: '2000',
+  // How often the worker looks for enqueued emails whose queue job Redis lost (5 s in production).
+  OUTBOX_JOB_CHECK_INTERVAL_MS: '1000',
   HOLD_SWEEP_INTERVAL_MS: '1000',
   SHUTDOWN_TIMEOUT_MS: '5000',
   DATABASE_POOL_SIZE: '10',
