@@ -9,7 +9,7 @@ import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
 import { TEST_REDIS_URL } from '../../../test/services.ts';
 import { startTestSmtpServer, type CapturedEmail, type TestSmtpServer } from '../../../test/smtp.ts';
 import { parseConfig, type Config } from '../config/config.ts';
-import { EmailNotVerified, EmailTaken, PermissionDenied, RateLimited, Unauthenticated, UsernameTaken, VerificationLinkInvalid } from '../errors/domain-error.ts';
+import { EmailNotVerified, PermissionDenied, RateLimited, Unauthenticated, UsernameTaken, VerificationLinkInvalid } from '../errors/domain-error.ts';
 import { createLogger } from '../logging/logger.ts';
 import { SEND_LOGIN_EMAIL } from '../mail/email.schema.ts';
 import { outboxRepository } from '../outbox/outbox.repository.ts';
@@ -146,18 +146,24 @@ describe('sign-up and email verification', () => {
     expect(row.payload).not.toHaveProperty('secretCode');
   });
 
-  it('refuses taken usernames and emails (case-insensitive) and invalid input with field errors', async () => {
+  it('refuses taken usernames, answers a taken email (case-insensitive) as a new one without making an account, and refuses invalid input with field errors', async () => {
     const username = newUsername();
     await identity.users.signUp({ username, fullName: 'A', email: emailOf(username), password: PASSWORD });
     await expect(identity.users.signUp({ username, fullName: 'B', email: `other_${emailOf(username)}`, password: PASSWORD })).rejects.toBeInstanceOf(UsernameTaken);
-    await expect(identity.users.signUp({ username: newUsername(), fullName: 'B', email: emailOf(username).toUpperCase(), password: PASSWORD })).rejects.toBeInstanceOf(EmailTaken);
+    // Issue 13: a taken email no longer answers EmailTaken (409 told anyone who has an account).
+    const lookalike = newUsername();
+    await expect(identity.users.signUp({ username: lookalike, fullName: 'B', email: emailOf(username).toUpperCase(), password: PASSWORD })).resolves.toMatchObject({
+      username: lookalike,
+      isEmailVerified: false,
+    });
+    await expect(identity.users.getUser({ username: 'some_banker', role: 'banker' }, lookalike)).rejects.toMatchObject({ code: 'USER_NOT_FOUND' });
     await expect(identity.users.signUp({ username: 'No Caps', fullName: '', email: 'nope', password: 'short' })).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',
       fieldViolations: [
         { field: 'username', description: expect.any(String) },
         { field: 'full_name', description: expect.any(String) },
         { field: 'email', description: expect.any(String) },
-        { field: 'password', description: 'must be at least 8 bytes long (got 5)' },
+        { field: 'password', description: 'must be at least 8 characters long (got 5)' },
       ],
     });
   });
@@ -211,7 +217,7 @@ describe('login', () => {
       const error = await sessions.loginStart({ username: name, password }).then(() => undefined, (e: unknown) => e);
       return { error, compares: [...passwords.compares] };
     };
-    const costOf = (hash: string | undefined) => Number(/^\$2[aby]\$(\d{2})\$/.exec(hash ?? '')?.[1]);
+    const costOf = (hash: string | undefined) => Number(/^(?:v2:)?\$2[aby]\$(\d{2})\$/.exec(hash ?? '')?.[1]);
 
     const wrong = await attempt(username);
     const unknown = await attempt(`nobody_${run}`);
@@ -231,10 +237,12 @@ describe('login', () => {
     expect(dummy).not.toBe(stored);
     expect(costOf(dummy)).toBe(config.BCRYPT_COST);
     expect(costOf(stored)).toBe(config.BCRYPT_COST);
-    // Every unknown user (and a password too long to be one) compares against that one dummy.
+    // Every unknown user compares against that one dummy.
     expect(anotherUnknown.compares).toEqual([{ hash: dummy, matched: false }]);
+    // A password over 72 bytes is a password like any other now (issue 13; it used to be refused
+    // against the dummy): compared, whole, with the user's hash.
     expect(tooLong.error).toBeInstanceOf(Unauthenticated);
-    expect(tooLong.compares).toEqual([{ hash: dummy, matched: false }]);
+    expect(tooLong.compares).toEqual([{ hash: stored, matched: false }]);
     // The counter sees real compares: the right password matches its stored hash.
     expect(right.error).toBeUndefined();
     expect(right.compares).toEqual([{ hash: stored, matched: true }]);
@@ -343,7 +351,7 @@ describe('profile', () => {
     await expect(identity.users.getUser({ username: 'some_banker', role: 'banker' }, `ghost_${run}`)).rejects.toMatchObject({ code: 'USER_NOT_FOUND' });
   });
 
-  it('a changed email must be verified again through a new link', async () => {
+  it('a changed email takes effect, verified, once the link sent to it is followed; the current one stays until then', async () => {
     const username = await verifiedUser();
     const actor = { username, role: 'depositor' as const };
     const newEmail = `new_${emailOf(username)}`;
@@ -355,8 +363,10 @@ describe('profile', () => {
       fieldViolations: [expect.objectContaining({ field: 'current_password' })],
     });
     const updated = await identity.users.updateUser(actor, username, { fullName: 'New Name', email: newEmail, currentPassword: PASSWORD });
-    expect(updated).toMatchObject({ fullName: 'New Name', email: newEmail, isEmailVerified: false });
-    await expect(identity.sessions.loginStart({ username, password: PASSWORD })).rejects.toBeInstanceOf(EmailNotVerified);
+    // Issue 13: the user stays at (and may log in with) the current, verified address until the
+    // new one's link is followed; it used to move at once, unverified, and refuse logins.
+    expect(updated).toMatchObject({ fullName: 'New Name', email: emailOf(username), isEmailVerified: true });
+    await expect(identity.sessions.loginStart({ username, password: PASSWORD })).resolves.toHaveProperty('sessionId');
     const verified = await identity.users.verifyEmail(verificationParams(await smtp.waitForMessageTo(newEmail)));
     expect(verified).toMatchObject({ email: newEmail, isEmailVerified: true });
     await expect(identity.users.updateUser(actor, `someone_${run}`, { fullName: 'X' })).rejects.toBeInstanceOf(PermissionDenied);
