@@ -115,7 +115,8 @@ export async function signUp(ctx: OpsContext, protocol: Protocol, policy = retry
   const final: Final<unknown> = await withRetries('sign-up', protocol, policy, ctx.journal.record, (timeoutMs) =>
     ctx.client.call(protocol, UserService, 'createUser', { username, fullName: `Chaos ${username}`, email, password }, { timeoutMs }),
   );
-  const committedEarlier = final.status === 'refused' && final.attempts > 1 && (final.code === 'USERNAME_TAKEN' || final.code === 'EMAIL_TAKEN');
+  // (A taken email answers as a new one since issue 13, so the name is the only sign.)
+  const committedEarlier = final.status === 'refused' && final.attempts > 1 && final.code === 'USERNAME_TAKEN';
   const op: IdentityOp = {
     kind: 'sign-up',
     protocol,
