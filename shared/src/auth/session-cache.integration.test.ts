@@ -25,7 +25,7 @@ const run = randomBytes(4).toString('hex');
 const logger = createLogger({ name: 'test', level: 'silent', pretty: false });
 const PASSWORD = 'correct horse battery';
 
-type Process = { bank: Bank; pool: DatabasePool; sessionReads: () => number };
+type Process = { bank: Bank; pool: DatabasePool; sessionReads: () => number; queries: () => number };
 
 let db: TestDatabase;
 let config: Config;
@@ -40,28 +40,33 @@ let b: Process;
 let c: Process;
 let counter = 0;
 
-/** A pool on the suite's database that counts the session reads (`sessionRepository.findById`) it runs. */
-async function countingPool(): Promise<{ pool: DatabasePool; sessionReads: () => number }> {
+/**
+ * A pool on the suite's database that counts the session reads (a query of `sessions` by id) and
+ * all the queries it runs.
+ */
+async function countingPool(): Promise<{ pool: DatabasePool; sessionReads: () => number; queries: () => number }> {
   let reads = 0;
+  let queries = 0;
   const pool = await createDatabasePool(db.url, {
     maximumPoolSize: 3,
     interceptors: [
       {
         name: 'count-session-reads',
         beforeQueryExecution: (_context, query) => {
-          if (/FROM sessions WHERE id =/.test(query.sql)) reads += 1;
+          queries += 1;
+          if (/FROM sessions\b[\s\S]*WHERE (s\.)?id =/.test(query.sql)) reads += 1;
           return null;
         },
       },
     ],
   });
-  return { pool, sessionReads: () => reads };
+  return { pool, sessionReads: () => reads, queries: () => queries };
 }
 
 async function startProcess(ttlMs: number): Promise<Process> {
-  const { pool, sessionReads } = await countingPool();
+  const { pool, sessionReads, queries } = await countingPool();
   const bank = await createBank({ ...config, SESSION_CACHE_TTL_MS: ttlMs }, { pool, logger });
-  return { bank, pool, sessionReads };
+  return { bank, pool, sessionReads, queries };
 }
 
 async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 3_000): Promise<void> {
@@ -77,6 +82,24 @@ const refused = (p: Process, token: string) =>
     () => false,
     (error: unknown) => error instanceof Unauthenticated,
   );
+
+/** A SessionService on process A's pool with its own liveness cache and a clock the test moves. */
+function sessionsWithClock(ttlMs: number) {
+  let now = Date.now();
+  const clock = () => now;
+  const liveness = new SessionLiveness({ ttlMs, now: clock });
+  const sessions = new SessionService({
+    pool: a.pool,
+    passwords: new PasswordHasher({ cost: 4 }),
+    tokens: a.bank.tokens,
+    outbox: a.bank.outbox,
+    rateLimiter: new RateLimiter({ redis: a.bank.redis, prefix: `test:${run}:clock:`, max: 1_000, windowSeconds: 60 }),
+    config,
+    liveness,
+    now: clock,
+  });
+  return { sessions, advance: (ms: number) => (now += ms) };
+}
 
 async function lastOutboxPayload(username: string, kind: string): Promise<unknown> {
   return db.pool.oneFirst(sql.type(z.object({ payload: z.unknown() }))`
@@ -138,11 +161,13 @@ describe('authentication without its own query', () => {
     expect(b.bank.tokens.signatureChecks - checks).toBe(1);
   });
 
-  it('with SESSION_CACHE_TTL_MS=0 every call reads the session, as before the cache', async () => {
+  it('with SESSION_CACHE_TTL_MS=0 every call reads the session, as before the cache, in one query with the role', async () => {
     const tokens = await logIn(await verifiedUser());
     const reads = c.sessionReads();
+    const queries = c.queries();
     for (let i = 0; i < 20; i += 1) await c.bank.sessions.authenticate(tokens.accessToken);
     expect(c.sessionReads() - reads).toBe(20);
+    expect(c.queries() - queries).toBe(20);
     expect(c.bank.sessionLiveness.size).toBe(0);
   });
 
@@ -193,24 +218,43 @@ describe('authentication without its own query', () => {
   });
 });
 
-describe('the cache never outlives its bounds (one process, its clock in the test)', () => {
-  function sessionsWithClock(ttlMs: number) {
-    let now = Date.now();
-    const clock = () => now;
-    const liveness = new SessionLiveness({ ttlMs, now: clock });
-    const sessions = new SessionService({
-      pool: a.pool,
-      passwords: new PasswordHasher({ cost: 4 }),
-      tokens: a.bank.tokens,
-      outbox: a.bank.outbox,
-      rateLimiter: new RateLimiter({ redis: a.bank.redis, prefix: `test:${run}:clock:`, max: 1_000, windowSeconds: 60 }),
-      config,
-      liveness,
-      now: clock,
-    });
-    return { sessions, advance: (ms: number) => (now += ms) };
-  }
+describe('the role comes from the session read, not from the token', () => {
+  const setRole = (username: string, role: 'banker' | 'depositor') => db.pool.query(sql.unsafe`UPDATE users SET role = ${role} WHERE username = ${username}`);
 
+  it('a banker demoted in the database is a depositor at the next request when nothing caches the session', async () => {
+    const username = await verifiedUser();
+    await setRole(username, 'banker');
+    const tokens = await logIn(username); // the token says banker
+    await expect(c.bank.sessions.authenticate(tokens.accessToken)).resolves.toMatchObject({ role: 'banker' });
+    // Demoted behind the sessions' back (no revocation): the same token, the next request.
+    await setRole(username, 'depositor');
+    const queries = c.queries();
+    await expect(c.bank.sessions.authenticate(tokens.accessToken)).resolves.toEqual({ username, role: 'depositor', sessionId: tokens.sessionId });
+    expect(c.queries() - queries).toBe(1); // the role came with the session read: no query of its own
+  });
+
+  it('a cached session keeps the role it was read with for at most SESSION_CACHE_TTL_MS, then the new one applies', async () => {
+    const username = await verifiedUser();
+    await setRole(username, 'banker');
+    const tokens = await logIn(username);
+    const { sessions, advance } = sessionsWithClock(1_000);
+    await expect(sessions.authenticate(tokens.accessToken)).resolves.toMatchObject({ role: 'banker' });
+    await setRole(username, 'depositor');
+    advance(999);
+    await expect(sessions.authenticate(tokens.accessToken)).resolves.toMatchObject({ role: 'banker' });
+    advance(1);
+    await expect(sessions.authenticate(tokens.accessToken)).resolves.toMatchObject({ role: 'depositor' });
+  });
+
+  it('a depositor whose token claims banker (forged with the key) acts as a depositor', async () => {
+    const username = await verifiedUser();
+    const tokens = await logIn(username);
+    const forged = await a.bank.tokens.issue('access', { username, role: 'banker', sessionId: tokens.sessionId, ttlSeconds: 60 });
+    await expect(c.bank.sessions.authenticate(forged.token)).resolves.toMatchObject({ role: 'depositor' });
+  });
+});
+
+describe('the cache never outlives its bounds (one process, its clock in the test)', () => {
   it('reads a session at most once per SESSION_CACHE_TTL_MS window', async () => {
     const tokens = await logIn(await verifiedUser());
     const { sessions, advance } = sessionsWithClock(1_000);

@@ -7,7 +7,7 @@ const ID = '2f1d8a52-6f0c-4a53-9a39-2a8d8d0b6a11';
 const OTHER = '7b0a0c55-4a47-4a9c-8a43-1f0f3e7f2c10';
 const FAR = new Date('2100-01-01T00:00:00Z');
 
-const active = (id = ID, expiresAt = FAR) => ({ id, username: 'alice', status: 'active' as const, expiresAt });
+const active = (id = ID, expiresAt = FAR, role: 'depositor' | 'banker' = 'depositor') => ({ id, username: 'alice', status: 'active' as const, expiresAt, role });
 
 function clock(start = 1_000_000) {
   let now = start;
@@ -55,6 +55,18 @@ describe('SessionLiveness', () => {
     time.advance(1);
     expect(liveness.isTrusted(ID, 'alice')).toBe(false);
     expect(liveness.size).toBe(0);
+  });
+
+  it('answers the role read with the session, for its own user only, and the role of the newest read', () => {
+    const time = clock();
+    const liveness = new SessionLiveness({ ttlMs: 1_000, now: time.now });
+    liveness.remember(active(ID, FAR, 'banker'), liveness.beginRead());
+    expect(liveness.trustedRole(ID, 'alice')).toBe('banker');
+    expect(liveness.trustedRole(ID, 'mallory')).toBeUndefined();
+    time.advance(1_000);
+    expect(liveness.trustedRole(ID, 'alice')).toBeUndefined();
+    liveness.remember(active(ID, FAR, 'depositor'), liveness.beginRead());
+    expect(liveness.trustedRole(ID, 'alice')).toBe('depositor');
   });
 
   it('never trusts a session past its expiresAt, however long the TTL', () => {

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import type { Logger } from '../logging/logger.ts';
 import type { Redis } from '../redis/redis.ts';
-import type { Session } from './session.types.ts';
+import type { Role } from './actor.ts';
+import type { SessionWithRole } from './session.types.ts';
 
 /** What a use case that ends sessions tells once its change is committed. */
 export type SessionRevocations = {
@@ -27,11 +28,13 @@ export type SessionLivenessOptions = {
 const DEFAULT_MAX_ENTRIES = 100_000;
 const revokedMessage = z.array(z.string().uuid()).max(100_000);
 
-type Entry = { readonly username: string; readonly trustedUntil: number };
+type Entry = { readonly username: string; readonly role: Role; readonly trustedUntil: number };
 
 /**
  * The per-process session-liveness cache that lets authentication skip its database read, and
- * the Redis pub/sub channel that tells every process when a session ends.
+ * the Redis pub/sub channel that tells every process when a session ends. Each entry keeps the
+ * user's role as that read found it: authorization uses it, never the role inside the token, so
+ * a role changed in the database applies within the same bound.
  *
  * The bound: once a session is revoked (logout, refresh-token reuse, password change), or its
  * `expiresAt` passes, a request with one of its access tokens is refused
@@ -83,14 +86,22 @@ export class SessionLiveness implements SessionRevocations {
 
   /** True when the session was seen active for this user recently enough to skip reading it. */
   isTrusted(sessionId: string, username: string): boolean {
-    if (!this.#caching) return false;
+    return this.trustedRole(sessionId, username) !== undefined;
+  }
+
+  /**
+   * The user's role as read with the session, when the session was seen active for this user
+   * recently enough to skip reading it; undefined when it must be read.
+   */
+  trustedRole(sessionId: string, username: string): Role | undefined {
+    if (!this.#caching) return undefined;
     const entry = this.#entries.get(sessionId);
-    if (!entry) return false;
+    if (!entry) return undefined;
     if (this.#now() >= entry.trustedUntil) {
       this.#entries.delete(sessionId);
-      return false;
+      return undefined;
     }
-    return entry.username === username;
+    return entry.username === username ? entry.role : undefined;
   }
 
   /** Marks the start of a session read; pass the ticket to `remember` with the row read. */
@@ -102,7 +113,7 @@ export class SessionLiveness implements SessionRevocations {
    * Remembers an active session until ttlMs after its read began, never past its expiresAt, unless
    * a revocation arrived while it was being read.
    */
-  remember(session: Pick<Session, 'id' | 'username' | 'status' | 'expiresAt'>, ticket: SessionReadTicket): void {
+  remember(session: SessionWithRole, ticket: SessionReadTicket): void {
     if (!this.#caching || session.status !== 'active' || ticket.generation !== this.#generation) return;
     const trustedUntil = Math.min(ticket.startedAt + this.ttlMs, session.expiresAt.getTime());
     if (trustedUntil <= this.#now()) return;
@@ -111,7 +122,7 @@ export class SessionLiveness implements SessionRevocations {
       const oldest = this.#entries.keys().next();
       if (!oldest.done) this.#entries.delete(oldest.value);
     }
-    this.#entries.set(session.id, { username: session.username, trustedUntil });
+    this.#entries.set(session.id, { username: session.username, role: session.role, trustedUntil });
   }
 
   /** Drops sessions from this process's cache only. */

@@ -1,6 +1,7 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import { SESSION_STATUSES, type LoginChallenge, type Session } from './session.types.ts';
+import { ROLES } from './actor.ts';
+import { SESSION_STATUSES, type LoginChallenge, type Session, type SessionWithRole } from './session.types.ts';
 
 const sessionRow = z.object({
   id: z.string().uuid(),
@@ -28,6 +29,14 @@ const toSession = (row: z.infer<typeof sessionRow>): Session => ({
   expiresAt: row.expires_at,
   revokedAt: row.revoked_at,
   revokedReason: row.revoked_reason,
+});
+
+const sessionWithRoleRow = z.object({
+  id: z.string().uuid(),
+  username: z.string(),
+  status: z.enum(SESSION_STATUSES),
+  expires_at: z.date(),
+  role: z.enum(ROLES),
 });
 
 const loginChallengeRow = z.object({
@@ -76,6 +85,18 @@ export const sessionRepository = {
     const row = await db.maybeOne(sql.type(sessionRow)`
       SELECT * FROM sessions WHERE id = ${id} ${options.forUpdate ? sql.fragment`FOR UPDATE` : sql.fragment``}`);
     return row ? toSession(row) : null;
+  },
+
+  /**
+   * What authenticating a call needs, in one query: the session's liveness and its user's role
+   * now (a role changed since the token was issued applies from this read on).
+   */
+  async findForAuthentication(db: CommonQueryMethods, id: string): Promise<SessionWithRole | null> {
+    const row = await db.maybeOne(sql.type(sessionWithRoleRow)`
+      SELECT s.id, s.username, s.status, s.expires_at, u.role
+      FROM sessions s JOIN users u ON u.username = s.username
+      WHERE s.id = ${id}`);
+    return row ? { id: row.id, username: row.username, status: row.status, expiresAt: row.expires_at, role: row.role } : null;
   },
 
   async activate(

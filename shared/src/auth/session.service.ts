@@ -304,7 +304,10 @@ export class SessionService {
   }
 
   /**
-   * Verifies an access token and that its session is still active, usually without a query.
+   * Verifies an access token and that its session is still active, usually without a query, and
+   * answers the actor with its user's role as the session read found it (never the token's claim):
+   * a role changed in the database applies from the next read, so within SESSION_CACHE_TTL_MS,
+   * at no extra query (the role comes in the session read itself).
    *
    * The token's signature is checked once per token (TokenMaker remembers verified access tokens
    * until they expire). The session row is read only when this process has not seen the session
@@ -319,17 +322,17 @@ export class SessionService {
   async authenticate(accessToken: string, options: UseCaseOptions = {}): Promise<Actor> {
     const claims = await this.#deps.tokens.verify(accessToken, 'access');
     throwIfAborted(options.signal);
-    const actor: Actor = { username: claims.username, role: claims.role, sessionId: claims.sessionId };
     const { liveness } = this.#deps;
-    if (liveness?.isTrusted(claims.sessionId, claims.username)) return actor;
+    const trustedRole = liveness?.trustedRole(claims.sessionId, claims.username);
+    if (trustedRole) return { username: claims.username, role: trustedRole, sessionId: claims.sessionId };
     const ticket = liveness?.beginRead();
-    const session = await sessionRepository.findById(this.#deps.pool, claims.sessionId);
+    const session = await sessionRepository.findForAuthentication(this.#deps.pool, claims.sessionId);
     const now = this.#deps.now?.() ?? Date.now();
     if (!session || session.status !== 'active' || session.username !== claims.username || session.expiresAt.getTime() <= now) {
       throw new Unauthenticated('this session is no longer active');
     }
     if (liveness && ticket) liveness.remember(session, ticket);
-    return actor;
+    return { username: claims.username, role: session.role, sessionId: claims.sessionId };
   }
 
   /** Only failed attempts use up the limit; a refund that fails just leaves one attempt counted. */

@@ -1,3 +1,5 @@
+import type { Role } from './actor.ts';
+
 export const SESSION_STATUSES = ['pending', 'active', 'revoked'] as const;
 export type SessionStatus = (typeof SESSION_STATUSES)[number];
 
@@ -16,6 +18,9 @@ export type Session = {
   readonly revokedAt: Date | null;
   readonly revokedReason: string | null;
 };
+
+/** What authentication reads of a session: whether it is alive, and its user's role now. */
+export type SessionWithRole = Pick<Session, 'id' | 'username' | 'status' | 'expiresAt'> & { readonly role: Role };
 
 /**
  * What confirms a pending session: the login secret of the client that gave the password, with
