@@ -184,6 +184,19 @@ describe('password reset over HTTP', () => {
     expect(await unknown.text()).toBe(await known.text());
   });
 
+  it('the emailed link opens a page the API serves, under a CSP without inline scripts', async () => {
+    const account = await signUp(t('http'), stack.smtp);
+    await t('http').call(PasswordService, 'requestPasswordReset', { email: account.email });
+    const { page } = resetLinkIn(await emailWithSubject(stack.smtp, account.email, ACCOUNT_EMAIL_SUBJECTS.passwordReset));
+    const response = await fetch(`${stack.api.url}${page.pathname}${page.search}`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-security-policy')).toContain("script-src 'self'");
+    expect(response.headers.get('content-security-policy')).not.toContain('unsafe-inline');
+    const html = await response.text();
+    expect([...html.matchAll(/<script\b[^>]*>([\s\S]*?)<\/script>/g)].map((m) => m[1])).toEqual(['']);
+    expect(html).not.toContain(page.searchParams.get('secret') ?? 'no secret');
+  });
+
   it('the link expires after PASSWORD_RESET_TTL_SECONDS (2 s on this stack), and requests are limited per address asked for', async () => {
     const http = limitedTransports.get('http') as Transport;
     const account = limitsAccount;

@@ -1,6 +1,6 @@
 /* global document, window */
 // The script of the minimal pages the API serves until the web app exists (/app/approve-login,
-// /app/verify-email; ./minimal-pages.ts). It reads the emailed link's values, posts them when the
+// /app/verify-email, /app/reset-password; ./minimal-pages.ts). It reads the emailed link's values, posts them when the
 // person presses the button (a link scanner that only fetches the page changes nothing), and
 // says what happened. A file of its own, never inline, so the pages work under the API's
 // Content-Security-Policy (script-src 'self').
@@ -29,6 +29,15 @@
       complete: Boolean(params.get('email_id') && params.get('secret_code')),
       done: 'Your email address is verified. You can log in now.',
     }),
+    // The new password is read when the button is pressed, never before.
+    'reset-password': () => ({
+      url: `/v1/password-resets/${encodeURIComponent(params.get('reset_id') ?? '')}/confirm`,
+      body: () => ({ secret: params.get('secret') ?? '', newPassword: document.getElementById('new-password')?.value ?? '' }),
+      complete: Boolean(params.get('reset_id') && params.get('secret')),
+      // A password the bank refuses (too short, too common) may be replaced by another.
+      retryOnInvalid: true,
+      done: 'Your new password is set, and every session was logged out. Log in with it now.',
+    }),
   };
   const action = actions[main.getAttribute('data-page')];
   if (!action) return;
@@ -46,7 +55,7 @@
       const response = await window.fetch(request.url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json' },
-        body: JSON.stringify(request.body),
+        body: JSON.stringify(typeof request.body === 'function' ? request.body() : request.body),
         credentials: 'omit',
         cache: 'no-store',
       });
@@ -57,7 +66,7 @@
       const problem = await response.json().catch(() => ({}));
       say(`That did not work: ${problem.detail ?? `the bank answered ${response.status}`}.`);
       // A refusal stays one; a busy or unreachable bank is worth another press.
-      if (response.status === 429 || response.status >= 500) button.disabled = false;
+      if (response.status === 429 || response.status >= 500 || (response.status === 400 && request.retryOnInvalid)) button.disabled = false;
     } catch {
       say('The bank could not be reached; try again.');
       button.disabled = false;

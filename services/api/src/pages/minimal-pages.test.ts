@@ -27,7 +27,7 @@ type Posted = { url: string; init: { method: string; headers: Record<string, str
  * Runs the pages' script as a browser would run it on `page` opened at `search`, against a DOM
  * of the three elements it uses and a fetch that records what it is asked and answers `status`.
  */
-async function openPage(page: string, search: string, status = 200) {
+async function openPage(page: string, search: string, status = 200, newPassword = '') {
   const script = readFileSync(new URL('./app-pages.js', import.meta.url), 'utf8');
   const posted: Posted[] = [];
   const replaced: string[] = [];
@@ -45,7 +45,7 @@ async function openPage(page: string, search: string, status = 200) {
   };
   const document = {
     querySelector: (selector: string) => (selector === 'main[data-page]' ? main : null),
-    getElementById: (id: string) => ({ go: button, status: statusLine })[id] ?? null,
+    getElementById: (id: string) => ({ go: button, status: statusLine, 'new-password': { value: newPassword } })[id] ?? null,
   };
   runInNewContext(script, { window, document, URLSearchParams });
   return {
@@ -61,7 +61,7 @@ async function openPage(page: string, search: string, status = 200) {
 }
 
 describe('the minimal pages that emailed links open', () => {
-  it.each(['/app/approve-login', '/app/verify-email'])('%s is static HTML whose only script is the pages\' file, never inline', async (path) => {
+  it.each(['/app/approve-login', '/app/verify-email', '/app/reset-password'])('%s is static HTML whose only script is the pages\' file, never inline', async (path) => {
     const response = await fetch(`${base}${path}?session_id=%3Cscript%3Ealert(1)%3C%2Fscript%3E&token=x`);
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toBe('text/html; charset=utf-8');
@@ -95,6 +95,31 @@ describe('the minimal pages that emailed links open', () => {
     await page.click();
     expect(page.posted).toEqual([{ url: '/v1/verify-email', init: expect.objectContaining({ method: 'POST', body: '{"emailId":"42","secretCode":"s3cr+t"}' }) }]);
     expect(page.status.textContent).toMatch(/verified/);
+  });
+
+  it('the reset-password page posts the link\'s id and secret with the typed password to ConfirmPasswordReset when pressed', async () => {
+    const page = await openPage('reset-password', '?reset_id=2f1d8a52-6f0c-4a53-9a39-2a8d8d0b6a11&secret=s3cr%2Bt', 200, 'a new passphrase');
+    expect(page.replaced).toEqual(['/app/reset-password']);
+    expect(page.posted).toEqual([]);
+    await page.click();
+    expect(page.posted).toEqual([
+      {
+        url: '/v1/password-resets/2f1d8a52-6f0c-4a53-9a39-2a8d8d0b6a11/confirm',
+        init: expect.objectContaining({ method: 'POST', body: '{"secret":"s3cr+t","newPassword":"a new passphrase"}' }),
+      },
+    ]);
+    expect(page.status.textContent).toMatch(/new password is set/);
+  });
+
+  it('the reset-password page lets the person try another password after a refusal of the password', async () => {
+    const page = await openPage('reset-password', '?reset_id=abc&secret=s', 400, 'password');
+    await page.click();
+    expect(page.button.disabled).toBe(false);
+  });
+
+  it('the reset-password page has a new-password field', async () => {
+    const html = await (await fetch(`${base}/app/reset-password`)).text();
+    expect(html).toContain('<input type="password" id="new-password" autocomplete="new-password"');
   });
 
   it('says why when the bank refuses, and keeps the button off for a refusal', async () => {

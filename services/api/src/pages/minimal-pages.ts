@@ -13,7 +13,15 @@ export const APP_PAGES_CSP = "default-src 'none'; script-src 'self'; connect-src
 
 const escape = (text: string) => text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
 
-type Page = { path: string; name: string; title: string; intro: string; button: string };
+type Page = {
+  path: string;
+  name: string;
+  title: string;
+  intro: string;
+  button: string;
+  /** A new-password field the person fills in before pressing the button (its label). */
+  newPassword?: string;
+};
 
 const PAGES: readonly Page[] = [
   {
@@ -32,6 +40,16 @@ const PAGES: readonly Page[] = [
     intro: 'Confirm that this email address belongs to your new bank account.',
     button: 'Verify my email address',
   },
+  {
+    path: '/app/reset-password',
+    name: 'reset-password',
+    title: 'Choose a new password',
+    intro:
+      'Choose a new password for your bank account: 8 to 128 characters, any you like, but not a common one. ' +
+      'Every session of the account is logged out once it is set.',
+    button: 'Set my new password',
+    newPassword: 'New password',
+  },
 ];
 
 function render(page: Page): string {
@@ -43,7 +61,7 @@ function render(page: Page): string {
 <main data-page="${escape(page.name)}">
 <h1>${escape(page.title)}</h1>
 <p>${escape(page.intro)}</p>
-<p><button type="button" id="go">${escape(page.button)}</button></p>
+${page.newPassword ? `<p><label for="new-password">${escape(page.newPassword)}</label><br><input type="password" id="new-password" autocomplete="new-password" minlength="8" maxlength="128" required></p>\n` : ''}<p><button type="button" id="go">${escape(page.button)}</button></p>
 <p id="status" role="status" aria-live="polite"></p>
 <noscript><p>This page needs JavaScript to send the link's values to the bank.</p></noscript>
 </main>
@@ -52,7 +70,7 @@ function render(page: Page): string {
 }
 
 /**
- * GET /app/approve-login, GET /app/verify-email, their script, and GET /v1/verify-email: an old
+ * GET /app/approve-login, GET /app/verify-email, GET /app/reset-password, their script, and GET /v1/verify-email: an old
  * verification link (or a scanner) that GETs the API path changes nothing and is sent to the page
  * (303 with the same query), whose button posts to POST /v1/verify-email.
  */
