@@ -264,7 +264,10 @@ async function canary(kit: FaultKit, kind: Canary, from: number): Promise<{ ms: 
     backoffBaseMs: 100,
     backoffMaxMs: 250,
     giveUpAfterMs: kit.config.recoveryTimeoutMs,
-    retryRateLimited: kind === 'http' || kind === 'grpc',
+    // A 429 is retried too: the login limit counts attempts in flight, so the storm's own logins,
+    // all from 127.0.0.1 and retried together once a store is back, can briefly fill it. A lockout
+    // lasts its window and still fails the canary.
+    retryRateLimited: true,
   };
   if (kind === 'http' || kind === 'grpc') {
     const op = await deposit(kit.ops, kind, kit.canaryUser, 1n, policy);
