@@ -66,6 +66,8 @@ export function loggingInterceptor(logger: Logger): Interceptor {
       ms: Math.round(seconds * 10_000) / 10,
       // Not `code`: the logger redacts that key everywhere (login codes must never be logged).
       errorCode: answer?.code,
+      // Why a 401 was answered: the caller only ever reads the one text.
+      ...(answer?.reason ? { reason: answer.reason } : {}),
     };
     if (answer && answer.http >= 500 && answer.code !== 'OVERLOADED') logger.error(line, call.transport.logMessage);
     else logger.info(line, call.transport.logMessage);

@@ -13,10 +13,11 @@ import {
   TransferNotPending,
   TransferNotRefundable,
   TransferNotReversible,
+  Unauthenticated,
 } from '@bank/shared/errors/domain-error';
 import { ConnectionError } from 'slonik';
 import { isStoreUnavailable } from '@bank/shared/db/store-errors';
-import { ERROR_STATUS, errorAnswer, GrpcCode } from './error-table.ts';
+import { ERROR_STATUS, errorAnswer, GrpcCode, UNAUTHENTICATED_DETAIL } from './error-table.ts';
 import { PROBLEM_FIELDS } from './problem-fields.ts';
 
 describe('the error-code table', () => {
@@ -40,6 +41,24 @@ describe('the error-code table', () => {
     expect(errorAnswer(new InsufficientFunds(5n))).toMatchObject({ http: 422, grpc: GrpcCode.FAILED_PRECONDITION, code: 'INSUFFICIENT_FUNDS' });
     expect(errorAnswer(new AccountNotFound(5n))).toMatchObject({ http: 404, grpc: GrpcCode.NOT_FOUND });
     expect(errorAnswer(new RateLimited(12.2))).toMatchObject({ http: 429, grpc: GrpcCode.RESOURCE_EXHAUSTED, retryAfterSeconds: 13 });
+  });
+
+  it('answers every authentication failure with one text, keeping its cause for the log', () => {
+    const causes = [
+      new Unauthenticated(),
+      new Unauthenticated('missing authorization: Bearer <access token>'),
+      new Unauthenticated('token has expired'),
+      new Unauthenticated('token signed by an unknown key'),
+      new Unauthenticated('this session is no longer active'),
+      new Unauthenticated('invalid username or password'),
+      new Unauthenticated('too many failed attempts; log in again'),
+    ];
+    const answers = causes.map(errorAnswer);
+    expect(new Set(answers.map((a) => JSON.stringify({ code: a.code, http: a.http, grpc: a.grpc, title: a.title, detail: a.detail })))).toEqual(
+      new Set([JSON.stringify({ code: 'UNAUTHENTICATED', http: 401, grpc: GrpcCode.UNAUTHENTICATED, title: 'Unauthenticated', detail: UNAUTHENTICATED_DETAIL })]),
+    );
+    expect(answers.map((a) => a.reason)).toEqual(causes.map((c) => c.message));
+    expect(errorAnswer(new InsufficientFunds(5n))).not.toHaveProperty('reason');
   });
 
   it('answers a call shed for overload with 503 / UNAVAILABLE, its own code and a retry after 1 s, as no internal error', () => {

@@ -85,14 +85,24 @@ export const ERROR_STATUS: Record<ErrorCode, Mapping> = {
 
 const INTERNAL: Mapping = { http: 500, grpc: GrpcCode.INTERNAL, title: 'Internal error' };
 
+/**
+ * The one text of every authentication failure (401 / UNAUTHENTICATED): a missing, malformed,
+ * forged, expired or revoked token, a wrong password or unknown user, a wrong or used code, secret
+ * or login token all read alike, so the answer tells a prober nothing about which check failed.
+ * The cause stays in the server's log line (`reason`).
+ */
+export const UNAUTHENTICATED_DETAIL = 'authentication failed: the credentials, code or token are missing, wrong or no longer valid';
+
 /** What an edge tells the caller about a failure. `internal` errors must be logged by the edge. */
 export type ErrorAnswer = {
   code: ErrorCode | 'INTERNAL';
   http: number;
   grpc: GrpcCode;
   title: string;
-  /** Safe to show: the domain message, or a generic text for internal errors. */
+  /** Safe to show: the domain message, a generic text for internal errors, UNAUTHENTICATED_DETAIL for every 401. */
   detail: string;
+  /** For the log line only, never the caller: the domain message an answer's detail replaced (a 401's cause). */
+  reason?: string;
   fieldViolations: readonly FieldViolation[];
   retryAfterSeconds: number | undefined;
   /** The error's facts its code lists in the table (`limit`, `remaining`...), as strings. */
@@ -116,10 +126,12 @@ export function errorAnswer(error: unknown): ErrorAnswer {
     const mapping = ERROR_STATUS[error.code] ?? INTERNAL;
     const { carries, ...status } = mapping;
     const retry = (error as { retryAfterSeconds?: unknown }).retryAfterSeconds;
+    const unauthenticated = mapping.http === 401;
     return {
       code: mapping === INTERNAL ? 'INTERNAL' : error.code,
       ...status,
-      detail: mapping === INTERNAL ? 'internal error' : error.message,
+      detail: mapping === INTERNAL ? 'internal error' : unauthenticated ? UNAUTHENTICATED_DETAIL : error.message,
+      ...(unauthenticated ? { reason: error.message } : {}),
       fieldViolations: error.fieldViolations,
       retryAfterSeconds: typeof retry === 'number' ? retry : undefined,
       fields: fieldsOf(error, carries),
