@@ -10,7 +10,7 @@
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import { SessionLiveness, type SessionRevocations } from '@bank/shared/auth/session-liveness';
-import { parseConfig } from '@bank/shared/config/config';
+import { parseProcessConfig } from '@bank/shared/config/config';
 import { loadSecretsIntoEnv } from '@bank/shared/config/secrets';
 import { createDatabasePool } from '@bank/shared/db/pool';
 import { isDomainError } from '@bank/shared/errors/domain-error';
@@ -84,7 +84,7 @@ export async function runAdmin(argv: readonly string[], out: Output = consoleOut
   let redis: Redis | undefined;
   try {
     await loadSecretsIntoEnv();
-    const config = parseConfig(env);
+    const config = parseProcessConfig('admin', env);
     const pool = await createDatabasePool(config.DATABASE_URL, { maximumPoolSize: 1 });
     // Redis is opened only when there are sessions to announce: a role change with none needs no Redis.
     const revocations: SessionRevocations = {

@@ -1,6 +1,6 @@
 // The migration job: `up` applies pending migrations, `status` lists them. Exit code 0 on
 // success; on failure one line on stderr that says why, and exit code 1.
-import { parseConfig } from '@bank/shared/config/config';
+import { parseProcessConfig } from '@bank/shared/config/config';
 import { loadSecretsIntoEnv } from '@bank/shared/config/secrets';
 import { migrateUp, migrationStatus, type MigratorConfig } from './migrator.ts';
 
@@ -11,7 +11,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   await loadSecretsIntoEnv();
-  const config: MigratorConfig = parseConfig();
+  const config: MigratorConfig = parseProcessConfig('migrator');
   // The owner's connection; DATABASE_URL only where no separate one is configured (npm start).
   const databaseUrl = config.MIGRATION_DATABASE_URL ?? config.DATABASE_URL;
   if (command === 'up') {

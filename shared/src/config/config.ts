@@ -1,4 +1,5 @@
 import { configSchema, type Config } from './config.schema.ts';
+import { productionProblems, type ProcessName } from './production.ts';
 
 export type { Config } from './config.schema.ts';
 
@@ -22,4 +23,22 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(problems);
   }
   return result.data;
+}
+
+/**
+ * parseConfig for one process: with NODE_ENV=production it also refuses every development default
+ * that process would otherwise run on (productionProblems), listed with the schema's problems in
+ * one ConfigError.
+ */
+export function parseProcessConfig(name: ProcessName, env: NodeJS.ProcessEnv = process.env): Config {
+  const problems = productionProblems(name, env);
+  let config: Config | undefined;
+  try {
+    config = parseConfig(env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems.unshift(...error.problems);
+  }
+  if (problems.length > 0 || config === undefined) throw new ConfigError(problems);
+  return config;
 }

@@ -1,4 +1,5 @@
-import { ConfigError, parseConfig, type Config } from '../config/config.ts';
+import { ConfigError, parseProcessConfig, type Config } from '../config/config.ts';
+import type { ProcessName } from '../config/production.ts';
 import { loadSecretsIntoEnv, SecretsError } from '../config/secrets.ts';
 import { createLogger, type Logger } from '../logging/logger.ts';
 import { shutdownTracing } from '../observability/tracing-sdk.ts';
@@ -7,15 +8,16 @@ export type Running = { close(): Promise<void> };
 
 /**
  * The life of every long-running process (API, gRPC, worker): secrets, then config (every invalid
- * variable in one line), then `start`; on SIGTERM or SIGINT, `close` (stop accepting, finish
+ * variable, and in production every development default it would run on, in one line), then
+ * `start`; on SIGTERM or SIGINT, `close` (stop accepting, finish
  * in-flight work, close pools) and exit 0, or exit 1 if that fails or outlasts
  * SHUTDOWN_TIMEOUT_MS. Start-up failures end the process with one line saying why.
  */
-export async function runProcess(name: string, start: (config: Config, logger: Logger) => Promise<Running>): Promise<void> {
+export async function runProcess(name: ProcessName, start: (config: Config, logger: Logger) => Promise<Running>): Promise<void> {
   let config: Config;
   try {
     await loadSecretsIntoEnv();
-    config = parseConfig();
+    config = parseProcessConfig(name);
   } catch (error) {
     if (error instanceof ConfigError || error instanceof SecretsError) {
       console.error(`${name}: ${error.message}`);
