@@ -36,6 +36,9 @@ describe('HTTP gateway', () => {
         'POST /v1/sessions/{session_id}/approve',
         'POST /v1/tokens/refresh',
         'DELETE /v1/sessions/{session_id}',
+        'POST /v1/users/{username}/password',
+        'POST /v1/password-resets',
+        'POST /v1/password-resets/{reset_id}/confirm',
         'POST /v1/accounts',
         'GET /v1/accounts',
         'GET /v1/accounts/{account_id}',
@@ -57,6 +60,7 @@ describe('HTTP gateway', () => {
       ].sort(),
     );
     expect(API_ROUTES.find((r) => r.method.name === 'Login')?.successStatus).toBe(202);
+    expect(API_ROUTES.find((r) => r.method.name === 'RequestPasswordReset')?.successStatus).toBe(202);
     expect(API_ROUTES.filter((r) => r.idempotencyField).map((r) => r.method.name).sort()).toEqual([
       'CaptureTransfer',
       'CreateTransfer',
