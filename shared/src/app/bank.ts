@@ -3,7 +3,7 @@
 // wires the result to its protocol.
 import type { Registry } from 'prom-client';
 import { AuditService } from '../audit/audit.service.ts';
-import { PasswordHasher } from '../auth/password.ts';
+import { PasswordHasher, type BcryptEngine } from '../auth/password.ts';
 import { RateLimiter } from '../auth/rate-limiter.ts';
 import { SessionLiveness } from '../auth/session-liveness.ts';
 import { SessionService } from '../auth/session.service.ts';
@@ -77,18 +77,24 @@ export type Bank = {
  * Wires the ledger and identity use cases over the caller's pool: one Redis client (rate limits,
  * publishing session revocations), one BullMQ producer (emails), one Redis subscriber (session
  * revocations from every process; only with SESSION_CACHE_TTL_MS > 0), the token maker from the
- * PASETO keys. With a registry, pool and money-movement metrics are registered on it.
+ * PASETO keys, and the dummy bcrypt hash of unknown-user logins (one hash, at start-up). With a
+ * registry, pool and money-movement metrics are registered on it.
  * @throws when the PASETO keys in the config are invalid
  */
-export async function createBank(config: BankConfig, deps: { pool: DatabasePool; logger: Logger; registry?: Registry }): Promise<Bank> {
+export async function createBank(
+  config: BankConfig,
+  deps: { pool: DatabasePool; logger: Logger; registry?: Registry; /** bcrypt itself unless a test counts its calls. */ bcrypt?: BcryptEngine },
+): Promise<Bank> {
   const { pool, logger, registry } = deps;
   const tokens = await TokenMaker.fromConfig(config);
   const redis = createRedis(config.REDIS_URL);
   const queueRedis = createRedis(config.REDIS_URL);
   const queue = createEmailQueue(queueRedis, { name: config.EMAIL_QUEUE_NAME });
   const outbox = new OutboxPublisher({ pool, queue, logger });
-  const passwords = new PasswordHasher({ cost: config.BCRYPT_COST, concurrency: config.BCRYPT_CONCURRENCY });
+  const passwords = new PasswordHasher({ cost: config.BCRYPT_COST, concurrency: config.BCRYPT_CONCURRENCY, ...(deps.bcrypt ? { bcrypt: deps.bcrypt } : {}) });
   warnIfBcryptCanFillThePool(config.BCRYPT_CONCURRENCY, logger);
+  // The unknown-user login's dummy hash, built now rather than by the first such login.
+  await passwords.prepare();
   // Revocations are published even with caching off here: other processes may cache.
   const sessionLiveness = new SessionLiveness({
     ttlMs: config.SESSION_CACHE_TTL_MS,

@@ -155,13 +155,27 @@ export class PasswordHasher {
   }
 
   /**
+   * Builds the hash `verifyDummy` compares against, once: the composition root awaits it at
+   * start-up, so the first unknown-user login costs one bcrypt compare like every other one, not a
+   * hash and a compare (which made it measurably slower than a wrong password). `verifyDummy`
+   * still builds it itself if this was never called.
+   */
+  async prepare(): Promise<void> {
+    await this.#dummy();
+  }
+
+  /**
    * Spends the same bcrypt work as `verify` against a hash of the same cost and always answers
    * false: the unknown-user path of login uses it so that it takes as long as a wrong password.
    */
   async verifyDummy(password: string): Promise<false> {
-    // Built once per process, inside the bcrypt cap but outside `hash` (which counts sign-ups).
-    this.#dummyHash ??= this.#slots.run(() => this.#bcrypt.hash(prehash('dummy-password-for-timing'), this.cost)).then((hash) => PASSWORD_HASH_V2_PREFIX + hash);
-    await this.verify(password, await this.#dummyHash);
+    await this.verify(password, await this.#dummy());
     return false;
+  }
+
+  /** Built once per process, inside the bcrypt cap but outside `hash` (which counts sign-ups). */
+  #dummy(): Promise<string> {
+    this.#dummyHash ??= this.#slots.run(() => this.#bcrypt.hash(prehash('dummy-password-for-timing'), this.cost)).then((hash) => PASSWORD_HASH_V2_PREFIX + hash);
+    return this.#dummyHash;
   }
 }
