@@ -24,7 +24,7 @@ export type UnaryCall = {
   header(name: string): string | undefined;
   /** Sets a response header (HTTP) or trailer (gRPC). */
   setResponseHeader(name: string, value: string): void;
-  /** The caller's address (after the TRUST_PROXY rule). */
+  /** The caller's address (after the TRUSTED_PROXIES rule). */
   readonly clientIp: string | undefined;
   /** Milliseconds until the caller's deadline, when it set one (gRPC `grpc-timeout`). */
   readonly deadlineMs: number | undefined;

@@ -32,7 +32,7 @@ export type ApiServer = {
 };
 
 /** The part of the configuration the API process reads besides the use cases' slice. */
-export type ApiConfig = Pick<Config, 'LOG_LEVEL' | 'HOST' | 'HTTP_PORT' | 'TRUST_PROXY' | 'CORS_ORIGINS' | 'HTTP_BODY_LIMIT_BYTES' | 'SHUTDOWN_TIMEOUT_MS'> & EdgeServerConfig;
+export type ApiConfig = Pick<Config, 'LOG_LEVEL' | 'HOST' | 'HTTP_PORT' | 'TRUSTED_PROXIES' | 'CORS_ORIGINS' | 'HTTP_BODY_LIMIT_BYTES' | 'SHUTDOWN_TIMEOUT_MS'> & EdgeServerConfig;
 
 /**
  * Request id (the edge's one rule) and one log line for what the edge's chain does not log
@@ -124,8 +124,10 @@ function unmatchedMiddleware(router: Router) {
 /** The Koa application: REST gateway, health, metrics, OpenAPI and docs, the pages emailed links open. */
 export function createApiApp(config: ApiConfig, deps: { edge: BankEdge; bank: Bank; registry: Registry; logger: Logger }): Koa {
   const app = new Koa();
-  app.proxy = config.TRUST_PROXY;
-  app.maxIpsCount = 1; // only the hop our own ingress appended; earlier entries are the client's word
+  // ctx.ip: the X-Forwarded-For entry TRUSTED_PROXIES hops from the right (the one our outermost
+  // proxy appended); earlier entries are the client's word. 0: the socket's peer.
+  app.proxy = config.TRUSTED_PROXIES > 0;
+  app.maxIpsCount = config.TRUSTED_PROXIES;
   const router = new Router();
 
   for (const path of ['/healthz', '/readyz', '/metrics']) {

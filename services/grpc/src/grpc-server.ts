@@ -33,7 +33,7 @@ export type GrpcServer = {
 };
 
 /** The part of the configuration the gRPC process reads besides the use cases' slice. */
-export type GrpcConfig = Pick<Config, 'LOG_LEVEL' | 'HOST' | 'GRPC_PORT' | 'METRICS_PORT' | 'TRUST_PROXY' | 'SHUTDOWN_TIMEOUT_MS'> & EdgeServerConfig;
+export type GrpcConfig = Pick<Config, 'LOG_LEVEL' | 'HOST' | 'GRPC_PORT' | 'METRICS_PORT' | 'TRUSTED_PROXIES' | 'SHUTDOWN_TIMEOUT_MS'> & EdgeServerConfig;
 
 export type GrpcServerDeps = EdgeServerDeps & {
   /** How often grpc.health.v1 re-checks the database and Redis. */
@@ -68,7 +68,7 @@ function decodeRequest(method: DescMethod, bytes: Buffer): unknown {
 }
 
 /** One RPC as a UnaryCall for the edge's chain; the answer or the mapped error goes back to grpc-js. */
-function unaryHandler(method: DescMethod, edge: BankEdge, trustProxy: boolean) {
+function unaryHandler(method: DescMethod, edge: BankEdge, trustedProxies: number) {
   const name = fullMethodName(method);
   const transport: CallTransport = {
     protocol: 'grpc',
@@ -85,7 +85,7 @@ function unaryHandler(method: DescMethod, edge: BankEdge, trustProxy: boolean) {
       method,
       header: (key) => first(call.metadata, key),
       setResponseHeader: (key, value) => trailer.set(key, value),
-      clientIp: clientAddress(call, trustProxy),
+      clientIp: clientAddress(call, trustedProxies),
       deadlineMs: remainingMs(call),
       clientSignal: controller.signal,
       decode: async () => decodeRequest(method, call.request),
@@ -114,7 +114,7 @@ export async function startGrpcServer(config: GrpcConfig, deps: GrpcServerDeps =
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 1024 * 1024 });
   for (const service of edge.services) {
     const implementation: grpc.UntypedServiceImplementation = {};
-    for (const method of service.methods) implementation[method.name] = unaryHandler(method, edge, config.TRUST_PROXY);
+    for (const method of service.methods) implementation[method.name] = unaryHandler(method, edge, config.TRUSTED_PROXIES);
     server.addService(serviceDefinition(service), implementation);
   }
 
@@ -176,14 +176,15 @@ export async function startGrpcServer(config: GrpcConfig, deps: GrpcServerDeps =
 }
 
 /**
- * The caller's address: the peer, or behind a trusted ingress the last X-Forwarded-For entry
- * (the one the ingress appended; anything before it is whatever the client sent).
+ * The caller's address: the peer, or behind `trustedProxies` proxies the X-Forwarded-For entry
+ * that many hops from the right (the one the outermost trusted proxy appended; anything before it
+ * is whatever the client sent). With fewer entries than hops, the first (as Koa does).
  */
-export function clientAddress(call: { getPeer(): string; metadata: grpc.Metadata }, trustProxy: boolean): string {
-  if (trustProxy) {
-    const forwarded = call.metadata.get('x-forwarded-for').map(String).join(',');
-    const last = forwarded.split(',').map((part) => part.trim()).filter(Boolean).at(-1);
-    if (last) return last;
+export function clientAddress(call: { getPeer(): string; metadata: grpc.Metadata }, trustedProxies: number): string {
+  if (trustedProxies > 0) {
+    const entries = call.metadata.get('x-forwarded-for').map(String).join(',').split(',').map((part) => part.trim()).filter(Boolean);
+    const entry = entries.at(-Math.min(trustedProxies, entries.length));
+    if (entry) return entry;
   }
   return call.getPeer();
 }

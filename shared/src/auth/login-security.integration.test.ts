@@ -15,7 +15,7 @@ import { UserService } from '../users/user.service.ts';
 import { createBank, type Bank } from '../app/bank.ts';
 import { PasswordHasher } from './password.ts';
 import { RateLimiter } from './rate-limiter.ts';
-import { SessionService } from './session.service.ts';
+import { LOGIN_DELAY_MAX_MS, loginDelayMs, SessionService } from './session.service.ts';
 import { generatePasetoKeyPair } from './token-maker.ts';
 
 const run = randomBytes(4).toString('hex');
@@ -59,8 +59,10 @@ async function startLogin(username: string, sessions: SessionService = identity.
 
 const otherCode = (code: string, n = 1) => ((Number(code) + n) % 1_000_000).toString().padStart(6, '0');
 
-function sessionsWith(limiter: { max: number; windowSeconds?: number; cost?: number; loginEmails?: number }): SessionService {
+function sessionsWith(limiter: { max: number; windowSeconds?: number; cost?: number; loginEmails?: number; waits?: number[] }): SessionService {
+  const { waits } = limiter;
   return new SessionService({
+    ...(waits ? { sleep: (ms: number) => (waits.push(ms), Promise.resolve()) } : {}),
     ...(limiter.loginEmails
       ? {
           loginEmailLimiter: new RateLimiter({
@@ -199,7 +201,51 @@ describe('brute-force protection', () => {
     expect(errors).toHaveLength(12);
     expect(errors.filter((error) => error instanceof Unauthenticated).length).toBeLessThanOrEqual(3);
     expect(errors.filter((error) => error instanceof RateLimited).length).toBeGreaterThanOrEqual(9);
-    await expect(sessions.loginStart({ username, password: PASSWORD, clientIp: '10.4.4.4' })).rejects.toBeInstanceOf(RateLimited);
+    // Those failures were one address's: the owner's right password from theirs still works.
+    await expect(sessions.loginStart({ username, password: PASSWORD, clientIp: '10.4.4.4' })).resolves.toHaveProperty('sessionId');
+  });
+
+  it("a stranger's spray from many addresses never refuses the owner's password from their address: it only slows each attempt", async () => {
+    const username = await verifiedUser();
+    const waits: number[] = [];
+    const sessions = sessionsWith({ max: 3, waits });
+    const outcomes: string[] = [];
+    for (let address = 1; address <= 8; address += 1) {
+      for (let attempt = 0; attempt < 4; attempt += 1) {
+        outcomes.push(
+          await sessions.loginStart({ username, password: `guess ${address}.${attempt}`, clientIp: `10.9.${address}.1` }).then(
+            () => 'accepted',
+            (error: unknown) => (error instanceof RateLimited ? 'limited' : error instanceof Unauthenticated ? 'wrong' : String(error)),
+          ),
+        );
+      }
+    }
+    // Each address got its 3 guesses, then the per-address limit stopped it.
+    expect(outcomes.filter((outcome) => outcome === 'wrong')).toHaveLength(24);
+    expect(outcomes.filter((outcome) => outcome === 'limited')).toHaveLength(8);
+    // The owner, from their address, during the spray: accepted, after the per-user delay (capped).
+    waits.length = 0;
+    await expect(sessions.loginStart({ username, password: PASSWORD, clientIp: '10.4.0.1' })).resolves.toHaveProperty('sessionId');
+    expect(waits).toEqual([LOGIN_DELAY_MAX_MS]);
+    // A guess from a fresh address is slowed just as much, and counts against that address.
+    await expect(sessions.loginStart({ username, password: 'one more guess', clientIp: '10.9.99.1' })).rejects.toBeInstanceOf(Unauthenticated);
+    expect(waits).toEqual([LOGIN_DELAY_MAX_MS, LOGIN_DELAY_MAX_MS]);
+  });
+
+  it('the per-user delay starts at the limit and doubles up to its cap', () => {
+    expect([0, 2, 3, 4, 5, 7, 8, 100].map((failures) => loginDelayMs(failures, 3))).toEqual([0, 0, 100, 200, 400, 1_600, 2_000, 2_000]);
+  });
+
+  it('one address guessing many usernames is stopped by the per-address limit', async () => {
+    const sessions = sessionsWith({ max: 3 });
+    const users = [await verifiedUser(), await verifiedUser(), await verifiedUser(), await verifiedUser()];
+    for (const username of users.slice(0, 3)) {
+      await expect(sessions.loginStart({ username, password: 'a common password', clientIp: '10.8.8.8' })).rejects.toBeInstanceOf(Unauthenticated);
+    }
+    await expect(sessions.loginStart({ username: users[3]!, password: 'a common password', clientIp: '10.8.8.8' })).rejects.toBeInstanceOf(RateLimited);
+    // Nor with the right password: the address is blocked, not the users.
+    await expect(sessions.loginStart({ username: users[3]!, password: PASSWORD, clientIp: '10.8.8.8' })).rejects.toBeInstanceOf(RateLimited);
+    await expect(sessions.loginStart({ username: users[3]!, password: PASSWORD, clientIp: '10.8.8.9' })).resolves.toHaveProperty('sessionId');
   });
 
   it('successful logins do not use up the limit', async () => {

@@ -72,6 +72,39 @@ export class RateLimiter {
     if (worstMs > 0) throw new RateLimited(worstMs / 1000);
   }
 
+  /**
+   * Throws RateLimited when any key already has `max` attempts in its window, counting nothing;
+   * Unavailable when Redis cannot answer.
+   */
+  async check(keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
+    let counts: (string | null)[];
+    let ttls: number[];
+    try {
+      const redisKeys = keys.map((key) => this.#key(key));
+      counts = await this.#redis.mget(...redisKeys);
+      ttls = await Promise.all(redisKeys.map((key) => this.#redis.pttl(key)));
+    } catch (error) {
+      throw new Unavailable(`${this.#guards} is temporarily unavailable`, { cause: error });
+    }
+    const worstMs = Math.max(0, ...counts.map((count, i) => (Number(count ?? 0) >= this.max ? Math.max(ttls[i] ?? 0, 1) : 0)));
+    if (worstMs > 0) throw new RateLimited(worstMs / 1000);
+  }
+
+  /** Attempts counted for `key` in its current window (0 when none). Unavailable when Redis cannot answer. */
+  async count(key: string): Promise<number> {
+    try {
+      return Number((await this.#redis.get(this.#key(key))) ?? 0);
+    } catch (error) {
+      throw new Unavailable(`${this.#guards} is temporarily unavailable`, { cause: error });
+    }
+  }
+
+  /** Counts one more for `key`, never refusing (a counter read by `count`). Throws Redis errors. */
+  async add(key: string): Promise<void> {
+    await this.#redis.multi().incr(this.#key(key)).expire(this.#key(key), this.windowSeconds, 'NX').exec();
+  }
+
   /** Gives back the attempt `consume` took (a successful attempt does not count). Throws Redis errors. */
   async refund(keys: readonly string[]): Promise<void> {
     if (keys.length > 0) await this.#redis.eval(REFUND_SCRIPT, keys.length, ...keys.map((key) => this.#key(key)));

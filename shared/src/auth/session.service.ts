@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { CommonQueryMethods, DatabasePool } from 'slonik';
 import { DomainError, EmailNotVerified, InvalidArgument, LoginNotApproved, Unauthenticated } from '../errors/domain-error.ts';
 import type { Logger } from '../logging/logger.ts';
@@ -61,6 +62,8 @@ export type SessionServiceDeps = {
    */
   liveness?: SessionLiveness;
   logger?: Logger;
+  /** Waits before a login's password check (loginDelayMs); tests count the waits instead. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Clock (ms since the epoch) for the session expiry check; tests share it with `liveness`. */
   now?: () => number;
 };
@@ -89,7 +92,10 @@ export class SessionService {
    * this caller gets and only its hash is stored: whoever reads the email cannot finish the login
    * without it. Unknown user and wrong password get the same error after the same bcrypt work, and
    * are logged with a hash of the username and the client address.
-   * Failed attempts count per username and per client address; login emails count per user.
+   * No lockout by strangers: wrong passwords are refused past the limit per client address and per
+   * username + address, so failures from other addresses never stop the owner's right password
+   * from theirs; per username they only slow every attempt down (loginDelayMs). What only someone
+   * who knew the password can count per user (wrong codes) still blocks. Login emails count per user.
    * @throws InvalidArgument, Unauthenticated, EmailNotVerified, RateLimited, Unavailable (Redis down)
    */
   async loginStart(input: { username: string; password: string } & ClientInfo, options: UseCaseOptions = {}): Promise<{ sessionId: string; loginSecret: string }> {
@@ -97,10 +103,14 @@ export class SessionService {
     if (typeof input.username !== 'string' || input.username.length === 0) throw InvalidArgument.field('username', 'is required');
     if (typeof input.password !== 'string' || input.password.length === 0) throw InvalidArgument.field('password', 'is required');
     const username = input.username.trim().toLowerCase();
-    const limitKeys = [`user:${username}`, ...addressKeys(input)];
+    const limitKeys = passwordLimitKeys(username, input);
     throwIfAborted(options.signal);
+    // Wrong codes of this user's challenges (only someone who knew the password can make them).
+    await rateLimiter.check([`user:${username}`]);
     // Counted before the bcrypt work, atomically: concurrent guesses cannot all slip past a check.
     await rateLimiter.consume(limitKeys);
+    const delayMs = loginDelayMs(await this.#refundingOnThrow(limitKeys, () => rateLimiter.count(failuresKey(username))), rateLimiter.max);
+    if (delayMs > 0) await this.#refundingOnThrow(limitKeys, () => (this.#deps.sleep ?? sleep)(delayMs, options.signal));
 
     // Only a wrong password (or an unknown user) is a failed login. Anything else that ends the
     // attempt here (the database or the pool unavailable, a timeout) gives the attempt back, so an
@@ -112,6 +122,7 @@ export class SessionService {
     });
     if (!found || !ok) {
       this.#deps.logger?.info({ event: 'login_failed', usernameHash: usernameHash(username), clientIp: input.clientIp ?? null, knownUser: found !== null }, 'login failed');
+      await rateLimiter.add(failuresKey(username)).catch((error: unknown) => this.#deps.logger?.warn({ err: errorSummary(error) }, 'login failure count failed'));
       throw new Unauthenticated(INVALID_CREDENTIALS);
     }
     await this.#refund(limitKeys);
@@ -406,6 +417,43 @@ async function liveChallenge(
   if (challenge.expiresAt.getTime() <= Date.now()) return { error: 'this login has expired; log in again', guess: false };
   if (challenge.attempts >= MAX_LOGIN_CODE_ATTEMPTS) return { error: 'too many failed attempts; log in again', guess: true };
   return { challenge, session };
+}
+
+/**
+ * The hard limits on wrong passwords: per client address (guessing from one place) and per
+ * username + address. Without an address (an in-process caller) per username, as before.
+ */
+function passwordLimitKeys(username: string, input: ClientInfo): string[] {
+  if (!input.clientIp) return [`user:${username}`];
+  const address = clientAddressKey(input.clientIp);
+  return [`ip:${address}`, `user-ip:${username}:${address}`];
+}
+
+/** Waits `ms`; a cancelled call stops waiting with its abort reason. */
+async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  try {
+    await delay(ms, undefined, signal ? { signal } : {});
+  } catch (error) {
+    throwIfAborted(signal);
+    throw error;
+  }
+}
+
+/** Wrong passwords for a username from every address in the window: they slow, never block. */
+const failuresKey = (username: string) => `user-failures:${username}`;
+
+/** The longest a login waits for its username's failures (2 s). */
+export const LOGIN_DELAY_MAX_MS = 2_000;
+
+/**
+ * How long a login for a username waits before its password check, given that username's wrong
+ * passwords in the window from every address: nothing up to the limit, then 100 ms doubling per
+ * failure, at most LOGIN_DELAY_MAX_MS. A spray from many addresses slows each attempt (the owner's
+ * too) but cannot refuse the owner; the per-address limits bound how many guesses it gets.
+ */
+export function loginDelayMs(failures: number, max: number): number {
+  if (failures < max) return 0;
+  return Math.min(100 * 2 ** Math.min(failures - max, 16), LOGIN_DELAY_MAX_MS);
 }
 
 function addressKeys(input: ClientInfo): string[] {

@@ -137,10 +137,14 @@ export const configSchema = z
     PASSWORD_RESET_RATE_LIMIT_PER_EMAIL: z.coerce.number().int().min(1).default(5),
     PASSWORD_RESET_RATE_LIMIT_PER_ADDRESS: z.coerce.number().int().min(1).default(20),
     CORS_ORIGINS: z.string().default(''),
-    // Behind an ingress every connection comes from the proxy: with TRUST_PROXY=true the client
-    // address (used by the per-address login limit) is the last X-Forwarded-For entry, the one
-    // the ingress itself appended. Leave it false when clients can reach the process directly.
-    TRUST_PROXY: z.enum(['true', 'false']).default('false').transform((value) => value === 'true'),
+    // How many proxies in front of the API and gRPC server append to X-Forwarded-For (the ingress:
+    // 1; a CDN in front of it: 2). The client address (the per-address login, sign-up and reset
+    // limits, logs) is the entry that many hops from the right; every entry before it is whatever
+    // the client wrote. 0 (the default): the peer address, X-Forwarded-For ignored, as it must be
+    // wherever clients can reach the process directly.
+    TRUSTED_PROXIES: z.coerce.number().int().min(0).max(10).default(0),
+    // The older boolean is refused rather than silently ignored (it meant TRUSTED_PROXIES=1).
+    TRUST_PROXY: z.undefined({ error: 'was replaced by TRUSTED_PROXIES, the number of proxy hops that append to X-Forwarded-For (1 behind the ingress)' }).optional(),
     HTTP_BODY_LIMIT_BYTES: z.coerce.number().int().min(1_024).max(10 * 1_024 * 1_024).default(64 * 1_024),
     EMAIL_QUEUE_NAME: z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/).default('bank-email'),
     // Every Redis key the service writes besides the queue starts with this, so environments
