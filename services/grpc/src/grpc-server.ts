@@ -33,7 +33,52 @@ export type GrpcServer = {
 };
 
 /** The part of the configuration the gRPC process reads besides the use cases' slice. */
-export type GrpcConfig = Pick<Config, 'LOG_LEVEL' | 'HOST' | 'GRPC_PORT' | 'METRICS_PORT' | 'TRUSTED_PROXIES' | 'SHUTDOWN_TIMEOUT_MS'> & EdgeServerConfig;
+export type GrpcConfig = Pick<
+  Config,
+  | 'NODE_ENV'
+  | 'LOG_LEVEL'
+  | 'HOST'
+  | 'GRPC_PORT'
+  | 'METRICS_PORT'
+  | 'TRUSTED_PROXIES'
+  | 'SHUTDOWN_TIMEOUT_MS'
+  | 'GRPC_REFLECTION'
+  | 'GRPC_MAX_CONCURRENT_STREAMS'
+  | 'GRPC_MAX_MESSAGE_BYTES'
+  | 'GRPC_MAX_METADATA_BYTES'
+  | 'GRPC_KEEPALIVE_TIME_MS'
+  | 'GRPC_KEEPALIVE_TIMEOUT_MS'
+  | 'GRPC_MAX_CONNECTION_IDLE_MS'
+  | 'GRPC_MAX_CONNECTION_AGE_MS'
+  | 'GRPC_MAX_CONNECTION_AGE_GRACE_MS'
+> &
+  EdgeServerConfig;
+
+/** Server reflection: as GRPC_REFLECTION says, else on everywhere but production. */
+export const reflectionEnabled = (config: Pick<Config, 'NODE_ENV' | 'GRPC_REFLECTION'>): boolean => config.GRPC_REFLECTION ?? config.NODE_ENV !== 'production';
+
+/** grpc-js server options: message, stream and connection limits, keepalive. */
+export function grpcServerOptions(config: GrpcConfig): grpc.ServerOptions {
+  return {
+    'grpc.max_receive_message_length': config.GRPC_MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': config.GRPC_MAX_MESSAGE_BYTES,
+    'grpc.max_concurrent_streams': config.GRPC_MAX_CONCURRENT_STREAMS,
+    'grpc.keepalive_time_ms': config.GRPC_KEEPALIVE_TIME_MS,
+    'grpc.keepalive_timeout_ms': config.GRPC_KEEPALIVE_TIMEOUT_MS,
+    'grpc.max_connection_idle_ms': config.GRPC_MAX_CONNECTION_IDLE_MS,
+    'grpc.max_connection_age_ms': config.GRPC_MAX_CONNECTION_AGE_MS,
+    'grpc.max_connection_age_grace_ms': config.GRPC_MAX_CONNECTION_AGE_GRACE_MS,
+  };
+}
+
+/** Bytes of a call's metadata as HTTP/2 counts a header list: name, value and 32 per entry. */
+export function metadataBytes(metadata: grpc.Metadata): number {
+  let total = 0;
+  for (const [key, values] of Object.entries(metadata.getMap())) {
+    total += key.length + 32 + (Buffer.isBuffer(values) ? values.length : Buffer.byteLength(String(values)));
+  }
+  return total;
+}
 
 export type GrpcServerDeps = EdgeServerDeps & {
   /** How often grpc.health.v1 re-checks the database and Redis. */
@@ -68,7 +113,7 @@ function decodeRequest(method: DescMethod, bytes: Buffer): unknown {
 }
 
 /** One RPC as a UnaryCall for the edge's chain; the answer or the mapped error goes back to grpc-js. */
-function unaryHandler(method: DescMethod, edge: BankEdge, trustedProxies: number) {
+function unaryHandler(method: DescMethod, edge: BankEdge, trustedProxies: number, maxMetadataBytes: number) {
   const name = fullMethodName(method);
   const transport: CallTransport = {
     protocol: 'grpc',
@@ -76,6 +121,12 @@ function unaryHandler(method: DescMethod, edge: BankEdge, trustedProxies: number
     outcome: (answer) => ({ method: name, status: grpcStatusName(answer) }),
   };
   return (call: grpc.ServerUnaryCall<Buffer, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+    // grpc-js has no server option for it (Node's HTTP/2 allows a 64 KiB header list): checked
+    // here, before anything of the call is read.
+    if (metadataBytes(call.metadata) > maxMetadataBytes) {
+      callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: `metadata larger than ${maxMetadataBytes} bytes` });
+      return;
+    }
     const controller = new AbortController();
     if (call.cancelled) controller.abort();
     else call.once('cancelled', () => controller.abort());
@@ -102,8 +153,9 @@ function unaryHandler(method: DescMethod, edge: BankEdge, trustedProxies: number
 
 /**
  * The gRPC process's composition root: pool, use cases, the edge's chain, every bank service on
- * GRPC_PORT (0 picks a free port), server reflection, grpc.health.v1, and the /healthz /readyz
- * /metrics server on METRICS_PORT.
+ * GRPC_PORT (0 picks a free port) with its limits (grpcServerOptions), server reflection unless
+ * turned off (reflectionEnabled), grpc.health.v1, and the /healthz /readyz /metrics server on
+ * METRICS_PORT.
  */
 export async function startGrpcServer(config: GrpcConfig, deps: GrpcServerDeps = {}): Promise<GrpcServer> {
   const logger = deps.logger ?? createLogger({ name: 'grpc', level: config.LOG_LEVEL });
@@ -111,20 +163,22 @@ export async function startGrpcServer(config: GrpcConfig, deps: GrpcServerDeps =
   const { bank, edge, release } = await openBankEdge(config, deps, { logger, registry });
   const host = deps.host ?? config.HOST;
 
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 1024 * 1024 });
+  const server = new grpc.Server(grpcServerOptions(config));
   for (const service of edge.services) {
     const implementation: grpc.UntypedServiceImplementation = {};
-    for (const method of service.methods) implementation[method.name] = unaryHandler(method, edge, config.TRUSTED_PROXIES);
+    for (const method of service.methods) implementation[method.name] = unaryHandler(method, edge, config.TRUSTED_PROXIES, config.GRPC_MAX_METADATA_BYTES);
     server.addService(serviceDefinition(service), implementation);
   }
 
   const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(edge.services.map((s) => [s.typeName, 'NOT_SERVING'])) });
   health.addToServer(server);
-  const healthPackage = loadSync(healthProtoPath, { includeDirs: [] });
-  new ReflectionService({
-    ...healthPackage,
-    'bank.v1': { format: 'Protocol Buffer 3 FileDescriptorProto', fileDescriptorProtos: fileDescriptorProtos(edge.services) } as never,
-  }).addToServer(server);
+  if (reflectionEnabled(config)) {
+    const healthPackage = loadSync(healthProtoPath, { includeDirs: [] });
+    new ReflectionService({
+      ...healthPackage,
+      'bank.v1': { format: 'Protocol Buffer 3 FileDescriptorProto', fileDescriptorProtos: fileDescriptorProtos(edge.services) } as never,
+    }).addToServer(server);
+  }
 
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(hostPort(host, config.GRPC_PORT), grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));

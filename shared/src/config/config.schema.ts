@@ -105,6 +105,21 @@ export const configSchema = z
     HTTP_PORT: port(8080),
     GRPC_PORT: port(9090),
     METRICS_PORT: port(9464),
+    // gRPC server reflection (grpcurl, Evans): unset, on outside production and off in it.
+    GRPC_REFLECTION: z.enum(['true', 'false']).optional().transform((value) => (value === undefined ? undefined : value === 'true')),
+    // Per gRPC connection: concurrent streams (calls); a request message and a call's metadata at
+    // most this large (RESOURCE_EXHAUSTED past them).
+    GRPC_MAX_CONCURRENT_STREAMS: z.coerce.number().int().min(1).max(10_000).default(100),
+    GRPC_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1_024).max(64 * 1_024 * 1_024).default(1_024 * 1_024),
+    GRPC_MAX_METADATA_BYTES: z.coerce.number().int().min(1_024).max(64 * 1_024).default(8 * 1_024),
+    // Keepalive: the server pings a connection after this much silence and closes it when the ping
+    // goes unanswered for the timeout; an idle connection (no call) is closed, and every connection
+    // after its maximum age (plus a grace for calls in flight), so clients spread over new pods.
+    GRPC_KEEPALIVE_TIME_MS: z.coerce.number().int().min(1_000).max(7_200_000).default(60_000),
+    GRPC_KEEPALIVE_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(600_000).default(20_000),
+    GRPC_MAX_CONNECTION_IDLE_MS: z.coerce.number().int().min(100).max(86_400_000).default(300_000),
+    GRPC_MAX_CONNECTION_AGE_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(1_800_000),
+    GRPC_MAX_CONNECTION_AGE_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(30_000),
     PASETO_SECRET_KEY: z.string().min(1).optional(),
     PASETO_PUBLIC_KEYS: z.string().min(1).optional(),
     // The `aud` every token is issued with and must carry to be accepted: the same value in every
