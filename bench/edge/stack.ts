@@ -18,7 +18,7 @@ export type BenchStack = {
   readonly httpUrl: string;
   readonly grpcAddress: string;
   readonly inboxUrl: string;
-  /** /metrics of the API process (served on its HTTP port). */
+  /** /metrics of the API process (its METRICS_PORT: npm start's METRICS_PORT + 2). */
   readonly apiMetricsUrl: string;
   /** /metrics of the gRPC process (its METRICS_PORT). */
   readonly grpcMetricsUrl: string;
@@ -71,7 +71,7 @@ export async function startBenchStack(env: NodeJS.ProcessEnv): Promise<BenchStac
     httpUrl: `http://127.0.0.1:${handle.ports.http}`,
     grpcAddress: `127.0.0.1:${handle.ports.grpc}`,
     inboxUrl: `http://127.0.0.1:${handle.ports.inboxHttp}`,
-    apiMetricsUrl: `http://127.0.0.1:${handle.ports.http}/metrics`,
+    apiMetricsUrl: `http://127.0.0.1:${handle.ports.metrics + 2}/metrics`,
     grpcMetricsUrl: `http://127.0.0.1:${handle.ports.metrics}/metrics`,
     stop() {
       stopped ??= (async () => {

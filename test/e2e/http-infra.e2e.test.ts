@@ -109,13 +109,21 @@ describe('HTTP gateway', () => {
     expect(again.transfer?.id).toBe(first.transfer?.id);
   });
 
-  it('serves /healthz, /readyz (database and Redis) and /metrics by route and outcome', async () => {
-    expect(await (await get('/healthz')).json()).toEqual({ status: 'ok' });
-    const ready = await get('/readyz');
-    expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ ready: true, checks: { database: 'ok', redis: 'ok' } });
+  it('serves /healthz, /readyz (database and Redis) on the HTTP port and METRICS_PORT, and /metrics by route and outcome only on METRICS_PORT', async () => {
+    const metricsBase = `http://127.0.0.1:${stack.api.metricsPort}`;
+    expect(stack.api.metricsPort).not.toBe(stack.api.port);
+    for (const base of [stack.api.url, metricsBase]) {
+      expect(await (await fetch(`${base}/healthz`)).json()).toEqual({ status: 'ok' });
+      const ready = await fetch(`${base}/readyz`);
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toEqual({ ready: true, checks: { database: 'ok', redis: 'ok' } });
+    }
     await get('/v1/accounts'); // a 401 to count
-    const metrics = await (await get('/metrics')).text();
+    // Nothing about the process on the public port.
+    const publicMetrics = await get('/metrics');
+    expect(publicMetrics.status).toBe(404);
+    expect(await publicMetrics.text()).not.toContain('http_requests_total');
+    const metrics = await (await fetch(`${metricsBase}/metrics`)).text();
     expect(metrics).toMatch(/http_requests_total\{[^}]*method="GET"[^}]*route="\/v1\/accounts"[^}]*status="401"[^}]*\} \d+/);
     expect(metrics).toMatch(/http_request_duration_seconds_bucket\{[^}]*route="\/v1\/accounts"/);
     expect(metrics).toContain('bank_db_pool_connections');

@@ -46,6 +46,7 @@ async function startAll(host: string | undefined): Promise<{ listeners: Listener
   return {
     listeners: [
       { name: 'HTTP API', port: api.port, host: api.host },
+      { name: 'API metrics', port: api.metricsPort, host: api.metricsHost },
       { name: 'gRPC', port: grpc.port, host: grpc.host },
       { name: 'gRPC metrics', port: grpc.metricsPort, host: grpc.metricsHost },
       { name: 'worker metrics', port: worker.metricsPort, host: worker.metricsHost },

@@ -46,7 +46,7 @@ describe('dashboard and alert rules', () => {
     }
 
     const endpoints = {
-      api: `${stack.api.url}/metrics`,
+      api: `http://${stack.api.metricsHost}:${stack.api.metricsPort}/metrics`,
       grpc: `http://${stack.grpc.metricsHost}:${stack.grpc.metricsPort}/metrics`,
       worker: `http://${stack.worker.metricsHost}:${stack.worker.metricsPort}/metrics`,
     };

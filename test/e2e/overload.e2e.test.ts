@@ -152,7 +152,7 @@ async function releaseHeldOneByOne(calls: Promise<unknown>[]): Promise<PromiseSe
 
 describe('the database pool held busy', () => {
   it('HTTP: the call past the pool queue is answered 503 OVERLOADED with Retry-After, /healthz answers, a transfer waits for a connection instead of being refused, and all works once the pool frees', async () => {
-    const metrics = `${stack.api.url}/metrics`;
+    const metrics = `http://127.0.0.1:${stack.api.metricsPort}/metrics`;
     const [fromBefore, toBefore] = [await balanceOf(from), await balanceOf(to)];
     const lock = await lockAccounts();
     let blocked: Promise<Response>[] = [];
@@ -222,7 +222,7 @@ describe('the database pool held busy', () => {
 
 describe('admission control', () => {
   it('HTTP: with every in-flight place taken and the queue full, the next call is answered 503 OVERLOADED with Retry-After at once and a shed transfer moves no money; health answers; then everything succeeds', async () => {
-    const metrics = `${stack.api.url}/metrics`;
+    const metrics = `http://127.0.0.1:${stack.api.metricsPort}/metrics`;
     const key = idemKey();
     const [fromBefore, toBefore] = [await balanceOf(from), await balanceOf(to)];
     const calls = Array.from({ length: 6 }, () => getAccountHttp({ 'x-test-hold': '1' }));

@@ -37,7 +37,7 @@ export const alive = (pid: number): boolean => {
 
 /**
  * Starts `npm start` on free ports with `env` over the test defaults (a key set to undefined is
- * removed) and waits for its `[start] ready` line. The worker takes METRICS_PORT + 1.
+ * removed) and waits for its `[start] ready` line. The worker takes METRICS_PORT + 1, the API + 2.
  * @throws with the last output when it does not become ready within `readyTimeoutMs`
  */
 export async function startNpmStart(options: { name: string; env: NodeJS.ProcessEnv; readyTimeoutMs: number }): Promise<NpmStart> {
@@ -119,12 +119,14 @@ async function holdPorts(count: number, options: { pairAt: number }): Promise<{ 
     if (!server) continue;
     const port = (server.address() as net.AddressInfo).port;
     if (ports.length === options.pairAt) {
-      const next = await bind(port + 1);
-      if (!next) {
+      // The worker's METRICS_PORT + 1 and the API's + 2.
+      const next = [await bind(port + 1), await bind(port + 2)];
+      if (next.includes(null)) {
         server.close();
+        for (const other of next) other?.close();
         continue;
       }
-      servers.push(next);
+      servers.push(...(next as net.Server[]));
     }
     servers.push(server);
     ports.push(port);

@@ -44,7 +44,7 @@ describe('npm start', () => {
 
   it('passes the smoke walkthrough over HTTP and gRPC, and every process’s counters move', async () => {
     const metricsUrls = {
-      api: `http://127.0.0.1:${ports.http}/metrics`,
+      api: `http://127.0.0.1:${ports.metrics + 2}/metrics`,
       grpc: `http://127.0.0.1:${ports.metrics}/metrics`,
       worker: `http://127.0.0.1:${ports.metrics + 1}/metrics`,
     };

@@ -10,7 +10,7 @@ import type { Config } from '@bank/shared/config/config';
 import { DomainError, MethodNotAllowed } from '@bank/shared/errors/domain-error';
 import { createLogger, type Logger } from '@bank/shared/logging/logger';
 import { createRegistry } from '@bank/shared/observability/metrics';
-import { healthAnswer } from '@bank/shared/process/health-server';
+import { healthAnswer, startHealthServer } from '@bank/shared/process/health-server';
 import { dialAddress } from '@bank/shared/process/listen-address';
 import { shutdownSequence } from '@bank/shared/process/shutdown';
 import { loadOpenApiDocument, renderDocsPage } from './docs.ts';
@@ -25,6 +25,9 @@ export type ApiServer = {
   host: string;
   /** Where a client on this machine reaches it. */
   url: string;
+  /** The /healthz /readyz /metrics server on METRICS_PORT: its port and address. */
+  metricsPort: number;
+  metricsHost: string;
   bank: Bank;
   registry: Registry;
   /** Stops accepting, lets in-flight requests finish (up to SHUTDOWN_TIMEOUT_MS), closes what it opened. */
@@ -32,7 +35,7 @@ export type ApiServer = {
 };
 
 /** The part of the configuration the API process reads besides the use cases' slice. */
-export type ApiConfig = Pick<Config, 'LOG_LEVEL' | 'HOST' | 'HTTP_PORT' | 'TRUSTED_PROXIES' | 'CORS_ORIGINS' | 'HTTP_BODY_LIMIT_BYTES' | 'SHUTDOWN_TIMEOUT_MS'> & EdgeServerConfig;
+export type ApiConfig = Pick<Config, 'LOG_LEVEL' | 'HOST' | 'HTTP_PORT' | 'METRICS_PORT' | 'TRUSTED_PROXIES' | 'CORS_ORIGINS' | 'HTTP_BODY_LIMIT_BYTES' | 'SHUTDOWN_TIMEOUT_MS'> & EdgeServerConfig;
 
 /**
  * Request id (the edge's one rule) and one log line for what the edge's chain does not log
@@ -130,7 +133,8 @@ export function createApiApp(config: ApiConfig, deps: { edge: BankEdge; bank: Ba
   app.maxIpsCount = config.TRUSTED_PROXIES;
   const router = new Router();
 
-  for (const path of ['/healthz', '/readyz', '/metrics']) {
+  // Probes reach these on the HTTP port too; /metrics only on METRICS_PORT, never the public port.
+  for (const path of ['/healthz', '/readyz']) {
     router.get(path, async (ctx) => {
       const answer = await healthAnswer(path, { readiness: deps.bank.readiness, registry: deps.registry });
       if (!answer) return;
@@ -164,7 +168,8 @@ export function createApiApp(config: ApiConfig, deps: { edge: BankEdge; bank: Ba
 
 /**
  * The API process's composition root: pool, use cases, the edge's chain, the Koa app, the
- * listening server on HTTP_PORT (0 picks a free port). Returns the bound port and a graceful close.
+ * listening server on HTTP_PORT (0 picks a free port), and the /healthz /readyz /metrics server on
+ * METRICS_PORT. Returns the bound ports and a graceful close.
  */
 export async function startApiServer(config: ApiConfig, deps: EdgeServerDeps = {}): Promise<ApiServer> {
   const logger = deps.logger ?? createLogger({ name: 'api', level: config.LOG_LEVEL });
@@ -180,7 +185,13 @@ export async function startApiServer(config: ApiConfig, deps: EdgeServerDeps = {
     server.once('error', reject);
   });
   const { port, address: host } = server.address() as AddressInfo;
-  logger.info({ host, port }, 'HTTP API listening');
+  const healthServer = await startHealthServer({ port: config.METRICS_PORT, host: deps.host ?? config.HOST, readiness: bank.readiness, registry }).catch(
+    async (error: unknown) => {
+      await new Promise((resolve) => server.close(resolve));
+      throw error;
+    },
+  );
+  logger.info({ host, port, metricsPort: healthServer.port }, 'HTTP API listening');
 
   const stopServing = async () => {
     const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -196,10 +207,12 @@ export async function startApiServer(config: ApiConfig, deps: EdgeServerDeps = {
     port,
     host,
     url: `http://${dialAddress(host, port)}`,
+    metricsPort: healthServer.port,
+    metricsHost: healthServer.host,
     bank,
     registry,
     close: shutdownSequence(
-      [['http server', stopServing], ...release],
+      [['http server', stopServing], ['health server', () => healthServer.close()], ...release],
       logger,
       'HTTP API stopped',
     ),

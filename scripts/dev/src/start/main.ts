@@ -74,6 +74,7 @@ async function main(): Promise<number> {
   const grpcPort = await portOr(env.GRPC_PORT, 9090);
   const grpcMetricsPort = await portOr(env.METRICS_PORT, 9464);
   const workerMetricsPort = env.METRICS_PORT ? Number(env.METRICS_PORT) + 1 : await portOr(undefined, 9465);
+  const apiMetricsPort = env.METRICS_PORT ? Number(env.METRICS_PORT) + 2 : await portOr(undefined, 9466);
   const base: NodeJS.ProcessEnv = {
     ...env,
     DATABASE_URL: postgres.url,
@@ -121,7 +122,7 @@ async function main(): Promise<number> {
       args: [...NODE_ARGS, `--import=${pathToFileURL(path.join(ROOT, `services/${name}/src/instrument.ts`)).href}`, path.join(ROOT, `services/${name}/src/main.ts`)],
       env: { ...base, ...extra },
     });
-  service('api');
+  service('api', { METRICS_PORT: String(apiMetricsPort) });
   service('grpc', { METRICS_PORT: String(grpcMetricsPort) });
   service('worker', { METRICS_PORT: String(workerMetricsPort) });
 
@@ -155,7 +156,7 @@ async function main(): Promise<number> {
   const notReady = checks.filter((_, i) => !ready[i]).map((c) => c.name);
   if (notReady.length > 0) log(`not ready after 60 s: ${notReady.join(', ')} (still supervising; see their logs above)`);
   else log('ready');
-  log(`HTTP API     http://localhost:${httpPort}   (docs: /docs, OpenAPI: /openapi.json, metrics: /metrics)`);
+  log(`HTTP API     http://localhost:${httpPort}   (docs: /docs, OpenAPI: /openapi.json; metrics: http://localhost:${apiMetricsPort}/metrics)`);
   log(`gRPC         localhost:${grpcPort}   (reflection on; metrics: http://localhost:${grpcMetricsPort}/metrics)`);
   log(`worker       metrics: http://localhost:${workerMetricsPort}/metrics`);
   if (inboxUrl) log(`inbox        ${inboxUrl}   (every email the stack sends)`);
