@@ -343,7 +343,8 @@ describe('deploy/eks only', () => {
       expect({ workload: workload.metadata.name, allowing: allowing.length }).toEqual({ workload: workload.metadata.name, allowing: 1 });
     }
     const api = policies.find((policy) => policy.metadata.name === 'bank-api')?.spec as { ingress: { ports: { port: number }[] }[] };
-    expect(api.ingress.flatMap((rule) => rule.ports.map((port) => port.port))).toEqual([8080, 8080]);
+    // The ingress reaches the HTTP port, monitoring only the metrics port (never /metrics on 8080).
+    expect(api.ingress.flatMap((rule) => rule.ports.map((port) => port.port))).toEqual([8080, 9464]);
   });
 
   it('both ingresses use TLS certificates from the cert-manager ClusterIssuer; gRPC is proxied as gRPC', () => {
