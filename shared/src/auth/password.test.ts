@@ -37,7 +37,8 @@ describe('passwords', () => {
     const hasher = new PasswordHasher({ cost: 4 });
     const hash = await hasher.hash('correct horse');
     expect(hash).toMatch(/^v2:\$2b\$04\$/);
-    expect(PasswordHasher.needsRehash(hash)).toBe(false);
+    expect(hasher.needsRehash(hash)).toBe(false);
+    expect(new PasswordHasher({ cost: 5 }).needsRehash(hash)).toBe(true);
     expect(prehash('x')).toMatch(/^[A-Za-z0-9+/]{86}==$/);
     await expect(hasher.verify('correct horse', hash)).resolves.toBe(true);
     await expect(hasher.verify('wrong horse', hash)).resolves.toBe(false);
@@ -61,7 +62,7 @@ describe('passwords', () => {
     const hasher = new PasswordHasher({ cost: 4 });
     const old = await bcrypt.hash('correct horse battery', 4);
     expect(old).toMatch(/^\$2b\$04\$/);
-    expect(PasswordHasher.needsRehash(old)).toBe(true);
+    expect(hasher.needsRehash(old)).toBe(true);
     await expect(hasher.verify('correct horse battery', old)).resolves.toBe(true);
     await expect(hasher.verify('correct horse battery!', old)).resolves.toBe(false);
     // bcrypt alone would let anything that starts with the 72 bytes it saw in: not any more.

@@ -149,9 +149,14 @@ export class PasswordHasher {
     }
   }
 
-  /** True for a stored hash of an older version, which the next successful login may replace. */
-  static needsRehash(hash: string): boolean {
-    return !hash.startsWith(PASSWORD_HASH_V2_PREFIX);
+  /**
+   * True for a stored hash the next successful login should replace: one of an older version, or
+   * one whose bcrypt cost is below the configured cost (BCRYPT_COST raised since it was made).
+   */
+  needsRehash(hash: string): boolean {
+    if (!hash.startsWith(PASSWORD_HASH_V2_PREFIX)) return true;
+    const cost = /^\$2[abxy]?\$(\d{2})\$/.exec(hash.slice(PASSWORD_HASH_V2_PREFIX.length))?.[1];
+    return cost === undefined || Number(cost) < this.cost;
   }
 
   /**

@@ -126,6 +126,7 @@ export class SessionService {
       throw new Unauthenticated(INVALID_CREDENTIALS);
     }
     await this.#refund(limitKeys);
+    await this.#rehashIfNeeded(found.user.username, input.password, found.hashedPassword);
     const { user } = found;
     if (!user.isEmailVerified) throw new EmailNotVerified();
     // Every successful step 1 emails the user: bound those emails too, so someone holding the
@@ -344,6 +345,22 @@ export class SessionService {
     }
     if (liveness && ticket) liveness.remember(session, ticket);
     return { username: claims.username, role: session.role, sessionId: claims.sessionId };
+  }
+
+  /**
+   * After a successful password check, replaces a stored hash of an older version or a lower bcrypt
+   * cost (PasswordHasher.needsRehash) with a new one of the same password. Best-effort: guarded by
+   * the old hash (a concurrent password change wins), and a failure is logged, never the login's.
+   */
+  async #rehashIfNeeded(username: string, password: string, storedHash: string): Promise<void> {
+    const { passwords, pool, logger } = this.#deps;
+    if (!passwords.needsRehash(storedHash)) return;
+    try {
+      const replaced = await userRepository.rehashPassword(pool, username, storedHash, await passwords.hash(password));
+      logger?.info({ event: 'password_rehashed', username, replaced }, replaced ? 'password hash upgraded' : 'password hash not upgraded: it changed meanwhile');
+    } catch (error) {
+      logger?.warn({ event: 'password_rehash_failed', username, err: errorSummary(error) }, 'password rehash failed');
+    }
   }
 
   /** Only failed attempts use up the limit; a refund that fails just leaves one attempt counted. */

@@ -81,6 +81,18 @@ export const userRepository = {
     return toUser(row);
   },
 
+  /**
+   * Replaces a password hash with a stronger one of the same password (a rehash at login) only
+   * while the stored hash is still `oldHash`, so a password changed meanwhile is never overwritten;
+   * password_changed_at stays (the password did not change). True when it replaced it.
+   */
+  async rehashPassword(db: CommonQueryMethods, username: string, oldHash: string, newHash: string): Promise<boolean> {
+    const result = await db.query(sql.unsafe`
+      UPDATE users SET hashed_password = ${newHash}, updated_at = now()
+      WHERE username = ${username} AND hashed_password = ${oldHash}`);
+    return result.rowCount === 1;
+  },
+
   /** Moves the user to a verified address (an email change whose link was followed). @throws EmailTaken */
   async moveEmail(db: CommonQueryMethods, username: string, email: string): Promise<User> {
     try {
