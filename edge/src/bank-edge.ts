@@ -47,7 +47,7 @@ export function createBankEdge(options: {
     const request = await call.decode();
     // Decoding may have waited on a slow body: start no use case for a call already given up.
     throwIfAborted(call.signal);
-    return entry.handle(request, { actor: call.actor, signal: call.signal, clientIp: call.clientIp, userAgent: call.header('user-agent') });
+    return entry.handle(request, { actor: call.actor, signal: call.signal, clientIp: call.clientIp, userAgent: call.header('user-agent'), setResponseHeader: (name, value) => call.setResponseHeader(name, value) });
   };
   const gate = options.admission ? createAdmissionGate(options.admission) : undefined;
   if (gate) registerAdmissionMetrics(options.registry, gate);

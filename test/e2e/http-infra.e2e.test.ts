@@ -47,6 +47,7 @@ describe('HTTP gateway', () => {
         'POST /v1/accounts/{account_id}/withdrawals',
         'GET /v1/accounts/{account_id}/entries',
         'GET /v1/accounts/{account_id}/balance',
+        'GET /v1/accounts/{account_id}/statement',
         'POST /v1/accounts/{account_id}/freeze',
         'POST /v1/accounts/{account_id}/unfreeze',
         'POST /v1/transfers',

@@ -13,7 +13,8 @@ import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2
 import type { Bank } from '@bank/shared/app/bank';
 import type { Actor } from '@bank/shared/auth/actor';
 import type { TransferResult } from '@bank/shared/ledger/ledger.types';
-import { Unauthenticated } from '@bank/shared/errors/domain-error';
+import { InvalidArgument, Unauthenticated } from '@bank/shared/errors/domain-error';
+import { statementCsv, statementFileName } from '@bank/shared/ledger/statement';
 import { toProtoAccount, toProtoAuditEvent, toProtoAuthTokens, toProtoEntry, toProtoEntryIfAny, toProtoTransfer, toProtoUser } from './proto-mapping.ts';
 
 /** The services both edges serve, in the order they are listed. */
@@ -30,6 +31,8 @@ export type HandlerContext = {
   signal: AbortSignal;
   clientIp?: string | undefined;
   userAgent?: string | undefined;
+  /** Sets a response header (HTTP) or trailer (gRPC), e.g. a file's Content-Disposition. */
+  setResponseHeader?: ((name: string, value: string) => void) | undefined;
 };
 
 type Handler<I extends DescMessage, O extends DescMessage> = (request: MessageShape<I>, ctx: HandlerContext) => Promise<MessageInitShape<O>>;
@@ -176,6 +179,13 @@ function accountHandlers(app: UseCases): ServiceHandlers<typeof AccountService> 
     },
     freezeAccount: async (req, ctx) => toProtoAccount(await app.ledger.freezeAccount(actorOf(ctx), { accountId: req.accountId, reason: req.reason }, opts(ctx))),
     unfreezeAccount: async (req, ctx) => toProtoAccount(await app.ledger.unfreezeAccount(actorOf(ctx), { accountId: req.accountId, reason: req.reason }, opts(ctx))),
+    getStatement: async (req, ctx) => {
+      const format = req.format === '' ? 'csv' : req.format;
+      if (format !== 'csv') throw InvalidArgument.field('format', 'must be "csv"');
+      const statement = await app.ledger.getStatement(actorOf(ctx), { accountId: req.accountId, since: date(req.since), until: date(req.until) }, opts(ctx));
+      ctx.setResponseHeader?.('content-disposition', `attachment; filename="${statementFileName(statement, 'csv')}"`);
+      return { contentType: 'text/csv; charset=utf-8', data: new TextEncoder().encode(statementCsv(statement)) };
+    },
     getBalance: async (req, ctx) => {
       const balance = await app.ledger.getBalance(actorOf(ctx), { accountId: req.accountId, at: date(req.at) }, opts(ctx));
       return {

@@ -5,6 +5,7 @@ import { toJson } from '@bufbuild/protobuf';
 import type { Router } from '@koa/router';
 import type { Context } from 'koa';
 import { http as httpExtension } from '@bank/proto/google/api/annotations_pb';
+import { HttpBodySchema, type HttpBody } from '@bank/proto/google/api/httpbody_pb';
 import { allow_anonymous, http_success_status } from '@bank/proto/bank/v1/options_pb';
 import type { BankEdge } from '@bank/edge/bank-edge';
 import { CallFailure, type CallTransport, type UnaryCall } from '@bank/edge/call/call';
@@ -68,8 +69,15 @@ export function registerGatewayRoutes(router: Router, edge: BankEdge, options: {
       try {
         const response = await edge.handle(call);
         ctx.status = route.successStatus;
-        ctx.type = 'application/json';
-        ctx.body = JSON.stringify(toJson(route.method.output, response as never, { alwaysEmitImplicit: true }));
+        if (route.method.output.typeName === HttpBodySchema.typeName) {
+          // google.api.HttpBody: the bytes themselves, with their content type.
+          const body = response as HttpBody;
+          ctx.type = body.contentType || 'application/octet-stream';
+          ctx.body = Buffer.from(body.data);
+        } else {
+          ctx.type = 'application/json';
+          ctx.body = JSON.stringify(toJson(route.method.output, response as never, { alwaysEmitImplicit: true }));
+        }
       } catch (error) {
         if (!(error instanceof CallFailure)) throw error;
         writeProblem(ctx, error.answer);

@@ -6,6 +6,14 @@ import type { Currency } from './currency.ts';
 import { databaseErrorToDomainError, refusalError } from './ledger.errors.ts';
 import { accountRow, accountStateRow, entryRow, moveResultRow, type MoveRow, transferRow } from './ledger.schema.ts';
 import type { Account, BalanceAt, Entry, Transfer, TransferResult } from './ledger.types.ts';
+import type { StatementHold, StatementLine } from './statement.ts';
+
+const statementLineRow = entryRow.omit({ account_id: true }).extend({
+  kind: transferRow.shape.kind,
+  memo: z.string().nullable(),
+  reference: z.string().nullable(),
+  counterparty: z.string(),
+});
 
 async function mapErrors<T>(run: () => Promise<T>): Promise<T> {
   try {
@@ -326,6 +334,78 @@ export const ledgerRepository = {
     if (!row) return null;
     const balance = row.balance ?? 0n;
     return { accountId: row.id, currency: row.currency, balance, availableBalance: balance - row.held, at: query.at };
+  },
+
+  /** The balance_after of the account's last entry before `before` (0 before its first). */
+  async balanceBefore(db: CommonQueryMethods, accountId: bigint, before: Date): Promise<bigint> {
+    const row = await db.maybeOne(sql.type(z.object({ balance_after: z.bigint() }))`
+      SELECT balance_after FROM entries
+       WHERE account_id = ${accountId} AND created_at < ${sql.timestamp(before)}
+       ORDER BY created_at DESC, id DESC LIMIT 1`);
+    return row?.balance_after ?? 0n;
+  },
+
+  /**
+   * Up to `limit` of the account's entries in [since, until), oldest first, after the entry
+   * `afterId` (null: from the start): one forward scan of entries_account_created_idx per page.
+   * Each with its transfer's kind, memo and reference, and the counterparty (the other account's
+   * owner, "bank" for a system account).
+   */
+  async statementLines(
+    db: CommonQueryMethods,
+    query: { accountId: bigint; since: Date; until: Date; afterId: bigint | null; limit: number },
+  ): Promise<StatementLine[]> {
+    const after = query.afterId === null
+      ? sql.fragment`TRUE`
+      : sql.fragment`(e.created_at, e.id) > (SELECT c.created_at, c.id FROM entries c WHERE c.id = ${query.afterId})`;
+    const rows = await db.any(sql.type(statementLineRow)`
+      SELECT e.id, e.transfer_id, e.created_at, e.amount, e.balance_after, t.kind, t.memo, t.reference,
+             CASE WHEN o.is_system THEN 'bank' ELSE o.owner END AS counterparty
+        FROM entries e
+        JOIN transfers t ON t.id = e.transfer_id
+        JOIN accounts o ON o.id = CASE WHEN t.from_account_id = e.account_id THEN t.to_account_id ELSE t.from_account_id END
+       WHERE e.account_id = ${query.accountId}
+         AND e.created_at >= ${sql.timestamp(query.since)} AND e.created_at < ${sql.timestamp(query.until)} AND ${after}
+       ORDER BY e.created_at, e.id LIMIT ${query.limit}`);
+    return rows.map((row) => ({
+      entryId: row.id,
+      transferId: row.transfer_id,
+      postedAt: row.created_at,
+      kind: row.kind,
+      counterparty: row.counterparty,
+      memo: row.memo,
+      reference: row.reference,
+      amount: row.amount,
+      balanceAfter: row.balance_after,
+    }));
+  },
+
+  /**
+   * Holds placed on the account that were still pending at `at` (placed by then, deadline after
+   * it, not settled by then), oldest first; a hold lives at most 30 days, which bounds the scan.
+   */
+  async holdsPendingAt(db: CommonQueryMethods, accountId: bigint, at: Date): Promise<StatementHold[]> {
+    const instant = sql.timestamp(at);
+    const rows = await db.any(sql.type(z.object({
+      id: z.bigint(), created_at: z.date(), expires_at: z.date(), amount: z.bigint(),
+      memo: z.string().nullable(), reference: z.string().nullable(), counterparty: z.string(),
+    }))`
+      SELECT h.id, h.created_at, h.expires_at, h.amount, h.memo, h.reference,
+             CASE WHEN o.is_system THEN 'bank' ELSE o.owner END AS counterparty
+        FROM transfers h JOIN accounts o ON o.id = h.to_account_id
+       WHERE h.from_account_id = ${accountId} AND h.expires_at IS NOT NULL
+         AND h.created_at < ${instant} AND h.created_at > ${instant}::timestamptz - interval '30 days'
+         AND h.expires_at > ${instant} AND (h.resolved_at IS NULL OR h.resolved_at > ${instant})
+       ORDER BY h.created_at, h.id`);
+    return rows.map((row) => ({
+      transferId: row.id,
+      createdAt: row.created_at,
+      expiresAt: row.expires_at,
+      counterparty: row.counterparty,
+      memo: row.memo,
+      reference: row.reference,
+      amount: row.amount,
+    }));
   },
 
   /** A transfer with the owners of its two accounts (for the visibility check). */

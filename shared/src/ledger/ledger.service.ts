@@ -16,6 +16,10 @@ import { ledgerRepository, type HistoryQuery, type MoveCommand, type MoveOperati
 import type { Account, BalanceAt, Entry, Page, PageRequest, Transfer, TransferReferences, TransferResult } from './ledger.types.ts';
 import { parseAmount, parseId } from './money.ts';
 import { decodePageToken, encodePageToken, parsePageSize } from './page-token.ts';
+import { STATEMENT_MAX_ENTRIES, startOfMonthUtc, type Statement, type StatementLine } from './statement.ts';
+
+/** Entries read per round trip while building a statement. */
+const STATEMENT_PAGE_SIZE = 1_000;
 
 /** memo, reference and metadata a movement may carry (all optional). */
 export type ReferencesInput = {
@@ -482,6 +486,57 @@ export class LedgerService {
     const found = await ledgerRepository.balanceAt(this.#pool, { accountId, at, viewer: { username: actor.username, isBanker: actor.role === 'banker' } });
     if (!found) throw new AccountNotFound(accountId);
     return found;
+  }
+
+  /**
+   * The account's statement for [since, until) (default: the current calendar month so far, UTC):
+   * opening balance, every entry oldest first, the holds pending at `until`, closing balance and
+   * totals. Read a page of entries at a time; a period with more than STATEMENT_MAX_ENTRIES is
+   * refused. @throws InvalidArgument (account_id, since, until, too many entries), AccountNotFound
+   * (also for an account the actor may not see)
+   */
+  async getStatement(
+    actor: Actor,
+    input: { accountId: bigint; since?: Date | undefined; until?: Date | undefined },
+    options: UseCaseOptions = {},
+  ): Promise<Statement> {
+    const accountId = parseId(input.accountId, 'account_id');
+    const now = new Date();
+    const until = input.until ?? now;
+    const since = input.since ?? startOfMonthUtc(until < now ? until : now);
+    const range = parseRange(since, until);
+    const account = await this.getAccount(actor, accountId, options);
+    const period = { since: range.since ?? since, until: range.until ?? until };
+    const openingBalance = await ledgerRepository.balanceBefore(this.#pool, accountId, period.since);
+    const lines: StatementLine[] = [];
+    for (let afterId: bigint | null = null; ;) {
+      throwIfAborted(options.signal);
+      const page = await ledgerRepository.statementLines(this.#pool, { accountId, ...period, afterId, limit: STATEMENT_PAGE_SIZE });
+      lines.push(...page);
+      if (lines.length > STATEMENT_MAX_ENTRIES) {
+        throw InvalidArgument.field('since', `the period holds more than ${STATEMENT_MAX_ENTRIES} entries; ask for a shorter one`);
+      }
+      const last = page.at(-1);
+      if (!last || page.length < STATEMENT_PAGE_SIZE) break;
+      afterId = last.entryId;
+    }
+    const pendingHolds = await ledgerRepository.holdsPendingAt(this.#pool, accountId, period.until);
+    let totalIn = 0n;
+    let totalOut = 0n;
+    for (const line of lines) {
+      if (line.amount > 0n) totalIn += line.amount;
+      else totalOut += line.amount;
+    }
+    return {
+      account: { id: account.id, owner: account.owner, currency: account.currency },
+      ...period,
+      openingBalance,
+      closingBalance: lines.at(-1)?.balanceAfter ?? openingBalance,
+      totalIn,
+      totalOut,
+      lines,
+      pendingHolds,
+    };
   }
 
   /** @throws InvalidArgument, TransferNotFound (also when neither side is the actor's) */

@@ -8,6 +8,8 @@ import { file_bank_v1_options } from "./options_pb.ts";
 import type { Account, AccountSchema, Entry, Transfer } from "./types_pb.ts";
 import { file_bank_v1_types } from "./types_pb.ts";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.ts";
+import type { HttpBodySchema } from "../../google/api/httpbody_pb.ts";
+import { file_google_api_httpbody } from "../../google/api/httpbody_pb.ts";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -16,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bank/v1/account_service.proto.
  */
 export const file_bank_v1_account_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1iYW5rL3YxL2FjY291bnRfc2VydmljZS5wcm90bxIHYmFuay52MSImChJPcGVuQWNjb3VudFJlcXVlc3QSEAoIY3VycmVuY3kYASABKAkiFQoTTGlzdEFjY291bnRzUmVxdWVzdCI6ChRMaXN0QWNjb3VudHNSZXNwb25zZRIiCghhY2NvdW50cxgBIAMoCzIQLmJhbmsudjEuQWNjb3VudCInChFHZXRBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDIikKE0Nsb3NlQWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoAyLYAQoORGVwb3NpdFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoAxIOCgZhbW91bnQYAiABKAMSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJEgwKBG1lbW8YBCABKAkSEQoJcmVmZXJlbmNlGAUgASgJEjcKCG1ldGFkYXRhGAYgAygLMiUuYmFuay52MS5EZXBvc2l0UmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJ4Cg9EZXBvc2l0UmVzcG9uc2USIwoIdHJhbnNmZXIYASABKAsyES5iYW5rLnYxLlRyYW5zZmVyEh0KBWVudHJ5GAIgASgLMg4uYmFuay52MS5FbnRyeRIPCgdiYWxhbmNlGAMgASgDEhAKCHJlcGxheWVkGAQgASgIIu8BCg9XaXRoZHJhd1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoAxIOCgZhbW91bnQYAiABKAMSEwoLZGVzdGluYXRpb24YAyABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJEgwKBG1lbW8YBSABKAkSEQoJcmVmZXJlbmNlGAYgASgJEjgKCG1ldGFkYXRhGAcgAygLMiYuYmFuay52MS5XaXRoZHJhd1JlcXVlc3QuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEieQoQV2l0aGRyYXdSZXNwb25zZRIjCgh0cmFuc2ZlchgBIAEoCzIRLmJhbmsudjEuVHJhbnNmZXISHQoFZW50cnkYAiABKAsyDi5iYW5rLnYxLkVudHJ5Eg8KB2JhbGFuY2UYAyABKAMSEAoIcmVwbGF5ZWQYBCABKAgipQEKEkxpc3RFbnRyaWVzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEikKBXNpbmNlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTwoTTGlzdEVudHJpZXNSZXNwb25zZRIfCgdlbnRyaWVzGAEgAygLMg4uYmFuay52MS5FbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOgoURnJlZXplQWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoAxIOCgZyZWFzb24YAiABKAkiPAoWVW5mcmVlemVBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDEg4KBnJlYXNvbhgCIAEoCSJPChFHZXRCYWxhbmNlUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKOAQoSR2V0QmFsYW5jZVJlc3BvbnNlEhIKCmFjY291bnRfaWQYASABKAMSEAoIY3VycmVuY3kYAiABKAkSDwoHYmFsYW5jZRgDIAEoAxImCgJhdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRYXZhaWxhYmxlX2JhbGFuY2UYBSABKAMyxggKDkFjY291bnRTZXJ2aWNlEloKC09wZW5BY2NvdW50EhsuYmFuay52MS5PcGVuQWNjb3VudFJlcXVlc3QaEC5iYW5rLnYxLkFjY291bnQiHMjzGMkBgtPkkwIROgEqIgwvdjEvYWNjb3VudHMSYQoMTGlzdEFjY291bnRzEhwuYmFuay52MS5MaXN0QWNjb3VudHNSZXF1ZXN0Gh0uYmFuay52MS5MaXN0QWNjb3VudHNSZXNwb25zZSIUgtPkkwIOEgwvdjEvYWNjb3VudHMSXQoKR2V0QWNjb3VudBIaLmJhbmsudjEuR2V0QWNjb3VudFJlcXVlc3QaEC5iYW5rLnYxLkFjY291bnQiIYLT5JMCGxIZL3YxL2FjY291bnRzL3thY2NvdW50X2lkfRJhCgxDbG9zZUFjY291bnQSHC5iYW5rLnYxLkNsb3NlQWNjb3VudFJlcXVlc3QaEC5iYW5rLnYxLkFjY291bnQiIYLT5JMCGyoZL3YxL2FjY291bnRzL3thY2NvdW50X2lkfRJwCgdEZXBvc2l0EhcuYmFuay52MS5EZXBvc2l0UmVxdWVzdBoYLmJhbmsudjEuRGVwb3NpdFJlc3BvbnNlIjLI8xjJAYLT5JMCJzoBKiIiL3YxL2FjY291bnRzL3thY2NvdW50X2lkfS9kZXBvc2l0cxJ2CghXaXRoZHJhdxIYLmJhbmsudjEuV2l0aGRyYXdSZXF1ZXN0GhkuYmFuay52MS5XaXRoZHJhd1Jlc3BvbnNlIjXI8xjJAYLT5JMCKjoBKiIlL3YxL2FjY291bnRzL3thY2NvdW50X2lkfS93aXRoZHJhd2FscxJzCgtMaXN0RW50cmllcxIbLmJhbmsudjEuTGlzdEVudHJpZXNSZXF1ZXN0GhwuYmFuay52MS5MaXN0RW50cmllc1Jlc3BvbnNlIimC0+STAiMSIS92MS9hY2NvdW50cy97YWNjb3VudF9pZH0vZW50cmllcxJtCg1GcmVlemVBY2NvdW50Eh0uYmFuay52MS5GcmVlemVBY2NvdW50UmVxdWVzdBoQLmJhbmsudjEuQWNjb3VudCIrgtPkkwIlOgEqIiAvdjEvYWNjb3VudHMve2FjY291bnRfaWR9L2ZyZWV6ZRJzCg9VbmZyZWV6ZUFjY291bnQSHy5iYW5rLnYxLlVuZnJlZXplQWNjb3VudFJlcXVlc3QaEC5iYW5rLnYxLkFjY291bnQiLYLT5JMCJzoBKiIiL3YxL2FjY291bnRzL3thY2NvdW50X2lkfS91bmZyZWV6ZRJwCgpHZXRCYWxhbmNlEhouYmFuay52MS5HZXRCYWxhbmNlUmVxdWVzdBobLmJhbmsudjEuR2V0QmFsYW5jZVJlc3BvbnNlIimC0+STAiMSIS92MS9hY2NvdW50cy97YWNjb3VudF9pZH0vYmFsYW5jZWIGcHJvdG8z", [file_bank_v1_options, file_bank_v1_types, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Ch1iYW5rL3YxL2FjY291bnRfc2VydmljZS5wcm90bxIHYmFuay52MSImChJPcGVuQWNjb3VudFJlcXVlc3QSEAoIY3VycmVuY3kYASABKAkiFQoTTGlzdEFjY291bnRzUmVxdWVzdCI6ChRMaXN0QWNjb3VudHNSZXNwb25zZRIiCghhY2NvdW50cxgBIAMoCzIQLmJhbmsudjEuQWNjb3VudCInChFHZXRBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDIikKE0Nsb3NlQWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoAyLYAQoORGVwb3NpdFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoAxIOCgZhbW91bnQYAiABKAMSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJEgwKBG1lbW8YBCABKAkSEQoJcmVmZXJlbmNlGAUgASgJEjcKCG1ldGFkYXRhGAYgAygLMiUuYmFuay52MS5EZXBvc2l0UmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJ4Cg9EZXBvc2l0UmVzcG9uc2USIwoIdHJhbnNmZXIYASABKAsyES5iYW5rLnYxLlRyYW5zZmVyEh0KBWVudHJ5GAIgASgLMg4uYmFuay52MS5FbnRyeRIPCgdiYWxhbmNlGAMgASgDEhAKCHJlcGxheWVkGAQgASgIIu8BCg9XaXRoZHJhd1JlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoAxIOCgZhbW91bnQYAiABKAMSEwoLZGVzdGluYXRpb24YAyABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJEgwKBG1lbW8YBSABKAkSEQoJcmVmZXJlbmNlGAYgASgJEjgKCG1ldGFkYXRhGAcgAygLMiYuYmFuay52MS5XaXRoZHJhd1JlcXVlc3QuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEieQoQV2l0aGRyYXdSZXNwb25zZRIjCgh0cmFuc2ZlchgBIAEoCzIRLmJhbmsudjEuVHJhbnNmZXISHQoFZW50cnkYAiABKAsyDi5iYW5rLnYxLkVudHJ5Eg8KB2JhbGFuY2UYAyABKAMSEAoIcmVwbGF5ZWQYBCABKAgipQEKEkxpc3RFbnRyaWVzUmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEikKBXNpbmNlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTwoTTGlzdEVudHJpZXNSZXNwb25zZRIfCgdlbnRyaWVzGAEgAygLMg4uYmFuay52MS5FbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOgoURnJlZXplQWNjb3VudFJlcXVlc3QSEgoKYWNjb3VudF9pZBgBIAEoAxIOCgZyZWFzb24YAiABKAkiPAoWVW5mcmVlemVBY2NvdW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDEg4KBnJlYXNvbhgCIAEoCSKPAQoTR2V0U3RhdGVtZW50UmVxdWVzdBISCgphY2NvdW50X2lkGAEgASgDEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGZm9ybWF0GAQgASgJIk8KEUdldEJhbGFuY2VSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAMSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIo4BChJHZXRCYWxhbmNlUmVzcG9uc2USEgoKYWNjb3VudF9pZBgBIAEoAxIQCghjdXJyZW5jeRgCIAEoCRIPCgdiYWxhbmNlGAMgASgDEiYKAmF0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFhdmFpbGFibGVfYmFsYW5jZRgFIAEoAzK3CQoOQWNjb3VudFNlcnZpY2USWgoLT3BlbkFjY291bnQSGy5iYW5rLnYxLk9wZW5BY2NvdW50UmVxdWVzdBoQLmJhbmsudjEuQWNjb3VudCIcyPMYyQGC0+STAhE6ASoiDC92MS9hY2NvdW50cxJhCgxMaXN0QWNjb3VudHMSHC5iYW5rLnYxLkxpc3RBY2NvdW50c1JlcXVlc3QaHS5iYW5rLnYxLkxpc3RBY2NvdW50c1Jlc3BvbnNlIhSC0+STAg4SDC92MS9hY2NvdW50cxJdCgpHZXRBY2NvdW50EhouYmFuay52MS5HZXRBY2NvdW50UmVxdWVzdBoQLmJhbmsudjEuQWNjb3VudCIhgtPkkwIbEhkvdjEvYWNjb3VudHMve2FjY291bnRfaWR9EmEKDENsb3NlQWNjb3VudBIcLmJhbmsudjEuQ2xvc2VBY2NvdW50UmVxdWVzdBoQLmJhbmsudjEuQWNjb3VudCIhgtPkkwIbKhkvdjEvYWNjb3VudHMve2FjY291bnRfaWR9EnAKB0RlcG9zaXQSFy5iYW5rLnYxLkRlcG9zaXRSZXF1ZXN0GhguYmFuay52MS5EZXBvc2l0UmVzcG9uc2UiMsjzGMkBgtPkkwInOgEqIiIvdjEvYWNjb3VudHMve2FjY291bnRfaWR9L2RlcG9zaXRzEnYKCFdpdGhkcmF3EhguYmFuay52MS5XaXRoZHJhd1JlcXVlc3QaGS5iYW5rLnYxLldpdGhkcmF3UmVzcG9uc2UiNcjzGMkBgtPkkwIqOgEqIiUvdjEvYWNjb3VudHMve2FjY291bnRfaWR9L3dpdGhkcmF3YWxzEnMKC0xpc3RFbnRyaWVzEhsuYmFuay52MS5MaXN0RW50cmllc1JlcXVlc3QaHC5iYW5rLnYxLkxpc3RFbnRyaWVzUmVzcG9uc2UiKYLT5JMCIxIhL3YxL2FjY291bnRzL3thY2NvdW50X2lkfS9lbnRyaWVzEm0KDUZyZWV6ZUFjY291bnQSHS5iYW5rLnYxLkZyZWV6ZUFjY291bnRSZXF1ZXN0GhAuYmFuay52MS5BY2NvdW50IiuC0+STAiU6ASoiIC92MS9hY2NvdW50cy97YWNjb3VudF9pZH0vZnJlZXplEnMKD1VuZnJlZXplQWNjb3VudBIfLmJhbmsudjEuVW5mcmVlemVBY2NvdW50UmVxdWVzdBoQLmJhbmsudjEuQWNjb3VudCItgtPkkwInOgEqIiIvdjEvYWNjb3VudHMve2FjY291bnRfaWR9L3VuZnJlZXplEnAKCkdldEJhbGFuY2USGi5iYW5rLnYxLkdldEJhbGFuY2VSZXF1ZXN0GhsuYmFuay52MS5HZXRCYWxhbmNlUmVzcG9uc2UiKYLT5JMCIxIhL3YxL2FjY291bnRzL3thY2NvdW50X2lkfS9iYWxhbmNlEm8KDEdldFN0YXRlbWVudBIcLmJhbmsudjEuR2V0U3RhdGVtZW50UmVxdWVzdBoULmdvb2dsZS5hcGkuSHR0cEJvZHkiK4LT5JMCJRIjL3YxL2FjY291bnRzL3thY2NvdW50X2lkfS9zdGF0ZW1lbnRiBnByb3RvMw", [file_bank_v1_options, file_bank_v1_types, file_google_api_annotations, file_google_api_httpbody, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message bank.v1.OpenAccountRequest
@@ -411,6 +413,44 @@ export const UnfreezeAccountRequestSchema: GenMessage<UnfreezeAccountRequest> = 
   messageDesc(file_bank_v1_account_service, 12);
 
 /**
+ * @generated from message bank.v1.GetStatementRequest
+ */
+export type GetStatementRequest = Message<"bank.v1.GetStatementRequest"> & {
+  /**
+   * @generated from field: int64 account_id = 1;
+   */
+  accountId: bigint;
+
+  /**
+   * The period's start, inclusive (RFC 3339); the start of the current calendar month (UTC) when absent.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 2;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * The period's end, exclusive (RFC 3339); now when absent.
+   *
+   * @generated from field: google.protobuf.Timestamp until = 3;
+   */
+  until?: Timestamp | undefined;
+
+  /**
+   * "csv" (RFC 4180), the default and for now the only format.
+   *
+   * @generated from field: string format = 4;
+   */
+  format: string;
+};
+
+/**
+ * Describes the message bank.v1.GetStatementRequest.
+ * Use `create(GetStatementRequestSchema)` to create a new message.
+ */
+export const GetStatementRequestSchema: GenMessage<GetStatementRequest> = /*@__PURE__*/
+  messageDesc(file_bank_v1_account_service, 13);
+
+/**
  * @generated from message bank.v1.GetBalanceRequest
  */
 export type GetBalanceRequest = Message<"bank.v1.GetBalanceRequest"> & {
@@ -432,7 +472,7 @@ export type GetBalanceRequest = Message<"bank.v1.GetBalanceRequest"> & {
  * Use `create(GetBalanceRequestSchema)` to create a new message.
  */
 export const GetBalanceRequestSchema: GenMessage<GetBalanceRequest> = /*@__PURE__*/
-  messageDesc(file_bank_v1_account_service, 13);
+  messageDesc(file_bank_v1_account_service, 14);
 
 /**
  * @generated from message bank.v1.GetBalanceResponse
@@ -477,7 +517,7 @@ export type GetBalanceResponse = Message<"bank.v1.GetBalanceResponse"> & {
  * Use `create(GetBalanceResponseSchema)` to create a new message.
  */
 export const GetBalanceResponseSchema: GenMessage<GetBalanceResponse> = /*@__PURE__*/
-  messageDesc(file_bank_v1_account_service, 14);
+  messageDesc(file_bank_v1_account_service, 15);
 
 /**
  * Accounts of the caller: open, read, add funds, withdraw, read history and balances, close.
@@ -592,6 +632,19 @@ export const AccountService: GenService<{
     methodKind: "unary";
     input: typeof GetBalanceRequestSchema;
     output: typeof GetBalanceResponseSchema;
+  },
+  /**
+   * An account's statement for a period as a file: opening balance, every entry oldest first
+   * (time, counterparty, memo, reference, amount, balance after), the holds pending at the end of
+   * the period, closing balance and totals in and out. Over HTTP the answer is the file itself,
+   * with its Content-Type and a Content-Disposition attachment name.
+   *
+   * @generated from rpc bank.v1.AccountService.GetStatement
+   */
+  getStatement: {
+    methodKind: "unary";
+    input: typeof GetStatementRequestSchema;
+    output: typeof HttpBodySchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_bank_v1_account_service, 0);

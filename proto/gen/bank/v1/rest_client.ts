@@ -2,9 +2,11 @@ import type { CallOptions, FieldViolation, RestClientOptions } from "../../../ru
 import { RestError, RestTransport } from "../../../runtime/rest-transport.ts";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { DepositResponse, GetBalanceResponse, ListAccountsResponse, ListEntriesResponse, WithdrawResponse } from "./account_service_pb.ts";
-import { CloseAccountRequestSchema, DepositRequestSchema, DepositResponseSchema, FreezeAccountRequestSchema, GetAccountRequestSchema, GetBalanceRequestSchema, GetBalanceResponseSchema, ListAccountsRequestSchema, ListAccountsResponseSchema, ListEntriesRequestSchema, ListEntriesResponseSchema, OpenAccountRequestSchema, UnfreezeAccountRequestSchema, WithdrawRequestSchema, WithdrawResponseSchema } from "./account_service_pb.ts";
+import { CloseAccountRequestSchema, DepositRequestSchema, DepositResponseSchema, FreezeAccountRequestSchema, GetAccountRequestSchema, GetBalanceRequestSchema, GetBalanceResponseSchema, GetStatementRequestSchema, ListAccountsRequestSchema, ListAccountsResponseSchema, ListEntriesRequestSchema, ListEntriesResponseSchema, OpenAccountRequestSchema, UnfreezeAccountRequestSchema, WithdrawRequestSchema, WithdrawResponseSchema } from "./account_service_pb.ts";
 import type { Account, Transfer, User } from "./types_pb.ts";
 import { AccountSchema, TransferSchema, UserSchema } from "./types_pb.ts";
+import type { HttpBody } from "../../google/api/httpbody_pb.ts";
+import { HttpBodySchema } from "../../google/api/httpbody_pb.ts";
 import type { ListAuditEventsResponse } from "./audit_service_pb.ts";
 import { ListAuditEventsRequestSchema, ListAuditEventsResponseSchema } from "./audit_service_pb.ts";
 import type { AuthTokens, LoginResponse } from "./auth_service_pb.ts";
@@ -131,6 +133,18 @@ export class AccountServiceClient {
    */
   getBalance(request: MessageInitShape<typeof GetBalanceRequestSchema>, options?: CallOptions): Promise<GetBalanceResponse> {
     return this.#transport.call({"verb":"GET","path":"/v1/accounts/{account_id}/balance","pathFields":["account_id"],"body":""}, GetBalanceRequestSchema, GetBalanceResponseSchema, request, options);
+  }
+
+  /**
+   * An account's statement for a period as a file: opening balance, every entry oldest first
+   * (time, counterparty, memo, reference, amount, balance after), the holds pending at the end of
+   * the period, closing balance and totals in and out. Over HTTP the answer is the file itself,
+   * with its Content-Type and a Content-Disposition attachment name.
+   *
+   * GET /v1/accounts/{account_id}/statement
+   */
+  getStatement(request: MessageInitShape<typeof GetStatementRequestSchema>, options?: CallOptions): Promise<HttpBody> {
+    return this.#transport.call({"verb":"GET","path":"/v1/accounts/{account_id}/statement","pathFields":["account_id"],"body":""}, GetStatementRequestSchema, HttpBodySchema, request, options);
   }
 }
 
