@@ -1,4 +1,4 @@
-// Statements over both protocols: HTTP answers the CSV file itself (Content-Type and an attachment
+// Statements over both protocols: HTTP answers the CSV or PDF file itself (Content-Type and an attachment
 // Content-Disposition), gRPC the google.api.HttpBody message; another user's account is not found.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
@@ -39,6 +39,17 @@ describe('GET /v1/accounts/{account_id}/statement', () => {
     const body = await grpc.call(AccountService, 'getStatement', { accountId: account.id }, { token: user.accessToken });
     expect(body.contentType).toBe('text/csv; charset=utf-8');
     expect(new TextDecoder().decode(body.data)).toBe(csv);
+
+    const pdf = async () => fetch(`${stack.api.url}/v1/accounts/${account.id}/statement?format=pdf&since=2026-01-01T00:00:00Z&until=2099-01-01T00:00:00Z`, {
+      headers: { authorization: `Bearer ${user.accessToken}` },
+    });
+    const pdfResponse = await pdf();
+    expect(pdfResponse.status).toBe(200);
+    expect(pdfResponse.headers.get('content-type')).toBe('application/pdf');
+    expect(pdfResponse.headers.get('content-disposition')).toBe(`attachment; filename="statement-${account.id}-2026-01-01-2099-01-01.pdf"`);
+    const bytes = Buffer.from(await pdfResponse.arrayBuffer());
+    expect(bytes.subarray(0, 5).toString()).toBe('%PDF-');
+    expect(Buffer.from(await (await pdf()).arrayBuffer()).equals(bytes)).toBe(true);
 
     const foreign = await fetch(`${stack.api.url}/v1/accounts/${account.id}/statement`, { headers: { authorization: `Bearer ${other.accessToken}` } });
     expect(foreign.status).toBe(404);

@@ -14,7 +14,8 @@ import type { Bank } from '@bank/shared/app/bank';
 import type { Actor } from '@bank/shared/auth/actor';
 import type { TransferResult } from '@bank/shared/ledger/ledger.types';
 import { InvalidArgument, Unauthenticated } from '@bank/shared/errors/domain-error';
-import { statementCsv, statementFileName } from '@bank/shared/ledger/statement';
+import { STATEMENT_BANK_NAME, statementCsv, statementFileName } from '@bank/shared/ledger/statement';
+import { statementPdf } from '@bank/shared/ledger/statement-pdf';
 import { toProtoAccount, toProtoAuditEvent, toProtoAuthTokens, toProtoEntry, toProtoEntryIfAny, toProtoTransfer, toProtoUser } from './proto-mapping.ts';
 
 /** The services both edges serve, in the order they are listed. */
@@ -181,10 +182,12 @@ function accountHandlers(app: UseCases): ServiceHandlers<typeof AccountService> 
     unfreezeAccount: async (req, ctx) => toProtoAccount(await app.ledger.unfreezeAccount(actorOf(ctx), { accountId: req.accountId, reason: req.reason }, opts(ctx))),
     getStatement: async (req, ctx) => {
       const format = req.format === '' ? 'csv' : req.format;
-      if (format !== 'csv') throw InvalidArgument.field('format', 'must be "csv"');
+      if (format !== 'csv' && format !== 'pdf') throw InvalidArgument.field('format', 'must be "csv" or "pdf"');
       const statement = await app.ledger.getStatement(actorOf(ctx), { accountId: req.accountId, since: date(req.since), until: date(req.until) }, opts(ctx));
-      ctx.setResponseHeader?.('content-disposition', `attachment; filename="${statementFileName(statement, 'csv')}"`);
-      return { contentType: 'text/csv; charset=utf-8', data: new TextEncoder().encode(statementCsv(statement)) };
+      ctx.setResponseHeader?.('content-disposition', `attachment; filename="${statementFileName(statement, format)}"`);
+      return format === 'pdf'
+        ? { contentType: 'application/pdf', data: await statementPdf(statement, { bankName: STATEMENT_BANK_NAME }) }
+        : { contentType: 'text/csv; charset=utf-8', data: new TextEncoder().encode(statementCsv(statement)) };
     },
     getBalance: async (req, ctx) => {
       const balance = await app.ledger.getBalance(actorOf(ctx), { accountId: req.accountId, at: date(req.at) }, opts(ctx));

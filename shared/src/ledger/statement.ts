@@ -46,6 +46,9 @@ export type Statement = {
   pendingHolds: StatementHold[];
 };
 
+/** The name a statement is issued under. */
+export const STATEMENT_BANK_NAME = 'Bank';
+
 /** The most entries one statement may hold; a longer period is refused (ask for a shorter one). */
 export const STATEMENT_MAX_ENTRIES = 100_000;
 

@@ -436,7 +436,7 @@ export type GetStatementRequest = Message<"bank.v1.GetStatementRequest"> & {
   until?: Timestamp | undefined;
 
   /**
-   * "csv" (RFC 4180), the default and for now the only format.
+   * "csv" (RFC 4180, the default) or "pdf" (A4).
    *
    * @generated from field: string format = 4;
    */
