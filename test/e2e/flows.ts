@@ -96,3 +96,20 @@ export async function openAccount(transport: Transport, user: LoggedInUser, curr
   }
   return id;
 }
+
+/** The cast of the money-model suites: three depositors and a banker, alice funded with `aliceFunds`, bob's account empty. */
+export async function moneyCast(
+  transport: Transport,
+  smtp: TestSmtpServer,
+  pool: DatabasePool,
+  aliceFunds: bigint,
+): Promise<{ alice: LoggedInUser; bob: LoggedInUser; carol: LoggedInUser; banker: LoggedInUser; aliceAccount: bigint; bobAccount: bigint }> {
+  const [alice, bob, carol, banker] = await Promise.all([
+    signUpAndLogIn(transport, smtp),
+    signUpAndLogIn(transport, smtp),
+    signUpAndLogIn(transport, smtp),
+    signUpBanker(transport, smtp, pool),
+  ]);
+  const [aliceAccount, bobAccount] = await Promise.all([openAccount(transport, alice, 'USD', aliceFunds), openAccount(transport, bob, 'USD')]);
+  return { alice, bob, carol, banker, aliceAccount, bobAccount };
+}

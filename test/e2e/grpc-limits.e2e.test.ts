@@ -107,11 +107,10 @@ describe('gRPC limits', () => {
   it('closes a connection idle for GRPC_MAX_CONNECTION_IDLE_MS with GOAWAY', async () => {
     await withServer({ GRPC_MAX_CONNECTION_IDLE_MS: 300 }, async (server) => {
       const session = http2.connect(`http://${server.address}`);
-      const started = Date.now();
       const goaway = await new Promise<number>((resolve) => session.once('goaway', (code: number) => resolve(code)));
       session.destroy();
+      // The GOAWAY itself is the behaviour; the test's own timeout bounds the wait.
       expect(goaway).toBe(http2.constants.NGHTTP2_NO_ERROR);
-      expect(Date.now() - started).toBeLessThan(5_000);
     });
   });
 });

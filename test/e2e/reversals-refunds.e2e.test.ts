@@ -10,7 +10,7 @@ import { AuditService } from '@bank/proto/bank/v1/audit_service_pb';
 import { TransferService } from '@bank/proto/bank/v1/transfer_service_pb';
 import { TransferKind, TransferStatus } from '@bank/proto/bank/v1/types_pb';
 import { idemKey } from '../factories.ts';
-import { openAccount, signUpAndLogIn, signUpBanker, type LoggedInUser } from './flows.ts';
+import { moneyCast, openAccount, signUpAndLogIn, type LoggedInUser } from './flows.ts';
 import { stackPerSuite } from './harness.ts';
 import { failure, type Transport } from './transports.ts';
 
@@ -30,14 +30,7 @@ describe.each(['http', 'grpc'] as const)('reversals and refunds over %s', (name)
 
   beforeAll(async () => {
     t = suite.transports.get(name)!;
-    [alice, bob, carol, banker] = await Promise.all([
-      signUpAndLogIn(t, suite.stack.smtp),
-      signUpAndLogIn(t, suite.stack.smtp),
-      signUpAndLogIn(t, suite.stack.smtp),
-      signUpBanker(t, suite.stack.smtp, suite.stack.db.pool),
-    ]);
-    aliceAccount = await openAccount(t, alice, 'USD', 100_000n);
-    bobAccount = await openAccount(t, bob, 'USD');
+    ({ alice, bob, carol, banker, aliceAccount, bobAccount } = await moneyCast(t, suite.stack.smtp, suite.stack.db.pool, 100_000n));
   });
 
   const send = async (amount: bigint, options: { hold?: boolean } = {}) =>

@@ -71,9 +71,8 @@ async function loginWaitingBehindAnother(busy: string, username: string): Promis
 
 /** Resolves once a login email for `sessionId` reached `username`'s inbox; fails after RECOVERY_BOUND_MS. */
 async function loginEmailArrives(username: string, sessionId: string): Promise<void> {
-  const lostAt = Date.now();
+  // The bound is a generous ceiling for the wait, not a measured time: the assertion is that it arrives.
   await smtp.waitFor((messages) => messages.some((m) => m.to.includes(emailOf(username)) && m.text.includes(sessionId)), RECOVERY_BOUND_MS);
-  expect(Date.now() - lostAt).toBeLessThan(RECOVERY_BOUND_MS);
 }
 
 beforeAll(async () => {
