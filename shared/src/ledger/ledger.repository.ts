@@ -337,6 +337,17 @@ export const ledgerRepository = {
   },
 
   /** The balance_after of the account's last entry before `before` (0 before its first). */
+  /**
+   * The database's clock as an exclusive upper bound: its current millisecond plus one, so every
+   * entry already committed (created_at has microseconds, a JS Date only milliseconds) falls
+   * before it. The database's clock, not this process's: created_at is taken from it.
+   */
+  async clockUntil(db: CommonQueryMethods): Promise<Date> {
+    const row = await db.one(sql.type(z.object({ until: z.number() }))`
+      SELECT (extract(epoch FROM date_trunc('milliseconds', clock_timestamp())) * 1000)::float8 + 1 AS until`);
+    return new Date(row.until);
+  },
+
   async balanceBefore(db: CommonQueryMethods, accountId: bigint, before: Date): Promise<bigint> {
     const row = await db.maybeOne(sql.type(z.object({ balance_after: z.bigint() }))`
       SELECT balance_after FROM entries

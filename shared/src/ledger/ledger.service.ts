@@ -501,7 +501,8 @@ export class LedgerService {
     options: UseCaseOptions = {},
   ): Promise<Statement> {
     const accountId = parseId(input.accountId, 'account_id');
-    const now = new Date();
+    // Without `until`: everything posted so far, by the database's clock (see clockUntil).
+    const now = input.until === undefined || input.since === undefined ? await ledgerRepository.clockUntil(this.#pool) : new Date();
     const until = input.until ?? now;
     const since = input.since ?? startOfMonthUtc(until < now ? until : now);
     const range = parseRange(since, until);
