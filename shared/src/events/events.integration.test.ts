@@ -1,0 +1,156 @@
+// Events on the real database (migration 0013): every cause writes its event in its own
+// transaction, with the row as it was; consumers claim disjoint batches and mark them done.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { sql } from 'slonik';
+import { z } from 'zod';
+import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
+import { createUser, idemKey } from '../../../test/factories.ts';
+import type { Actor } from '../auth/actor.ts';
+import type { Account } from '../ledger/ledger.types.ts';
+import { LedgerService } from '../ledger/ledger.service.ts';
+import { eventsRepository, type BankEvent } from './events.repository.ts';
+
+let db: TestDatabase;
+let ledger: LedgerService;
+let banker: Actor;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  ledger = new LedgerService({ pool: db.pool });
+  banker = await createUser(db.pool, { role: 'banker' });
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+type Holder = { actor: Actor; account: Account };
+
+async function funded(amount: bigint): Promise<Holder> {
+  const actor = await createUser(db.pool);
+  const account = await ledger.openAccount(actor, { currency: 'USD' });
+  if (amount > 0n) await ledger.deposit(actor, { accountId: account.id, amount, idempotencyKey: idemKey() });
+  return { actor, account };
+}
+
+const send = (from: Holder, to: Holder, amount: bigint, extra: Partial<Parameters<LedgerService['transfer']>[1]> = {}) =>
+  ledger.transfer(from.actor, { fromAccountId: from.account.id, toAccountId: to.account.id, amount, currency: 'USD', idempotencyKey: idemKey(), ...extra });
+
+/** Claims (and marks done) everything the consumer has not handled: the events since the last call. */
+const drain = (consumer: 'notifications' | 'webhooks') =>
+  db.pool.transaction(async (tx) => {
+    const events = await eventsRepository.claim(tx, consumer, 1_000);
+    await eventsRepository.markDone(tx, consumer, events.map((e) => e.id));
+    return events;
+  });
+
+const concerning = (events: BankEvent[], accountId: bigint) => events.filter((e) => e.accounts.some((a) => a.id === accountId));
+
+describe('events', () => {
+  it('writes one event per cause, typed, with the transfer as it was at the time', async () => {
+    await drain('notifications');
+    const alice = await funded(1_000n);
+    const bob = await funded(0n);
+    const posted = await send(alice, bob, 100n, { memo: 'lunch', reference: 'R-1' });
+    const held = await send(alice, bob, 300n, { hold: { ttlSeconds: 600 } });
+    await ledger.captureTransfer(alice.actor, { transferId: held.transfer.id, amount: 200n, idempotencyKey: idemKey() });
+    const voided = await send(alice, bob, 50n, { hold: { ttlSeconds: 600 } });
+    await ledger.voidTransfer(alice.actor, { transferId: voided.transfer.id, idempotencyKey: idemKey() });
+    await ledger.withdraw(alice.actor, { accountId: alice.account.id, amount: 10n, destination: 'DE89370400440532013000', idempotencyKey: idemKey() });
+    await ledger.reverseTransfer(banker, { transferId: posted.transfer.id, memo: 'mistake', idempotencyKey: idemKey() });
+    await ledger.freezeAccount(banker, { accountId: bob.account.id, reason: 'review' });
+    await ledger.unfreezeAccount(banker, { accountId: bob.account.id, reason: 'cleared' });
+
+    const all = (await drain('notifications')).filter((e) => e.accounts.some((a) => a.id === alice.account.id || a.id === bob.account.id));
+    expect(all.map((e) => e.type)).toEqual([
+      'transfer.posted', // the deposit
+      'transfer.posted',
+      'transfer.pending',
+      'transfer.captured',
+      'transfer.pending',
+      'transfer.voided',
+      'withdrawal.created',
+      'transfer.reversed',
+      'account.frozen',
+      'account.unfrozen',
+    ]);
+    const [deposit, first, pending, captured] = all;
+    expect(deposit?.accounts.map((a) => a.owner)).toEqual([null, alice.actor.username]);
+    expect(first).toMatchObject({
+      subject: 'transfer',
+      transfer: { id: posted.transfer.id, amount: 100n, memo: 'lunch', reference: 'R-1', status: 'posted', kind: 'transfer', metadata: {} },
+      accounts: [{ id: alice.account.id, owner: alice.actor.username }, { id: bob.account.id, owner: bob.actor.username }],
+    });
+    // The row as it was: the pending event keeps status pending though the hold was captured since.
+    expect(pending).toMatchObject({ transfer: { status: 'pending', capturedAmount: null } });
+    expect(pending?.subject === 'transfer' && pending.transfer.expiresAt).toBeInstanceOf(Date);
+    expect(captured).toMatchObject({ transfer: { status: 'posted', capturedAmount: 200n } });
+    expect(all.at(-2)).toMatchObject({ subject: 'account', account: { id: bob.account.id, status: 'frozen', balance: 200n, availableBalance: 200n } });
+    expect(new Set(all.map((e) => e.publicId)).size).toBe(all.length);
+  });
+
+  it('writes nothing for a refused or replayed call', async () => {
+    const alice = await funded(100n);
+    const bob = await funded(0n);
+    await drain('notifications');
+    const key = idemKey();
+    await send(alice, bob, 10n, { idempotencyKey: key });
+    await send(alice, bob, 10n, { idempotencyKey: key });
+    await expect(send(alice, bob, 1_000n)).rejects.toMatchObject({ code: 'INSUFFICIENT_FUNDS' });
+    expect(concerning(await drain('notifications'), alice.account.id).map((e) => e.type)).toEqual(['transfer.posted']);
+  });
+
+  it('lets each consumer keep its own progress, and two instances of one consumer claim disjoint events', async () => {
+    const alice = await funded(1_000n);
+    const bob = await funded(0n);
+    await drain('notifications');
+    await drain('webhooks');
+    for (let i = 0; i < 6; i += 1) await send(alice, bob, 1n);
+
+    // Two transactions of the same consumer at once: SKIP LOCKED splits the work.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let firstClaimed!: (ids: bigint[]) => void;
+    const firstIds = new Promise<bigint[]>((resolve) => (firstClaimed = resolve));
+    const first = db.pool.transaction(async (tx) => {
+      const events = await eventsRepository.claim(tx, 'notifications', 3);
+      firstClaimed(events.map((e) => e.id));
+      await held;
+      await eventsRepository.markDone(tx, 'notifications', events.map((e) => e.id));
+    });
+    const a = await firstIds;
+    const b = await db.pool.transaction(async (tx) => {
+      const events = await eventsRepository.claim(tx, 'notifications', 100);
+      await eventsRepository.markDone(tx, 'notifications', events.map((e) => e.id));
+      return events.map((e) => e.id);
+    });
+    release();
+    await first;
+    expect(a).toHaveLength(3);
+    expect(b).toHaveLength(3);
+    expect(a.filter((id) => b.includes(id))).toEqual([]);
+    expect(await eventsRepository.backlog(db.pool, 'notifications')).toBe(0);
+
+    // The webhooks consumer has not seen them yet.
+    expect(await eventsRepository.backlog(db.pool, 'webhooks')).toBe(6);
+    const forWebhooks = await drain('webhooks');
+    expect(forWebhooks.map((e) => e.id).sort()).toEqual([...a, ...b].sort());
+    const found = await eventsRepository.findByPublicId(db.pool, forWebhooks[0]!.publicId);
+    expect(found).toMatchObject({ id: forWebhooks[0]!.id, type: 'transfer.posted' });
+    await expect(eventsRepository.findByPublicId(db.pool, '00000000-0000-4000-8000-000000000000')).resolves.toBeNull();
+  });
+
+  it('records expiry by the sweep as transfer.expired', async () => {
+    const alice = await funded(100n);
+    const bob = await funded(0n);
+    const held = await send(alice, bob, 40n, { hold: { ttlSeconds: 1 } });
+    await drain('notifications');
+    // Let the hold's deadline pass on the database's clock, then sweep as the worker does.
+    await db.pool.query(sql.unsafe`SELECT pg_sleep(1.1)`);
+    await db.pool.query(sql.unsafe`SELECT ledger_expire_holds(100)`);
+    const events = concerning(await drain('notifications'), alice.account.id);
+    expect(events).toMatchObject([{ type: 'transfer.expired', transfer: { id: held.transfer.id, status: 'expired' } }]);
+    const stored = await db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+      SELECT count(*)::int AS n FROM events WHERE transfer_id = ${held.transfer.id}`);
+    expect(stored).toBe(2);
+  });
+});
