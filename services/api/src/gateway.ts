@@ -15,6 +15,7 @@ import { nameServerSpan } from '@bank/shared/observability/tracing';
 import { clientGone, readRawBody } from './body.ts';
 import { writeProblem } from './problem.ts';
 import { decodeHttpRequest } from './request-decoder.ts';
+import { tokenCookieRule } from './token-cookie.ts';
 
 /** The routes the gateway serves, read from the generated descriptors. */
 export const API_ROUTES: readonly HttpRoute[] = httpRoutes(BANK_SERVICES, {
@@ -46,6 +47,7 @@ export function registerGatewayRoutes(router: Router, edge: BankEdge, options: {
       // The chain logs this request; the gateway's own request log leaves it alone.
       ctx.state.loggedByEdge = true;
       const signal = clientSignal(ctx);
+      const cookieRule = tokenCookieRule(route.method.parent.typeName, route.method.name, ctx);
       const call: UnaryCall = {
         transport,
         method: route.method,
@@ -54,20 +56,23 @@ export function registerGatewayRoutes(router: Router, edge: BankEdge, options: {
         clientIp: ctx.ip,
         deadlineMs: undefined,
         clientSignal: signal,
-        decode: async () =>
-          decodeHttpRequest(route, {
+        decode: async () => {
+          const message = decodeHttpRequest(route, {
             params: (ctx as Context & { params: Record<string, string> }).params,
             query: ctx.query,
             rawBody: await readRawBody(ctx, options.bodyLimitBytes),
             contentType: header(ctx, 'content-type'),
             idempotencyKey: header(ctx, 'idempotency-key'),
-          }),
+          });
+          return cookieRule ? cookieRule.request(message) : message;
+        },
         requestId: ctx.state.requestId as string,
         actor: undefined,
         signal,
       };
       try {
         const response = await edge.handle(call);
+        cookieRule?.answered(response);
         ctx.status = route.successStatus;
         if (route.method.output.typeName === HttpBodySchema.typeName) {
           // google.api.HttpBody: the bytes themselves, with their content type.
@@ -80,6 +85,7 @@ export function registerGatewayRoutes(router: Router, edge: BankEdge, options: {
         }
       } catch (error) {
         if (!(error instanceof CallFailure)) throw error;
+        cookieRule?.failed(error.answer.http);
         writeProblem(ctx, error.answer);
       }
     });
