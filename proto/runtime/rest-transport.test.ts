@@ -8,10 +8,12 @@ import {
   DepositRequestSchema,
   DepositResponseSchema,
   GetAccountRequestSchema,
+  GetStatementRequestSchema,
   ListEntriesRequestSchema,
   ListEntriesResponseSchema,
 } from '../gen/bank/v1/account_service_pb.ts';
 import { LogoutRequestSchema } from '../gen/bank/v1/auth_service_pb.ts';
+import { HttpBodySchema } from '../gen/google/api/httpbody_pb.ts';
 import { BankRestClient, RestError as GeneratedRestError } from '../gen/bank/v1/rest_client.ts';
 import { ListTransfersRequestSchema, ListTransfersResponseSchema } from '../gen/bank/v1/transfer_service_pb.ts';
 import { AccountSchema, AccountStatus, UserSchema } from '../gen/bank/v1/types_pb.ts';
@@ -34,6 +36,7 @@ const ROUTES = {
     idempotencyField: 'idempotencyKey',
   },
   logout: { verb: 'DELETE', path: '/v1/sessions/{session_id}', pathFields: ['session_id'], body: '' },
+  getStatement: { verb: 'GET', path: '/v1/accounts/{account_id}/statement', pathFields: ['account_id'], body: '' },
 } satisfies Record<string, RestRoute>;
 
 type Seen = { method: string; url: string; headers: IncomingHttpHeaders; body: string };
@@ -337,6 +340,14 @@ describe('answers', () => {
     reply = { status: 200, headers: { 'content-type': 'text/html' }, body: '<html>login portal</html>' };
     const call = new RestTransport({ baseUrl }).call(ROUTES.getUser, GetUserRequestSchema, UserSchema, { username: 'alice' });
     await expect(call).rejects.toThrow('GET /v1/users/alice: HTTP 200 answered a body that is not JSON');
+  });
+
+  it('an HttpBody answer (a statement file) is its bytes and content type, not JSON', async () => {
+    reply = { status: 200, headers: { 'content-type': 'text/csv; charset=utf-8' }, body: 'date,amount\n2026-12-01,100\n' };
+    const file = await new RestTransport({ baseUrl }).call(ROUTES.getStatement, GetStatementRequestSchema, HttpBodySchema, { accountId: 7n, format: 'csv' });
+    expect(only()).toMatchObject({ method: 'GET', url: '/v1/accounts/7/statement?format=csv' });
+    expect(file.contentType).toBe('text/csv; charset=utf-8');
+    expect(new TextDecoder().decode(file.data)).toBe('date,amount\n2026-12-01,100\n');
   });
 
   it('aborting the signal cancels a call in flight', async () => {

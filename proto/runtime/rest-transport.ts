@@ -12,6 +12,9 @@ import {
   type MessageShape,
 } from '@bufbuild/protobuf';
 
+/** The message of an answer that is a file, not JSON (the gateway writes its bytes with their content type). */
+const HTTP_BODY_TYPE = 'google.api.HttpBody';
+
 /** Where and how the client talks to the gateway. */
 export type RestClientOptions = {
   /** Base URL of the gateway, e.g. `http://localhost:8080`. */
@@ -172,7 +175,9 @@ export class RestTransport {
    *
    * @throws RestError for a non-2xx answer, with the problem+json body's fields when there is
    *   one, else its text as `detail` and `UNKNOWN` as `code`.
-   * @throws Error for a 2xx answer whose body is not JSON, and whatever fetch throws (network
+   * A google.api.HttpBody answer is read as its bytes and Content-Type.
+   *
+   * @throws Error for a 2xx answer whose body is not JSON (HttpBody aside), and whatever fetch throws (network
    *   failures, an aborted signal).
    */
   async call<I extends DescMessage, O extends DescMessage>(
@@ -190,6 +195,11 @@ export class RestTransport {
       body,
       signal: options.signal,
     });
+    if (response.ok && output.typeName === HTTP_BODY_TYPE) {
+      // google.api.HttpBody (a statement file...): the gateway answers the bytes themselves.
+      const data = new Uint8Array(await response.arrayBuffer());
+      return create(output, { contentType: response.headers.get('content-type') ?? '', data } as unknown as MessageInitShape<O>);
+    }
     const text = await response.text();
     let parsed: JsonValue | undefined;
     let isJson = true;
