@@ -5,10 +5,13 @@
 //    hand-written runtime in proto/runtime/rest-transport.ts (bearer token, Idempotency-Key,
 //    problem+json errors);
 //  - openapi.json: the OpenAPI 3.1 document the gateway serves at /openapi.json, with the
-//    proto comments as descriptions (the runtime descriptors carry no comments).
+//    proto comments as descriptions (the runtime descriptors carry no comments); what it
+//    promises about required fields, bounds and errors is said above generateOpenApi.
 // Routes are read with the same function the gateway uses (edge/src/http/http-rules.ts), so
 // the client, the document and the server cannot disagree about paths.
 import {
+  getOption,
+  hasOption,
   ScalarType,
   type DescEnum,
   type DescExtension,
@@ -16,7 +19,9 @@ import {
   type DescMessage,
   type DescService,
 } from '@bufbuild/protobuf';
+import { FeatureSet_FieldPresence as FieldPresence } from '@bufbuild/protobuf/wkt';
 import { createEcmaScriptPlugin, getComments, runNodeJs, type Schema } from '@bufbuild/protoplugin';
+import { ERROR_STATUS } from '../errors/error-table.ts';
 import { PROBLEM_FIELDS } from '../errors/problem-fields.ts';
 import { httpRoutes, type HttpRoute } from '../http/http-rules.ts';
 import type { RestRoute } from '@bank/proto/runtime/rest-transport';
@@ -117,8 +122,43 @@ function generateClient(schema: Schema, routes: HttpRoute[], services: DescServi
 
 // ---------------------------------------------------------------------------------------------
 // The OpenAPI document.
+//
+// What it promises, so that a client generated from it can trust it:
+//  - Requests: a field is `required` when the proto marks it `(google.api.field_behavior) =
+//    REQUIRED` (the server refuses the call without it); path parameters always are, query
+//    parameters as their field says. `(bank.v1.rules)` carries the bounds the use cases check
+//    (lengths, pattern, format, allowed values, integer range, map size): a value outside them is
+//    refused with 400. int64 is a decimal string in JSON, so its range is a pattern.
+//  - Responses: the gateway writes every field without explicit presence (a non-`optional`
+//    scalar, enum, list or map) even at its default value (`alwaysEmitImplicit`), so those are
+//    `required`; a message field is `required` only when marked REQUIRED (the server always sets
+//    it); `optional` fields and the other message fields may be absent. A message used by both a
+//    request and a response gets one schema for each (`<name>.Input` for the request's).
+//  - Errors: each operation declares a problem+json response per HTTP status of the codes it
+//    may answer: those of its `(bank.v1.errors)` option and those any operation may
+//    (INVALID_ARGUMENT, UNAVAILABLE, OVERLOADED; UNAUTHENTICATED unless anonymous;
+//    PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE with a body), mapped by the edge's ERROR_STATUS;
+//    `default` covers the rest (500, 504).
 
 type JsonSchema = Record<string, unknown>;
+type Direction = 'input' | 'output';
+
+/** bank.v1.FieldRules as getOption reads it (declared here: the generator builds its own input). */
+type FieldRules = {
+  minLength?: number | undefined;
+  maxLength?: number | undefined;
+  pattern: string;
+  format: string;
+  values: string[];
+  minimum?: bigint | undefined;
+  maximum?: bigint | undefined;
+  maxProperties?: number | undefined;
+  keys?: FieldRules | undefined;
+  mapValues?: FieldRules | undefined;
+};
+
+/** google.api.FieldBehavior.REQUIRED */
+const FIELD_BEHAVIOR_REQUIRED = 2;
 
 const WELL_KNOWN: Record<string, JsonSchema> = {
   'google.protobuf.Timestamp': { type: 'string', format: 'date-time', description: 'RFC 3339 timestamp.' },
@@ -153,68 +193,150 @@ function scalarSchema(type: ScalarType): JsonSchema {
   }
 }
 
-function generateOpenApi(schema: Schema, routes: HttpRoute[]): void {
+/** The JSON Schema keywords of a FieldRules, over `base` (the rules' pattern replaces the base's). */
+function withRules(base: JsonSchema, rules: FieldRules | undefined): JsonSchema {
+  if (!rules) return base;
+  const schema: JsonSchema = { ...base };
+  if (rules.minLength !== undefined) schema.minLength = rules.minLength;
+  if (rules.maxLength !== undefined) schema.maxLength = rules.maxLength;
+  if (rules.pattern) schema.pattern = rules.pattern;
+  if (rules.format) schema.format = rules.format;
+  if (rules.values.length > 0) schema.enum = rules.values;
+  if (rules.minimum !== undefined) schema.minimum = Number(rules.minimum);
+  if (rules.maximum !== undefined) schema.maximum = Number(rules.maximum);
+  if (rules.maxProperties !== undefined) schema.maxProperties = rules.maxProperties;
+  if (rules.keys) schema.propertyNames = withRules({ type: 'string' }, rules.keys);
+  if (rules.mapValues && typeof schema.additionalProperties === 'object') {
+    schema.additionalProperties = withRules(schema.additionalProperties as JsonSchema, rules.mapValues);
+  }
+  return schema;
+}
+
+/** The messages reachable from the given roots through message, list and map fields. */
+function reachable(roots: readonly DescMessage[]): Set<string> {
+  const seen = new Set<string>();
+  const visit = (message: DescMessage) => {
+    if (seen.has(message.typeName)) return;
+    seen.add(message.typeName);
+    for (const field of message.fields) {
+      if (field.message) visit(field.message);
+    }
+  };
+  roots.forEach(visit);
+  return seen;
+}
+
+const REASON_PHRASES: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict',
+  413: 'Content Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Content', 429: 'Too Many Requests', 503: 'Service Unavailable',
+};
+
+function generateOpenApi(schema: Schema, routes: HttpRoute[], services: DescService[]): void {
+  const fieldBehavior = findExtension(schema, 'google.api.field_behavior');
+  const rulesExtension = findExtension(schema, 'bank.v1.rules');
+  const errorsExtension = findExtension(schema, 'bank.v1.errors');
+  const isRequired = (field: DescField): boolean =>
+    fieldBehavior !== undefined && hasOption(field, fieldBehavior) && (getOption(field, fieldBehavior) as number[]).includes(FIELD_BEHAVIOR_REQUIRED);
+  const rulesOf = (field: DescField): FieldRules | undefined =>
+    rulesExtension && hasOption(field, rulesExtension) ? (getOption(field, rulesExtension) as FieldRules) : undefined;
+  const alwaysWritten = (field: DescField): boolean => field.fieldKind !== 'message' && field.presence === FieldPresence.IMPLICIT;
+  const usedByOutput = reachable(routes.map((r) => r.method.output));
+
   const components: Record<string, JsonSchema> = {};
-  const ref = (desc: DescMessage | DescEnum): JsonSchema => {
+  const ref = (desc: DescMessage | DescEnum, direction: Direction): JsonSchema => {
     const wellKnown = desc.kind === 'message' ? WELL_KNOWN[desc.typeName] : undefined;
     if (wellKnown) return wellKnown;
-    if (!components[desc.typeName]) {
-      components[desc.typeName] = {};
-      components[desc.typeName] = desc.kind === 'enum' ? enumSchema(desc) : messageSchema(desc);
+    const name = desc.kind === 'message' && direction === 'input' && usedByOutput.has(desc.typeName) ? `${desc.typeName}.Input` : desc.typeName;
+    if (!components[name]) {
+      components[name] = {};
+      components[name] = desc.kind === 'enum' ? enumSchema(desc) : messageSchema(desc, direction);
     }
-    return { $ref: `#/components/schemas/${desc.typeName}` };
+    return { $ref: `#/components/schemas/${name}` };
   };
   const enumSchema = (desc: DescEnum): JsonSchema => ({
     type: 'string',
     enum: desc.values.map((v) => v.name),
     description: docOf(desc) || undefined,
   });
-  const fieldSchema = (field: DescField): JsonSchema => {
+  const fieldSchema = (field: DescField, direction: Direction): JsonSchema => {
+    const rules = rulesOf(field);
     let item: JsonSchema;
     switch (field.fieldKind) {
       case 'scalar':
-        item = scalarSchema(field.scalar);
+        item = withRules(scalarSchema(field.scalar), rules);
         break;
       case 'enum':
-        item = ref(field.enum);
+        item = ref(field.enum, direction);
         break;
       case 'message':
-        item = ref(field.message);
+        item = ref(field.message, direction);
         break;
       case 'list':
         return {
           type: 'array',
-          items: field.listKind === 'scalar' ? scalarSchema(field.scalar) : ref(field.listKind === 'enum' ? field.enum : field.message),
+          items: field.listKind === 'scalar' ? withRules(scalarSchema(field.scalar), rules) : ref(field.listKind === 'enum' ? field.enum : field.message, direction),
           description: docOf(field) || undefined,
         };
       case 'map':
         // JSON object keys are strings whatever the key type; the values follow the value type.
-        return {
-          type: 'object',
-          additionalProperties: field.mapKind === 'scalar' ? scalarSchema(field.scalar) : ref(field.mapKind === 'enum' ? field.enum : field.message),
-          description: docOf(field) || undefined,
-        };
+        return withRules(
+          {
+            type: 'object',
+            additionalProperties: field.mapKind === 'scalar' ? scalarSchema(field.scalar) : ref(field.mapKind === 'enum' ? field.enum : field.message, direction),
+            description: docOf(field) || undefined,
+          },
+          rules,
+        );
     }
     const description = docOf(field);
     return description ? ('$ref' in item ? { allOf: [item], description } : { ...item, description }) : item;
   };
-  const messageSchema = (desc: DescMessage, omit: readonly DescField[] = []): JsonSchema => ({
-    type: 'object',
-    additionalProperties: false,
-    description: docOf(desc) || undefined,
-    properties: Object.fromEntries(desc.fields.filter((f) => !omit.includes(f)).map((f) => [f.jsonName, fieldSchema(f)])),
-  });
-
-  const problem = {
-    description: 'An error, as application/problem+json (RFC 9457) with a stable `code`.',
-    content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+  const messageSchema = (desc: DescMessage, direction: Direction, omit: readonly DescField[] = []): JsonSchema => {
+    const fields = desc.fields.filter((f) => !omit.includes(f));
+    const required = fields.filter((f) => isRequired(f) || (direction === 'output' && alwaysWritten(f))).map((f) => f.jsonName);
+    return {
+      type: 'object',
+      additionalProperties: false,
+      description: docOf(desc) || undefined,
+      properties: Object.fromEntries(fields.map((f) => [f.jsonName, fieldSchema(f, direction)])),
+      ...(required.length > 0 ? { required } : {}),
+    };
   };
+
+  const retryAfter = {
+    'Retry-After': { description: 'Seconds to wait before trying again.', schema: { type: 'integer', minimum: 0 } },
+  };
+  const errorResponses = (route: HttpRoute): Record<string, unknown> => {
+    const listed = errorsExtension && hasOption(route.method, errorsExtension) ? (getOption(route.method, errorsExtension) as { codes: string[] }).codes : [];
+    const codes: string[] = ['INVALID_ARGUMENT', ...(route.allowAnonymous ? [] : ['UNAUTHENTICATED'])];
+    if (route.body === '*') codes.push('PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE');
+    codes.push(...listed, 'UNAVAILABLE', 'OVERLOADED');
+    const byStatus = new Map<number, string[]>();
+    for (const code of codes) {
+      const mapping = (ERROR_STATUS as Record<string, { http: number } | undefined>)[code];
+      if (!mapping) throw new Error(`${route.method.parent.typeName}.${route.method.name}: (bank.v1.errors) names ${code}, which edge/src/errors/error-table.ts does not know`);
+      const list = byStatus.get(mapping.http) ?? [];
+      if (!list.includes(code)) list.push(code);
+      byStatus.set(mapping.http, list);
+    }
+    return Object.fromEntries(
+      [...byStatus.entries()].sort(([a], [b]) => a - b).map(([status, list]) => [
+        String(status),
+        {
+          description: `${REASON_PHRASES[status] ?? 'Error'}: ${list.join(', ')}.`,
+          ...(status === 429 || status === 503 ? { headers: retryAfter } : {}),
+          content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+        },
+      ]),
+    );
+  };
+
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of routes) {
     const m = route.method;
     const parameters: JsonSchema[] = [
-      ...route.pathFields.map((f) => ({ name: f.name, in: 'path', required: true, schema: fieldSchema(f) })),
-      ...route.queryFields.map((f) => ({ name: f.name, in: 'query', required: false, schema: fieldSchema(f) })),
+      ...route.pathFields.map((f) => ({ name: f.name, in: 'path', required: true, schema: fieldSchema(f, 'input') })),
+      ...route.queryFields.map((f) => ({ name: f.name, in: 'query', required: isRequired(f), schema: fieldSchema(f, 'input') })),
     ];
     if (route.idempotencyField) {
       parameters.push({
@@ -222,9 +344,13 @@ function generateOpenApi(schema: Schema, routes: HttpRoute[]): void {
         in: 'header',
         required: true,
         description: docOf(route.idempotencyField),
-        schema: { type: 'string', minLength: 1, maxLength: 255 },
+        schema: withRules({ type: 'string' }, rulesOf(route.idempotencyField)),
       });
     }
+    const success =
+      m.output.typeName === 'google.api.HttpBody'
+        ? { description: 'The file; its Content-Type and Content-Disposition say what it is.', content: { '*/*': { schema: { type: 'string', format: 'binary' } } } }
+        : { description: 'OK', content: { 'application/json': { schema: ref(m.output, 'output') } } };
     const operation: Record<string, unknown> = {
       operationId: `${m.parent.name}_${m.name}`,
       tags: [m.parent.name],
@@ -232,8 +358,9 @@ function generateOpenApi(schema: Schema, routes: HttpRoute[]): void {
       description: docOf(m),
       parameters,
       responses: {
-        [String(route.successStatus)]: { description: 'OK', content: { 'application/json': { schema: ref(m.output) } } },
-        default: problem,
+        [String(route.successStatus)]: success,
+        ...errorResponses(route),
+        default: { description: 'Any other error (500 internal, 504 deadline exceeded), as problem+json.', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
       },
       ...(route.allowAnonymous ? { security: [] } : {}),
     };
@@ -242,7 +369,7 @@ function generateOpenApi(schema: Schema, routes: HttpRoute[]): void {
       operation.requestBody = {
         // A body with nothing left in it (VoidTransfer: the id is in the path, the key a header) may be omitted.
         required: m.input.fields.some((f) => !omit.includes(f)),
-        content: { 'application/json': { schema: messageSchema(m.input, omit) } },
+        content: { 'application/json': { schema: messageSchema(m.input, 'input', omit) } },
       };
     }
     const path = route.pathTemplate;
@@ -251,28 +378,41 @@ function generateOpenApi(schema: Schema, routes: HttpRoute[]): void {
   }
   components.Problem = {
     type: 'object',
+    description: 'An error, as application/problem+json (RFC 9457) with a stable `code`.',
+    required: ['type', 'title', 'status', 'code', 'detail', 'errors'],
     properties: {
-      type: { type: 'string' },
+      type: { type: 'string', description: 'urn:bank:problem:<code in lower case>' },
       title: { type: 'string' },
-      status: { type: 'integer' },
+      status: { type: 'integer', description: 'The HTTP status.' },
       code: { type: 'string', description: 'Stable error code, e.g. INVALID_ARGUMENT, INSUFFICIENT_FUNDS.' },
       detail: { type: 'string' },
       errors: {
         type: 'array',
-        items: { type: 'object', properties: { field: { type: 'string' }, description: { type: 'string' } } },
+        description: 'The fields that were refused, by their proto (snake_case) names.',
+        items: {
+          type: 'object',
+          required: ['field', 'description'],
+          properties: { field: { type: 'string' }, description: { type: 'string' } },
+        },
       },
       ...Object.fromEntries(Object.entries(PROBLEM_FIELDS).map(([name, description]) => [name, { type: 'string', description }])),
       requestId: { type: 'string' },
     },
   };
+  const tagged = new Set(routes.map((r) => r.method.parent));
   const document = {
     openapi: '3.1.0',
     info: {
       title: 'Bank API',
       version: 'v1',
       description:
-        'Generated from proto/bank/v1 by protoc-gen-bank-rest. JSON is canonical proto3 JSON: camelCase fields, int64 as decimal strings.',
+        'Generated from proto/bank/v1 by protoc-gen-bank-rest. JSON is canonical proto3 JSON: camelCase fields, int64 as decimal strings. ' +
+        'Log in with POST /v1/sessions and its confirmation, then send the access token as `Authorization: Bearer <token>`; ' +
+        'money-moving calls need an `Idempotency-Key` header.',
+      license: { name: 'Proprietary', identifier: 'LicenseRef-Proprietary' },
     },
+    servers: [{ url: '/', description: 'The API that serves this document.' }],
+    tags: services.filter((s) => tagged.has(s)).map((s) => ({ name: s.name, description: docOf(s) || s.name })),
     paths,
     components: {
       schemas: components,
@@ -290,7 +430,7 @@ const plugin = createEcmaScriptPlugin({
   generateTs(schema: Schema) {
     const { services, routes } = routesOf(schema);
     generateClient(schema, routes, services);
-    generateOpenApi(schema, routes);
+    generateOpenApi(schema, routes, services);
     const readme = schema.generateFile('README.md');
     readme.print('# Generated code: do not edit');
     readme.print();

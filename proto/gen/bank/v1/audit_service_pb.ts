@@ -4,7 +4,9 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_bank_v1_options } from "./options_pb.ts";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.ts";
+import { file_google_api_field_behavior } from "../../google/api/field_behavior_pb.ts";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -13,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bank/v1/audit_service.proto.
  */
 export const file_bank_v1_audit_service: GenFile = /*@__PURE__*/
-  fileDesc("ChtiYW5rL3YxL2F1ZGl0X3NlcnZpY2UucHJvdG8SB2JhbmsudjEihwEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAMSDQoFYWN0b3IYAiABKAkSDgoGYWN0aW9uGAMgASgJEg4KBnRhcmdldBgEIAEoCRIOCgZyZWFzb24YBSABKAkSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiPwoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJdChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIpCgxhdWRpdF9ldmVudHMYASADKAsyEy5iYW5rLnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMn4KDEF1ZGl0U2VydmljZRJuCg9MaXN0QXVkaXRFdmVudHMSHy5iYW5rLnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaIC5iYW5rLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlIhiC0+STAhISEC92MS9hdWRpdC1ldmVudHNiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("ChtiYW5rL3YxL2F1ZGl0X3NlcnZpY2UucHJvdG8SB2JhbmsudjEijAEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAMSDQoFYWN0b3IYAiABKAkSDgoGYWN0aW9uGAMgASgJEg4KBnRhcmdldBgEIAEoCRIOCgZyZWFzb24YBSABKAkSMwoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAiJkChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EhkKCXBhZ2Vfc2l6ZRgBIAEoBUIG4vMYAjAAEi8KCnBhZ2VfdG9rZW4YAiABKAlCG+LzGBcaFV5bQS1aYS16MC05Xy1dezAsNjR9JCJdChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIpCgxhdWRpdF9ldmVudHMYASADKAsyEy5iYW5rLnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMpYBCgxBdWRpdFNlcnZpY2UShQEKD0xpc3RBdWRpdEV2ZW50cxIfLmJhbmsudjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBogLmJhbmsudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiL9rzGBMKEVBFUk1JU1NJT05fREVOSUVEgtPkkwISEhAvdjEvYXVkaXQtZXZlbnRzYgZwcm90bzM", [file_bank_v1_options, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
 
 /**
  * One action of a banker or an operator, written in the same transaction as the change it records.

@@ -2,16 +2,109 @@
 // @generated from file bank/v1/options.proto (package bank.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenExtension, GenFile } from "@bufbuild/protobuf/codegenv2";
-import { extDesc, fileDesc } from "@bufbuild/protobuf/codegenv2";
-import type { MethodOptions } from "@bufbuild/protobuf/wkt";
+import type { GenExtension, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { extDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { FieldOptions, MethodOptions } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_descriptor } from "@bufbuild/protobuf/wkt";
+import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file bank/v1/options.proto.
  */
 export const file_bank_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("ChViYW5rL3YxL29wdGlvbnMucHJvdG8SB2JhbmsudjE6UAoTaHR0cF9zdWNjZXNzX3N0YXR1cxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLmOAyABKAVSEWh0dHBTdWNjZXNzU3RhdHVzOkkKD2FsbG93X2Fub255bW91cxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLqOAyABKAhSDmFsbG93QW5vbnltb3VzYgZwcm90bzM", [file_google_protobuf_descriptor]);
+  fileDesc("ChViYW5rL3YxL29wdGlvbnMucHJvdG8SB2JhbmsudjEiGwoKRXJyb3JDb2RlcxINCgVjb2RlcxgBIAMoCSLNAgoKRmllbGRSdWxlcxIXCgptaW5fbGVuZ3RoGAEgASgNSACIAQESFwoKbWF4X2xlbmd0aBgCIAEoDUgBiAEBEg8KB3BhdHRlcm4YAyABKAkSDgoGZm9ybWF0GAQgASgJEg4KBnZhbHVlcxgFIAMoCRIUCgdtaW5pbXVtGAYgASgDSAKIAQESFAoHbWF4aW11bRgHIAEoA0gDiAEBEhsKDm1heF9wcm9wZXJ0aWVzGAggASgNSASIAQESIQoEa2V5cxgJIAEoCzITLmJhbmsudjEuRmllbGRSdWxlcxInCgptYXBfdmFsdWVzGAogASgLMhMuYmFuay52MS5GaWVsZFJ1bGVzQg0KC19taW5fbGVuZ3RoQg0KC19tYXhfbGVuZ3RoQgoKCF9taW5pbXVtQgoKCF9tYXhpbXVtQhEKD19tYXhfcHJvcGVydGllczpQChNodHRwX3N1Y2Nlc3Nfc3RhdHVzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuY4DIAEoBVIRaHR0cFN1Y2Nlc3NTdGF0dXM6SQoPYWxsb3dfYW5vbnltb3VzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuo4DIAEoCFIOYWxsb3dBbm9ueW1vdXM6TQoGZXJyb3JzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYu44DIAEoCzITLmJhbmsudjEuRXJyb3JDb2Rlc1IGZXJyb3JzOkoKBXJ1bGVzEh0uZ29vZ2xlLnByb3RvYnVmLkZpZWxkT3B0aW9ucxi8jgMgASgLMhMuYmFuay52MS5GaWVsZFJ1bGVzUgVydWxlc2IGcHJvdG8z", [file_google_protobuf_descriptor]);
+
+/**
+ * @generated from message bank.v1.ErrorCodes
+ */
+export type ErrorCodes = Message<"bank.v1.ErrorCodes"> & {
+  /**
+   * @generated from field: repeated string codes = 1;
+   */
+  codes: string[];
+};
+
+/**
+ * Describes the message bank.v1.ErrorCodes.
+ * Use `create(ErrorCodesSchema)` to create a new message.
+ */
+export const ErrorCodesSchema: GenMessage<ErrorCodes> = /*@__PURE__*/
+  messageDesc(file_bank_v1_options, 0);
+
+/**
+ * Bounds of a field's JSON value. Lengths count Unicode code points, as the server does.
+ *
+ * @generated from message bank.v1.FieldRules
+ */
+export type FieldRules = Message<"bank.v1.FieldRules"> & {
+  /**
+   * @generated from field: optional uint32 min_length = 1;
+   */
+  minLength?: number | undefined;
+
+  /**
+   * @generated from field: optional uint32 max_length = 2;
+   */
+  maxLength?: number | undefined;
+
+  /**
+   * An ECMAScript regular expression the whole value matches (anchored with ^ and $).
+   *
+   * @generated from field: string pattern = 3;
+   */
+  pattern: string;
+
+  /**
+   * A JSON Schema format: email, uuid.
+   *
+   * @generated from field: string format = 4;
+   */
+  format: string;
+
+  /**
+   * The only values a string may take.
+   *
+   * @generated from field: repeated string values = 5;
+   */
+  values: string[];
+
+  /**
+   * Bounds of an integer (a 32-bit field; a 64-bit one, a decimal string in JSON, says its
+   * bounds with a pattern).
+   *
+   * @generated from field: optional int64 minimum = 6;
+   */
+  minimum?: bigint | undefined;
+
+  /**
+   * @generated from field: optional int64 maximum = 7;
+   */
+  maximum?: bigint | undefined;
+
+  /**
+   * A map: at most this many keys, and the rules of its keys and of its values.
+   *
+   * @generated from field: optional uint32 max_properties = 8;
+   */
+  maxProperties?: number | undefined;
+
+  /**
+   * @generated from field: bank.v1.FieldRules keys = 9;
+   */
+  keys?: FieldRules | undefined;
+
+  /**
+   * @generated from field: bank.v1.FieldRules map_values = 10;
+   */
+  mapValues?: FieldRules | undefined;
+};
+
+/**
+ * Describes the message bank.v1.FieldRules.
+ * Use `create(FieldRulesSchema)` to create a new message.
+ */
+export const FieldRulesSchema: GenMessage<FieldRules> = /*@__PURE__*/
+  messageDesc(file_bank_v1_options, 1);
 
 /**
  * HTTP status code of a successful answer over the REST gateway (200 when unset).
@@ -28,4 +121,24 @@ export const http_success_status: GenExtension<MethodOptions, number> = /*@__PUR
  */
 export const allow_anonymous: GenExtension<MethodOptions, boolean> = /*@__PURE__*/
   extDesc(file_bank_v1_options, 1);
+
+/**
+ * The error codes (edge/src/errors/error-table.ts) the operation may answer besides those any
+ * operation may (INVALID_ARGUMENT, UNAVAILABLE, OVERLOADED; UNAUTHENTICATED unless anonymous;
+ * PAYLOAD_TOO_LARGE and UNSUPPORTED_MEDIA_TYPE with a body). The OpenAPI document declares a
+ * response for each HTTP status they map to.
+ *
+ * @generated from extension: bank.v1.ErrorCodes errors = 51003;
+ */
+export const errors: GenExtension<MethodOptions, ErrorCodes> = /*@__PURE__*/
+  extDesc(file_bank_v1_options, 2);
+
+/**
+ * What the server checks on a request field besides its type (the use cases in shared/src
+ * make the checks; these state them for the OpenAPI document, and a test probes each bound).
+ *
+ * @generated from extension: bank.v1.FieldRules rules = 51004;
+ */
+export const rules: GenExtension<FieldOptions, FieldRules> = /*@__PURE__*/
+  extDesc(file_bank_v1_options, 3);
 

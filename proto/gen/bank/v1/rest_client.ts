@@ -422,7 +422,9 @@ export class UserServiceClient {
    * password. A new email takes effect when the link sent to it is followed (the answer still
    * carries the current one, which stays verified and is told of the request); a newer change
    * replaces an older one. A new password logs out every other session (also PasswordService's
-   * ChangePassword).
+   * ChangePassword). notification_settings turns informational emails on or off (each field
+   * given is stored, one left out keeps its value); a banker may change them, and only them, for
+   * any user.
    *
    * PATCH /v1/users/{username}
    */

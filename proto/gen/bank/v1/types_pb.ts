@@ -4,6 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_google_api_field_behavior } from "../../google/api/field_behavior_pb.ts";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message, UnknownEnum } from "@bufbuild/protobuf";
@@ -12,7 +13,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file bank/v1/types.proto.
  */
 export const file_bank_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("ChNiYW5rL3YxL3R5cGVzLnByb3RvEgdiYW5rLnYxIqIBCgRVc2VyEhAKCHVzZXJuYW1lGAEgASgJEhEKCWZ1bGxfbmFtZRgCIAEoCRINCgVlbWFpbBgDIAEoCRIbCgRyb2xlGAQgASgOMg0uYmFuay52MS5Sb2xlEhkKEWlzX2VtYWlsX3ZlcmlmaWVkGAUgASgIEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIukBCgdBY2NvdW50EgoKAmlkGAEgASgDEg0KBW93bmVyGAIgASgJEhAKCGN1cnJlbmN5GAMgASgJEg8KB2JhbGFuY2UYBCABKAMSJgoGc3RhdHVzGAUgASgOMhYuYmFuay52MS5BY2NvdW50U3RhdHVzEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWNsb3NlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRYXZhaWxhYmxlX2JhbGFuY2UYCCABKAMi7gQKCFRyYW5zZmVyEgoKAmlkGAEgASgDEhcKD2Zyb21fYWNjb3VudF9pZBgCIAEoAxIVCg10b19hY2NvdW50X2lkGAMgASgDEg4KBmFtb3VudBgEIAEoAxIQCghjdXJyZW5jeRgFIAEoCRIjCgRraW5kGAYgASgOMhUuYmFuay52MS5UcmFuc2ZlcktpbmQSFAoMaW5pdGlhdGVkX2J5GAcgASgJEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBnN0YXR1cxgJIAEoDjIXLmJhbmsudjEuVHJhbnNmZXJTdGF0dXMSHAoPY2FwdHVyZWRfYW1vdW50GAogASgDSACIAQESLgoKZXhwaXJlc19hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEbWVtbxgMIAEoCRIRCglyZWZlcmVuY2UYDSABKAkSMQoIbWV0YWRhdGEYDiADKAsyHy5iYW5rLnYxLlRyYW5zZmVyLk1ldGFkYXRhRW50cnkSEwoLZGVzdGluYXRpb24YDyABKAkSIQoUcmV2ZXJzZXNfdHJhbnNmZXJfaWQYECABKANIAYgBARIgChNyZWZ1bmRzX3RyYW5zZmVyX2lkGBEgASgDSAKIAQEaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQhIKEF9jYXB0dXJlZF9hbW91bnRCFwoVX3JldmVyc2VzX3RyYW5zZmVyX2lkQhYKFF9yZWZ1bmRzX3RyYW5zZmVyX2lkIpMBCgVFbnRyeRIKCgJpZBgBIAEoAxISCgphY2NvdW50X2lkGAIgASgDEhMKC3RyYW5zZmVyX2lkGAMgASgDEg4KBmFtb3VudBgEIAEoAxIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1iYWxhbmNlX2FmdGVyGAYgASgDKkEKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhIKDlJPTEVfREVQT1NJVE9SEAESDwoLUk9MRV9CQU5LRVIQAip+Cg1BY2NvdW50U3RhdHVzEh4KGkFDQ09VTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTQUNDT1VOVF9TVEFUVVNfT1BFThABEhkKFUFDQ09VTlRfU1RBVFVTX0NMT1NFRBACEhkKFUFDQ09VTlRfU1RBVFVTX0ZST1pFThADKrgBCgxUcmFuc2ZlcktpbmQSHQoZVFJBTlNGRVJfS0lORF9VTlNQRUNJRklFRBAAEhoKFlRSQU5TRkVSX0tJTkRfVFJBTlNGRVIQARIZChVUUkFOU0ZFUl9LSU5EX0RFUE9TSVQQAhIcChhUUkFOU0ZFUl9LSU5EX1dJVEhEUkFXQUwQAxIaChZUUkFOU0ZFUl9LSU5EX1JFVkVSU0FMEAQSGAoUVFJBTlNGRVJfS0lORF9SRUZVTkQQBSqjAQoOVHJhbnNmZXJTdGF0dXMSHwobVFJBTlNGRVJfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGgoWVFJBTlNGRVJfU1RBVFVTX1BPU1RFRBABEhsKF1RSQU5TRkVSX1NUQVRVU19QRU5ESU5HEAISGgoWVFJBTlNGRVJfU1RBVFVTX1ZPSURFRBADEhsKF1RSQU5TRkVSX1NUQVRVU19FWFBJUkVEEARiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChNiYW5rL3YxL3R5cGVzLnByb3RvEgdiYW5rLnYxIuUBCgRVc2VyEhAKCHVzZXJuYW1lGAEgASgJEhEKCWZ1bGxfbmFtZRgCIAEoCRINCgVlbWFpbBgDIAEoCRIbCgRyb2xlGAQgASgOMg0uYmFuay52MS5Sb2xlEhkKEWlzX2VtYWlsX3ZlcmlmaWVkGAUgASgIEjwKFW5vdGlmaWNhdGlvbl9zZXR0aW5ncxgHIAEoCzIdLmJhbmsudjEuTm90aWZpY2F0aW9uU2V0dGluZ3MSMwoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAiKOAQoUTm90aWZpY2F0aW9uU2V0dGluZ3MSGwoObW9uZXlfcmVjZWl2ZWQYASABKAhIAIgBARIYCgt3aXRoZHJhd2FscxgCIAEoCEgBiAEBEhIKBWhvbGRzGAMgASgISAKIAQFCEQoPX21vbmV5X3JlY2VpdmVkQg4KDF93aXRoZHJhd2Fsc0IICgZfaG9sZHMi7gEKB0FjY291bnQSCgoCaWQYASABKAMSDQoFb3duZXIYAiABKAkSEAoIY3VycmVuY3kYAyABKAkSDwoHYmFsYW5jZRgEIAEoAxImCgZzdGF0dXMYBSABKA4yFi5iYW5rLnYxLkFjY291bnRTdGF0dXMSMwoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAhItCgljbG9zZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhkKEWF2YWlsYWJsZV9iYWxhbmNlGAggASgDIvMECghUcmFuc2ZlchIKCgJpZBgBIAEoAxIXCg9mcm9tX2FjY291bnRfaWQYAiABKAMSFQoNdG9fYWNjb3VudF9pZBgDIAEoAxIOCgZhbW91bnQYBCABKAMSEAoIY3VycmVuY3kYBSABKAkSIwoEa2luZBgGIAEoDjIVLmJhbmsudjEuVHJhbnNmZXJLaW5kEhQKDGluaXRpYXRlZF9ieRgHIAEoCRIzCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EECEicKBnN0YXR1cxgJIAEoDjIXLmJhbmsudjEuVHJhbnNmZXJTdGF0dXMSHAoPY2FwdHVyZWRfYW1vdW50GAogASgDSACIAQESLgoKZXhwaXJlc19hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEbWVtbxgMIAEoCRIRCglyZWZlcmVuY2UYDSABKAkSMQoIbWV0YWRhdGEYDiADKAsyHy5iYW5rLnYxLlRyYW5zZmVyLk1ldGFkYXRhRW50cnkSEwoLZGVzdGluYXRpb24YDyABKAkSIQoUcmV2ZXJzZXNfdHJhbnNmZXJfaWQYECABKANIAYgBARIgChNyZWZ1bmRzX3RyYW5zZmVyX2lkGBEgASgDSAKIAQEaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQhIKEF9jYXB0dXJlZF9hbW91bnRCFwoVX3JldmVyc2VzX3RyYW5zZmVyX2lkQhYKFF9yZWZ1bmRzX3RyYW5zZmVyX2lkIpgBCgVFbnRyeRIKCgJpZBgBIAEoAxISCgphY2NvdW50X2lkGAIgASgDEhMKC3RyYW5zZmVyX2lkGAMgASgDEg4KBmFtb3VudBgEIAEoAxIzCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EECEhUKDWJhbGFuY2VfYWZ0ZXIYBiABKAMqQQoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEgoOUk9MRV9ERVBPU0lUT1IQARIPCgtST0xFX0JBTktFUhACKn4KDUFjY291bnRTdGF0dXMSHgoaQUNDT1VOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIXChNBQ0NPVU5UX1NUQVRVU19PUEVOEAESGQoVQUNDT1VOVF9TVEFUVVNfQ0xPU0VEEAISGQoVQUNDT1VOVF9TVEFUVVNfRlJPWkVOEAMquAEKDFRyYW5zZmVyS2luZBIdChlUUkFOU0ZFUl9LSU5EX1VOU1BFQ0lGSUVEEAASGgoWVFJBTlNGRVJfS0lORF9UUkFOU0ZFUhABEhkKFVRSQU5TRkVSX0tJTkRfREVQT1NJVBACEhwKGFRSQU5TRkVSX0tJTkRfV0lUSERSQVdBTBADEhoKFlRSQU5TRkVSX0tJTkRfUkVWRVJTQUwQBBIYChRUUkFOU0ZFUl9LSU5EX1JFRlVORBAFKqMBCg5UcmFuc2ZlclN0YXR1cxIfChtUUkFOU0ZFUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIaChZUUkFOU0ZFUl9TVEFUVVNfUE9TVEVEEAESGwoXVFJBTlNGRVJfU1RBVFVTX1BFTkRJTkcQAhIaChZUUkFOU0ZFUl9TVEFUVVNfVk9JREVEEAMSGwoXVFJBTlNGRVJfU1RBVFVTX0VYUElSRUQQBGIGcHJvdG8z", [file_google_api_field_behavior, file_google_protobuf_timestamp]);
 
 /**
  * A user of the bank. The username is the stable id every other resource references.
@@ -54,6 +55,13 @@ export type User = Message<"bank.v1.User"> & {
   isEmailVerified: boolean;
 
   /**
+   * The informational emails the user gets (every field set in a User).
+   *
+   * @generated from field: bank.v1.NotificationSettings notification_settings = 7;
+   */
+  notificationSettings?: NotificationSettings | undefined;
+
+  /**
    * @generated from field: google.protobuf.Timestamp created_at = 6;
    */
   createdAt?: Timestamp | undefined;
@@ -65,6 +73,44 @@ export type User = Message<"bank.v1.User"> & {
  */
 export const UserSchema: GenMessage<User> = /*@__PURE__*/
   messageDesc(file_bank_v1_types, 0);
+
+/**
+ * Which informational emails a user gets; all on for a new user. Security emails (a login
+ * confirmed from an address not used before, a password or email change) always go and have no
+ * switch. In UpdateUser a field left out keeps its stored value (presence, not a field mask).
+ *
+ * @generated from message bank.v1.NotificationSettings
+ */
+export type NotificationSettings = Message<"bank.v1.NotificationSettings"> & {
+  /**
+   * Money received: a transfer, refund or reversal to one of the user's accounts, or a banker's
+   * credit (the first at once, what follows within a minute in one digest).
+   *
+   * @generated from field: optional bool money_received = 1;
+   */
+  moneyReceived?: boolean | undefined;
+
+  /**
+   * A withdrawal from one of the user's accounts.
+   *
+   * @generated from field: optional bool withdrawals = 2;
+   */
+  withdrawals?: boolean | undefined;
+
+  /**
+   * A hold captured (both sides are told) or expired (the sender is told).
+   *
+   * @generated from field: optional bool holds = 3;
+   */
+  holds?: boolean | undefined;
+};
+
+/**
+ * Describes the message bank.v1.NotificationSettings.
+ * Use `create(NotificationSettingsSchema)` to create a new message.
+ */
+export const NotificationSettingsSchema: GenMessage<NotificationSettings> = /*@__PURE__*/
+  messageDesc(file_bank_v1_types, 1);
 
 /**
  * An account holds money in one currency. Amounts are integers in minor units (cents).
@@ -129,7 +175,7 @@ export type Account = Message<"bank.v1.Account"> & {
  * Use `create(AccountSchema)` to create a new message.
  */
 export const AccountSchema: GenMessage<Account> = /*@__PURE__*/
-  messageDesc(file_bank_v1_types, 1);
+  messageDesc(file_bank_v1_types, 2);
 
 /**
  * One movement of money: once posted, exactly two entries that sum to zero; a pending, voided or
@@ -250,7 +296,7 @@ export type Transfer = Message<"bank.v1.Transfer"> & {
  * Use `create(TransferSchema)` to create a new message.
  */
 export const TransferSchema: GenMessage<Transfer> = /*@__PURE__*/
-  messageDesc(file_bank_v1_types, 2);
+  messageDesc(file_bank_v1_types, 3);
 
 /**
  * One line of an account's history.
@@ -298,7 +344,7 @@ export type Entry = Message<"bank.v1.Entry"> & {
  * Use `create(EntrySchema)` to create a new message.
  */
 export const EntrySchema: GenMessage<Entry> = /*@__PURE__*/
-  messageDesc(file_bank_v1_types, 3);
+  messageDesc(file_bank_v1_types, 4);
 
 /**
  * What a user may do: a depositor works with their own accounts only, a banker may also read

@@ -5,16 +5,17 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_bank_v1_options } from "./options_pb.ts";
-import type { UserSchema } from "./types_pb.ts";
+import type { NotificationSettings, UserSchema } from "./types_pb.ts";
 import { file_bank_v1_types } from "./types_pb.ts";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.ts";
+import { file_google_api_field_behavior } from "../../google/api/field_behavior_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file bank/v1/user_service.proto.
  */
 export const file_bank_v1_user_service: GenFile = /*@__PURE__*/
-  fileDesc("ChpiYW5rL3YxL3VzZXJfc2VydmljZS5wcm90bxIHYmFuay52MSJZChFDcmVhdGVVc2VyUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIRCglmdWxsX25hbWUYAiABKAkSDQoFZW1haWwYAyABKAkSEAoIcGFzc3dvcmQYBCABKAkiOwoSVmVyaWZ5RW1haWxSZXF1ZXN0EhAKCGVtYWlsX2lkGAEgASgDEhMKC3NlY3JldF9jb2RlGAIgASgJIioKE1ZlcmlmeUVtYWlsUmVzcG9uc2USEwoLaXNfdmVyaWZpZWQYASABKAgiIgoOR2V0VXNlclJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkiwQEKEVVwZGF0ZVVzZXJSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhYKCWZ1bGxfbmFtZRgCIAEoCUgAiAEBEhIKBWVtYWlsGAMgASgJSAGIAQESFQoIcGFzc3dvcmQYBCABKAlIAogBARIdChBjdXJyZW50X3Bhc3N3b3JkGAUgASgJSAOIAQFCDAoKX2Z1bGxfbmFtZUIICgZfZW1haWxCCwoJX3Bhc3N3b3JkQhMKEV9jdXJyZW50X3Bhc3N3b3JkMvsCCgtVc2VyU2VydmljZRJWCgpDcmVhdGVVc2VyEhouYmFuay52MS5DcmVhdGVVc2VyUmVxdWVzdBoNLmJhbmsudjEuVXNlciIdyPMYyQHQ8xgBgtPkkwIOOgEqIgkvdjEvdXNlcnMSaQoLVmVyaWZ5RW1haWwSGy5iYW5rLnYxLlZlcmlmeUVtYWlsUmVxdWVzdBocLmJhbmsudjEuVmVyaWZ5RW1haWxSZXNwb25zZSIf0PMYAYLT5JMCFToBKiIQL3YxL3ZlcmlmeS1lbWFpbBJPCgdHZXRVc2VyEhcuYmFuay52MS5HZXRVc2VyUmVxdWVzdBoNLmJhbmsudjEuVXNlciIcgtPkkwIWEhQvdjEvdXNlcnMve3VzZXJuYW1lfRJYCgpVcGRhdGVVc2VyEhouYmFuay52MS5VcGRhdGVVc2VyUmVxdWVzdBoNLmJhbmsudjEuVXNlciIfgtPkkwIZOgEqMhQvdjEvdXNlcnMve3VzZXJuYW1lfWIGcHJvdG8z", [file_bank_v1_options, file_bank_v1_types, file_google_api_annotations]);
+  fileDesc("ChpiYW5rL3YxL3VzZXJfc2VydmljZS5wcm90bxIHYmFuay52MSKkAQoRQ3JlYXRlVXNlclJlcXVlc3QSLAoIdXNlcm5hbWUYASABKAlCGuBBAuLzGBMaEV5bYS16MC05X117MywzMn0kEh8KCWZ1bGxfbmFtZRgCIAEoCUIM4EEC4vMYBQgBEMgBEiAKBWVtYWlsGAMgASgJQhHgQQLi8xgKEP4BIgVlbWFpbBIeCghwYXNzd29yZBgEIAEoCUIM4EEC4vMYBQgIEIABImMKElZlcmlmeUVtYWlsUmVxdWVzdBItCghlbWFpbF9pZBgBIAEoA0Ib4EEC4vMYFBoSXlsxLTldWzAtOV17MCwxOH0kEh4KC3NlY3JldF9jb2RlGAIgASgJQgngQQLi8xgCCAEiKgoTVmVyaWZ5RW1haWxSZXNwb25zZRITCgtpc192ZXJpZmllZBgBIAEoCCInCg5HZXRVc2VyUmVxdWVzdBIVCgh1c2VybmFtZRgBIAEoCUID4EECIskCChFVcGRhdGVVc2VyUmVxdWVzdBIVCgh1c2VybmFtZRgBIAEoCUID4EECEiEKCWZ1bGxfbmFtZRgCIAEoCUIJ4vMYBQgBEMgBSACIAQESIgoFZW1haWwYAyABKAlCDuLzGAoQ/gEiBWVtYWlsSAGIAQESIAoIcGFzc3dvcmQYBCABKAlCCeLzGAUICBCAAUgCiAEBEh0KEGN1cnJlbnRfcGFzc3dvcmQYBSABKAlIA4gBARJBChVub3RpZmljYXRpb25fc2V0dGluZ3MYBiABKAsyHS5iYW5rLnYxLk5vdGlmaWNhdGlvblNldHRpbmdzSASIAQFCDAoKX2Z1bGxfbmFtZUIICgZfZW1haWxCCwoJX3Bhc3N3b3JkQhMKEV9jdXJyZW50X3Bhc3N3b3JkQhgKFl9ub3RpZmljYXRpb25fc2V0dGluZ3MynwQKC1VzZXJTZXJ2aWNlEngKCkNyZWF0ZVVzZXISGi5iYW5rLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0Gg0uYmFuay52MS5Vc2VyIj/I8xjJAdDzGAHa8xgeCg5VU0VSTkFNRV9UQUtFTgoMUkFURV9MSU1JVEVEgtPkkwIOOgEqIgkvdjEvdXNlcnMSjQEKC1ZlcmlmeUVtYWlsEhsuYmFuay52MS5WZXJpZnlFbWFpbFJlcXVlc3QaHC5iYW5rLnYxLlZlcmlmeUVtYWlsUmVzcG9uc2UiQ9DzGAHa8xggCglOT1RfRk9VTkQKE0ZBSUxFRF9QUkVDT05ESVRJT06C0+STAhU6ASoiEC92MS92ZXJpZnktZW1haWwSdgoHR2V0VXNlchIXLmJhbmsudjEuR2V0VXNlclJlcXVlc3QaDS5iYW5rLnYxLlVzZXIiQ9rzGCMKEVBFUk1JU1NJT05fREVOSUVECg5VU0VSX05PVF9GT1VORILT5JMCFhIUL3YxL3VzZXJzL3t1c2VybmFtZX0SjQEKClVwZGF0ZVVzZXISGi5iYW5rLnYxLlVwZGF0ZVVzZXJSZXF1ZXN0Gg0uYmFuay52MS5Vc2VyIlTa8xgxChFQRVJNSVNTSU9OX0RFTklFRAoOVVNFUl9OT1RfRk9VTkQKDFJBVEVfTElNSVRFRILT5JMCGToBKjIUL3YxL3VzZXJzL3t1c2VybmFtZX1iBnByb3RvMw", [file_bank_v1_options, file_bank_v1_types, file_google_api_annotations, file_google_api_field_behavior]);
 
 /**
  * @generated from message bank.v1.CreateUserRequest
@@ -151,6 +152,13 @@ export type UpdateUserRequest = Message<"bank.v1.UpdateUserRequest"> & {
    * @generated from field: optional string current_password = 5;
    */
   currentPassword?: string | undefined;
+
+  /**
+   * The informational emails to turn on or off; fields left out keep their values.
+   *
+   * @generated from field: optional bank.v1.NotificationSettings notification_settings = 6;
+   */
+  notificationSettings?: NotificationSettings | undefined;
 };
 
 /**
@@ -208,7 +216,9 @@ export const UserService: GenService<{
    * password. A new email takes effect when the link sent to it is followed (the answer still
    * carries the current one, which stays verified and is told of the request); a newer change
    * replaces an older one. A new password logs out every other session (also PasswordService's
-   * ChangePassword).
+   * ChangePassword). notification_settings turns informational emails on or off (each field
+   * given is stored, one left out keeps its value); a banker may change them, and only them, for
+   * any user.
    *
    * @generated from rpc bank.v1.UserService.UpdateUser
    */
