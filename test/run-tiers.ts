@@ -1,4 +1,4 @@
-// `npm test`: lint, typecheck, then each Jest tier in turn (never side by side: the machine has
+// `npm test`: lint, `redocly lint` of the generated OpenAPI document, typecheck, then each Jest tier in turn (never side by side: the machine has
 // two cores and the later tiers start real servers), then the short chaos run alone (its own
 // PostgreSQL, Redis and stack under injected faults; test/chaos), printing each step's wall time
 // at the end.
@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 
 const STEPS: readonly (readonly [name: string, script: string])[] = [
   ['lint', 'lint'],
+  ['openapi', 'lint:openapi'],
   ['typecheck', 'typecheck'],
   ['unit', 'test:unit'],
   ['integration', 'test:integration'],
