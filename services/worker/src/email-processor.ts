@@ -75,7 +75,7 @@ export function createEmailProcessor(options: {
     }
 
     try {
-      await definition.process(payload.data, { mailer, publicBaseUrl: options.publicBaseUrl, messageId: `<${outboxId}@bank.outbox>` });
+      await definition.process(payload.data, { mailer, publicBaseUrl: options.publicBaseUrl, messageId: `<${outboxId}@bank.outbox>`, pool });
     } catch (error) {
       const summary = errorSummary(error);
       const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);

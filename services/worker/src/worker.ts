@@ -11,11 +11,13 @@ import { startHealthServer } from '@bank/shared/process/health-server';
 import { storesReadiness } from '@bank/shared/process/readiness';
 import { shutdownSequence } from '@bank/shared/process/shutdown';
 import { createEmailQueue } from '@bank/shared/queue/email-queue';
+import { StatementEmailService, type StatementRunResult } from '@bank/shared/ledger/statement-email.service';
 import { createRedis } from '@bank/shared/redis/redis';
 import { startEmailWorker } from './email-worker.ts';
 import { startHoldSweeper } from './hold-sweeper.ts';
 import { startInvariantChecker } from './invariant-checker.ts';
 import { startOutboxSweeper } from './outbox-sweeper.ts';
+import { startStatementScheduler, statementQueueName } from './statement-scheduler.ts';
 import { createWorkerMetrics } from './worker-metrics.ts';
 
 /** The part of the configuration the worker reads. */
@@ -39,6 +41,7 @@ export type WorkerConfig = Pick<
   | 'OUTBOX_JOB_CHECK_INTERVAL_MS'
   | 'HOLD_SWEEP_INTERVAL_MS'
   | 'HOLD_SWEEP_BATCH_SIZE'
+  | 'STATEMENT_EMAIL_PAGE_SIZE'
   | 'LEDGER_CHECK_INTERVAL_MS'
   | 'SHUTDOWN_TIMEOUT_MS'
 >;
@@ -50,6 +53,8 @@ export type WorkerDeps = {
   logger?: Logger;
   /** The address the metrics server listens on instead of HOST. */
   host?: string;
+  /** The clock that decides which month the statement emails cover (tests set it to the 1st). */
+  clock?: () => Date;
 };
 
 export type RunningWorker = {
@@ -61,6 +66,10 @@ export type RunningWorker = {
   sweep: (pendingAfterMs?: number) => Promise<number>;
   /** Runs one hold-expiry round now; returns how many holds it expired. */
   sweepHolds: () => Promise<number>;
+  /** Runs the statement emails of the clock's month before now, in this process. */
+  runStatements: () => Promise<StatementRunResult>;
+  /** Resolves once the statement schedule is in Redis and the start-up catch-up is queued (or not needed). */
+  statementsReady: Promise<void>;
   /** Runs one ledger invariant check now (undefined when LEDGER_CHECK_INTERVAL_MS is 0). */
   checkInvariants: (() => Promise<Record<string, number>>) | undefined;
   /** Stops taking jobs, finishes the ones in hand (up to SHUTDOWN_TIMEOUT_MS), closes everything. */
@@ -98,8 +107,9 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     metrics,
     logger,
   });
+  const publisher = new OutboxPublisher({ pool, queue, logger });
   const sweeper = startOutboxSweeper({
-    publisher: new OutboxPublisher({ pool, queue, logger }),
+    publisher,
     intervalMs: config.OUTBOX_SWEEP_INTERVAL_MS,
     pendingAfterMs: config.OUTBOX_SWEEP_PENDING_AFTER_MS,
     jobCheckIntervalMs: config.OUTBOX_JOB_CHECK_INTERVAL_MS,
@@ -112,6 +122,16 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     batchSize: config.HOLD_SWEEP_BATCH_SIZE,
     logger,
     metrics,
+  });
+  const statements = startStatementScheduler({
+    queueName: statementQueueName(config.EMAIL_QUEUE_NAME),
+    workerConnection: workerRedis,
+    clientConnection: clientRedis,
+    service: new StatementEmailService({ pool, outbox: publisher, pageSize: config.STATEMENT_EMAIL_PAGE_SIZE, logger }),
+    clock: deps.clock ?? (() => new Date()),
+    lockDurationMs: config.WORKER_LOCK_DURATION_MS,
+    stalledIntervalMs: config.WORKER_STALLED_INTERVAL_MS,
+    logger,
   });
   const invariantChecker =
     config.LEDGER_CHECK_INTERVAL_MS > 0 ? startInvariantChecker({ pool, intervalMs: config.LEDGER_CHECK_INTERVAL_MS, logger, metrics }) : undefined;
@@ -128,12 +148,15 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     metricsHost: healthServer.host,
     sweep: sweeper.sweep,
     sweepHolds: holdSweeper.sweep,
+    runStatements: statements.runNow,
+    statementsReady: statements.ready,
     checkInvariants: invariantChecker?.check,
     close: shutdownSequence(
       [
         ['outbox sweeper', () => sweeper.stop()],
         ['hold sweeper', () => holdSweeper.stop()],
         ['invariant checker', () => invariantChecker?.stop()],
+        ['statement scheduler', () => statements.close(config.SHUTDOWN_TIMEOUT_MS)],
         ['email worker', () => emails.close(config.SHUTDOWN_TIMEOUT_MS)],
         ['email queue', () => queue.close().catch(() => undefined)],
         ['redis', () => (workerRedis.disconnect(), clientRedis.disconnect())],

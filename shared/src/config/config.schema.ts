@@ -87,9 +87,27 @@ export const configSchema = z
     // wherever a hold is used or read in any case), and how many per round.
     HOLD_SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(5_000),
     HOLD_SWEEP_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(1_000),
+    // Monthly statement emails: accounts claimed (and their emails queued) per transaction.
+    STATEMENT_EMAIL_PAGE_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
     // How often the worker checks the ledger invariants (bank_ledger_invariant_violations); 0: never.
     // Each round after the first looks only at what was written since the round before last.
     LEDGER_CHECK_INTERVAL_MS: z.coerce.number().int().min(0).max(86_400_000).default(300_000),
+    // Webhooks (issue 14): loopback, private, link-local and other special addresses are refused as
+    // endpoints (when registered and at every delivery, against the resolved address) unless this
+    // is true: local development and tests only. http:// endpoints are refused in production.
+    WEBHOOK_ALLOW_PRIVATE_TARGETS: z.enum(['true', 'false']).default('false').transform((value) => value === 'true'),
+    WEBHOOK_MAX_PER_USER: z.coerce.number().int().min(1).max(1_000).default(10),
+    // One attempt (connect, send, the whole answer) at most this long; a delivery's lease is twice
+    // this plus 1 s, after which a worker that died with it no longer holds it.
+    WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(10_000),
+    // Retries: the first after this (with jitter: half to all of it; at most 30 s), each next one
+    // twice as late up to WEBHOOK_RETRY_MAX_DELAY_MS, until they add up to WEBHOOK_RETRY_WINDOW_MS.
+    WEBHOOK_RETRY_BASE_MS: z.coerce.number().int().min(10).max(30_000).default(10_000),
+    WEBHOOK_RETRY_MAX_DELAY_MS: z.coerce.number().int().min(10).max(86_400_000).default(3_600_000),
+    WEBHOOK_RETRY_WINDOW_MS: z.coerce.number().int().min(10).max(7 * 86_400_000).default(86_400_000),
+    // How often each worker looks for new events and due deliveries, and how many it sends at once.
+    WEBHOOK_POLL_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(1_000),
+    WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(200).default(10),
     REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
     SMTP_URL: url(['smtp:', 'smtps:']).default('smtp://127.0.0.1:1025'),
     MAIL_FROM: z.string().min(3).default('Bank <no-reply@bank.local>'),

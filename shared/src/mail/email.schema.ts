@@ -11,6 +11,8 @@ export const SEND_PASSWORD_RESET_EMAIL = 'send-password-reset-email';
 export const SEND_PASSWORD_CHANGED_EMAIL = 'send-password-changed-email';
 /** To the current address when a change to another one was asked for. */
 export const SEND_EMAIL_CHANGE_NOTICE_EMAIL = 'send-email-change-notice-email';
+/** To an account's holder on the 1st: the month before's statement as a PDF attachment. */
+export const SEND_STATEMENT_EMAIL = 'send-statement-email';
 export const EMAIL_KINDS = [
   SEND_VERIFICATION_EMAIL,
   SEND_LOGIN_EMAIL,
@@ -18,6 +20,7 @@ export const EMAIL_KINDS = [
   SEND_PASSWORD_RESET_EMAIL,
   SEND_PASSWORD_CHANGED_EMAIL,
   SEND_EMAIL_CHANGE_NOTICE_EMAIL,
+  SEND_STATEMENT_EMAIL,
 ] as const;
 export type EmailKind = (typeof EMAIL_KINDS)[number];
 
@@ -84,6 +87,23 @@ export const emailChangeNoticePayloadSchema = z.object({
   requestedAt: z.iso.datetime(),
 });
 export type EmailChangeNoticePayload = z.infer<typeof emailChangeNoticePayloadSchema>;
+
+/**
+ * A monthly statement: only who and which period. The worker renders the PDF when it sends
+ * (statementPdf over LedgerService.getStatement, as GetStatement does), so the outbox row stays
+ * small; a past period's entries never change, so a retry renders the same bytes.
+ */
+export const statementEmailPayloadSchema = z.object({
+  to: email,
+  username: z.string().min(1),
+  fullName: z.string().min(1),
+  /** accounts.id as a decimal string (JSON has no bigint). */
+  accountId: z.string().regex(/^\d+$/),
+  /** The period [since, until): a calendar month, UTC. */
+  since: z.iso.datetime(),
+  until: z.iso.datetime(),
+});
+export type StatementEmailPayload = z.infer<typeof statementEmailPayloadSchema>;
 
 /** Payload fields that are secrets: removed from the outbox row once the email is sent. */
 export const SECRET_PAYLOAD_FIELDS = ['secretCode', 'loginToken', 'code', 'resetSecret'] as const;

@@ -1,6 +1,9 @@
 import type { LoginEmailPayload, VerificationEmailPayload } from './email.schema.ts';
 
-export type RenderedEmail = { to: string; subject: string; text: string; html: string };
+/** A file sent with an email (a statement PDF). */
+export type EmailAttachment = { filename: string; contentType: string; content: Uint8Array };
+
+export type RenderedEmail = { to: string; subject: string; text: string; html: string; attachments?: readonly EmailAttachment[] };
 
 const escapeHtml = (value: string) =>
   value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');

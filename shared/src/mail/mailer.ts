@@ -35,6 +35,7 @@ export class Mailer {
         text: email.text,
         html: email.html,
         messageId: options.messageId,
+        attachments: email.attachments?.map((file) => ({ filename: file.filename, contentType: file.contentType, content: Buffer.from(file.content) })),
       });
       span.setAttribute('bank.email.accepted', info.accepted?.length ?? 0);
       return { accepted: info.accepted?.length ?? 0 };

@@ -1,8 +1,9 @@
 import type { Mailer } from '@bank/shared/mail/mailer';
+import type { DatabasePool } from 'slonik';
 import type { ZodType } from 'zod';
 
-/** What a job processor gets besides its payload. */
-export type EmailJobContext = { mailer: Mailer; publicBaseUrl: string; messageId: string };
+/** What a job processor gets besides its payload (`pool`: for an email rendered from the ledger, a statement). */
+export type EmailJobContext = { mailer: Mailer; publicBaseUrl: string; messageId: string; pool: DatabasePool };
 
 /** One email job: its name (= outbox kind), its payload schema and its processor. */
 export type EmailJobDefinition<P = unknown> = {

@@ -4,6 +4,7 @@ import { sendLoginEmailJob } from './send-login-email.job.ts';
 import { sendPasswordChangedEmailJob } from './send-password-changed-email.job.ts';
 import { sendPasswordResetEmailJob } from './send-password-reset-email.job.ts';
 import { sendSignUpAttemptEmailJob } from './send-sign-up-attempt-email.job.ts';
+import { sendStatementEmailJob } from './send-statement-email.job.ts';
 import { sendVerificationEmailJob } from './send-verification-email.job.ts';
 
 /** Every job this worker runs; the job name is the outbox kind. */
@@ -14,4 +15,5 @@ export const EMAIL_JOBS: readonly AnyEmailJobDefinition[] = [
   sendPasswordResetEmailJob,
   sendPasswordChangedEmailJob,
   sendEmailChangeNoticeJob,
+  sendStatementEmailJob,
 ];
