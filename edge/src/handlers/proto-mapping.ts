@@ -15,13 +15,14 @@ import {
   UserSchema,
   type Account as ProtoAccount,
   type Entry as ProtoEntry,
+  type NotificationSettings as ProtoNotificationSettings,
   type Transfer as ProtoTransfer,
   type User as ProtoUser,
 } from '@bank/proto/bank/v1/types_pb';
 import type { AuditEvent } from '@bank/shared/audit/audit.types';
 import type { AuthTokens } from '@bank/shared/auth/session.service';
 import type { Account, Entry, Transfer } from '@bank/shared/ledger/ledger.types';
-import type { User } from '@bank/shared/users/user.types';
+import type { NotificationSettings, User } from '@bank/shared/users/user.types';
 
 const ts = (date: Date): Timestamp => timestampFromDate(date);
 
@@ -33,7 +34,21 @@ export function toProtoUser(user: User): ProtoUser {
     role: user.role === 'banker' ? Role.BANKER : Role.DEPOSITOR,
     isEmailVerified: user.isEmailVerified,
     createdAt: ts(user.createdAt),
+    notificationSettings: {
+      moneyReceived: user.notificationSettings.moneyReceived,
+      withdrawals: user.notificationSettings.withdrawals,
+      holds: user.notificationSettings.holds,
+    },
   });
+}
+
+/** The settings an UpdateUser names: a field left out (no presence) stays out, so it keeps its value. */
+export function fromProtoNotificationSettings(settings: ProtoNotificationSettings): Partial<NotificationSettings> {
+  return {
+    ...(settings.moneyReceived !== undefined ? { moneyReceived: settings.moneyReceived } : {}),
+    ...(settings.withdrawals !== undefined ? { withdrawals: settings.withdrawals } : {}),
+    ...(settings.holds !== undefined ? { holds: settings.holds } : {}),
+  };
 }
 
 export function toProtoAccount(account: Account): ProtoAccount {

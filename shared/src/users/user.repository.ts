@@ -3,7 +3,7 @@ import { sql, UniqueIntegrityConstraintViolationError, type CommonQueryMethods }
 import { z } from 'zod';
 import { ROLES, type Role } from '../auth/actor.ts';
 import { EmailTaken, UsernameTaken } from '../errors/domain-error.ts';
-import type { EmailVerification, User, UserRecord } from './user.types.ts';
+import type { EmailVerification, NotificationSettings, User, UserRecord } from './user.types.ts';
 
 const userRow = z.object({
   username: z.string(),
@@ -14,6 +14,9 @@ const userRow = z.object({
   is_email_verified: z.boolean(),
   password_changed_at: z.date(),
   created_at: z.date(),
+  notify_money_received: z.boolean(),
+  notify_withdrawals: z.boolean(),
+  notify_holds: z.boolean(),
 });
 type UserRow = z.infer<typeof userRow>;
 
@@ -25,9 +28,11 @@ const toUser = (row: UserRow): User => ({
   isEmailVerified: row.is_email_verified,
   passwordChangedAt: row.password_changed_at,
   createdAt: row.created_at,
+  notificationSettings: { moneyReceived: row.notify_money_received, withdrawals: row.notify_withdrawals, holds: row.notify_holds },
 });
 
-const userColumns = sql.fragment`username, full_name, email, hashed_password, role, is_email_verified, password_changed_at, created_at`;
+const userColumns = sql.fragment`username, full_name, email, hashed_password, role, is_email_verified, password_changed_at, created_at,
+  notify_money_received, notify_withdrawals, notify_holds`;
 
 /** Turns unique violations into the domain errors the API documents (by constraint name). */
 function mapUniqueViolation(error: unknown): never {
@@ -108,9 +113,13 @@ export const userRepository = {
   async update(
     db: CommonQueryMethods,
     username: string,
-    changes: { fullName?: string; email?: string; hashedPassword?: string; keepEmailVerified?: boolean },
+    changes: { fullName?: string; email?: string; hashedPassword?: string; keepEmailVerified?: boolean; notificationSettings?: Partial<NotificationSettings> },
   ): Promise<User> {
     const sets = [sql.fragment`updated_at = now()`];
+    const notify = changes.notificationSettings ?? {};
+    if (notify.moneyReceived !== undefined) sets.push(sql.fragment`notify_money_received = ${notify.moneyReceived}`);
+    if (notify.withdrawals !== undefined) sets.push(sql.fragment`notify_withdrawals = ${notify.withdrawals}`);
+    if (notify.holds !== undefined) sets.push(sql.fragment`notify_holds = ${notify.holds}`);
     if (changes.fullName !== undefined) sets.push(sql.fragment`full_name = ${changes.fullName}`);
     if (changes.email !== undefined) sets.push(sql.fragment`email = ${changes.email}`);
     if (changes.email !== undefined && !changes.keepEmailVerified) sets.push(sql.fragment`is_email_verified = false`);

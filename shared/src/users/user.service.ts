@@ -31,7 +31,7 @@ import type { OutboxPublisher } from '../outbox/outbox-publisher.ts';
 import { outboxRepository } from '../outbox/outbox.repository.ts';
 import { throwIfAborted, type UseCaseOptions } from '../use-case/use-case-options.ts';
 import { emailVerificationRepository, sha256, userRepository } from './user.repository.ts';
-import type { User } from './user.types.ts';
+import type { NotificationSettings, User } from './user.types.ts';
 
 /** How long an email verification link works. */
 export const EMAIL_VERIFICATION_TTL_SECONDS = 24 * 3_600;
@@ -226,21 +226,32 @@ export class UserService {
    * and the current address is told of the request. A new address registered by someone else
    * answers the same and sends it nothing. A new password needs the current one, revokes every
    * other session of the user and tells the user by email. Wrong current passwords count against
-   * the login rate limit (RateLimited once it is used up).
+   * the login rate limit (RateLimited once it is used up). Notification settings: each one given
+   * is stored, one left out keeps its value; a banker may change them (only them) for any user.
+   * @throws PermissionDenied, InvalidArgument, UserNotFound, RateLimited, Unavailable
    */
   async updateUser(
     actor: Actor,
     username: string,
-    changes: { fullName?: string; email?: string; password?: string; currentPassword?: string },
+    changes: { fullName?: string; email?: string; password?: string; currentPassword?: string; notificationSettings?: Partial<NotificationSettings> },
     options: UseCaseOptions = {},
   ): Promise<User> {
-    if (actor.username !== username) throw new PermissionDenied('you can only update your own profile');
+    const notificationSettings = definedSettings(changes.notificationSettings);
+    const profileChange = changes.fullName !== undefined || changes.email !== undefined || changes.password !== undefined;
+    if (actor.username !== username) {
+      // A banker may switch a customer's notifications (asked to by phone, say), never their
+      // name, address or password.
+      if (actor.role !== 'banker') throw new PermissionDenied('you can only update your own profile');
+      if (profileChange) throw new PermissionDenied("a banker may change only another user's notification_settings");
+    }
     const violations: FieldViolation[] = [];
     const fullName = changes.fullName === undefined ? undefined : checkFullName(changes.fullName, violations);
     const email = changes.email === undefined ? undefined : checkEmail(changes.email, violations);
     const password = changes.password === undefined ? undefined : checkPassword(changes.password, 'password', violations, [username, email ?? '']);
     if (password !== undefined && !changes.currentPassword) violations.push({ field: 'current_password', description: 'is required to change the password' });
-    if (fullName === undefined && email === undefined && password === undefined) violations.push({ field: 'update_mask', description: 'nothing to update' });
+    if (fullName === undefined && email === undefined && password === undefined && notificationSettings === undefined) {
+      violations.push({ field: 'update_mask', description: 'nothing to update' });
+    }
     if (violations.length > 0) throw new InvalidArgument(violations);
 
     throwIfAborted(options.signal);
@@ -282,6 +293,7 @@ export class UserService {
         email: emailRespelled ? email : undefined,
         keepEmailVerified: true,
         hashedPassword,
+        ...(notificationSettings ? { notificationSettings } : {}),
       });
       const outboxIds: string[] = [];
       if (emailChanged) outboxIds.push(...(await this.#queueEmailChange(tx, user, email)));
@@ -352,7 +364,17 @@ export class UserService {
 /** What sign-up answers for an email already registered: the User a new sign-up would have made. */
 function lookalikeUser(input: { username: string; fullName: string; email: string }): User {
   const now = new Date();
-  return { ...input, role: 'depositor', isEmailVerified: false, passwordChangedAt: now, createdAt: now };
+  return { ...input, role: 'depositor', isEmailVerified: false, passwordChangedAt: now, createdAt: now, notificationSettings: DEFAULT_NOTIFICATION_SETTINGS };
+}
+
+/** A new user's settings (the columns' defaults in migration 0014). */
+export const DEFAULT_NOTIFICATION_SETTINGS: NotificationSettings = { moneyReceived: true, withdrawals: true, holds: true };
+
+/** The settings an update names (undefined when it names none): a setting left out keeps its value. */
+function definedSettings(settings: Partial<NotificationSettings> | undefined): Partial<NotificationSettings> | undefined {
+  if (!settings) return undefined;
+  const defined = Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== undefined)) as Partial<NotificationSettings>;
+  return Object.keys(defined).length > 0 ? defined : undefined;
 }
 
 /** The "your password was changed" email, in the transaction that changed it. */

@@ -9,6 +9,20 @@ export type User = {
   readonly isEmailVerified: boolean;
   readonly passwordChangedAt: Date;
   readonly createdAt: Date;
+  readonly notificationSettings: NotificationSettings;
+};
+
+/**
+ * The informational emails a user wants (all on by default). Security emails (a login from a new
+ * address, a password or email change) have no switch: they always go.
+ */
+export type NotificationSettings = {
+  /** Money received: a transfer, refund or reversal to the user's account, a banker's credit. */
+  readonly moneyReceived: boolean;
+  /** A withdrawal from the user's account. */
+  readonly withdrawals: boolean;
+  /** A hold captured (either side) or expired (the sender). */
+  readonly holds: boolean;
 };
 
 /** A user with the stored bcrypt hash, for the use cases that check a password. Never answered. */
