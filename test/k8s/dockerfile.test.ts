@@ -34,6 +34,13 @@ describe('Dockerfile', () => {
     expect(stage('runtime')).toMatch(/^USER 1000:1000$/m);
   });
 
+  it('the API image serves the web app built in its own stage (static files only; no Vite, no sources)', () => {
+    expect(stage('web-build')).toMatch(/^RUN npm run build -w web$/m);
+    expect(stage('api')).toContain('COPY --from=web-build /app/web/dist/ web/dist/');
+    expect(stage('api')).not.toMatch(/^COPY web\//m);
+    expect(dockerignore.split('\n')).toContain('!web/src/');
+  });
+
   it('every image listens on all interfaces (HOST=0.0.0.0; the processes default to loopback)', () => {
     expect(stage('runtime')).toMatch(/^ENV HOST=0\.0\.0\.0$/m);
     for (const service of ['api', 'grpc', 'worker']) expect(stage(service)).toMatch(/^FROM runtime AS /);
