@@ -18,7 +18,7 @@ import { BankRestClient, RestError as GeneratedRestError } from '../gen/bank/v1/
 import { ListTransfersRequestSchema, ListTransfersResponseSchema } from '../gen/bank/v1/transfer_service_pb.ts';
 import { AccountSchema, AccountStatus, UserSchema } from '../gen/bank/v1/types_pb.ts';
 import { GetUserRequestSchema, UpdateUserRequestSchema, VerifyEmailRequestSchema, VerifyEmailResponseSchema } from '../gen/bank/v1/user_service_pb.ts';
-import { RestError, RestTransport, type RestRoute } from './rest-transport.ts';
+import { contentDispositionFilename, RestError, RestTransport, type RestRoute } from './rest-transport.ts';
 
 // The routes as the generator emits them for these RPCs (see proto/gen/bank/v1/rest_client.ts).
 const ROUTES = {
@@ -40,7 +40,7 @@ const ROUTES = {
 } satisfies Record<string, RestRoute>;
 
 type Seen = { method: string; url: string; headers: IncomingHttpHeaders; body: string };
-type Reply = { status: number; headers?: Record<string, string>; body?: string } | 'hang';
+type Reply = { status: number; headers?: Record<string, string>; body?: string | Buffer } | 'hang';
 
 let server: Server;
 let baseUrl: string;
@@ -348,6 +348,41 @@ describe('answers', () => {
     expect(only()).toMatchObject({ method: 'GET', url: '/v1/accounts/7/statement?format=csv' });
     expect(file.contentType).toBe('text/csv; charset=utf-8');
     expect(new TextDecoder().decode(file.data)).toBe('date,amount\n2026-12-01,100\n');
+  });
+
+  it('the generated getStatement downloads the file: bytes, content type and the name from Content-Disposition', async () => {
+    const pdf = Buffer.from([0x25, 0x50, 0x44, 0x46, 0x2d, 0x00, 0xff, 0x0a]);
+    reply = {
+      status: 200,
+      headers: { 'content-type': 'application/pdf', 'content-disposition': 'attachment; filename="statement-7-2026-11-01-2026-12-01.pdf"' },
+      body: pdf,
+    };
+    const file = await new BankRestClient({ baseUrl, accessToken: 'v4.public.t' }).account.getStatement({ accountId: 7n, format: 'pdf' });
+    const sent = only();
+    expect(sent).toMatchObject({ method: 'GET', url: '/v1/accounts/7/statement?format=pdf' });
+    expect(sent.headers.accept).toBe('*/*');
+    expect(sent.headers.authorization).toBe('Bearer v4.public.t');
+    expect(file.contentType).toBe('application/pdf');
+    expect(file.filename).toBe('statement-7-2026-11-01-2026-12-01.pdf');
+    expect(Buffer.from(file.data).equals(pdf)).toBe(true);
+  });
+
+  it('a refused download is a RestError with the problem, like any call', async () => {
+    reply = problem(404, { status: 404, code: 'ACCOUNT_NOT_FOUND', detail: 'account 7 not found' });
+    const error = await restError(new BankRestClient({ baseUrl }).account.getStatement({ accountId: 7n }));
+    expect(error).toMatchObject({ status: 404, code: 'ACCOUNT_NOT_FOUND', detail: 'account 7 not found' });
+  });
+
+  it('the file name comes from filename* (RFC 5987) first, then filename, and never carries a path', () => {
+    expect(contentDispositionFilename('attachment; filename="a.csv"')).toBe('a.csv');
+    expect(contentDispositionFilename('attachment; filename=a.csv')).toBe('a.csv');
+    expect(contentDispositionFilename(`attachment; filename="fallback.pdf"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf`)).toBe('résumé.pdf');
+    expect(contentDispositionFilename('attachment; FILENAME="say \\"hi\\".txt"')).toBe('say "hi".txt');
+    expect(contentDispositionFilename('attachment; filename="../../etc/passwd"')).toBe('passwd');
+    expect(contentDispositionFilename('attachment; filename="..\\\\..\\\\boot.ini"')).toBe('boot.ini');
+    expect(contentDispositionFilename('attachment; filename=".."')).toBeUndefined();
+    expect(contentDispositionFilename('attachment')).toBeUndefined();
+    expect(contentDispositionFilename(null)).toBeUndefined();
   });
 
   it('aborting the signal cancels a call in flight', async () => {

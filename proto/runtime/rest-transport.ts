@@ -171,12 +171,11 @@ export class RestTransport {
 
   /**
    * Calls one RPC over HTTP and reads its answer leniently (unknown fields are ignored, so an
-   * older client keeps working against a newer gateway).
+   * older client keeps working against a newer gateway). A google.api.HttpBody answer is read as
+   * its bytes and Content-Type (see `download`).
    *
    * @throws RestError for a non-2xx answer, with the problem+json body's fields when there is
    *   one, else its text as `detail` and `UNKNOWN` as `code`.
-   * A google.api.HttpBody answer is read as its bytes and Content-Type.
-   *
    * @throws Error for a 2xx answer whose body is not JSON (HttpBody aside), and whatever fetch throws (network
    *   failures, an aborted signal).
    */
@@ -187,6 +186,37 @@ export class RestTransport {
     request: MessageInitShape<I>,
     options: CallOptions = {},
   ): Promise<MessageShape<O>> {
+    const { method, path, response } = await this.#send(route, input, request, options);
+    if (!response.ok) throw await restErrorOf(response);
+    if (output.typeName === HTTP_BODY_TYPE) return readFile(output, response);
+    const { parsed, isJson } = parseJson(await response.text());
+    if (!isJson) throw new Error(`${method} ${path}: HTTP ${response.status} answered a body that is not JSON`);
+    // An empty 2xx body (e.g. 204) is the message with every field at its default.
+    return fromJson(output, parsed ?? {}, { ignoreUnknownFields: true });
+  }
+
+  /**
+   * Calls an RPC that answers google.api.HttpBody, a file (GetStatement): resolves with its bytes
+   * (`data`), its `contentType` and the `filename` the gateway suggests in Content-Disposition.
+   *
+   * @throws RestError for a non-2xx answer, as `call` does; Error when `output` is not
+   *   google.api.HttpBody, and whatever fetch throws.
+   */
+  async download<I extends DescMessage, O extends DescMessage>(
+    route: RestRoute,
+    input: I,
+    output: O,
+    request: MessageInitShape<I>,
+    options: CallOptions = {},
+  ): Promise<MessageShape<O> & RestFile> {
+    if (output.typeName !== HTTP_BODY_TYPE) throw new Error(`${output.typeName} is not ${HTTP_BODY_TYPE}: call it with call()`);
+    // Any media type: the file is whatever the request asked for (format=pdf...); errors stay problem+json.
+    const { response } = await this.#send(route, input, request, { ...options, headers: { accept: '*/*', ...options.headers } });
+    if (!response.ok) throw await restErrorOf(response);
+    return readFile(output, response);
+  }
+
+  async #send<I extends DescMessage>(route: RestRoute, input: I, request: MessageInitShape<I>, options: CallOptions) {
     const { method, path, headers, body } = encodeRestRequest(route, input, request, this.options, options);
     const doFetch = this.options.fetch ?? globalThis.fetch;
     const response = await doFetch(this.options.baseUrl.replace(/\/+$/, '') + path, {
@@ -195,28 +225,60 @@ export class RestTransport {
       body,
       signal: options.signal,
     });
-    if (response.ok && output.typeName === HTTP_BODY_TYPE) {
-      // google.api.HttpBody (a statement file...): the gateway answers the bytes themselves.
-      const data = new Uint8Array(await response.arrayBuffer());
-      return create(output, { contentType: response.headers.get('content-type') ?? '', data } as unknown as MessageInitShape<O>);
-    }
-    const text = await response.text();
-    let parsed: JsonValue | undefined;
-    let isJson = true;
-    if (text) {
-      try {
-        parsed = JSON.parse(text) as JsonValue;
-      } catch {
-        isJson = false;
-      }
-    }
-    if (!response.ok) {
-      // A proxy in front of the gateway may answer with HTML or plain text; keep it as detail.
-      const problem = isJson && typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? parsed : { detail: text };
-      throw new RestError(response.status, problem);
-    }
-    if (!isJson) throw new Error(`${method} ${path}: HTTP ${response.status} answered a body that is not JSON`);
-    // An empty 2xx body (e.g. 204) is the message with every field at its default.
-    return fromJson(output, parsed ?? {}, { ignoreUnknownFields: true });
+    return { method, path, response };
   }
+}
+
+function parseJson(text: string): { parsed: JsonValue | undefined; isJson: boolean } {
+  if (!text) return { parsed: undefined, isJson: true };
+  try {
+    return { parsed: JSON.parse(text) as JsonValue, isJson: true };
+  } catch {
+    return { parsed: undefined, isJson: false };
+  }
+}
+
+/** A non-2xx answer as a RestError: its problem+json body, or (a proxy's HTML or plain text) the text as detail. */
+async function restErrorOf(response: Response): Promise<RestError> {
+  const text = await response.text();
+  const { parsed, isJson } = parseJson(text);
+  const problem = isJson && typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? parsed : { detail: text };
+  return new RestError(response.status, problem);
+}
+
+/** What a file answer carries besides google.api.HttpBody's `contentType` and `data`. */
+export type RestFile = {
+  /** The name from the answer's Content-Disposition (`statement-42-2026-11-01-2026-12-01.pdf`); undefined without one. */
+  filename: string | undefined;
+};
+
+/** A google.api.HttpBody answer: the bytes themselves, their Content-Type, the suggested file name. */
+async function readFile<O extends DescMessage>(output: O, response: Response): Promise<MessageShape<O> & RestFile> {
+  const data = new Uint8Array(await response.arrayBuffer());
+  const message = create(output, { contentType: response.headers.get('content-type') ?? '', data } as unknown as MessageInitShape<O>);
+  return Object.assign(message, { filename: contentDispositionFilename(response.headers.get('content-disposition')) });
+}
+
+/**
+ * The file name of a Content-Disposition header (RFC 6266): `filename*=UTF-8''...` (percent-encoded)
+ * when present, else `filename="..."` or a bare token; undefined when there is none. Only the last
+ * path segment is kept, so a hostile name cannot point outside the folder a caller saves into.
+ */
+export function contentDispositionFilename(header: string | null): string | undefined {
+  if (!header) return undefined;
+  const extended = /(?:^|;)\s*filename\*\s*=\s*utf-8'[^']*'([^;\s]+)/i.exec(header);
+  let name: string | undefined;
+  if (extended?.[1]) {
+    try {
+      name = decodeURIComponent(extended[1]);
+    } catch {
+      name = undefined;
+    }
+  }
+  if (name === undefined) {
+    const plain = /(?:^|;)\s*filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))/i.exec(header);
+    name = plain?.[1] !== undefined ? plain[1].replace(/\\(.)/g, '$1') : plain?.[2];
+  }
+  const base = name?.split(/[\\/]/).pop();
+  return base && base !== '.' && base !== '..' ? base : undefined;
 }

@@ -1,6 +1,7 @@
 // Statements over both protocols: HTTP answers the CSV or PDF file itself (Content-Type and an attachment
 // Content-Disposition), gRPC the google.api.HttpBody message; another user's account is not found.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
 import { idemKey } from '../factories.ts';
 import { signUpAndLogIn } from './flows.ts';
@@ -55,5 +56,44 @@ describe('GET /v1/accounts/{account_id}/statement', () => {
     expect(foreign.status).toBe(404);
     const badFormat = await fetch(`${stack.api.url}/v1/accounts/${account.id}/statement?format=xls`, { headers: { authorization: `Bearer ${user.accessToken}` } });
     expect(badFormat.status).toBe(400);
+  });
+
+  it('the typed REST client downloads the file: the same bytes, content type and file name the API sends', async () => {
+    const http = httpTransport(stack.api.url);
+    const user = await signUpAndLogIn(http, stack.smtp);
+    const other = await signUpAndLogIn(http, stack.smtp);
+    const account = await http.call(AccountService, 'openAccount', { currency: 'EUR' }, { token: user.accessToken });
+    await http.call(AccountService, 'deposit', { accountId: account.id, amount: 12_34n, idempotencyKey: idemKey(), memo: 'gift' }, { token: user.accessToken });
+    const client = http.client.withAccessToken(user.accessToken);
+    const period = { since: timestampFromDate(new Date('2026-01-01T00:00:00Z')), until: timestampFromDate(new Date('2099-01-01T00:00:00Z')) };
+
+    const csv = await client.account.getStatement({ accountId: account.id, ...period });
+    expect(csv.contentType).toBe('text/csv; charset=utf-8');
+    expect(csv.filename).toBe(`statement-${account.id}-2026-01-01-2099-01-01.csv`);
+    const csvText = new TextDecoder().decode(csv.data);
+    expect(csvText.startsWith(HEADER)).toBe(true);
+    expect(csvText.split('\r\n')[1]).toMatch(/^"[^"]+","\d+","deposit","bank","gift","","12.34","12.34","EUR"$/);
+
+    const pdf = await client.account.getStatement({ accountId: account.id, ...period, format: 'pdf' });
+    expect(pdf.contentType).toBe('application/pdf');
+    expect(pdf.filename).toBe(`statement-${account.id}-2026-01-01-2099-01-01.pdf`);
+    const raw = await fetch(`${stack.api.url}/v1/accounts/${account.id}/statement?format=pdf&since=2026-01-01T00:00:00Z&until=2099-01-01T00:00:00Z`, {
+      headers: { authorization: `Bearer ${user.accessToken}` },
+    });
+    expect(Buffer.from(pdf.data).equals(Buffer.from(await raw.arrayBuffer()))).toBe(true);
+
+    await expect(http.client.withAccessToken(other.accessToken).account.getStatement({ accountId: account.id })).rejects.toMatchObject({ status: 404, code: 'ACCOUNT_NOT_FOUND' });
+  });
+
+  it('the OpenAPI document the API serves describes the statement as CSV or PDF bytes, not JSON', async () => {
+    const document = (await (await fetch(`${stack.api.url}/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: unknown }>; headers?: Record<string, unknown> }> }>>;
+    };
+    const ok = document.paths['/v1/accounts/{account_id}/statement']?.get?.responses['200'];
+    expect(ok?.content).toEqual({
+      'text/csv': { schema: { type: 'string', format: 'binary' } },
+      'application/pdf': { schema: { type: 'string', format: 'binary' } },
+    });
+    expect(Object.keys(ok?.headers ?? {})).toEqual(['Content-Disposition']);
   });
 });

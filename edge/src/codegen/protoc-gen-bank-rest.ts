@@ -27,6 +27,8 @@ import { httpRoutes, type HttpRoute } from '../http/http-rules.ts';
 import type { RestRoute } from '@bank/proto/runtime/rest-transport';
 
 const PLUGIN_NAME = 'protoc-gen-bank-rest';
+/** The answer of an RPC that returns a file, whose bytes the gateway writes as they are. */
+const HTTP_BODY = 'google.api.HttpBody';
 
 function findExtension(schema: Schema, typeName: string): DescExtension | undefined {
   for (const file of schema.allFiles) {
@@ -69,9 +71,10 @@ function generateClient(schema: Schema, routes: HttpRoute[], services: DescServi
   const callOptions = f.import('CallOptions', runtime, true);
   const clientOptions = f.import('RestClientOptions', runtime, true);
   const fieldViolation = f.import('FieldViolation', runtime, true);
+  const restFile = f.import('RestFile', runtime, true);
   const initShape = f.import('MessageInitShape', '@bufbuild/protobuf', true);
   f.print('export { ', restError, ' };');
-  f.print('export type { ', callOptions, ', ', clientOptions, ', ', fieldViolation, ' };');
+  f.print('export type { ', callOptions, ', ', clientOptions, ', ', fieldViolation, ', ', restFile, ' };');
   f.print();
   const clientProps: { prop: string; className: string }[] = [];
   for (const service of services) {
@@ -96,8 +99,11 @@ function generateClient(schema: Schema, routes: HttpRoute[], services: DescServi
       };
       f.print();
       f.print(f.jsDoc(`${docOf(m)}\n\n${route.verb.toUpperCase()} ${route.pathTemplate}`, '  '));
-      f.print('  ', m.localName, '(request: ', initShape, '<typeof ', f.importSchema(m.input), '>, options?: ', callOptions, '): Promise<', f.importShape(m.output), '> {');
-      f.print('    return this.#transport.call(', JSON.stringify(spec), ', ', f.importSchema(m.input), ', ', f.importSchema(m.output), ', request, options);');
+      // A file (google.api.HttpBody): its bytes, Content-Type and the file name the gateway suggests.
+      const isFile = m.output.typeName === HTTP_BODY;
+      const answer = isFile ? [f.importShape(m.output), ' & ', restFile] : [f.importShape(m.output)];
+      f.print('  ', m.localName, '(request: ', initShape, '<typeof ', f.importSchema(m.input), '>, options?: ', callOptions, '): Promise<', ...answer, '> {');
+      f.print('    return this.#transport.', isFile ? 'download' : 'call', '(', JSON.stringify(spec), ', ', f.importSchema(m.input), ', ', f.importSchema(m.output), ', request, options);');
       f.print('  }');
     }
     f.print('}');
@@ -139,6 +145,8 @@ function generateClient(schema: Schema, routes: HttpRoute[], services: DescServi
 //    (INVALID_ARGUMENT, UNAVAILABLE, OVERLOADED; UNAUTHENTICATED unless anonymous;
 //    PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE with a body), mapped by the edge's ERROR_STATUS;
 //    `default` covers the rest (500, 504).
+//  - Files: an operation answering google.api.HttpBody answers the bytes themselves, as binary
+//    content of each media type its `(bank.v1.http_body_types)` option lists (any without it).
 
 type JsonSchema = Record<string, unknown>;
 type Direction = 'input' | 'output';
@@ -235,6 +243,7 @@ function generateOpenApi(schema: Schema, routes: HttpRoute[], services: DescServ
   const fieldBehavior = findExtension(schema, 'google.api.field_behavior');
   const rulesExtension = findExtension(schema, 'bank.v1.rules');
   const errorsExtension = findExtension(schema, 'bank.v1.errors');
+  const bodyTypesExtension = findExtension(schema, 'bank.v1.http_body_types');
   const isRequired = (field: DescField): boolean =>
     fieldBehavior !== undefined && hasOption(field, fieldBehavior) && (getOption(field, fieldBehavior) as number[]).includes(FIELD_BEHAVIOR_REQUIRED);
   const rulesOf = (field: DescField): FieldRules | undefined =>
@@ -347,9 +356,16 @@ function generateOpenApi(schema: Schema, routes: HttpRoute[], services: DescServ
         schema: withRules({ type: 'string' }, rulesOf(route.idempotencyField)),
       });
     }
+    const bodyTypes = bodyTypesExtension && hasOption(m, bodyTypesExtension) ? (getOption(m, bodyTypesExtension) as string[]) : [];
     const success =
-      m.output.typeName === 'google.api.HttpBody'
-        ? { description: 'The file; its Content-Type and Content-Disposition say what it is.', content: { '*/*': { schema: { type: 'string', format: 'binary' } } } }
+      m.output.typeName === HTTP_BODY
+        ? {
+            description: 'The file itself (not JSON), of one of these media types; Content-Disposition names it.',
+            headers: {
+              'Content-Disposition': { description: 'attachment; filename="..."', schema: { type: 'string' } },
+            },
+            content: Object.fromEntries((bodyTypes.length > 0 ? bodyTypes : ['*/*']).map((type) => [type, { schema: { type: 'string', format: 'binary' } }])),
+          }
         : { description: 'OK', content: { 'application/json': { schema: ref(m.output, 'output') } } };
     const operation: Record<string, unknown> = {
       operationId: `${m.parent.name}_${m.name}`,

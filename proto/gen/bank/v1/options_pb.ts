@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bank/v1/options.proto.
  */
 export const file_bank_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("ChViYW5rL3YxL29wdGlvbnMucHJvdG8SB2JhbmsudjEiGwoKRXJyb3JDb2RlcxINCgVjb2RlcxgBIAMoCSLNAgoKRmllbGRSdWxlcxIXCgptaW5fbGVuZ3RoGAEgASgNSACIAQESFwoKbWF4X2xlbmd0aBgCIAEoDUgBiAEBEg8KB3BhdHRlcm4YAyABKAkSDgoGZm9ybWF0GAQgASgJEg4KBnZhbHVlcxgFIAMoCRIUCgdtaW5pbXVtGAYgASgDSAKIAQESFAoHbWF4aW11bRgHIAEoA0gDiAEBEhsKDm1heF9wcm9wZXJ0aWVzGAggASgNSASIAQESIQoEa2V5cxgJIAEoCzITLmJhbmsudjEuRmllbGRSdWxlcxInCgptYXBfdmFsdWVzGAogASgLMhMuYmFuay52MS5GaWVsZFJ1bGVzQg0KC19taW5fbGVuZ3RoQg0KC19tYXhfbGVuZ3RoQgoKCF9taW5pbXVtQgoKCF9tYXhpbXVtQhEKD19tYXhfcHJvcGVydGllczpQChNodHRwX3N1Y2Nlc3Nfc3RhdHVzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuY4DIAEoBVIRaHR0cFN1Y2Nlc3NTdGF0dXM6SQoPYWxsb3dfYW5vbnltb3VzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuo4DIAEoCFIOYWxsb3dBbm9ueW1vdXM6TQoGZXJyb3JzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYu44DIAEoCzITLmJhbmsudjEuRXJyb3JDb2Rlc1IGZXJyb3JzOkoKBXJ1bGVzEh0uZ29vZ2xlLnByb3RvYnVmLkZpZWxkT3B0aW9ucxi8jgMgASgLMhMuYmFuay52MS5GaWVsZFJ1bGVzUgVydWxlc2IGcHJvdG8z", [file_google_protobuf_descriptor]);
+  fileDesc("ChViYW5rL3YxL29wdGlvbnMucHJvdG8SB2JhbmsudjEiGwoKRXJyb3JDb2RlcxINCgVjb2RlcxgBIAMoCSLNAgoKRmllbGRSdWxlcxIXCgptaW5fbGVuZ3RoGAEgASgNSACIAQESFwoKbWF4X2xlbmd0aBgCIAEoDUgBiAEBEg8KB3BhdHRlcm4YAyABKAkSDgoGZm9ybWF0GAQgASgJEg4KBnZhbHVlcxgFIAMoCRIUCgdtaW5pbXVtGAYgASgDSAKIAQESFAoHbWF4aW11bRgHIAEoA0gDiAEBEhsKDm1heF9wcm9wZXJ0aWVzGAggASgNSASIAQESIQoEa2V5cxgJIAEoCzITLmJhbmsudjEuRmllbGRSdWxlcxInCgptYXBfdmFsdWVzGAogASgLMhMuYmFuay52MS5GaWVsZFJ1bGVzQg0KC19taW5fbGVuZ3RoQg0KC19tYXhfbGVuZ3RoQgoKCF9taW5pbXVtQgoKCF9tYXhpbXVtQhEKD19tYXhfcHJvcGVydGllczpQChNodHRwX3N1Y2Nlc3Nfc3RhdHVzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuY4DIAEoBVIRaHR0cFN1Y2Nlc3NTdGF0dXM6SQoPYWxsb3dfYW5vbnltb3VzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuo4DIAEoCFIOYWxsb3dBbm9ueW1vdXM6TQoGZXJyb3JzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYu44DIAEoCzITLmJhbmsudjEuRXJyb3JDb2Rlc1IGZXJyb3JzOkgKD2h0dHBfYm9keV90eXBlcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGL2OAyADKAlSDWh0dHBCb2R5VHlwZXM6SgoFcnVsZXMSHS5nb29nbGUucHJvdG9idWYuRmllbGRPcHRpb25zGLyOAyABKAsyEy5iYW5rLnYxLkZpZWxkUnVsZXNSBXJ1bGVzYgZwcm90bzM", [file_google_protobuf_descriptor]);
 
 /**
  * @generated from message bank.v1.ErrorCodes
@@ -134,11 +134,20 @@ export const errors: GenExtension<MethodOptions, ErrorCodes> = /*@__PURE__*/
   extDesc(file_bank_v1_options, 2);
 
 /**
+ * For a method that answers google.api.HttpBody (a file, written as it is): the media types the
+ * answer may have. The OpenAPI document lists each as the answer's content; without any, *\/*.
+ *
+ * @generated from extension: repeated string http_body_types = 51005;
+ */
+export const http_body_types: GenExtension<MethodOptions, string[]> = /*@__PURE__*/
+  extDesc(file_bank_v1_options, 3);
+
+/**
  * What the server checks on a request field besides its type (the use cases in shared/src
  * make the checks; these state them for the OpenAPI document, and a test probes each bound).
  *
  * @generated from extension: bank.v1.FieldRules rules = 51004;
  */
 export const rules: GenExtension<FieldOptions, FieldRules> = /*@__PURE__*/
-  extDesc(file_bank_v1_options, 3);
+  extDesc(file_bank_v1_options, 4);
 

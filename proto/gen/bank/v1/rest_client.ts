@@ -1,4 +1,4 @@
-import type { CallOptions, FieldViolation, RestClientOptions } from "../../../runtime/rest-transport.ts";
+import type { CallOptions, FieldViolation, RestClientOptions, RestFile } from "../../../runtime/rest-transport.ts";
 import { RestError, RestTransport } from "../../../runtime/rest-transport.ts";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { DepositResponse, GetBalanceResponse, ListAccountsResponse, ListEntriesResponse, WithdrawResponse } from "./account_service_pb.ts";
@@ -24,7 +24,7 @@ import { CreateUserRequestSchema, GetUserRequestSchema, UpdateUserRequestSchema,
 /* eslint-disable */
 
 export { RestError };
-export type { CallOptions, RestClientOptions, FieldViolation };
+export type { CallOptions, RestClientOptions, FieldViolation, RestFile };
 
 /**
  * REST client for bank.v1.AccountService.
@@ -143,8 +143,8 @@ export class AccountServiceClient {
    *
    * GET /v1/accounts/{account_id}/statement
    */
-  getStatement(request: MessageInitShape<typeof GetStatementRequestSchema>, options?: CallOptions): Promise<HttpBody> {
-    return this.#transport.call({"verb":"GET","path":"/v1/accounts/{account_id}/statement","pathFields":["account_id"],"body":""}, GetStatementRequestSchema, HttpBodySchema, request, options);
+  getStatement(request: MessageInitShape<typeof GetStatementRequestSchema>, options?: CallOptions): Promise<HttpBody & RestFile> {
+    return this.#transport.download({"verb":"GET","path":"/v1/accounts/{account_id}/statement","pathFields":["account_id"],"body":""}, GetStatementRequestSchema, HttpBodySchema, request, options);
   }
 }
 
