@@ -20,6 +20,7 @@ import { createEmailQueue, type EmailQueue } from '../queue/email-queue.ts';
 import { createRedis, type Redis } from '../redis/redis.ts';
 import { PasswordService } from '../users/password.service.ts';
 import { UserService } from '../users/user.service.ts';
+import { WebhookService } from '../webhooks/webhook.service.ts';
 
 /** The part of the configuration the use cases read. */
 export type BankConfig = Pick<
@@ -50,6 +51,9 @@ export type BankConfig = Pick<
   | 'PASSWORD_RESET_TTL_SECONDS'
   | 'PASSWORD_RESET_RATE_LIMIT_PER_EMAIL'
   | 'PASSWORD_RESET_RATE_LIMIT_PER_ADDRESS'
+  | 'NODE_ENV'
+  | 'WEBHOOK_ALLOW_PRIVATE_TARGETS'
+  | 'WEBHOOK_MAX_PER_USER'
 >;
 
 /** Everything an edge process serves, built once. */
@@ -61,6 +65,8 @@ export type Bank = {
   /** Password change and reset. */
   passwords: PasswordService;
   sessions: SessionService;
+  /** Webhook registration and delivery logs (the worker delivers). */
+  webhooks: WebhookService;
   tokens: TokenMaker;
   outbox: OutboxPublisher;
   queue: EmailQueue;
@@ -154,6 +160,11 @@ export async function createBank(
       sessionRevocations: sessionLiveness,
     }),
     sessions: new SessionService({ pool, passwords, tokens, outbox, rateLimiter, loginEmailLimiter, config, logger, liveness: sessionLiveness }),
+    webhooks: new WebhookService({
+      pool,
+      policy: { requireHttps: config.NODE_ENV === 'production', allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS },
+      limits: { maxPerUser: config.WEBHOOK_MAX_PER_USER },
+    }),
     tokens,
     outbox,
     queue,

@@ -1,0 +1,276 @@
+import { sql, type CommonQueryMethods } from 'slonik';
+import { z } from 'zod';
+import { EVENT_TYPES } from '../events/events.repository.ts';
+import type { Webhook, WebhookDelivery } from './webhook.types.ts';
+
+/** A delivery shows at most this many of its latest attempts. */
+export const ATTEMPT_LOG_LIMIT = 20;
+
+const webhookRow = z.object({
+  id: z.bigint(),
+  owner: z.string(),
+  url: z.string(),
+  event_types: z.array(z.enum(EVENT_TYPES)),
+  all_accounts: z.boolean(),
+  created_at: z.date(),
+});
+const toWebhook = (row: z.infer<typeof webhookRow>): Webhook => ({
+  id: row.id,
+  owner: row.owner,
+  url: row.url,
+  eventTypes: row.event_types,
+  allAccounts: row.all_accounts,
+  createdAt: row.created_at,
+});
+const WEBHOOK_COLUMNS = sql.fragment`id, owner, url, event_types, all_accounts, created_at`;
+
+const jsonDate = z.string().transform((value) => new Date(value));
+const deliveryRow = z.object({
+  id: z.bigint(),
+  webhook_id: z.bigint(),
+  event_public_id: z.string(),
+  event_type: z.enum(EVENT_TYPES),
+  status: z.enum(['pending', 'delivered', 'failed']),
+  attempts: z.number(),
+  next_attempt_at: z.date().nullable(),
+  last_status_code: z.number().nullable(),
+  last_error: z.string().nullable(),
+  last_attempt_at: z.date().nullable(),
+  delivered_at: z.date().nullable(),
+  created_at: z.date(),
+  attempt_log: z.array(
+    z.object({
+      attempt: z.number(),
+      started_at: jsonDate,
+      duration_ms: z.number(),
+      status_code: z.number().nullable(),
+      error: z.string().nullable(),
+    }),
+  ),
+});
+const toDelivery = (row: z.infer<typeof deliveryRow>): WebhookDelivery => ({
+  id: row.id,
+  webhookId: row.webhook_id,
+  eventId: row.event_public_id,
+  eventType: row.event_type,
+  status: row.status,
+  attempts: row.attempts,
+  nextAttemptAt: row.next_attempt_at,
+  lastStatusCode: row.last_status_code,
+  lastError: row.last_error,
+  lastAttemptAt: row.last_attempt_at,
+  deliveredAt: row.delivered_at,
+  createdAt: row.created_at,
+  attemptLog: row.attempt_log.map((a) => ({ attempt: a.attempt, startedAt: a.started_at, durationMs: a.duration_ms, statusCode: a.status_code, error: a.error })),
+});
+const DELIVERY_COLUMNS = sql.fragment`d.id, d.webhook_id, e.public_id::text AS event_public_id, e.type AS event_type, d.status, d.attempts,
+  d.next_attempt_at, d.last_status_code, d.last_error, d.last_attempt_at, d.delivered_at, d.created_at,
+  coalesce((SELECT json_agg(json_build_object('attempt', l.attempt, 'started_at', l.started_at, 'duration_ms', l.duration_ms,
+                                              'status_code', l.status_code, 'error', l.error) ORDER BY l.id)
+              FROM (SELECT * FROM webhook_delivery_attempts a WHERE a.delivery_id = d.id ORDER BY a.id DESC LIMIT ${ATTEMPT_LOG_LIMIT}) l), '[]'::json) AS attempt_log`;
+
+/** A delivery the worker claimed: what it needs to send it and to record the result. */
+export type ClaimedDelivery = {
+  readonly id: bigint;
+  /** Proves the claim when the result is recorded (a claim that outlived its lease records nothing). */
+  readonly leaseToken: string;
+  /** The number of this attempt (1 = the first ever). */
+  readonly attempt: number;
+  /** The number of this attempt since the delivery was last redelivered by hand: the backoff counts these. */
+  readonly attemptInRound: number;
+  readonly webhookId: bigint;
+  readonly url: string;
+  readonly signingSecret: string;
+  readonly eventPublicId: string;
+};
+
+const claimedRow = z.object({
+  id: z.bigint(),
+  lease_token: z.string(),
+  attempts: z.number(),
+  attempts_before_redeliver: z.number(),
+  webhook_id: z.bigint(),
+  url: z.string(),
+  signing_secret: z.string(),
+  event_public_id: z.string(),
+});
+
+/** How an attempt ended, as the delivery loop decided. */
+export type AttemptResult = {
+  readonly startedAt: Date;
+  readonly durationMs: number;
+  readonly statusCode: number | null;
+  readonly error: string | null;
+  /** delivered; retry at a time; or failed for good. */
+  readonly next: { readonly status: 'delivered' } | { readonly status: 'pending'; readonly retryAt: Date } | { readonly status: 'failed' };
+};
+
+const count = z.object({ n: z.number() });
+
+/**
+ * The webhooks, their deliveries and the attempt log (migration 0015). Every method takes the
+ * connection first. Throws only Slonik/PostgreSQL errors.
+ */
+export const webhookRepository = {
+  /** Locks the owner's row, so concurrent creates count each other (the per-user limit). */
+  async lockOwner(db: CommonQueryMethods, owner: string): Promise<void> {
+    await db.query(sql.unsafe`SELECT 1 FROM users WHERE username = ${owner} FOR UPDATE`);
+  },
+
+  async countByOwner(db: CommonQueryMethods, owner: string): Promise<number> {
+    return db.oneFirst(sql.type(count)`SELECT count(*)::int AS n FROM webhooks WHERE owner = ${owner}`);
+  },
+
+  async insert(db: CommonQueryMethods, input: { owner: string; url: string; eventTypes: readonly string[]; allAccounts: boolean; signingSecret: string }): Promise<Webhook> {
+    const row = await db.one(sql.type(webhookRow)`
+      INSERT INTO webhooks (owner, url, event_types, all_accounts, signing_secret)
+      VALUES (${input.owner}, ${input.url}, ${sql.array(input.eventTypes, 'text')}, ${input.allAccounts}, ${input.signingSecret})
+      RETURNING ${WEBHOOK_COLUMNS}`);
+    return toWebhook(row);
+  },
+
+  /** The owner's webhooks, oldest first. */
+  async listByOwner(db: CommonQueryMethods, owner: string): Promise<Webhook[]> {
+    const rows = await db.any(sql.type(webhookRow)`SELECT ${WEBHOOK_COLUMNS} FROM webhooks WHERE owner = ${owner} ORDER BY id`);
+    return rows.map(toWebhook);
+  },
+
+  /** The webhook when it exists and belongs to `owner`; null otherwise (the two are not told apart). */
+  async findOwned(db: CommonQueryMethods, id: bigint, owner: string): Promise<Webhook | null> {
+    const row = await db.maybeOne(sql.type(webhookRow)`SELECT ${WEBHOOK_COLUMNS} FROM webhooks WHERE id = ${id} AND owner = ${owner}`);
+    return row ? toWebhook(row) : null;
+  },
+
+  /** Deletes the owner's webhook with its deliveries and log; false when there was none. */
+  async deleteOwned(db: CommonQueryMethods, id: bigint, owner: string): Promise<boolean> {
+    const rows = await db.any(sql.type(z.object({ id: z.bigint() }))`DELETE FROM webhooks WHERE id = ${id} AND owner = ${owner} RETURNING id`);
+    return rows.length > 0;
+  },
+
+  /** Up to `limit` deliveries of the webhook with an id below `beforeId` (all when null), newest first. */
+  async listDeliveries(db: CommonQueryMethods, webhookId: bigint, options: { beforeId: bigint | null; limit: number }): Promise<WebhookDelivery[]> {
+    const rows = await db.any(sql.type(deliveryRow)`
+      SELECT ${DELIVERY_COLUMNS}
+        FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
+       WHERE d.webhook_id = ${webhookId} ${options.beforeId === null ? sql.fragment`` : sql.fragment`AND d.id < ${options.beforeId}`}
+       ORDER BY d.id DESC
+       LIMIT ${options.limit}`);
+    return rows.map(toDelivery);
+  },
+
+  async findDelivery(db: CommonQueryMethods, webhookId: bigint, deliveryId: bigint): Promise<WebhookDelivery | null> {
+    const row = await db.maybeOne(sql.type(deliveryRow)`
+      SELECT ${DELIVERY_COLUMNS}
+        FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
+       WHERE d.webhook_id = ${webhookId} AND d.id = ${deliveryId}`);
+    return row ? toDelivery(row) : null;
+  },
+
+  /**
+   * Makes the delivery due now, with a fresh round of retries; the next delivery loop sends it
+   * again. A delivery being sent right now (leased, lease not run out) is left to that attempt.
+   * Returns false when the webhook has no such delivery.
+   */
+  async redeliver(db: CommonQueryMethods, webhookId: bigint, deliveryId: bigint): Promise<boolean> {
+    const rows = await db.any(sql.type(z.object({ id: z.bigint() }))`
+      UPDATE webhook_deliveries
+         SET status = 'pending',
+             next_attempt_at = clock_timestamp(),
+             attempts_before_redeliver = attempts,
+             lease_token = NULL
+       WHERE webhook_id = ${webhookId} AND id = ${deliveryId}
+         AND NOT (status = 'pending' AND lease_token IS NOT NULL AND next_attempt_at > clock_timestamp())
+      RETURNING id`);
+    if (rows.length > 0) return true;
+    return (await db.maybeOne(sql.type(z.object({ id: z.bigint() }))`SELECT id FROM webhook_deliveries WHERE webhook_id = ${webhookId} AND id = ${deliveryId}`)) !== null;
+  },
+
+  /**
+   * Writes one delivery per webhook that wants each event: the event's type is one it asked for,
+   * it existed when the event happened, and the event touches an account of its owner, or the
+   * webhook is a banker's for all accounts (the owner's role read now). Idempotent per (webhook,
+   * event). Call it in the transaction that claimed the events. Returns how many it wrote.
+   */
+  async fanOut(db: CommonQueryMethods, eventIds: readonly bigint[]): Promise<number> {
+    if (eventIds.length === 0) return 0;
+    const rows = await db.any(sql.type(z.object({ id: z.bigint() }))`
+      INSERT INTO webhook_deliveries (webhook_id, event_id)
+      SELECT w.id, e.id
+        FROM events e
+        JOIN webhooks w ON e.type = ANY (w.event_types) AND w.created_at <= e.created_at
+        JOIN users u ON u.username = w.owner
+       WHERE e.id = ANY (${sql.array(eventIds, 'int8')})
+         AND ((w.all_accounts AND u.role = 'banker')
+              OR EXISTS (SELECT 1 FROM accounts a WHERE a.id = ANY (e.account_ids) AND a.owner = w.owner))
+       ORDER BY e.id, w.id
+      ON CONFLICT ON CONSTRAINT webhook_deliveries_once DO NOTHING
+      RETURNING id`);
+    return rows.length;
+  },
+
+  /**
+   * Up to `limit` due deliveries, oldest due first, each leased for `leaseMs`: its due time moves
+   * to the lease's end and its attempt count goes up by one before anything is sent. A worker that
+   * dies with it leaves it to be claimed again when the lease runs out. SKIP LOCKED: concurrent
+   * workers claim different rows.
+   */
+  async claimDue(db: CommonQueryMethods, limit: number, leaseMs: number): Promise<ClaimedDelivery[]> {
+    const rows = await db.any(sql.type(claimedRow)`
+      WITH due AS (
+        SELECT id FROM webhook_deliveries
+         WHERE status = 'pending' AND next_attempt_at <= clock_timestamp()
+         ORDER BY next_attempt_at
+         LIMIT ${limit}
+         FOR UPDATE SKIP LOCKED
+      )
+      UPDATE webhook_deliveries d
+         SET attempts = d.attempts + 1,
+             lease_token = gen_random_uuid(),
+             next_attempt_at = clock_timestamp() + make_interval(secs => ${leaseMs / 1000})
+        FROM due, webhooks w, events e
+       WHERE d.id = due.id AND w.id = d.webhook_id AND e.id = d.event_id
+      RETURNING d.id, d.lease_token::text AS lease_token, d.attempts, d.attempts_before_redeliver, w.id AS webhook_id, w.url, w.signing_secret,
+                e.public_id::text AS event_public_id`);
+    return rows.map((row) => ({
+      id: row.id,
+      leaseToken: row.lease_token,
+      attempt: row.attempts,
+      attemptInRound: row.attempts - row.attempts_before_redeliver,
+      webhookId: row.webhook_id,
+      url: row.url,
+      signingSecret: row.signing_secret,
+      eventPublicId: row.event_public_id,
+    }));
+  },
+
+  /**
+   * Records a finished attempt in the log and the delivery's new state, only while the claim
+   * still holds the delivery (same lease token). Returns false when it did not (the lease ran out
+   * and another worker took it, a redeliver, or the webhook was deleted): nothing is written then.
+   */
+  async recordAttempt(db: CommonQueryMethods, claim: Pick<ClaimedDelivery, 'id' | 'leaseToken' | 'attempt'>, result: AttemptResult): Promise<boolean> {
+    const next = result.next;
+    const rows = await db.any(sql.type(z.object({ id: z.bigint() }))`
+      WITH updated AS (
+        UPDATE webhook_deliveries
+           SET status = ${next.status},
+               next_attempt_at = ${next.status === 'pending' ? sql.timestamp(next.retryAt) : null},
+               lease_token = NULL,
+               last_status_code = ${result.statusCode},
+               last_error = ${result.error},
+               last_attempt_at = ${sql.timestamp(result.startedAt)},
+               delivered_at = ${next.status === 'delivered' ? sql.fragment`clock_timestamp()` : null}
+         WHERE id = ${claim.id} AND lease_token = ${claim.leaseToken}
+        RETURNING id
+      )
+      INSERT INTO webhook_delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error)
+      SELECT id, ${claim.attempt}, ${sql.timestamp(result.startedAt)}, ${result.durationMs}, ${result.statusCode}, ${result.error} FROM updated
+      RETURNING delivery_id AS id`);
+    return rows.length > 0;
+  },
+
+  /** Deliveries not yet delivered or failed (the worker's gauge). */
+  async countPending(db: CommonQueryMethods): Promise<number> {
+    return db.oneFirst(sql.type(count)`SELECT count(*)::int AS n FROM webhook_deliveries WHERE status = 'pending'`);
+  },
+};
