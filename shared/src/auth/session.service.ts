@@ -7,6 +7,7 @@ import { SEND_LOGIN_EMAIL, type LoginEmailPayload } from '../mail/email.schema.t
 import type { OutboxPublisher } from '../outbox/outbox-publisher.ts';
 import { errorSummary } from '../outbox/outbox-publisher.ts';
 import { outboxRepository } from '../outbox/outbox.repository.ts';
+import { noteLoginAddress } from '../notifications/login-address.ts';
 import { throwIfAborted, type UseCaseOptions } from '../use-case/use-case-options.ts';
 import { userRepository } from '../users/user.repository.ts';
 import type { User } from '../users/user.types.ts';
@@ -249,8 +250,11 @@ export class SessionService {
       const issued = await this.#issuePair(found.user.username, found.user.role, sessionId, this.#sessionEnd(new Date()));
       await sessionRepository.markChallengeUsed(tx, challenge.id);
       await sessionRepository.activate(tx, sessionId, { refreshTokenId: issued.refreshTokenId, expiresAt: issued.tokens.refreshTokenExpiresAt, ...clientInfo(input) });
-      return { tokens: { ...issued.tokens, user: found.user } } as const;
+      // A login from an address the user has not used before: a security email, in this transaction.
+      const notice = await noteLoginAddress(tx, { user: found.user, sessionId, ...clientInfo(input) });
+      return { tokens: { ...issued.tokens, user: found.user }, outboxIds: notice === undefined ? [] : [notice] } as const;
     }));
+    if ('tokens' in outcome && outcome.outboxIds) await this.#deps.outbox.enqueueOutbox(outcome.outboxIds);
     if (!('guess' in outcome) || !outcome.guess) await this.#refund(limitKeys);
     if ('notApproved' in outcome) throw new LoginNotApproved();
     if ('error' in outcome) {

@@ -89,6 +89,13 @@ export const configSchema = z
     HOLD_SWEEP_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(1_000),
     // Monthly statement emails: accounts claimed (and their emails queued) per transaction.
     STATEMENT_EMAIL_PAGE_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
+    // Notification emails (issue 14): how often the worker's notifier turns new events into
+    // emails and flushes closed digest windows, how many events per transaction, and how long
+    // a recipient's money-received window stays open after the email that opened it (what
+    // arrives meanwhile goes out as one digest when it closes).
+    NOTIFIER_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(1_000),
+    NOTIFIER_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(100),
+    NOTIFICATION_DIGEST_WINDOW_MS: z.coerce.number().int().min(10).max(86_400_000).default(60_000),
     // How often the worker checks the ledger invariants (bank_ledger_invariant_violations); 0: never.
     // Each round after the first looks only at what was written since the round before last.
     LEDGER_CHECK_INTERVAL_MS: z.coerce.number().int().min(0).max(86_400_000).default(300_000),
