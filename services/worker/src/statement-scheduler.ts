@@ -21,6 +21,16 @@ export const SCHEDULE_TOLERANCE_MS = 5 * 60_000;
 const jobDataSchema = z.object({ month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/).optional() });
 type JobData = z.infer<typeof jobDataSchema>;
 
+/**
+ * The month a job runs: the one a catch-up job names, else (the scheduler's job) the month that
+ * ended at `now`, give or take SCHEDULE_TOLERANCE_MS.
+ */
+export function periodOfJob(data: JobData, now: Date): StatementPeriod {
+  return data.month
+    ? monthBefore(new Date(Date.UTC(Number(data.month.slice(0, 4)), Number(data.month.slice(5, 7)), 1)))
+    : monthBefore(new Date(now.getTime() + SCHEDULE_TOLERANCE_MS));
+}
+
 /** The queue of the monthly run: beside the email queue, its name with `-statements`. */
 export const statementQueueName = (emailQueueName: string) => `${emailQueueName}-statements`;
 
@@ -61,17 +71,13 @@ export function startStatementScheduler(options: {
   queue.on('error', () => undefined);
 
   const controller = new AbortController();
-  const periodOf = (data: JobData): StatementPeriod =>
-    data.month
-      ? monthBefore(new Date(Date.UTC(Number(data.month.slice(0, 4)), Number(data.month.slice(5, 7)), 1)))
-      : monthBefore(new Date(clock().getTime() + SCHEDULE_TOLERANCE_MS));
 
   const worker = new Worker<JobData, StatementRunResult, string>(
     options.queueName,
     async (job: Job<JobData>) => {
       const data = jobDataSchema.safeParse(job.data ?? {});
       if (!data.success) throw new UnrecoverableError('statement job data must be { month?: YYYY-MM-DD }');
-      const period = periodOf(data.data);
+      const period = periodOfJob(data.data, clock());
       log.info({ jobId: job.id, month: monthName(period), attempt: job.attemptsMade + 1 }, 'statement emails: run starts');
       const result = await service.run(period, { signal: controller.signal });
       // Stopped between pages by close(): fail the attempt, so a live replica runs the rest.
