@@ -4,6 +4,7 @@ import type { Config } from '@bank/shared/config/config';
 import { createDatabasePool, type DatabasePool } from '@bank/shared/db/pool';
 import { createLogger, type Logger } from '@bank/shared/logging/logger';
 import { Mailer } from '@bank/shared/mail/mailer';
+import { Notifier, type NotifierOutcome } from '@bank/shared/notifications/notifier.service';
 import { createRegistry } from '@bank/shared/observability/metrics';
 import { OutboxPublisher } from '@bank/shared/outbox/outbox-publisher';
 import { outboxRepository } from '@bank/shared/outbox/outbox.repository';
@@ -15,9 +16,11 @@ import { StatementEmailService, type StatementRunResult } from '@bank/shared/led
 import { createRedis } from '@bank/shared/redis/redis';
 import { startEmailWorker } from './email-worker.ts';
 import { startHoldSweeper } from './hold-sweeper.ts';
+import { createNotifierMetrics, startNotifierLoop } from './notifier-loop.ts';
 import { startInvariantChecker } from './invariant-checker.ts';
 import { startOutboxSweeper } from './outbox-sweeper.ts';
 import { startStatementScheduler, statementQueueName } from './statement-scheduler.ts';
+import { createWebhookMetrics, startWebhookDispatcher } from './webhook-dispatcher.ts';
 import { createWorkerMetrics } from './worker-metrics.ts';
 
 /** The part of the configuration the worker reads. */
@@ -42,8 +45,19 @@ export type WorkerConfig = Pick<
   | 'HOLD_SWEEP_INTERVAL_MS'
   | 'HOLD_SWEEP_BATCH_SIZE'
   | 'STATEMENT_EMAIL_PAGE_SIZE'
+  | 'NOTIFIER_INTERVAL_MS'
+  | 'NOTIFIER_BATCH_SIZE'
+  | 'NOTIFICATION_DIGEST_WINDOW_MS'
   | 'LEDGER_CHECK_INTERVAL_MS'
   | 'SHUTDOWN_TIMEOUT_MS'
+  | 'NODE_ENV'
+  | 'WEBHOOK_ALLOW_PRIVATE_TARGETS'
+  | 'WEBHOOK_TIMEOUT_MS'
+  | 'WEBHOOK_RETRY_BASE_MS'
+  | 'WEBHOOK_RETRY_MAX_DELAY_MS'
+  | 'WEBHOOK_RETRY_WINDOW_MS'
+  | 'WEBHOOK_POLL_INTERVAL_MS'
+  | 'WEBHOOK_CONCURRENCY'
 >;
 
 /** What the caller may hand in instead of having the worker open it (tests). */
@@ -66,6 +80,8 @@ export type RunningWorker = {
   sweep: (pendingAfterMs?: number) => Promise<number>;
   /** Runs one hold-expiry round now; returns how many holds it expired. */
   sweepHolds: () => Promise<number>;
+  /** Runs one notifier round now: events into notification emails, closed windows into digests. */
+  notify: () => Promise<NotifierOutcome>;
   /** Runs the statement emails of the clock's month before now, in this process. */
   runStatements: () => Promise<StatementRunResult>;
   /** Resolves once the statement schedule is in Redis and the start-up catch-up is queued (or not needed). */
@@ -123,6 +139,13 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     logger,
     metrics,
   });
+  // Each replica notifies; events and digest windows are claimed FOR UPDATE SKIP LOCKED (see Notifier).
+  const notifier = startNotifierLoop({
+    notifier: new Notifier({ pool, outbox: publisher, windowMs: config.NOTIFICATION_DIGEST_WINDOW_MS, batchSize: config.NOTIFIER_BATCH_SIZE, logger }),
+    intervalMs: config.NOTIFIER_INTERVAL_MS,
+    logger,
+    metrics: createNotifierMetrics(registry, pool),
+  });
   const statements = startStatementScheduler({
     queueName: statementQueueName(config.EMAIL_QUEUE_NAME),
     workerConnection: workerRedis,
@@ -132,6 +155,17 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     lockDurationMs: config.WORKER_LOCK_DURATION_MS,
     stalledIntervalMs: config.WORKER_STALLED_INTERVAL_MS,
     logger,
+  });
+  // Each replica fans out and delivers; SKIP LOCKED and leases keep them apart (see startWebhookDispatcher).
+  const webhooks = startWebhookDispatcher({
+    pool,
+    logger,
+    metrics: createWebhookMetrics(registry, pool),
+    policy: { requireHttps: config.NODE_ENV === 'production', allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS },
+    retry: { baseMs: config.WEBHOOK_RETRY_BASE_MS, maxDelayMs: config.WEBHOOK_RETRY_MAX_DELAY_MS, windowMs: config.WEBHOOK_RETRY_WINDOW_MS },
+    timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+    pollIntervalMs: config.WEBHOOK_POLL_INTERVAL_MS,
+    concurrency: config.WEBHOOK_CONCURRENCY,
   });
   const invariantChecker =
     config.LEDGER_CHECK_INTERVAL_MS > 0 ? startInvariantChecker({ pool, intervalMs: config.LEDGER_CHECK_INTERVAL_MS, logger, metrics }) : undefined;
@@ -148,6 +182,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     metricsHost: healthServer.host,
     sweep: sweeper.sweep,
     sweepHolds: holdSweeper.sweep,
+    notify: notifier.run,
     runStatements: statements.runNow,
     statementsReady: statements.ready,
     checkInvariants: invariantChecker?.check,
@@ -155,7 +190,9 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       [
         ['outbox sweeper', () => sweeper.stop()],
         ['hold sweeper', () => holdSweeper.stop()],
+        ['notifier', () => notifier.stop()],
         ['invariant checker', () => invariantChecker?.stop()],
+        ['webhook dispatcher', () => webhooks.stop()],
         ['statement scheduler', () => statements.close(config.SHUTDOWN_TIMEOUT_MS)],
         ['email worker', () => emails.close(config.SHUTDOWN_TIMEOUT_MS)],
         ['email queue', () => queue.close().catch(() => undefined)],
