@@ -78,7 +78,8 @@ export function createEmailProcessor(options: {
       await definition.process(payload.data, { mailer, publicBaseUrl: options.publicBaseUrl, messageId: `<${outboxId}@bank.outbox>`, pool });
     } catch (error) {
       const summary = errorSummary(error);
-      const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      // A job may say a retry cannot help (UnrecoverableError: the statement's account is gone): settle the row now.
+      const last = error instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       await outboxRepository.recordAttempt(pool, outboxId, `${summary.name}: ${summary.message}`).catch(() => undefined);
       if (last) await outboxRepository.markFailed(pool, outboxId, `gave up after ${job.attemptsMade + 1} attempts: ${summary.message}`, SECRET_PAYLOAD_FIELDS).catch(() => undefined);
       metrics.failed.inc({ kind: job.name, reason: last ? 'exhausted' : 'transient' });

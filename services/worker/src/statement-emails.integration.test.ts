@@ -3,7 +3,7 @@
 // account, its statement of the month before as a PDF (checked with poppler's pdftotext); a
 // worker started later in the month catches the month up once, and the next one does nothing.
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -259,5 +259,21 @@ describe('monthly statement emails', () => {
     }
     expect(await statementRows()).toEqual(rowsBefore);
     expect(rowsBefore.filter((row) => row.since === nextMonth.since.toISOString())).toHaveLength(4);
+  });
+
+  it('a statement email the ledger refuses (not the named owner\'s account) fails at once, without retries, and stays visible', async () => {
+    const [worker] = await startWorkers(1, `test-statements-${run}-d`, new Date(thisMonth.until.getTime() + 30_000));
+    const id = randomUUID();
+    const payload = { to: emailOf(alice), username: alice.username, fullName: 'Alice', accountId: bobAccount.toString(), since: thisMonth.since.toISOString(), until: thisMonth.until.toISOString() };
+    await db.pool.query(sql.unsafe`INSERT INTO outbox (id, kind, payload) VALUES (${id}, 'send-statement-email', ${sql.jsonb(payload)})`);
+    expect(await worker?.sweep(0)).toBe(1);
+    const row = () => db.pool.one(sql.type(z.object({ status: z.string(), attempts: z.number(), last_error: z.string().nullable() }))`SELECT status, attempts, last_error FROM outbox WHERE id = ${id}`);
+    const deadline = Date.now() + 15_000;
+    while ((await row()).status !== 'failed') {
+      if (Date.now() > deadline) throw new Error(`not failed: ${JSON.stringify(await row())}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(await row()).toEqual({ status: 'failed', attempts: 1, last_error: expect.stringContaining('ACCOUNT_NOT_FOUND') });
+    expect(smtp.messagesTo(emailOf(alice)).filter((message) => message.text.includes(`account ${bobAccount} `))).toEqual([]);
   });
 });
