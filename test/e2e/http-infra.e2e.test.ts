@@ -58,6 +58,11 @@ describe('HTTP gateway', () => {
         'POST /v1/transfers/{transfer_id}/reversal',
         'POST /v1/transfers/{transfer_id}/refunds',
         'GET /v1/audit-events',
+        'POST /v1/webhooks',
+        'GET /v1/webhooks',
+        'DELETE /v1/webhooks/{webhook_id}',
+        'GET /v1/webhooks/{webhook_id}/deliveries',
+        'POST /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver',
       ].sort(),
     );
     expect(API_ROUTES.find((r) => r.method.name === 'Login')?.successStatus).toBe(202);

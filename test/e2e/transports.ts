@@ -12,6 +12,7 @@ import { PasswordService } from '@bank/proto/bank/v1/password_service_pb';
 import { BankRestClient, RestError } from '@bank/proto/bank/v1/rest_client';
 import { TransferService } from '@bank/proto/bank/v1/transfer_service_pb';
 import { UserService } from '@bank/proto/bank/v1/user_service_pb';
+import { WebhookService } from '@bank/proto/bank/v1/webhook_service_pb';
 import { BadRequestSchema, ErrorInfoSchema } from '@bank/proto/google/rpc/error_details_pb';
 import { StatusSchema } from '@bank/proto/google/rpc/status_pb';
 import { serviceDefinition } from '@bank/grpc/descriptors';
@@ -56,13 +57,14 @@ export type Transport = {
   close(): void;
 };
 
-const REST_PROPERTY = new Map<string, 'user' | 'auth' | 'password' | 'account' | 'transfer' | 'audit'>([
+const REST_PROPERTY = new Map<string, 'user' | 'auth' | 'password' | 'account' | 'transfer' | 'audit' | 'webhook'>([
   [UserService.typeName, 'user'],
   [AuthService.typeName, 'auth'],
   [PasswordService.typeName, 'password'],
   [AccountService.typeName, 'account'],
   [TransferService.typeName, 'transfer'],
   [AuditService.typeName, 'audit'],
+  [WebhookService.typeName, 'webhook'],
 ]);
 
 export function httpTransport(baseUrl: string): Transport & { client: BankRestClient } {

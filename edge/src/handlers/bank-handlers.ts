@@ -9,6 +9,7 @@ import { AuthService } from '@bank/proto/bank/v1/auth_service_pb';
 import { PasswordService } from '@bank/proto/bank/v1/password_service_pb';
 import { TransferService, ListTransfersResponseSchema } from '@bank/proto/bank/v1/transfer_service_pb';
 import { UserService } from '@bank/proto/bank/v1/user_service_pb';
+import { WebhookService } from '@bank/proto/bank/v1/webhook_service_pb';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import type { Bank } from '@bank/shared/app/bank';
 import type { Actor } from '@bank/shared/auth/actor';
@@ -16,13 +17,23 @@ import type { TransferResult } from '@bank/shared/ledger/ledger.types';
 import { InvalidArgument, Unauthenticated } from '@bank/shared/errors/domain-error';
 import { STATEMENT_BANK_NAME, statementCsv, statementFileName } from '@bank/shared/ledger/statement';
 import { statementPdf } from '@bank/shared/ledger/statement-pdf';
-import { toProtoAccount, toProtoAuditEvent, toProtoAuthTokens, toProtoEntry, toProtoEntryIfAny, toProtoTransfer, toProtoUser } from './proto-mapping.ts';
+import {
+  fromProtoNotificationSettings,
+  toProtoAccount,
+  toProtoAuditEvent,
+  toProtoAuthTokens,
+  toProtoEntry,
+  toProtoEntryIfAny,
+  toProtoTransfer,
+  toProtoUser,
+} from './proto-mapping.ts';
+import { webhookHandlers } from './webhook-handlers.ts';
 
 /** The services both edges serve, in the order they are listed. */
-export const BANK_SERVICES: readonly DescService[] = [UserService, AuthService, PasswordService, AccountService, TransferService, AuditService];
+export const BANK_SERVICES: readonly DescService[] = [UserService, AuthService, PasswordService, AccountService, TransferService, AuditService, WebhookService];
 
 /** The use cases the handlers call. */
-export type UseCases = Pick<Bank, 'ledger' | 'users' | 'passwords' | 'sessions' | 'audit'>;
+export type UseCases = Pick<Bank, 'ledger' | 'users' | 'passwords' | 'sessions' | 'audit' | 'webhooks'>;
 
 /** What a handler knows about its call besides the request message. */
 export type HandlerContext = {
@@ -38,7 +49,7 @@ export type HandlerContext = {
 
 type Handler<I extends DescMessage, O extends DescMessage> = (request: MessageShape<I>, ctx: HandlerContext) => Promise<MessageInitShape<O>>;
 
-type ServiceHandlers<S extends GenService<GenServiceMethods>> = {
+export type ServiceHandlers<S extends GenService<GenServiceMethods>> = {
   [K in keyof S['method']]: Handler<S['method'][K]['input'], S['method'][K]['output']>;
 };
 
@@ -88,6 +99,7 @@ function userHandlers(app: UseCases): ServiceHandlers<typeof UserService> {
           ...(req.email !== undefined ? { email: req.email } : {}),
           ...(req.password !== undefined ? { password: req.password } : {}),
           ...(req.currentPassword !== undefined ? { currentPassword: req.currentPassword } : {}),
+          ...(req.notificationSettings !== undefined ? { notificationSettings: fromProtoNotificationSettings(req.notificationSettings) } : {}),
         }, opts(ctx)),
       ),
   };
@@ -271,6 +283,7 @@ export function createBankHandlers(app: UseCases): Map<string, { method: DescMet
     [AccountService.typeName]: accountHandlers(app) as never,
     [TransferService.typeName]: transferHandlers(app) as never,
     [AuditService.typeName]: auditHandlers(app) as never,
+    [WebhookService.typeName]: webhookHandlers(app, actorOf) as never,
   };
   const handlers = new Map<string, { method: DescMethod; handle: BoundHandler }>();
   for (const service of BANK_SERVICES) {
