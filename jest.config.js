@@ -7,6 +7,7 @@
 //   unit         *.test.ts              no PostgreSQL, Redis or child processes; seconds
 //   integration  *.integration.test.ts  the real PostgreSQL and Redis, and the tools a tier needs (buf, kubectl >= 1.27)
 //   e2e          *.e2e.test.ts          the real servers and processes, over real sockets
+//   browser      *.browser.test.ts      the web app in the system's Chromium (playwright-core) over the real stack
 const shared = {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
@@ -31,7 +32,7 @@ export default {
       ...shared,
       displayName: 'unit',
       testMatch: ['<rootDir>/**/*.test.ts'],
-      testPathIgnorePatterns: [...shared.testPathIgnorePatterns, '\\.integration\\.test\\.ts$', '\\.e2e\\.test\\.ts$'],
+      testPathIgnorePatterns: [...shared.testPathIgnorePatterns, '\\.integration\\.test\\.ts$', '\\.e2e\\.test\\.ts$', '\\.browser\\.test\\.ts$'],
     },
     {
       ...shared,
@@ -44,6 +45,12 @@ export default {
       ...shared,
       displayName: 'e2e',
       testMatch: ['<rootDir>/**/*.e2e.test.ts'],
+      globalSetup: '<rootDir>/test/global-setup.ts',
+    },
+    {
+      ...shared,
+      displayName: 'browser',
+      testMatch: ['<rootDir>/**/*.browser.test.ts'],
       globalSetup: '<rootDir>/test/global-setup.ts',
     },
   ],

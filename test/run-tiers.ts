@@ -1,7 +1,7 @@
 // `npm test`: lint, `redocly lint` of the generated OpenAPI document, typecheck, then each Jest tier in turn (never side by side: the machine has
 // two cores and the later tiers start real servers), then the short chaos run alone (its own
 // PostgreSQL, Redis and stack under injected faults; test/chaos), printing each step's wall time
-// at the end.
+// at the end. Last, alone, the browser tier: the web app in the system's Chromium (test/browser).
 // Every step runs even after a failure, so one run shows everything that is broken; the exit code
 // is non-zero when any step failed.
 import { spawnSync } from 'node:child_process';
@@ -14,6 +14,8 @@ const STEPS: readonly (readonly [name: string, script: string])[] = [
   ['integration', 'test:integration'],
   ['e2e', 'test:e2e'],
   ['chaos short', 'test:chaos'],
+  // The web app in the system's Chromium over the real stack: after everything else, alone.
+  ['browser', 'test:browser'],
 ];
 
 const results: { name: string; seconds: number; ok: boolean }[] = [];
