@@ -1,6 +1,6 @@
 // Emails about the account itself: a sign-up tried with a registered address, a password reset
 // link, a password changed, an email change asked for. Each names no secret but the reset link's.
-import type { EmailChangeNoticePayload, PasswordChangedEmailPayload, PasswordResetEmailPayload, SignUpAttemptEmailPayload } from './email.schema.ts';
+import type { EmailChangedPayload, EmailChangeNoticePayload, PasswordChangedEmailPayload, PasswordResetEmailPayload, SignUpAttemptEmailPayload } from './email.schema.ts';
 import type { RenderedEmail } from './email.templates.ts';
 
 const escapeHtml = (value: string) =>
@@ -14,6 +14,7 @@ export const ACCOUNT_EMAIL_SUBJECTS = {
   passwordReset: 'Reset your password',
   passwordChanged: 'Your password was changed',
   emailChangeNotice: 'Your email address is being changed',
+  emailChanged: 'Your email address was changed',
 } as const;
 
 /**
@@ -69,6 +70,15 @@ export function renderEmailChangeNotice(payload: EmailChangeNoticePayload): Rend
     'If that was not you, change your password now: whoever asked knows it.',
   ];
   return { to: payload.to, subject: ACCOUNT_EMAIL_SUBJECTS.emailChangeNotice, text: lines.join('\n\n'), html: paragraphs(lines) };
+}
+
+export function renderEmailChanged(payload: EmailChangedPayload): RenderedEmail {
+  const lines = [
+    `Hello ${payload.fullName},`,
+    `On ${new Date(payload.changedAt).toUTCString()} the email address of your bank account "${payload.username}" moved from this address to ${payload.newEmailMasked}: login codes and notices go there from now on.`,
+    'If that was not you, reset your password and tell us now.',
+  ];
+  return { to: payload.to, subject: ACCOUNT_EMAIL_SUBJECTS.emailChanged, text: lines.join('\n\n'), html: paragraphs(lines) };
 }
 
 /** `ada.lovelace@example.test` -> `a***@example.test`: enough for the owner to recognise, not to write to. */

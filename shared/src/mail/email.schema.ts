@@ -11,6 +11,8 @@ export const SEND_PASSWORD_RESET_EMAIL = 'send-password-reset-email';
 export const SEND_PASSWORD_CHANGED_EMAIL = 'send-password-changed-email';
 /** To the current address when a change to another one was asked for. */
 export const SEND_EMAIL_CHANGE_NOTICE_EMAIL = 'send-email-change-notice-email';
+/** To the old address when an email change took effect (its link was followed). */
+export const SEND_EMAIL_CHANGED_EMAIL = 'send-email-changed-email';
 /** To an account's holder on the 1st: the month before's statement as a PDF attachment. */
 export const SEND_STATEMENT_EMAIL = 'send-statement-email';
 export const EMAIL_KINDS = [
@@ -20,6 +22,7 @@ export const EMAIL_KINDS = [
   SEND_PASSWORD_RESET_EMAIL,
   SEND_PASSWORD_CHANGED_EMAIL,
   SEND_EMAIL_CHANGE_NOTICE_EMAIL,
+  SEND_EMAIL_CHANGED_EMAIL,
   SEND_STATEMENT_EMAIL,
 ] as const;
 export type EmailKind = (typeof EMAIL_KINDS)[number];
@@ -87,6 +90,16 @@ export const emailChangeNoticePayloadSchema = z.object({
   requestedAt: z.iso.datetime(),
 });
 export type EmailChangeNoticePayload = z.infer<typeof emailChangeNoticePayloadSchema>;
+
+/** The old address, told that the account moved away from it; the new address only masked. */
+export const emailChangedPayloadSchema = z.object({
+  to: email,
+  username: z.string().min(1),
+  fullName: z.string().min(1),
+  newEmailMasked: z.string().min(1),
+  changedAt: z.iso.datetime(),
+});
+export type EmailChangedPayload = z.infer<typeof emailChangedPayloadSchema>;
 
 /**
  * A monthly statement: only who and which period. The worker renders the PDF when it sends

@@ -300,6 +300,13 @@ describe('email change', () => {
 
     const moved = await bank.users.verifyEmail(verificationLinkIn(smtp.messagesTo(next)[0] as CapturedEmail));
     expect(moved).toMatchObject({ username, email: next, isEmailVerified: true });
+    // Once moved, the old address is told that it happened, the new address masked.
+    await smtp.waitFor(() => subjectsTo(emailOf(username)).includes(ACCOUNT_EMAIL_SUBJECTS.emailChanged));
+    const changed = smtp.messagesTo(emailOf(username)).filter((m) => m.subject === ACCOUNT_EMAIL_SUBJECTS.emailChanged);
+    expect(changed).toHaveLength(1);
+    expect(changed[0]?.text).toContain('s***@example.test');
+    expect(changed[0]?.text).not.toContain(next);
+    expect(smtp.messagesTo(next).filter((m) => m.subject === ACCOUNT_EMAIL_SUBJECTS.emailChanged)).toEqual([]);
   });
 
   it('a newer change replaces an older one, and an address someone else holds gets nothing', async () => {

@@ -19,9 +19,11 @@ import { maskEmail } from '../mail/account-email.templates.ts';
 import { isPlainEmailAddress } from '../mail/email-address.ts';
 import {
   SEND_EMAIL_CHANGE_NOTICE_EMAIL,
+  SEND_EMAIL_CHANGED_EMAIL,
   SEND_PASSWORD_CHANGED_EMAIL,
   SEND_SIGN_UP_ATTEMPT_EMAIL,
   SEND_VERIFICATION_EMAIL,
+  type EmailChangedPayload,
   type EmailChangeNoticePayload,
   type PasswordChangedEmailPayload,
   type SignUpAttemptEmailPayload,
@@ -189,7 +191,8 @@ export class UserService {
 
   /**
    * Follows a verification link once. A link sent at sign-up verifies the user's address; a link
-   * sent to a new address (an email change) moves the user there, verified. Throws
+   * sent to a new address (an email change) moves the user there, verified, and emails the old
+   * address that it did (same transaction; a security notice, always sent). Throws
    * VerificationLinkInvalid when the link is unknown, its secret is wrong, it was used, it
    * expired, the user's email changed since it was sent, or (a change) a newer change replaced it
    * or its address was registered by someone else meanwhile.
@@ -197,7 +200,8 @@ export class UserService {
   async verifyEmail(input: { emailId: bigint; secretCode: string }, options: UseCaseOptions = {}): Promise<User> {
     if (typeof input.secretCode !== 'string' || input.secretCode.length === 0) throw InvalidArgument.field('secret_code', 'is required');
     throwIfAborted(options.signal);
-    return this.#deps.pool.transaction(async (tx) => {
+    const outboxIds: string[] = [];
+    const user = await this.#deps.pool.transaction(async (tx) => {
       const link = await emailVerificationRepository.findForUpdate(tx, input.emailId);
       if (!link || !safeEqualHex(link.secretHash, sha256(input.secretCode))) throw new VerificationLinkInvalid('not_found');
       if (link.usedAt) throw new VerificationLinkInvalid('used');
@@ -207,17 +211,31 @@ export class UserService {
       if (link.purpose === 'change') {
         if ((await emailVerificationRepository.newestChangeId(tx, link.username)) !== link.id) throw new VerificationLinkInvalid('superseded');
         await emailVerificationRepository.markUsed(tx, link.id);
+        let moved: User;
         try {
-          return await tx.transaction((savepoint) => userRepository.moveEmail(savepoint, link.username, link.email));
+          moved = await tx.transaction((savepoint) => userRepository.moveEmail(savepoint, link.username, link.email));
         } catch (error) {
           if (error instanceof EmailTaken) throw new VerificationLinkInvalid('superseded');
           throw error;
         }
+        // The old address is told too (a security notice, no setting): it may be the owner's only
+        // way to learn that someone with the password moved the account away.
+        const notice: EmailChangedPayload = {
+          to: found.user.email,
+          username: moved.username,
+          fullName: moved.fullName,
+          newEmailMasked: maskEmail(moved.email),
+          changedAt: new Date().toISOString(),
+        };
+        outboxIds.push(await outboxRepository.insert(tx, { kind: SEND_EMAIL_CHANGED_EMAIL, payload: notice }));
+        return moved;
       }
       if (found.user.email.toLowerCase() !== link.email.toLowerCase()) throw new VerificationLinkInvalid('superseded');
       await emailVerificationRepository.markUsed(tx, link.id);
       return userRepository.markEmailVerified(tx, link.username);
     });
+    await this.#deps.outbox.enqueueOutbox(outboxIds);
+    return user;
   }
 
   /**

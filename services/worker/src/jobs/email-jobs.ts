@@ -1,5 +1,6 @@
 import type { AnyEmailJobDefinition } from './email-job.ts';
 import { sendEmailChangeNoticeJob } from './send-email-change-notice.job.ts';
+import { sendEmailChangedJob } from './send-email-changed-email.job.ts';
 import { sendHoldCapturedEmailJob } from './send-hold-captured-email.job.ts';
 import { sendHoldExpiredEmailJob } from './send-hold-expired-email.job.ts';
 import { sendLoginEmailJob } from './send-login-email.job.ts';
@@ -21,6 +22,7 @@ export const EMAIL_JOBS: readonly AnyEmailJobDefinition[] = [
   sendPasswordResetEmailJob,
   sendPasswordChangedEmailJob,
   sendEmailChangeNoticeJob,
+  sendEmailChangedJob,
   sendStatementEmailJob,
   sendMoneyReceivedEmailJob,
   sendMoneyReceivedDigestEmailJob,
