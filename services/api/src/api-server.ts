@@ -16,7 +16,7 @@ import { shutdownSequence } from '@bank/shared/process/shutdown';
 import { loadOpenApiDocument, renderDocsPage } from './docs.ts';
 import { registerGatewayRoutes } from './gateway.ts';
 import { httpMetricsMiddleware } from './http-metrics.ts';
-import { APP_PAGES_CSP, registerMinimalPages } from './pages/minimal-pages.ts';
+import { WEB_APP_CSP, registerWebApp } from './pages/web-app.ts';
 import { problemMiddleware } from './problem.ts';
 
 export type ApiServer = {
@@ -67,10 +67,10 @@ function requestIdMiddleware(logger: Logger) {
   };
 }
 
-/** The docs page may use its inline style; the /app pages their own script; everything else nothing. */
+/** The docs page may use its inline style; the web app under /app its own files; everything else nothing. */
 function contentSecurityPolicy(path: string, docsPath: string): string {
   if (path === docsPath) return "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'";
-  if (path.startsWith('/app/')) return APP_PAGES_CSP;
+  if (path === '/app' || path.startsWith('/app/')) return WEB_APP_CSP;
   return "default-src 'none'; frame-ancestors 'none'";
 }
 
@@ -152,7 +152,7 @@ export function createApiApp(config: ApiConfig, deps: { edge: BankEdge; bank: Ba
     ctx.type = 'text/html; charset=utf-8';
     ctx.body = docsPage;
   });
-  registerMinimalPages(router);
+  registerWebApp(router, { logger: deps.logger });
   registerGatewayRoutes(router, deps.edge, { bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES });
 
   app.use(requestIdMiddleware(deps.logger));
