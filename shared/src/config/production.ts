@@ -64,5 +64,10 @@ export function productionProblems(process: ProcessName, env: NodeJS.ProcessEnv)
       problems.push('MAIL_FROM: a development domain (.local, .localhost, .test, .invalid) in production');
     }
   }
+  // Local development and tests only: in production webhook endpoints could reach internal
+  // addresses (the cloud metadata service, the database) through the API and the worker.
+  if (process !== 'migrator' && process !== 'admin' && env.WEBHOOK_ALLOW_PRIVATE_TARGETS?.trim().toLowerCase() === 'true') {
+    problems.push('WEBHOOK_ALLOW_PRIVATE_TARGETS: must not be true in production (webhooks could reach loopback, private and link-local addresses)');
+  }
   return problems;
 }
