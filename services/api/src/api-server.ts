@@ -13,7 +13,7 @@ import { createRegistry } from '@bank/shared/observability/metrics';
 import { healthAnswer, startHealthServer } from '@bank/shared/process/health-server';
 import { dialAddress } from '@bank/shared/process/listen-address';
 import { shutdownSequence } from '@bank/shared/process/shutdown';
-import { loadOpenApiDocument, renderDocsPage } from './docs.ts';
+import { DOCS_CSP, DOCS_PATH, registerDocsRoutes } from './docs.ts';
 import { registerGatewayRoutes } from './gateway.ts';
 import { httpMetricsMiddleware } from './http-metrics.ts';
 import { WEB_APP_CSP, registerWebApp } from './pages/web-app.ts';
@@ -67,9 +67,9 @@ function requestIdMiddleware(logger: Logger) {
   };
 }
 
-/** The docs page may use its inline style; the web app under /app its own files; everything else nothing. */
+/** The API explorer its own files (DOCS_CSP); the web app under /app its own files; everything else nothing. */
 function contentSecurityPolicy(path: string, docsPath: string): string {
-  if (path === docsPath) return "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'";
+  if (path === docsPath) return DOCS_CSP;
   if (path === '/app' || path.startsWith('/app/')) return WEB_APP_CSP;
   return "default-src 'none'; frame-ancestors 'none'";
 }
@@ -143,21 +143,13 @@ export function createApiApp(config: ApiConfig, deps: { edge: BankEdge; bank: Ba
       ctx.body = answer.body;
     });
   }
-  const openapi = loadOpenApiDocument();
-  const docsPage = renderDocsPage(openapi);
-  router.get('/openapi.json', (ctx) => {
-    ctx.body = openapi;
-  });
-  router.get('/docs', (ctx) => {
-    ctx.type = 'text/html; charset=utf-8';
-    ctx.body = docsPage;
-  });
+  registerDocsRoutes(router);
   registerWebApp(router, { logger: deps.logger });
   registerGatewayRoutes(router, deps.edge, { bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES });
 
   app.use(requestIdMiddleware(deps.logger));
   app.use(httpMetricsMiddleware(deps.registry));
-  app.use(securityHeaders('/docs'));
+  app.use(securityHeaders(DOCS_PATH));
   app.use(corsMiddleware(config.CORS_ORIGINS));
   app.use(problemMiddleware(deps.logger));
   app.use(unmatchedMiddleware(router));

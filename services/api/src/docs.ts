@@ -1,65 +1,102 @@
+// The API explorer at /docs: Swagger UI (the swagger-ui-dist package, served from this origin, so it
+// works offline and with no CDN) over /openapi.json, with "try it" against this same origin. The
+// page runs under DOCS_CSP: Swagger UI's bundle and our start-up script are files served here
+// (docs/docs-init.js), never inline script.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import type { Router } from '@koa/router';
+import { DomainError } from '@bank/shared/errors/domain-error';
 
-type Operation = {
-  operationId?: string;
-  summary?: string;
-  description?: string;
-  parameters?: { name: string; in: string; required?: boolean; description?: string }[];
-  requestBody?: { content?: Record<string, { schema?: { properties?: Record<string, { description?: string; type?: string; format?: string }> } }> };
-  responses?: Record<string, unknown>;
-  security?: unknown[];
-};
-type OpenApiDocument = { info: { title: string; description?: string }; paths: Record<string, Record<string, Operation>> };
+const require = createRequire(import.meta.url);
 
 /** The OpenAPI document generated from the proto by protoc-gen-bank-rest (proto/gen/openapi.json). */
-export function loadOpenApiDocument(): OpenApiDocument {
-  const path = createRequire(import.meta.url).resolve('@bank/proto/openapi.json');
-  return JSON.parse(readFileSync(path, 'utf8')) as OpenApiDocument;
+export function loadOpenApiDocument(): Record<string, unknown> {
+  return JSON.parse(readFileSync(require.resolve('@bank/proto/openapi.json'), 'utf8')) as Record<string, unknown>;
 }
 
-const escape = (text: string) =>
-  text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
+export const DOCS_PATH = '/docs';
+export const DOCS_ASSETS_PATH = '/docs/assets';
 
 /**
- * A self-contained HTML page rendering the OpenAPI document server-side: every operation with
- * its parameters, body fields and answers. No script and no CDN, so it works offline and under
- * a strict Content-Security-Policy.
+ * The /docs page's Content-Security-Policy: scripts, styles, images and fonts from this origin
+ * only (no inline script; Swagger UI's icons are data: images), calls ("try it", the document)
+ * to this origin only, no forms posted anywhere, never framed.
  */
-export function renderDocsPage(doc: OpenApiDocument): string {
-  const sections: string[] = [];
-  for (const [path, operations] of Object.entries(doc.paths)) {
-    for (const [verb, op] of Object.entries(operations)) {
-      const params = (op.parameters ?? [])
-        .map((p) => `<li><code>${escape(p.name)}</code> <small>(${escape(p.in)}${p.required ? ', required' : ''})</small> ${escape(p.description ?? '')}</li>`)
-        .join('');
-      const bodySchema = op.requestBody?.content?.['application/json']?.schema;
-      const fields = Object.entries(bodySchema?.properties ?? {})
-        .map(([name, s]) => `<li><code>${escape(name)}</code> <small>${escape(s.format ?? s.type ?? '')}</small> ${escape(s.description ?? '')}</li>`)
-        .join('');
-      const statuses = Object.keys(op.responses ?? {}).join(', ');
-      sections.push(`<section class="op" id="${escape(op.operationId ?? '')}">
-<h3><span class="verb ${escape(verb)}">${escape(verb.toUpperCase())}</span> <code>${escape(path)}</code></h3>
-<p>${escape(op.description ?? op.summary ?? '')}</p>
-<p><small>${escape(op.operationId ?? '')} · ${op.security && op.security.length === 0 ? 'no token needed' : 'needs <code>authorization: Bearer</code>'} · answers ${escape(statuses)}</small></p>
-${params ? `<h4>Parameters</h4><ul>${params}</ul>` : ''}
-${fields ? `<h4>JSON body</h4><ul>${fields}</ul>` : ''}
-</section>`);
-    }
-  }
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${escape(doc.info.title)}</title>
+export const DOCS_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "font-src 'self'",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+type Asset = { type: string; body: Buffer };
+
+/** The files the page loads, read once at start-up: what is not listed here is not served. */
+function loadAssets(): Map<string, Asset> {
+  const dist = (require('swagger-ui-dist') as { getAbsoluteFSPath(): string }).getAbsoluteFSPath();
+  const own = join(import.meta.dirname, 'docs');
+  const files: [name: string, dir: string, type: string][] = [
+    ['swagger-ui.css', dist, 'text/css; charset=utf-8'],
+    ['index.css', dist, 'text/css; charset=utf-8'],
+    ['swagger-ui-bundle.js', dist, 'text/javascript; charset=utf-8'],
+    ['favicon-32x32.png', dist, 'image/png'],
+    ['favicon-16x16.png', dist, 'image/png'],
+    ['docs-init.js', own, 'text/javascript; charset=utf-8'],
+  ];
+  return new Map(
+    files.map(([name, dir, type]) => {
+      // The bundle's source-map comment would send browsers' developer tools after a file we do not serve.
+      const raw = readFileSync(join(dir, name));
+      const body = type.startsWith('text/javascript') ? Buffer.from(raw.toString('utf8').replace(/\n\/\/# sourceMappingURL=\S+\s*$/, '\n')) : raw;
+      return [name, { type, body }];
+    }),
+  );
+}
+
+const PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Bank API explorer</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
-.op{border:1px solid #ddd;border-radius:6px;padding:.5rem 1rem;margin:1rem 0}
-.verb{display:inline-block;min-width:4.5rem;text-align:center;border-radius:4px;color:#fff;padding:0 .3rem;font-size:.9em}
-.get{background:#2a7ab0}.post{background:#2f9e44}.patch{background:#b08000}.delete{background:#c92a2a}.put{background:#7048e8}
-code{background:#f4f4f4;padding:0 .2rem}
-</style></head><body>
-<h1>${escape(doc.info.title)}</h1>
-<p>${escape(doc.info.description ?? '')} The machine-readable document is at <a href="/openapi.json">/openapi.json</a>.
-Errors are <code>application/problem+json</code> with a stable <code>code</code>; money-moving calls need an <code>Idempotency-Key</code> header.</p>
-${sections.join('\n')}
-</body></html>`;
+<link rel="icon" type="image/png" sizes="32x32" href="${DOCS_ASSETS_PATH}/favicon-32x32.png">
+<link rel="icon" type="image/png" sizes="16x16" href="${DOCS_ASSETS_PATH}/favicon-16x16.png">
+<link rel="stylesheet" href="${DOCS_ASSETS_PATH}/swagger-ui.css">
+<link rel="stylesheet" href="${DOCS_ASSETS_PATH}/index.css">
+</head>
+<body>
+<noscript><p>The API explorer needs JavaScript. The OpenAPI document is at <a href="/openapi.json">/openapi.json</a>.</p></noscript>
+<main id="swagger-ui"></main>
+<script src="${DOCS_ASSETS_PATH}/swagger-ui-bundle.js"></script>
+<script src="${DOCS_ASSETS_PATH}/docs-init.js"></script>
+</body>
+</html>
+`;
+
+/** GET /openapi.json, GET /docs (the explorer) and GET /docs/assets/<file>. */
+export function registerDocsRoutes(router: Router): void {
+  const document = JSON.stringify(loadOpenApiDocument());
+  const assets = loadAssets();
+  router.get('/openapi.json', (ctx) => {
+    ctx.type = 'application/json';
+    ctx.body = document;
+  });
+  router.get(DOCS_PATH, (ctx) => {
+    ctx.type = 'text/html; charset=utf-8';
+    ctx.body = PAGE;
+  });
+  router.get(`${DOCS_ASSETS_PATH}/:name`, (ctx) => {
+    const asset = assets.get(ctx.params.name ?? '');
+    if (!asset) throw new DomainError('NOT_FOUND', `no file ${ctx.path.slice(0, 200)}`);
+    ctx.type = asset.type;
+    // The files change only with the package (or this server's code): a day in caches is fine.
+    ctx.set('Cache-Control', 'public, max-age=86400');
+    ctx.body = asset.body;
+  });
 }
