@@ -12,6 +12,14 @@ import { webhookRepository, type AttemptResult, type ClaimedDelivery } from '@ba
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, signatureHeader } from '@bank/shared/webhooks/webhook-signature';
 import { sendWebhook, type Resolver, type SendOutcome } from './webhook-sender.ts';
 
+const hostOf = (url: string): string => {
+  try {
+    return new URL(url).host;
+  } catch {
+    return '(invalid URL)';
+  }
+};
+
 /** Events claimed per fan-out transaction. */
 const FAN_OUT_BATCH = 100;
 
@@ -145,7 +153,8 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
   };
 
   const attempt = async (claim: ClaimedDelivery): Promise<void> => {
-    const log = { webhookId: String(claim.webhookId), deliveryId: String(claim.id), attempt: claim.attempt };
+    // The endpoint's host only: a URL's path or query may carry the receiver's own token.
+    const log = { webhookId: String(claim.webhookId), deliveryId: String(claim.id), attempt: claim.attempt, host: hostOf(claim.url) };
     const event = await eventsRepository.findByPublicId(pool, claim.eventPublicId);
     const startedAt = new Date();
     let outcome: SendOutcome;
@@ -176,7 +185,7 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
       next = { status: 'delivered' };
     } else {
       const delay = retryDelayMs(claim.attemptInRound, options.retry);
-      next = delay === null ? { status: 'failed' } : { status: 'pending', retryAt: new Date(Date.now() + delay) };
+      next = delay === null ? { status: 'failed' } : { status: 'pending', retryInMs: delay };
     }
     const recorded = await webhookRepository.recordAttempt(pool, claim, { ...result, next });
     const details = { ...log, eventId: claim.eventPublicId, outcome, statusCode: result.statusCode, durationMs: result.durationMs };
@@ -185,7 +194,7 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
     else if (next.status === 'failed') {
       metrics.exhausted.inc();
       logger.warn({ ...details, error: result.error }, 'webhook delivery failed for good: retried for the whole retry window');
-    } else logger.info({ ...details, error: result.error, retryAt: next.retryAt.toISOString() }, 'webhook attempt failed; will retry');
+    } else logger.info({ ...details, error: result.error, retryInMs: next.retryInMs }, 'webhook attempt failed; will retry');
   };
 
   const pumpOnce = async (): Promise<void> => {

@@ -101,8 +101,8 @@ export type AttemptResult = {
   readonly durationMs: number;
   readonly statusCode: number | null;
   readonly error: string | null;
-  /** delivered; retry at a time; or failed for good. */
-  readonly next: { readonly status: 'delivered' } | { readonly status: 'pending'; readonly retryAt: Date } | { readonly status: 'failed' };
+  /** delivered; retry after a wait (from the database's clock, as the lease); or failed for good. */
+  readonly next: { readonly status: 'delivered' } | { readonly status: 'pending'; readonly retryInMs: number } | { readonly status: 'failed' };
 };
 
 const count = z.object({ n: z.number() });
@@ -254,7 +254,7 @@ export const webhookRepository = {
       WITH updated AS (
         UPDATE webhook_deliveries
            SET status = ${next.status},
-               next_attempt_at = ${next.status === 'pending' ? sql.timestamp(next.retryAt) : null},
+               next_attempt_at = ${next.status === 'pending' ? sql.fragment`clock_timestamp() + make_interval(secs => ${next.retryInMs / 1000})` : null},
                lease_token = NULL,
                last_status_code = ${result.statusCode},
                last_error = ${result.error},
