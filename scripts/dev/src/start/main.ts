@@ -156,7 +156,7 @@ async function main(): Promise<number> {
   const notReady = checks.filter((_, i) => !ready[i]).map((c) => c.name);
   if (notReady.length > 0) log(`not ready after 60 s: ${notReady.join(', ')} (still supervising; see their logs above)`);
   else log('ready');
-  log(`HTTP API     http://localhost:${httpPort}   (docs: /docs, OpenAPI: /openapi.json; metrics: http://localhost:${apiMetricsPort}/metrics)`);
+  log(`HTTP API     http://localhost:${httpPort}   (web app: /app/, docs: /docs, OpenAPI: /openapi.json; metrics: http://localhost:${apiMetricsPort}/metrics)`);
   log(`gRPC         localhost:${grpcPort}   (reflection ${(env.GRPC_REFLECTION ? env.GRPC_REFLECTION === 'true' : !production) ? 'on' : 'off'}; metrics: http://localhost:${grpcMetricsPort}/metrics)`);
   log(`worker       metrics: http://localhost:${workerMetricsPort}/metrics`);
   if (inboxUrl) log(`inbox        ${inboxUrl}   (every email the stack sends)`);
