@@ -31,7 +31,7 @@ const withMemo = (memo: string | null) => (memo ? ` Memo: "${memo}".` : '');
 /** Subjects, so tests and people can tell the emails apart. */
 export const NOTIFICATION_EMAIL_SUBJECTS = {
   moneyReceived: (item: MoneyReceivedItem) => `You received ${formatMoney(item.amount, item.currency)}`,
-  moneyReceivedDigest: (count: number) => `You received ${count} more payments`,
+  moneyReceivedDigest: (count: number) => `You received ${count} more payment${count === 1 ? '' : 's'}`,
   withdrawal: (payload: WithdrawalEmailPayload) => `Withdrawal of ${formatMoney(payload.amount, payload.currency)}`,
   holdCaptured: (payload: HoldCapturedEmailPayload) => `A hold of ${formatMoney(payload.heldAmount, payload.currency)} was captured`,
   holdExpired: (payload: HoldExpiredEmailPayload) => `Your hold of ${formatMoney(payload.amount, payload.currency)} expired`,
