@@ -234,6 +234,33 @@ describe('webhook delivery', () => {
     expect(await deliveriesOf(jon.actor, own.webhook.id)).toHaveLength(0);
   });
 
+  it('two workers running side by side send each delivery once when nothing fails (leases keep them apart)', async () => {
+    const second = startWebhookDispatcher({
+      pool: db.pool,
+      logger: createLogger({ name: 'test', level: 'silent', pretty: false }),
+      metrics: createWebhookMetrics(new Registry(), db.pool),
+      policy: { requireHttps: false, allowPrivateTargets: true },
+      retry: RETRY,
+      timeoutMs: TIMEOUT_MS,
+      pollIntervalMs: 20,
+      concurrency: 4,
+    });
+    try {
+      const kim = await holder(10_000n);
+      const lea = await holder();
+      const hook = await subscribe(kim.actor, { eventTypes: ['transfer.posted'] });
+      receiver.answer(() => ({ status: 200, delayMs: 20 }));
+      await Promise.all(Array.from({ length: 40 }, (_, i) => send(kim, lea, BigInt(i + 1))));
+      await waitForDeliveries(kim.actor, hook.webhook.id, (d) => d.length === 40 && d.every((x) => x.status === 'delivered'));
+      const ids = at(hook.path).map((r) => r.json.id);
+      expect(ids).toHaveLength(40);
+      expect(new Set(ids).size).toBe(40);
+    } finally {
+      await second.stop();
+      receiver.answer(() => ({ status: 200 }));
+    }
+  });
+
   it('counts attempts by outcome and the deliveries still pending', async () => {
     const text = await registry.metrics();
     expect(text).toMatch(/bank_webhook_delivery_attempts_total\{outcome="delivered"\} [1-9]/);
