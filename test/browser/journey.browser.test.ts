@@ -3,7 +3,8 @@
 // verification link, login with the emailed code (desktop) and with the emailed link approved on
 // another device (a phone-sized screen, 390x844), a deposit over the limit refused in words, an
 // overdraft refused, a double-clicked send that moves money once, a hold captured, the history
-// scrolled, a statement downloaded (CSV and PDF), a reload that keeps the session, and logout.
+// scrolled, a statement downloaded (CSV and PDF), a withdrawal, a hold voided, a reload that keeps
+// the session, a used verification link explained, a password change and logout; a forgotten password.
 // axe-core finds no serious or critical violation on the main pages; each is photographed to
 // test-results/browser/.
 import { readFile } from 'node:fs/promises';
@@ -69,12 +70,16 @@ async function signUpInApp(page: Page, who: Person, shots?: string): Promise<voi
   await page.getByRole('button', { name: 'Verify my email address' }).click();
   await page.getByText('Your email address is verified').waitFor();
   if (shots) await screenshot(page, `${shots}-verify-email`);
+  // The same link again: used, and the page says so in words.
+  await page.goto(linkIn(email, '/app/verify-email', origin));
+  await page.getByRole('button', { name: 'Verify my email address' }).click();
+  await page.getByRole('alert').filter({ hasText: /^This link has expired, was already used, or was replaced by a newer one\./ }).waitFor();
 }
 
 const heading = (page: Page) => page.getByRole('heading', { level: 1 });
 
 describe('the web app in Chromium', () => {
-  it('two people: sign-up, login by code and by emailed link, refusals in words, a double-clicked send moving money once, a hold captured, history, statements, reload and logout', async () => {
+  it('two people: sign-up, login by code and by emailed link, refusals in words, a double-clicked send moving money once, a hold captured and one voided, a withdrawal, history, statements, reload, password change and logout', async () => {
     const origin = stack.api.url;
     const alice = person('alice');
     const bob = person('bob');
@@ -140,7 +145,7 @@ describe('the web app in Chromium', () => {
     const addFunds = a.page.getByRole('form', { name: 'Add funds' });
     await addFunds.getByLabel('Amount to add (USD)').fill('5,000.01');
     await addFunds.getByRole('button', { name: 'Add funds' }).click();
-    await expect(a.page.getByRole('alert').first().textContent()).resolves.toBe('That is over the limit: at most $5,000.00 more is allowed now.');
+    await a.page.getByRole('region', { name: 'Add funds' }).getByRole('alert').filter({ hasText: /^That is over the limit: at most \$5,000\.00 more is allowed now\.$/ }).waitFor();
     await addFunds.getByLabel('Amount to add (USD)').fill('100');
     await addFunds.getByRole('button', { name: 'Add funds' }).click();
     await a.page.getByText('The money was added.').waitFor();
@@ -227,11 +232,35 @@ describe('the web app in Chromium', () => {
     // Nothing overflows the phone's width.
     expect(await b.page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(PHONE.width);
 
-    // Settings, then logout: the cookie is gone and a reload finds no session.
+    // A withdrawal, and a hold voided: the available balance comes back.
+    const withdraw = a.page.getByRole('form', { name: 'Withdraw' });
+    await withdraw.getByLabel('Amount (USD)').fill('1.75');
+    await withdraw.getByLabel(/Destination/).fill('DE89 3704 0044 0532 0130 00');
+    await withdraw.getByRole('button', { name: 'Withdraw' }).click();
+    await a.page.getByText('The withdrawal is on its way.').waitFor();
+    await expect(a.page.locator('.balances dd').first().textContent()).resolves.toBe('$70.00');
+    await send.getByLabel('To account number').fill(bobAccount!);
+    await send.getByLabel('Amount (USD)').fill('10');
+    await send.getByLabel(/Only hold the money/).check();
+    await send.getByRole('button', { name: 'Hold money' }).click();
+    await a.page.getByText('The money is on hold.').waitFor();
+    await expect(a.page.locator('.balances dd').nth(1).textContent()).resolves.toBe('$60.00');
+    await a.page.getByRole('link', { name: /See transfer No\. \d+/ }).click();
+    await a.page.getByRole('button', { name: 'Void the hold' }).click();
+    await a.page.getByText('The hold is voided').waitFor();
+    await a.page.getByRole('definition').filter({ hasText: 'Hold voided' }).waitFor();
+    await a.page.getByRole('link', { name: /Account No\. \d+/ }).click();
+    await expect(a.page.locator('.balances dd').nth(1).textContent()).resolves.toBe('$70.00');
+
+    // Settings: a password change; then logout: the cookie is gone and a reload finds no session.
     await a.page.getByRole('link', { name: 'Settings' }).click();
     await heading(a.page).filter({ hasText: 'Your settings' }).waitFor();
     expect(await seriousA11yViolations(a.page)).toEqual([]);
     await screenshot(a.page, 'desktop-settings');
+    await a.page.getByLabel('Current password').fill(alice.password);
+    await a.page.getByLabel('New password', { exact: true }).fill(`${alice.password}-2`);
+    await a.page.getByRole('button', { name: 'Change password' }).click();
+    await a.page.getByText('Your password is changed.').waitFor();
     await a.page.getByRole('button', { name: 'Log out' }).click();
     await heading(a.page).filter({ hasText: 'Log in' }).waitFor();
     expect((await a.context.cookies()).find((c) => c.name === 'bank_refresh')).toBeUndefined();
@@ -239,6 +268,43 @@ describe('the web app in Chromium', () => {
     await heading(a.page).filter({ hasText: 'Log in' }).waitFor();
 
     expect([...a.problems, ...b.problems, ...elsewhere.problems]).toEqual([]);
+  });
+});
+
+describe('a forgotten password in the web app', () => {
+  it('asks for a link, sets a new password on /app/reset-password, and logs in with it (phone-sized screen)', async () => {
+    const origin = stack.api.url;
+    const api = httpTransport(origin);
+    const user = await signUp(api, stack.smtp);
+    api.close();
+    const { page, problems } = await openPage(PHONE);
+    await page.goto(`${origin}/app/login`);
+    await page.getByRole('link', { name: 'Forgot your password?' }).click();
+    await page.getByLabel('Email address').fill(user.email);
+    const seen = stack.smtp.messagesTo(user.email).length;
+    await page.getByRole('button', { name: 'Email me a link' }).click();
+    await page.getByText(`If ${user.email} is the verified address of an account`).waitFor();
+    const mail = await nextEmail(stack.smtp, user.email, seen, (m) => m.text.includes('/app/reset-password?'));
+    await page.goto(linkIn(mail, '/app/reset-password', origin));
+    expect(await seriousA11yViolations(page)).toEqual([]);
+    await screenshot(page, 'phone-reset-password');
+    // A password the bank refuses may be replaced by another.
+    await page.getByLabel('New password', { exact: true }).fill('short');
+    await page.getByRole('button', { name: 'Set my new password' }).click();
+    await page.getByRole('alert').filter({ hasText: /^Please check: new password/ }).waitFor();
+    await page.getByLabel('New password', { exact: true }).fill('a brand new long secret');
+    await page.getByRole('button', { name: 'Set my new password' }).click();
+    await page.getByText('Your new password is set').waitFor();
+    await page.getByRole('link', { name: 'Log in' }).click();
+    await page.getByLabel('Username').fill(user.username);
+    await page.getByLabel('Password').fill('a brand new long secret');
+    const seenLogin = stack.smtp.messagesTo(user.email).length;
+    await page.getByRole('button', { name: 'Continue' }).click();
+    const login = await nextEmail(stack.smtp, user.email, seenLogin, (m) => /confirm with this code/i.test(m.text));
+    await page.getByLabel('6-digit code').fill(codeIn(login));
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await heading(page).filter({ hasText: 'Your accounts' }).waitFor();
+    expect(problems).toEqual([]);
   });
 });
 

@@ -41,6 +41,27 @@ export function Notice({ kind, children }: { kind: 'error' | 'ok'; children: Rea
   );
 }
 
+/**
+ * The outcome of a form: live regions that are always in the page (empty until something
+ * happens), so screen readers announce what is written into them: errors assertively
+ * (role=alert), results politely (role=status), with `children` (a link onwards) after a result.
+ */
+export function Outcome({ error, done, children }: { error: string | null; done?: string | null; children?: ReactNode }) {
+  return (
+    <>
+      <p className="notice notice-error" role="alert">
+        {error ?? ''}
+      </p>
+      {done !== undefined && (
+        <p className="notice notice-ok" role="status">
+          {done ?? ''}
+          {done && children ? <> {children}</> : null}
+        </p>
+      )}
+    </>
+  );
+}
+
 export function Amount({ minor, currency, className }: { minor: bigint; currency: string; className?: string }) {
   return <span className={className ?? 'amount'}>{formatAmount(minor, currency)}</span>;
 }

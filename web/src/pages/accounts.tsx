@@ -7,7 +7,7 @@ import { TransferKind, TransferStatus, type Account, type Entry, type Transfer }
 import { CURRENCIES, parseAmount } from '../money.ts';
 import { Link, usePageTitle } from '../router.tsx';
 import { withApi } from '../session.ts';
-import { Amount, Field, Form, Notice, describeError, useSubmission } from '../ui.tsx';
+import { Amount, Field, Form, Notice, Outcome, describeError, useSubmission } from '../ui.tsx';
 
 const when = (t: Timestamp | undefined) => (t ? timestampDate(t).toLocaleString('en-GB', { dateStyle: 'medium', timeStyle: 'short' }) : '');
 
@@ -42,7 +42,7 @@ export function AccountsPage() {
   return (
     <>
       <h1 tabIndex={-1}>Your accounts</h1>
-      {error && <Notice kind="error">{error}</Notice>}
+      <Outcome error={error} />
       {accounts === null ? (
         <p>Loading…</p>
       ) : accounts.length === 0 ? (
@@ -84,8 +84,7 @@ export function AccountsPage() {
           Open account
         </button>
       </Form>
-      {submission.error && <Notice kind="error">{submission.error}</Notice>}
-      {submission.done && <Notice kind="ok">{submission.done}</Notice>}
+      <Outcome error={submission.error} done={submission.done} />
     </>
   );
 }
@@ -157,7 +156,7 @@ function History({ account, version }: { account: Account; version: number }) {
   return (
     <section aria-labelledby="history-heading">
       <h2 id="history-heading">History</h2>
-      {error && <Notice kind="error">{error}</Notice>}
+      <Outcome error={error} />
       {lines.length === 0 && !error && <p>No movements yet.</p>}
       <ol className="history" aria-label="Movements, newest first">
         {lines.map(({ entry, transfer }) => (
@@ -225,8 +224,7 @@ function AddFunds({ account, onDone }: { account: Account; onDone: () => Promise
           Add funds
         </button>
       </Form>
-      {submission.error && <Notice kind="error">{submission.error}</Notice>}
-      {submission.done && <Notice kind="ok">{submission.done}</Notice>}
+      <Outcome error={submission.error} done={submission.done} />
     </section>
   );
 }
@@ -288,12 +286,9 @@ function SendMoney({ account, onDone }: { account: Account; onDone: () => Promis
           {hold ? 'Hold money' : 'Send money'}
         </button>
       </Form>
-      {submission.error && <Notice kind="error">{submission.error}</Notice>}
-      {submission.done && (
-        <Notice kind="ok">
-          {submission.done} {result && <Link to={`/app/transfers/${result.id}`}>See transfer No. {result.id.toString()}</Link>}
-        </Notice>
-      )}
+      <Outcome error={submission.error} done={submission.done}>
+        {result && <Link to={`/app/transfers/${result.id}`}>See transfer No. {result.id.toString()}</Link>}
+      </Outcome>
     </section>
   );
 }
@@ -328,8 +323,7 @@ function Withdraw({ account, onDone }: { account: Account; onDone: () => Promise
           Withdraw
         </button>
       </Form>
-      {submission.error && <Notice kind="error">{submission.error}</Notice>}
-      {submission.done && <Notice kind="ok">{submission.done}</Notice>}
+      <Outcome error={submission.error} done={submission.done} />
     </section>
   );
 }
@@ -361,8 +355,7 @@ function Statement({ account }: { account: Account }) {
           Download PDF
         </button>
       </div>
-      {submission.error && <Notice kind="error">{submission.error}</Notice>}
-      {submission.done && <Notice kind="ok">{submission.done}</Notice>}
+      <Outcome error={submission.error} done={submission.done} />
     </section>
   );
 }
@@ -408,7 +401,7 @@ export function AccountPage({ accountId }: { accountId: string }) {
           <Amount minor={account.availableBalance} currency={account.currency} />
         </dd>
       </dl>
-      {error && <Notice kind="error">{error}</Notice>}
+      <Outcome error={error} />
       <div className="panels">
         <SendMoney account={account} onDone={reload} />
         <AddFunds account={account} onDone={reload} />
@@ -567,11 +560,9 @@ export function TransferPage({ transferId }: { transferId: string }) {
           </button>
         </section>
       )}
-      {error && <Notice kind="error">{error}</Notice>}
-      {capture.error && <Notice kind="error">{capture.error}</Notice>}
-      {capture.done && <Notice kind="ok">{capture.done}</Notice>}
-      {voiding.error && <Notice kind="error">{voiding.error}</Notice>}
-      {voiding.done && <Notice kind="ok">{voiding.done}</Notice>}
+      <Outcome error={error} />
+      <Outcome error={capture.error} done={capture.done} />
+      <Outcome error={voiding.error} done={voiding.done} />
     </>
   );
 }

@@ -4,7 +4,7 @@ import { useEffect, useRef, useState } from 'react';
 import { RestError } from '@bank/proto/bank/v1/rest_client';
 import { Link, navigate, usePageTitle } from '../router.tsx';
 import { COOKIE_DELIVERY, publicClient, session, withApi } from '../session.ts';
-import { Field, Form, Notice, describeError, useSubmission } from '../ui.tsx';
+import { Field, Form, Notice, Outcome, describeError, useSubmission } from '../ui.tsx';
 
 /** How often the login page asks whether the emailed link approved the login. */
 const APPROVAL_POLL_MS = 2_000;
@@ -31,8 +31,7 @@ export function SignUpPage() {
           Sign up
         </button>
       </Form>
-      {submission.error && <Notice kind="error">{submission.error}</Notice>}
-      {submission.done && <Notice kind="ok">{submission.done}</Notice>}
+      <Outcome error={submission.error} done={submission.done} />
       <p>
         Already a member? <Link to="/app/login">Log in</Link>
       </p>
@@ -115,7 +114,7 @@ export function LoginPage() {
             Confirm
           </button>
         </Form>
-        {step2.error && <Notice kind="error">{step2.error}</Notice>}
+        <Outcome error={step2.error} />
         <p role="status" className="hint">
           Waiting for the code or the link…
         </p>
@@ -143,7 +142,7 @@ export function LoginPage() {
           Continue
         </button>
       </Form>
-      {step1.error && <Notice kind="error">{step1.error}</Notice>}
+      <Outcome error={step1.error} />
       <p>
         <Link to="/app/forgot-password">Forgot your password?</Link>
       </p>
@@ -193,15 +192,9 @@ export function VerifyEmailPage() {
       ) : (
         <Notice kind="error">This link is incomplete: open the whole link from the email.</Notice>
       )}
-      {submission.error && <Notice kind="error">{submission.error}</Notice>}
-      {submission.done && (
-        <>
-          <Notice kind="ok">{submission.done}</Notice>
-          <p>
-            <Link to="/app/login">Log in</Link>
-          </p>
-        </>
-      )}
+      <Outcome error={submission.error} done={submission.done}>
+        <Link to="/app/login">Log in</Link>
+      </Outcome>
     </>
   );
 }
@@ -234,8 +227,7 @@ export function ApproveLoginPage() {
       ) : (
         <Notice kind="error">This link is incomplete: open the whole link from the email.</Notice>
       )}
-      {submission.error && <Notice kind="error">{submission.error}</Notice>}
-      {submission.done && <Notice kind="ok">{submission.done}</Notice>}
+      <Outcome error={submission.error} done={submission.done} />
     </>
   );
 }
@@ -258,8 +250,7 @@ export function ForgotPasswordPage() {
           Email me a link
         </button>
       </Form>
-      {submission.error && <Notice kind="error">{submission.error}</Notice>}
-      {submission.done && <Notice kind="ok">{submission.done}</Notice>}
+      <Outcome error={submission.error} done={submission.done} />
       <p>
         <Link to="/app/login">Back to log in</Link>
       </p>
@@ -303,15 +294,9 @@ export function ResetPasswordPage() {
       ) : (
         <Notice kind="error">This link is incomplete: open the whole link from the email.</Notice>
       )}
-      {submission.error && <Notice kind="error">{submission.error}</Notice>}
-      {submission.done && (
-        <>
-          <Notice kind="ok">{submission.done}</Notice>
-          <p>
-            <Link to="/app/login">Log in</Link>
-          </p>
-        </>
-      )}
+      <Outcome error={submission.error} done={submission.done}>
+        <Link to="/app/login">Log in</Link>
+      </Outcome>
     </>
   );
 }
@@ -352,8 +337,7 @@ export function SettingsPage() {
           Change password
         </button>
       </Form>
-      {submission.error && <Notice kind="error">{submission.error}</Notice>}
-      {submission.done && <Notice kind="ok">{submission.done}</Notice>}
+      <Outcome error={submission.error} done={submission.done} />
     </>
   );
 }
