@@ -42,6 +42,18 @@ describe('npm start', () => {
     expect(output()).toMatch(/generated development PASETO keys/);
   });
 
+  it('serves the built web app under /app (no dev server), under the same Content-Security-Policy as production', async () => {
+    const root = await fetch(`http://127.0.0.1:${ports.http}/`, { redirect: 'manual' });
+    expect(root.status).toBe(302);
+    expect(root.headers.get('location')).toBe('/app/');
+    const page = await fetch(`http://127.0.0.1:${ports.http}/app/login`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+    expect(page.headers.get('content-security-policy')).not.toContain('unsafe-inline');
+    const src = /<script[^>]* src="(\/app\/assets\/[\w-]+\.js)"/.exec(await page.text())?.[1];
+    expect((await fetch(`http://127.0.0.1:${ports.http}${src}`)).status).toBe(200);
+  });
+
   it('passes the smoke walkthrough over HTTP and gRPC, and every process’s counters move', async () => {
     const metricsUrls = {
       api: `http://127.0.0.1:${ports.metrics + 2}/metrics`,
