@@ -1,7 +1,7 @@
 // The front door's set-up (scripts/dev/bootstrap.sh), run with bash on a throw-away project: it
 // puts Node 24 first on PATH when the machine's node is older, runs the real `npm ci` only when
 // package-lock.json changed since the last install, and hands over to the command (exit code and
-// all). Fetching Node 24 from the registry is exercised by hand on a fresh clone (README), not
+// all), and builds the web app when what it is built from changed. Fetching Node 24 from the registry is exercised by hand on a fresh clone (README), not
 // here: the cache folder stands in for a completed download.
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
@@ -96,5 +96,66 @@ describe('scripts/dev/bootstrap.sh', () => {
     const usage = await bootstrap();
     expect(usage.code).toBe(1);
     expect(usage.stderr).toBe('[setup] usage: bash scripts/dev/bootstrap.sh <command> [args...]\n');
+  });
+});
+
+describe('scripts/dev/bootstrap.sh and the web app', () => {
+  /** A project whose web workspace "builds" by writing web/dist and counting its builds in builds.log. */
+  beforeAll(async () => {
+    project = await tempDir('bootstrap-web-');
+    await mkdir(path.join(project, 'scripts/dev'), { recursive: true });
+    await mkdir(path.join(project, 'web/src'), { recursive: true });
+    await copyFile(BOOTSTRAP, path.join(project, 'scripts/dev/bootstrap.sh'));
+    await writeFile(path.join(project, 'package.json'), `${JSON.stringify({ name: 'web-probe', version: '1.0.0', private: true, workspaces: ['web'] })}\n`);
+    const lock = {
+      name: 'web-probe',
+      version: '1.0.0',
+      lockfileVersion: 3,
+      requires: true,
+      packages: {
+        '': { name: 'web-probe', version: '1.0.0', workspaces: ['web'] },
+        'node_modules/probe-web': { resolved: 'web', link: true },
+        web: { name: 'probe-web', version: '1.0.0' },
+      },
+    };
+    await writeFile(path.join(project, 'package-lock.json'), `${JSON.stringify(lock, null, 2)}\n`);
+    await writeFile(path.join(project, 'web/package.json'), `${JSON.stringify({ name: 'probe-web', version: '1.0.0', scripts: { build: 'node build.js' } })}\n`);
+    // Like Vite: empties dist/ and writes the app; each build leaves a line outside web/.
+    await writeFile(
+      path.join(project, 'web/build.js'),
+      "const fs = require('node:fs');\nif (fs.existsSync('src/broken')) process.exit(2);\nfs.rmSync('dist', { recursive: true, force: true });\nfs.mkdirSync('dist');\nfs.writeFileSync('dist/index.html', fs.readFileSync('src/main.ts'));\nfs.appendFileSync('../builds.log', 'built\\n');\n",
+    );
+    await writeFile(path.join(project, 'web/src/main.ts'), 'export const version = 1;\n');
+  });
+
+  const builds = async () => (await readFile(path.join(project, 'builds.log'), 'utf8').catch(() => '')).split('\n').filter(Boolean).length;
+
+  it('builds the web app before the command on the first run, and not again while nothing it is built from changed', async () => {
+    const first = await bootstrap('node', '-e', 'console.log(require("node:fs").readFileSync("web/dist/index.html", "utf8").trim())');
+    expect(first.code).toBe(0);
+    expect(first.stderr).toContain('[setup] the web app changed since its last build: npm run build -w web');
+    expect(first.stdout).toBe('export const version = 1;\n');
+    expect(await builds()).toBe(1);
+    const again = await bootstrap('true');
+    expect(again.code).toBe(0);
+    expect(again.stderr).toBe('');
+    expect(await builds()).toBe(1);
+  });
+
+  it('builds again once a source of the app changes', async () => {
+    await writeFile(path.join(project, 'web/src/main.ts'), 'export const version = 2;\n');
+    const changed = await bootstrap('cat', 'web/dist/index.html');
+    expect(changed.code).toBe(0);
+    expect(changed.stdout).toBe('export const version = 2;\n');
+    expect(await builds()).toBe(2);
+  });
+
+  it('stops, saying so, when the app does not build, and runs no command', async () => {
+    await writeFile(path.join(project, 'web/src/broken'), '');
+    const failed = await bootstrap('node', '-e', 'console.log("ran")');
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toBe('');
+    expect(failed.stderr).toContain('[setup] the web app did not build (see above)');
+    await rm(path.join(project, 'web/src/broken'));
   });
 });
