@@ -271,6 +271,37 @@ describe('the web app in Chromium', () => {
   });
 });
 
+describe('the keyboard alone', () => {
+  it('reaches the skip link, the login form\'s fields and its button in order, each with a visible focus ring, and Enter submits', async () => {
+    const origin = stack.api.url;
+    const api = httpTransport(origin);
+    const user = await signUp(api, stack.smtp);
+    api.close();
+    const { page, problems } = await openPage(DESKTOP);
+    await page.goto(`${origin}/app/login`);
+    await heading(page).filter({ hasText: 'Log in' }).waitFor();
+    const focused = () => page.evaluate<string>(`(() => { const e = document.activeElement; return e.labels?.[0]?.textContent || e.textContent || e.tagName; })()`);
+    const ring = () => page.evaluate<string>('getComputedStyle(document.activeElement).outlineStyle + " " + getComputedStyle(document.activeElement).outlineWidth');
+    // The page's heading has the focus (a screen reader reads the new page); back to the skip
+    // link, then forward through the form.
+    const order: string[] = [];
+    for (const key of ['Shift+Tab', 'Shift+Tab', 'Tab', 'Tab', 'Tab', 'Tab']) {
+      await page.keyboard.press(key);
+      order.push(await focused());
+      expect(await ring()).toBe('solid 3px');
+    }
+    expect(order).toEqual(['Bank', 'Skip to content', 'Bank', 'Username', 'Password', 'Continue']);
+    await page.keyboard.press('Shift+Tab');
+    await page.keyboard.press('Shift+Tab');
+    await page.keyboard.type(user.username);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(user.password);
+    await page.keyboard.press('Enter');
+    await heading(page).filter({ hasText: 'Check your email' }).waitFor();
+    expect(problems).toEqual([]);
+  });
+});
+
 describe('a forgotten password in the web app', () => {
   it('asks for a link, sets a new password on /app/reset-password, and logs in with it (phone-sized screen)', async () => {
     const origin = stack.api.url;
