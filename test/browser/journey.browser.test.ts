@@ -2,7 +2,8 @@
 // worker, PostgreSQL, Redis, the SMTP receiver the emails are read from): sign-up and the emailed
 // verification link, login with the emailed code (desktop) and with the emailed link approved on
 // another device (a phone-sized screen, 390x844), a deposit over the limit refused in words, an
-// overdraft refused, a double-clicked send that moves money once, a hold captured, the history
+// overdraft refused, a double-clicked send and a retry after a lost answer that each move money
+// once, a hold captured, the history
 // scrolled, a statement downloaded (CSV and PDF), a withdrawal, a hold voided, a reload that keeps
 // the session, a used verification link explained, a password change and logout; a forgotten password.
 // axe-core finds no serious or critical violation on the main pages; each is photographed to
@@ -79,7 +80,7 @@ async function signUpInApp(page: Page, who: Person, shots?: string): Promise<voi
 const heading = (page: Page) => page.getByRole('heading', { level: 1 });
 
 describe('the web app in Chromium', () => {
-  it('two people: sign-up, login by code and by emailed link, refusals in words, a double-clicked send moving money once, a hold captured and one voided, a withdrawal, history, statements, reload, password change and logout', async () => {
+  it('two people: sign-up, login by code and by emailed link, refusals in words, a double-clicked send and a retry after a lost answer each moving money once, a hold captured and one voided, a withdrawal, history, statements, reload, password change and logout', async () => {
     const origin = stack.api.url;
     const alice = person('alice');
     const bob = person('bob');
@@ -170,6 +171,30 @@ describe('the web app in Chromium', () => {
     );
     expect(sent).toBe(1);
 
+    // A retry after a lost answer sends once too: the bank moves the money, the answer never
+    // reaches the page, the person presses again, and the same idempotency key gets the first result.
+    let lost = 0;
+    await a.page.route('**/v1/transfers', async (route) => {
+      if (route.request().method() !== 'POST' || lost > 0) return route.continue();
+      lost++;
+      await route.fetch(); // the bank does the work...
+      await route.abort('connectionreset'); // ...and the page never hears back
+    });
+    await send.getByLabel('Amount (USD)').fill('1');
+    await send.getByLabel('Memo (optional)').fill('Coffee');
+    await send.getByLabel('Reference (optional)').fill('');
+    await send.getByRole('button', { name: 'Send money' }).click();
+    await a.page.getByText('The bank could not be reached').waitFor();
+    await send.getByRole('button', { name: 'Send money' }).click();
+    await a.page.getByText('The money was sent.').waitFor();
+    await a.page.unroute('**/v1/transfers');
+    await expect(a.page.locator('.balances dd').first().textContent()).resolves.toBe('$68.75');
+    expect(
+      await stack.db.pool.oneFirst(
+        sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM transfers WHERE from_account_id = ${aliceAccount!} AND to_account_id = ${bobAccount!}`,
+      ),
+    ).toBe(2);
+
     // A hold, then captured from its page.
     await send.getByLabel('Amount (USD)').fill('20');
     await send.getByLabel('Memo (optional)').fill('Deposit for the flat');
@@ -177,7 +202,7 @@ describe('the web app in Chromium', () => {
     await send.getByLabel(/Only hold the money/).check();
     await send.getByRole('button', { name: 'Hold money' }).click();
     await a.page.getByText('The money is on hold.').waitFor();
-    await expect(a.page.locator('.balances dd').nth(1).textContent()).resolves.toBe('$49.75');
+    await expect(a.page.locator('.balances dd').nth(1).textContent()).resolves.toBe('$48.75');
     await a.page.getByRole('link', { name: /See transfer No\. \d+/ }).click();
     await heading(a.page).filter({ hasText: /Transfer No\. \d+/ }).waitFor();
     await a.page.getByText('On hold').waitFor();
@@ -187,7 +212,7 @@ describe('the web app in Chromium', () => {
     await a.page.getByText('The hold is captured').waitFor();
     await a.page.getByRole('definition').filter({ hasText: 'Done' }).waitFor();
     await a.page.getByRole('link', { name: /Account No\. \d+/ }).click();
-    await expect(a.page.locator('.balances dd').first().textContent()).resolves.toBe('$49.75');
+    await expect(a.page.locator('.balances dd').first().textContent()).resolves.toBe('$48.75');
 
     // History: memo, reference, counterparty and balance after; older pages load on scrolling.
     const history = a.page.getByRole('list', { name: 'Movements, newest first' });
@@ -207,9 +232,9 @@ describe('the web app in Chromium', () => {
     expect(await history.locator('li').count()).toBe(20);
     await a.page.getByRole('button', { name: 'Show older movements' }).scrollIntoViewIfNeeded();
     await a.page.getByText('That is the whole history.').waitFor();
-    expect(await history.locator('li').count()).toBe(25); // deposit, send, captured hold, 22 deposits
+    expect(await history.locator('li').count()).toBe(26); // deposit, two sends, captured hold, 22 deposits
     // The reload kept the session (the refresh cookie), and the balance is read anew.
-    await expect(a.page.locator('.balances dd').first().textContent()).resolves.toBe('$71.75');
+    await expect(a.page.locator('.balances dd').first().textContent()).resolves.toBe('$70.75');
     expect(await seriousA11yViolations(a.page)).toEqual([]);
     await a.page.evaluate('window.scrollTo(0, 0)');
     await screenshot(a.page, 'desktop-account', { fullPage: false });
@@ -225,7 +250,7 @@ describe('the web app in Chromium', () => {
 
     // Bob sees the money on his phone.
     await b.page.getByRole('link', { name: /USD account No\. \d+/ }).click();
-    await expect(b.page.locator('.balances dd').first().textContent()).resolves.toBe('$50.25');
+    await expect(b.page.locator('.balances dd').first().textContent()).resolves.toBe('$51.25');
     await b.page.getByRole('list', { name: 'Movements, newest first' }).getByText(`From account No. ${aliceAccount}`).first().waitFor();
     expect(await seriousA11yViolations(b.page)).toEqual([]);
     await screenshot(b.page, 'phone-account');
@@ -238,19 +263,19 @@ describe('the web app in Chromium', () => {
     await withdraw.getByLabel(/Destination/).fill('DE89 3704 0044 0532 0130 00');
     await withdraw.getByRole('button', { name: 'Withdraw' }).click();
     await a.page.getByText('The withdrawal is on its way.').waitFor();
-    await expect(a.page.locator('.balances dd').first().textContent()).resolves.toBe('$70.00');
+    await expect(a.page.locator('.balances dd').first().textContent()).resolves.toBe('$69.00');
     await send.getByLabel('To account number').fill(bobAccount!);
     await send.getByLabel('Amount (USD)').fill('10');
     await send.getByLabel(/Only hold the money/).check();
     await send.getByRole('button', { name: 'Hold money' }).click();
     await a.page.getByText('The money is on hold.').waitFor();
-    await expect(a.page.locator('.balances dd').nth(1).textContent()).resolves.toBe('$60.00');
+    await expect(a.page.locator('.balances dd').nth(1).textContent()).resolves.toBe('$59.00');
     await a.page.getByRole('link', { name: /See transfer No\. \d+/ }).click();
     await a.page.getByRole('button', { name: 'Void the hold' }).click();
     await a.page.getByText('The hold is voided').waitFor();
     await a.page.getByRole('definition').filter({ hasText: 'Hold voided' }).waitFor();
     await a.page.getByRole('link', { name: /Account No\. \d+/ }).click();
-    await expect(a.page.locator('.balances dd').nth(1).textContent()).resolves.toBe('$70.00');
+    await expect(a.page.locator('.balances dd').nth(1).textContent()).resolves.toBe('$69.00');
 
     // Settings: a password change; then logout: the cookie is gone and a reload finds no session.
     await a.page.getByRole('link', { name: 'Settings' }).click();
