@@ -3,9 +3,10 @@
 // verification link, login with the emailed code (desktop) and with the emailed link approved on
 // another device (a phone-sized screen, 390x844), a deposit over the limit refused in words, an
 // overdraft refused, a double-clicked send and a retry after a lost answer that each move money
-// once, a hold captured, the history
-// scrolled, a statement downloaded (CSV and PDF), a withdrawal, a hold voided, a reload that keeps
-// the session, a used verification link explained, a password change and logout; a forgotten password.
+// once, a hold captured, the history scrolled, a statement downloaded (CSV and PDF), a withdrawal,
+// a hold voided, a reload that keeps the session, a used verification link explained, a password
+// change and logout; a forgotten password; the keyboard alone; the cookie against cross-origin
+// forms; the refresh before expiry under Playwright's clock.
 // axe-core finds no serious or critical violation on the main pages; each is photographed to
 // test-results/browser/.
 import { readFile } from 'node:fs/promises';
