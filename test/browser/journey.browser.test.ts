@@ -435,6 +435,25 @@ describe('tokens in the browser', () => {
     await heading(page).filter({ hasText: 'Your accounts' }).waitFor();
   });
 
+  it('two tabs opened at once both restore the session from the one cookie, and the session lives on', async () => {
+    const origin = stack.api.url;
+    const { page, context, problems } = await openPage(DESKTOP);
+    await cookieSession(context);
+    const other = await context.newPage();
+    const statuses: number[] = [];
+    for (const p of [page, other]) {
+      p.on('response', (r) => {
+        if (r.url() === `${origin}/v1/tokens/refresh`) statuses.push(r.status());
+      });
+    }
+    await Promise.all([page.goto(`${origin}/app/`), other.goto(`${origin}/app/`)]);
+    await Promise.all([heading(page).filter({ hasText: 'Your accounts' }).waitFor(), heading(other).filter({ hasText: 'Your accounts' }).waitFor()]);
+    await page.reload();
+    await heading(page).filter({ hasText: 'Your accounts' }).waitFor();
+    expect(statuses).toEqual([200, 200, 200]);
+    expect(problems).toEqual([]);
+  });
+
   it('with Playwright\'s clock: the app refreshes the access token a minute before it expires, and carries on with the new one', async () => {
     const origin = stack.api.url;
     const { page, context, problems } = await openPage(DESKTOP);

@@ -69,12 +69,21 @@ export const session = {
 let refreshing: Promise<Session | null> | null = null;
 
 /**
+ * Runs `work` while holding a lock every tab of this origin shares (Web Locks), so two tabs never
+ * present the same refresh cookie at once (the second would look like a stolen token's reuse and
+ * end the session); the tab that waits sends the cookie the first one's answer rotated.
+ */
+function oneTabAtATime<T>(work: () => Promise<T>): Promise<T> {
+  const locks = (navigator as Navigator & { locks?: LockManager }).locks;
+  return locks ? (locks.request('bank_refresh', work) as Promise<unknown> as Promise<T>) : work();
+}
+
+/**
  * Trades the cookie for a new access token (and a rotated cookie). One at a time: a second caller
  * shares the first one's answer, since presenting the same refresh token twice revokes the session.
  */
 export function refreshNow(): Promise<Session | null> {
-  refreshing ??= publicClient.auth
-    .refreshToken({}, { headers: COOKIE_DELIVERY })
+  refreshing ??= oneTabAtATime(() => publicClient.auth.refreshToken({}, { headers: COOKIE_DELIVERY }))
     .then((tokens) => {
       const next = fromTokens(tokens);
       restored = true;
