@@ -216,7 +216,10 @@ describe('webhook delivery', () => {
     expect(ids.size).toBe(31);
     for (const id of ids) expect(expected).toContain(id);
     for (const request of at(hook.path)) expect(verified(request, hook.signingSecret)).toBe(true);
-    expect(at(hook.path).filter((r) => r.json.type === 'withdrawal.created')).toHaveLength(1);
+    // The withdrawal came (more than once when its request drew one of the 500s), always as one event.
+    const withdrawals = at(hook.path).filter((r) => r.json.type === 'withdrawal.created');
+    expect(withdrawals.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(withdrawals.map((r) => r.json.id)).size).toBe(1);
     receiver.answer(() => ({ status: 200 }));
   });
 
