@@ -21,7 +21,7 @@ const hostOf = (url: string): string => {
 };
 
 /** Events claimed per fan-out transaction. */
-const FAN_OUT_BATCH = 100;
+const FAN_OUT_BATCH = 500;
 
 export type WebhookMetrics = {
   attempts: Counter<'outcome'>;
@@ -130,13 +130,7 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
     let written = 0;
     for (;;) {
       if (stopped) break;
-      const { events, deliveries } = await pool.transaction(async (tx) => {
-        const claimed = await eventsRepository.claim(tx, 'webhooks', FAN_OUT_BATCH);
-        const ids = claimed.map((event) => event.id);
-        const count = await webhookRepository.fanOut(tx, ids);
-        await eventsRepository.markDone(tx, 'webhooks', ids);
-        return { events: claimed.length, deliveries: count };
-      });
+      const { events, deliveries } = await webhookRepository.fanOutNext(pool, FAN_OUT_BATCH);
       written += deliveries;
       if (deliveries > 0) logger.debug({ events, deliveries }, 'webhook events fanned out');
       if (events < FAN_OUT_BATCH) break;

@@ -35,13 +35,8 @@ async function funded(amount: bigint): Promise<Holder> {
 const send = (from: Holder, to: Holder, amount: bigint, extra: Partial<Parameters<LedgerService['transfer']>[1]> = {}) =>
   ledger.transfer(from.actor, { fromAccountId: from.account.id, toAccountId: to.account.id, amount, currency: 'USD', idempotencyKey: idemKey(), ...extra });
 
-/** Claims (and marks done) everything the consumer has not handled: the events since the last call. */
-const drain = (consumer: 'notifications' | 'webhooks') =>
-  db.pool.transaction(async (tx) => {
-    const events = await eventsRepository.claim(tx, consumer, 1_000);
-    await eventsRepository.markDone(tx, consumer, events.map((e) => e.id));
-    return events;
-  });
+/** Claims (and so marks done) everything the consumer has not handled: the events since the last call. */
+const drain = (consumer: 'notifications' | 'webhooks') => db.pool.transaction((tx) => eventsRepository.claim(tx, consumer, 1_000));
 
 const concerning = (events: BankEvent[], accountId: bigint) => events.filter((e) => e.accounts.some((a) => a.id === accountId));
 
@@ -115,12 +110,10 @@ describe('events', () => {
       const events = await eventsRepository.claim(tx, 'notifications', 3);
       firstClaimed(events.map((e) => e.id));
       await held;
-      await eventsRepository.markDone(tx, 'notifications', events.map((e) => e.id));
     });
     const a = await firstIds;
     const b = await db.pool.transaction(async (tx) => {
       const events = await eventsRepository.claim(tx, 'notifications', 100);
-      await eventsRepository.markDone(tx, 'notifications', events.map((e) => e.id));
       return events.map((e) => e.id);
     });
     release();
@@ -137,6 +130,24 @@ describe('events', () => {
     const found = await eventsRepository.findByPublicId(db.pool, forWebhooks[0]!.publicId);
     expect(found).toMatchObject({ id: forWebhooks[0]!.id, type: 'transfer.posted' });
     await expect(eventsRepository.findByPublicId(db.pool, '00000000-0000-4000-8000-000000000000')).resolves.toBeNull();
+  });
+
+  it('a claim rolled back (the consumer failed) leaves its events to be claimed again, in id order', async () => {
+    const alice = await funded(10n);
+    const bob = await funded(0n);
+    await drain('notifications');
+    for (let i = 0; i < 3; i += 1) await send(alice, bob, 1n);
+    const failed = db.pool.transaction(async (tx) => {
+      const events = await eventsRepository.claim(tx, 'notifications', 100);
+      expect(events).toHaveLength(3);
+      throw new Error('the consumer failed');
+    });
+    await expect(failed).rejects.toThrow('the consumer failed');
+    expect(await eventsRepository.backlog(db.pool, 'notifications')).toBe(3);
+    const again = await drain('notifications');
+    expect(again.map((e) => e.id)).toEqual([...again.map((e) => e.id)].sort((x, y) => (x < y ? -1 : 1)));
+    expect(again).toHaveLength(3);
+    expect(await eventsRepository.backlog(db.pool, 'notifications')).toBe(0);
   });
 
   it('records expiry by the sweep as transfer.expired', async () => {

@@ -148,24 +148,19 @@ const doneColumn = (consumer: EventConsumer) => sql.identifier([consumer === 'no
  */
 export const eventsRepository = {
   /**
-   * Up to `limit` events the consumer has not handled, oldest first, locked FOR UPDATE SKIP
-   * LOCKED: call it in a transaction, handle them, markDone() them in the same transaction; a
-   * second instance of the consumer claims other rows meanwhile, and a crash before commit leaves
-   * them to be claimed again.
+   * Up to `limit` events the consumer has not handled, oldest first, marked done for it in the
+   * same statement (FOR UPDATE SKIP LOCKED, then UPDATE ... RETURNING: one round trip). Call it in
+   * the transaction that handles them: the mark commits with what the consumer wrote, and a crash
+   * or rollback before commit leaves them to be claimed again. A second instance of the consumer
+   * claims other rows meanwhile.
    */
   async claim(db: CommonQueryMethods, consumer: EventConsumer, limit: number): Promise<BankEvent[]> {
     const column = doneColumn(consumer);
     const rows = await db.any(sql.type(eventRow)`
-      SELECT ${EVENT_COLUMNS}
-        FROM events e
-       WHERE e.id IN (SELECT id FROM events WHERE ${column} IS NULL ORDER BY id LIMIT ${limit} FOR UPDATE SKIP LOCKED)
-       ORDER BY e.id`);
-    return rows.map(toEvent);
-  },
-
-  async markDone(db: CommonQueryMethods, consumer: EventConsumer, ids: readonly bigint[]): Promise<void> {
-    if (ids.length === 0) return;
-    await db.query(sql.unsafe`UPDATE events SET ${doneColumn(consumer)} = now() WHERE id = ANY(${sql.array(ids, 'int8')})`);
+      WITH picked AS (SELECT id FROM events WHERE ${column} IS NULL ORDER BY id LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+      UPDATE events e SET ${column} = now() FROM picked WHERE e.id = picked.id
+      RETURNING ${EVENT_COLUMNS}`);
+    return rows.map(toEvent).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   },
 
   /** How many events the consumer has yet to handle (a gauge for the worker's metrics). */

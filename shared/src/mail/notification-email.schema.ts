@@ -54,8 +54,12 @@ export type MoneyReceivedEmailPayload = z.infer<typeof moneyReceivedEmailPayload
 
 export const moneyReceivedDigestEmailPayloadSchema = z.object({
   ...recipient,
-  /** Oldest first; at least one. */
+  /** Oldest first; at least one; the first of them when the window gathered more than the notifier lists. */
   items: z.array(moneyReceivedItemSchema).min(1),
+  /** Every payment of the window, listed or not (absent in digests written before migration 0017: items.length). */
+  count: z.number().int().min(1).optional(),
+  /** Their sum per currency in minor units, when not all are listed. */
+  totals: z.array(z.object({ currency: z.enum(CURRENCIES), amount: z.string().regex(/^\d{1,40}$/) })).optional(),
   /** The window the items arrived in. */
   since: z.iso.datetime(),
   until: z.iso.datetime(),

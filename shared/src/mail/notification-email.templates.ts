@@ -57,20 +57,23 @@ export function renderMoneyReceivedEmail(payload: MoneyReceivedEmailPayload): Re
 }
 
 export function renderMoneyReceivedDigestEmail(payload: MoneyReceivedDigestEmailPayload): RenderedEmail {
-  const lines = payload.items.map((item) => `- ${itemLine(item)} Transfer: ${item.transferId}`);
+  const count = Math.max(payload.count ?? 0, payload.items.length);
+  const lines = payload.items.map((item) => `${itemLine(item)} Transfer: ${item.transferId}`);
+  const unlisted = count - payload.items.length;
+  const summary =
+    unlisted > 0
+      ? [`The first ${payload.items.length} are listed; ${unlisted} more are in your history.${payload.totals?.length ? ` In all: ${payload.totals.map((t) => formatMoney(t.amount, t.currency)).join(', ')}.` : ''}`]
+      : [];
+  const intro = `Since ${when(payload.since)} you received ${count} more payment${count === 1 ? '' : 's'}:`;
   return {
     to: payload.to,
-    subject: NOTIFICATION_EMAIL_SUBJECTS.moneyReceivedDigest(payload.items.length),
-    text: [
-      `Hello ${payload.fullName},`,
-      `Since ${when(payload.since)} you received ${payload.items.length} more payment${payload.items.length === 1 ? '' : 's'}:`,
-      lines.join('\n'),
-      SETTINGS_HINT,
-    ].join('\n\n'),
+    subject: NOTIFICATION_EMAIL_SUBJECTS.moneyReceivedDigest(count),
+    text: [`Hello ${payload.fullName},`, intro, lines.map((line) => `- ${line}`).join('\n'), ...summary, SETTINGS_HINT].join('\n\n'),
     html: [
       `<p>Hello ${escapeHtml(payload.fullName)},</p>`,
-      `<p>Since ${escapeHtml(when(payload.since))} you received ${payload.items.length} more payment${payload.items.length === 1 ? '' : 's'}:</p>`,
-      `<ul>${payload.items.map((item) => `<li>${escapeHtml(itemLine(item))} Transfer: ${escapeHtml(item.transferId)}</li>`).join('')}</ul>`,
+      `<p>${escapeHtml(intro)}</p>`,
+      `<ul>${lines.map((line) => `<li>${escapeHtml(line)}</li>`).join('')}</ul>`,
+      ...summary.map((line) => `<p>${escapeHtml(line)}</p>`),
       `<p>${escapeHtml(SETTINGS_HINT)}</p>`,
     ].join('\n'),
   };

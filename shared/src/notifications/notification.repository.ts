@@ -11,12 +11,31 @@ export type NotificationRecipient = {
   readonly settings: NotificationSettings;
 };
 
-/** A recipient's open coalescing window (migration 0014's notification_windows). */
+/** A recipient's open coalescing window (migrations 0014 and 0017's notification_windows). */
 export type NotificationWindow = {
   readonly username: string;
   readonly openedAt: Date;
   readonly closesAt: Date;
+  /** The first payments gathered (at most the notifier's cap), oldest first. */
   readonly items: readonly MoneyReceivedItem[];
+  /** Every payment gathered, listed or not. */
+  readonly itemCount: number;
+  /** Their sum per currency, minor units as decimal strings. */
+  readonly totals: Readonly<Record<string, string>>;
+};
+
+/** What a batch adds to one recipient's window: its first payment and the others, oldest first. */
+export type WindowAddition = {
+  readonly username: string;
+  readonly first: MoneyReceivedItem;
+  /** The others, at most the cap of them. */
+  readonly rest: readonly MoneyReceivedItem[];
+  /** How many others, listed or not. */
+  readonly restCount: number;
+  /** Sum per currency of the others. */
+  readonly restTotals: Readonly<Record<string, string>>;
+  /** Sum per currency of all of them, the first included. */
+  readonly allTotals: Readonly<Record<string, string>>;
 };
 
 const recipientRow = z.object({
@@ -33,6 +52,8 @@ const windowRow = z.object({
   opened_at: z.date(),
   closes_at: z.date(),
   items: z.array(moneyReceivedItemSchema),
+  item_count: z.number().int(),
+  totals: z.record(z.string(), z.string().regex(/^\d+$/)),
 });
 
 const toWindow = (row: z.infer<typeof windowRow>): NotificationWindow => ({
@@ -40,7 +61,11 @@ const toWindow = (row: z.infer<typeof windowRow>): NotificationWindow => ({
   openedAt: row.opened_at,
   closesAt: row.closes_at,
   items: row.items,
+  itemCount: row.item_count,
+  totals: row.totals,
 });
+
+const WINDOW_COLUMNS = sql.fragment`username, opened_at, closes_at, items, item_count, totals`;
 
 /**
  * Recipients, coalescing windows and remembered login addresses. Every method takes the
@@ -68,36 +93,63 @@ export const notificationRepository = {
   },
 
   /**
-   * Opens the user's window [now, closesAt) with no items, unless one exists (committed, or
-   * written by a transaction this one then waits for). True when this call opened it.
+   * Adds a batch's payments to their recipients' windows in one statement, locking the windows
+   * in username order (so two notifiers never deadlock). A recipient without a window gets one,
+   * [now, closesAt), holding the others; their first payment is to be emailed at once
+   * (`opened`). An open window gathers all of them (`appended`), listing up to `cap`. A window
+   * found closed but not yet flushed is left locked and untouched for the caller (neither list):
+   * its digest goes first, then the window starts again (restartWindow).
    */
-  async openWindow(db: CommonQueryMethods, username: string, now: Date, closesAt: Date): Promise<boolean> {
-    const row = await db.maybeOne(sql.type(z.object({ username: z.string() }))`
-      INSERT INTO notification_windows (username, opened_at, closes_at)
-      VALUES (${username}, ${sql.timestamp(now)}, ${sql.timestamp(closesAt)})
-      ON CONFLICT (username) DO NOTHING
-      RETURNING username`);
-    return row !== null;
+  async addToWindows(
+    db: CommonQueryMethods,
+    additions: readonly WindowAddition[],
+    now: Date,
+    closesAt: Date,
+    cap: number,
+  ): Promise<{ opened: Set<string>; appended: Set<string> }> {
+    const opened = new Set<string>();
+    const appended = new Set<string>();
+    if (additions.length === 0) return { opened, appended };
+    const sorted = [...additions].sort((a, b) => (a.username < b.username ? -1 : a.username > b.username ? 1 : 0));
+    const json = (value: unknown) => JSON.stringify(value);
+    const rows = await db.any(sql.type(z.object({ username: z.string(), inserted: z.boolean() }))`
+      WITH input AS (
+        SELECT * FROM unnest(
+          ${sql.array(sorted.map((a) => a.username), 'text')},
+          ${sql.array(sorted.map((a) => json(a.first)), 'jsonb')},
+          ${sql.array(sorted.map((a) => json(a.rest.slice(0, cap))), 'jsonb')},
+          ${sql.array(sorted.map((a) => a.restCount), 'int4')},
+          ${sql.array(sorted.map((a) => json(a.restTotals)), 'jsonb')},
+          ${sql.array(sorted.map((a) => json(a.allTotals)), 'jsonb')}
+        ) AS i(username, first, rest, rest_count, rest_totals, all_totals)
+      )
+      INSERT INTO notification_windows AS w (username, opened_at, closes_at, items, item_count, totals)
+      SELECT username, ${sql.timestamp(now)}, ${sql.timestamp(closesAt)}, rest, rest_count, rest_totals FROM input ORDER BY username
+      ON CONFLICT (username) DO UPDATE
+         SET items = CASE WHEN jsonb_array_length(w.items) >= ${cap} THEN w.items
+                          ELSE jsonb_array_head(w.items || (SELECT jsonb_build_array(i.first) || i.rest FROM input i WHERE i.username = excluded.username), ${cap}) END,
+             item_count = w.item_count + excluded.item_count + 1,
+             totals = notification_totals_add(w.totals, (SELECT i.all_totals FROM input i WHERE i.username = excluded.username))
+       WHERE w.closes_at > ${sql.timestamp(now)}
+      RETURNING w.username, (w.xmax = 0) AS inserted`);
+    for (const row of rows) (row.inserted ? opened : appended).add(row.username);
+    return { opened, appended };
   },
 
   /** The user's window, locked until the transaction ends; null when there is none. */
   async lockWindow(db: CommonQueryMethods, username: string): Promise<NotificationWindow | null> {
     const row = await db.maybeOne(sql.type(windowRow)`
-      SELECT username, opened_at, closes_at, items FROM notification_windows WHERE username = ${username} FOR UPDATE`);
+      SELECT ${WINDOW_COLUMNS} FROM notification_windows WHERE username = ${username} FOR UPDATE`);
     return row ? toWindow(row) : null;
   },
 
-  /** Adds an item to a window the caller locked. */
-  async appendItem(db: CommonQueryMethods, username: string, item: MoneyReceivedItem): Promise<void> {
+  /** Starts a new window holding `addition`'s others on a row the caller locked (its old one was flushed in the same transaction). */
+  async restartWindow(db: CommonQueryMethods, addition: WindowAddition, now: Date, closesAt: Date, cap: number): Promise<void> {
     await db.query(sql.unsafe`
-      UPDATE notification_windows SET items = items || ${sql.jsonb([item] as never)} WHERE username = ${username}`);
-  },
-
-  /** Starts a new empty window on a row the caller locked (its old one was flushed in the same transaction). */
-  async restartWindow(db: CommonQueryMethods, username: string, now: Date, closesAt: Date): Promise<void> {
-    await db.query(sql.unsafe`
-      UPDATE notification_windows SET opened_at = ${sql.timestamp(now)}, closes_at = ${sql.timestamp(closesAt)}, items = '[]'
-       WHERE username = ${username}`);
+      UPDATE notification_windows
+         SET opened_at = ${sql.timestamp(now)}, closes_at = ${sql.timestamp(closesAt)},
+             items = ${sql.jsonb(addition.rest.slice(0, cap) as never)}, item_count = ${addition.restCount}, totals = ${sql.jsonb(addition.restTotals as never)}
+       WHERE username = ${addition.username}`);
   },
 
   /**
@@ -106,7 +158,7 @@ export const notificationRepository = {
    */
   async claimClosedWindows(db: CommonQueryMethods, now: Date, limit: number): Promise<NotificationWindow[]> {
     const rows = await db.any(sql.type(windowRow)`
-      SELECT username, opened_at, closes_at, items FROM notification_windows
+      SELECT ${WINDOW_COLUMNS} FROM notification_windows
        WHERE closes_at <= ${sql.timestamp(now)}
        ORDER BY closes_at LIMIT ${limit}
        FOR UPDATE SKIP LOCKED`);

@@ -26,10 +26,11 @@ import {
   SEND_NEW_LOGIN_ADDRESS_EMAIL,
   SEND_WITHDRAWAL_EMAIL,
 } from '../mail/notification-email.schema.ts';
+import { formatMoney, renderMoneyReceivedDigestEmail } from '../mail/notification-email.templates.ts';
 import { SEND_PASSWORD_CHANGED_EMAIL, SEND_EMAIL_CHANGE_NOTICE_EMAIL } from '../mail/email.schema.ts';
 import { PermissionDenied } from '../errors/domain-error.ts';
 import { noteLoginAddress } from './login-address.ts';
-import { Notifier } from './notifier.service.ts';
+import { DIGEST_MAX_ITEMS, Notifier } from './notifier.service.ts';
 
 const run = randomBytes(4).toString('hex');
 const logger = createLogger({ name: 'test', level: 'silent', pretty: false });
@@ -232,6 +233,62 @@ describe('notifier: money received is coalesced per recipient', () => {
     expect(rows.map((r) => r.kind).sort()).toEqual([SEND_MONEY_RECEIVED_DIGEST_EMAIL, SEND_MONEY_RECEIVED_EMAIL, SEND_MONEY_RECEIVED_EMAIL]);
     expect(rows.filter((r) => r.kind === SEND_MONEY_RECEIVED_DIGEST_EMAIL).map((r) => r.payload)).toMatchObject([{ items: [{ amount: '2' }] }]);
     expect(rows.filter((r) => r.kind === SEND_MONEY_RECEIVED_EMAIL).map((r) => r.payload)).toMatchObject([{ item: { amount: '1' } }, { item: { amount: '3' } }]);
+  });
+
+  it('a busy window lists its first DIGEST_MAX_ITEMS payments and counts and sums them all, over several batches', async () => {
+    const alice = await holder(1_000_000n);
+    const bob = await holder();
+    const clock = testClock();
+    const n = DIGEST_MAX_ITEMS + 25;
+    const paid: string[] = [];
+    for (let i = 1; i <= n; i += 1) paid.push((await pay(alice, bob, BigInt(i))).transfer.id.toString());
+    // Batches of 7: the window is written once per batch, the first payment emailed at once.
+    const busy = notifier(clock, { batchSize: 7 });
+    await busy.drain();
+    const window = await db.pool.one(sql.type(z.object({ listed: z.number(), item_count: z.number(), totals: z.record(z.string(), z.string()) }))`
+      SELECT jsonb_array_length(items) AS listed, item_count, totals FROM notification_windows WHERE username = ${bob.actor.username}`);
+    const others = (n * (n + 1)) / 2 - 1;
+    expect(window).toEqual({ listed: DIGEST_MAX_ITEMS, item_count: n - 1, totals: { USD: String(others) } });
+
+    clock.advance(WINDOW_MS);
+    await busy.drain();
+    const [first, digest, ...rest] = await emailsOf(bob);
+    expect(rest).toEqual([]);
+    expect(moneyReceivedEmailPayloadSchema.parse(first?.payload).item.transferId).toBe(paid[0]);
+    const payload = moneyReceivedDigestEmailPayloadSchema.parse(digest?.payload);
+    expect(payload.items.map((i) => i.transferId)).toEqual(paid.slice(1, 1 + DIGEST_MAX_ITEMS));
+    expect(payload.count).toBe(n - 1);
+    expect(payload.totals).toEqual([{ currency: 'USD', amount: String(others) }]);
+    const rendered = renderMoneyReceivedDigestEmail(payload);
+    expect(rendered.subject).toBe(`You received ${n - 1} more payments`);
+    expect(rendered.text).toContain(`The first ${DIGEST_MAX_ITEMS} are listed; ${n - 1 - DIGEST_MAX_ITEMS} more are in your history. In all: ${formatMoney(BigInt(others), 'USD')}.`);
+  });
+
+  it('one batch with many payments to several recipients, one of them with a closed window: each told once of each', async () => {
+    const payer = await holder(1_000_000n);
+    const [ann, ben, cat] = [await holder(), await holder(), await holder()];
+    const clock = testClock();
+    await pay(payer, cat, 1n);
+    await notifier(clock).drain(); // cat's window opens
+    await pay(payer, cat, 2n);
+    await notifier(clock).drain(); // and gathers one
+    clock.advance(WINDOW_MS); // closed, not flushed: the next batch finds it so
+    for (let i = 0; i < 5; i += 1) for (const who of [ann, ben, cat]) await pay(payer, who, BigInt(10 + i));
+    await notifier(clock).handleEvents();
+    expect(await kinds(ann)).toEqual([SEND_MONEY_RECEIVED_EMAIL]);
+    expect(await kinds(ben)).toEqual([SEND_MONEY_RECEIVED_EMAIL]);
+    const catRows = await emailsOf(cat);
+    expect(catRows.map((r) => r.kind).sort()).toEqual([SEND_MONEY_RECEIVED_DIGEST_EMAIL, SEND_MONEY_RECEIVED_EMAIL, SEND_MONEY_RECEIVED_EMAIL]);
+    expect(catRows.find((r) => r.kind === SEND_MONEY_RECEIVED_DIGEST_EMAIL)?.payload).toMatchObject({ items: [{ amount: '2' }], count: 1 });
+    clock.advance(WINDOW_MS);
+    await notifier(clock).drain();
+    for (const who of [ann, ben, cat]) {
+      const digests = (await emailsOf(who)).filter((r) => r.kind === SEND_MONEY_RECEIVED_DIGEST_EMAIL).map((r) => moneyReceivedDigestEmailPayloadSchema.parse(r.payload));
+      const last = digests[digests.length - 1];
+      expect(last?.items.map((i) => i.amount)).toEqual(['11', '12', '13', '14']);
+      expect(last?.count).toBe(4);
+      expect(last?.totals).toBeUndefined();
+    }
   });
 
   it('two notifiers at once never send a payment twice or drop one, and each window gives one digest', async () => {

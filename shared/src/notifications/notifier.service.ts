@@ -1,5 +1,6 @@
 import type { CommonQueryMethods, DatabasePool } from 'slonik';
 import { eventsRepository, type BankEvent } from '../events/events.repository.ts';
+import { isCurrency, type Currency } from '../ledger/currency.ts';
 import type { Logger } from '../logging/logger.ts';
 import {
   SEND_HOLD_CAPTURED_EMAIL,
@@ -18,10 +19,17 @@ import {
 import type { OutboxPublisher } from '../outbox/outbox-publisher.ts';
 import { outboxRepository } from '../outbox/outbox.repository.ts';
 import type { NotificationSettings } from '../users/user.types.ts';
-import { notificationRepository, type NotificationRecipient, type NotificationWindow } from './notification.repository.ts';
+import { notificationRepository, type NotificationRecipient, type NotificationWindow, type WindowAddition } from './notification.repository.ts';
 
 /** The default coalescing window for money received: the first email at once, the next minute's in one digest. */
 export const DEFAULT_DIGEST_WINDOW_MS = 60_000;
+
+/**
+ * Payments a digest lists; a window that gathers more lists its first ones and gives the count
+ * and the sum per currency of all (the rest are in the history). Keeps a busy account's window
+ * row and email small.
+ */
+export const DIGEST_MAX_ITEMS = 50;
 
 /** What one event asks to tell one user (before their settings are read). */
 export type NotificationIntent =
@@ -185,10 +193,8 @@ export class Notifier {
         result.outboxIds.push(await outboxRepository.insert(tx, { kind, payload }));
         result.written[kind] = (result.written[kind] ?? 0) + 1;
       };
-      // Money received last, by recipient then event: window rows are locked in one order.
-      const received = intents
-        .filter((intent) => 'item' in intent)
-        .sort((a, b) => (a.username < b.username ? -1 : a.username > b.username ? 1 : Number(BigInt(a.item.eventId) - BigInt(b.item.eventId))));
+      // Money received last, all recipients' windows in one statement (in event order per recipient).
+      const received = intents.filter((intent) => 'item' in intent);
       for (const intent of intents) {
         if ('item' in intent) continue;
         const recipient = recipients.get(intent.username);
@@ -199,6 +205,7 @@ export class Notifier {
         }
         await write(intent.kind, intent.payload(recipient));
       }
+      const wanted: { recipient: NotificationRecipient; item: MoneyReceivedItem }[] = [];
       for (const intent of received) {
         const recipient = recipients.get(intent.username);
         if (!recipient) continue;
@@ -206,9 +213,9 @@ export class Notifier {
           result.skipped[SEND_MONEY_RECEIVED_EMAIL] = (result.skipped[SEND_MONEY_RECEIVED_EMAIL] ?? 0) + 1;
           continue;
         }
-        await this.#receive(tx, recipient, intent.item, now, write);
+        wanted.push({ recipient, item: intent.item });
       }
-      await eventsRepository.markDone(tx, 'notifications', events.map((event) => event.id));
+      await this.#receive(tx, wanted, now, write);
       return result;
     });
     await this.#enqueue(outcome);
@@ -241,30 +248,42 @@ export class Notifier {
   }
 
   /**
-   * Money received by one recipient, under their window's row lock: the first opens a window and
-   * is emailed now; one that finds the window open joins it; one that finds it closed but not yet
-   * flushed flushes it (its digest) and opens the next.
+   * Money received, a batch of it, in event order per recipient: every recipient's window is
+   * written in one statement (notificationRepository.addToWindows). A recipient without a window
+   * is emailed their first payment now and a window opens with the others; an open window gathers
+   * them all. A window found closed but not yet flushed is flushed here (its digest), then starts
+   * again as a new one would.
    */
   async #receive(
     tx: CommonQueryMethods,
-    recipient: NotificationRecipient,
-    item: MoneyReceivedItem,
+    wanted: readonly { recipient: NotificationRecipient; item: MoneyReceivedItem }[],
     now: Date,
     write: (kind: NotificationEmailKind, payload: Record<string, unknown>) => Promise<void>,
   ): Promise<void> {
-    const closesAt = new Date(now.getTime() + this.#windowMs);
-    const immediate = (): MoneyReceivedEmailPayload => ({ ...to(recipient), item });
-    // A window flushed (deleted) between our insert attempt and our lock: try again.
-    for (let attempt = 0; attempt < 3; attempt += 1) {
-      if (await notificationRepository.openWindow(tx, recipient.username, now, closesAt)) return write(SEND_MONEY_RECEIVED_EMAIL, immediate());
-      const window = await notificationRepository.lockWindow(tx, recipient.username);
-      if (!window) continue;
-      if (window.closesAt.getTime() > now.getTime()) return notificationRepository.appendItem(tx, recipient.username, item);
-      if (window.items.length > 0) await write(SEND_MONEY_RECEIVED_DIGEST_EMAIL, digestPayload(recipient, window));
-      await notificationRepository.restartWindow(tx, recipient.username, now, closesAt);
-      return write(SEND_MONEY_RECEIVED_EMAIL, immediate());
+    if (wanted.length === 0) return;
+    const byRecipient = new Map<string, { recipient: NotificationRecipient; items: MoneyReceivedItem[] }>();
+    for (const { recipient, item } of wanted) {
+      const entry = byRecipient.get(recipient.username) ?? { recipient, items: [] };
+      entry.items.push(item);
+      byRecipient.set(recipient.username, entry);
     }
-    throw new Error(`could not open or lock the notification window of ${recipient.username}`);
+    const additions = [...byRecipient].map(([username, { items }]) => windowAddition(username, items));
+    const closesAt = new Date(now.getTime() + this.#windowMs);
+    const { opened, appended } = await notificationRepository.addToWindows(tx, additions, now, closesAt, DIGEST_MAX_ITEMS);
+    for (const addition of additions) {
+      const recipient = byRecipient.get(addition.username)!.recipient;
+      const immediate = (): MoneyReceivedEmailPayload => ({ ...to(recipient), item: addition.first });
+      if (opened.has(addition.username)) {
+        await write(SEND_MONEY_RECEIVED_EMAIL, immediate());
+      } else if (!appended.has(addition.username)) {
+        // Closed and not yet flushed: addToWindows left it locked by this transaction.
+        const window = await notificationRepository.lockWindow(tx, addition.username);
+        if (!window) throw new Error(`the notification window of ${addition.username} went missing while locked`);
+        if (window.itemCount > 0) await write(SEND_MONEY_RECEIVED_DIGEST_EMAIL, digestPayload(recipient, window));
+        await notificationRepository.restartWindow(tx, addition, now, closesAt, DIGEST_MAX_ITEMS);
+        await write(SEND_MONEY_RECEIVED_EMAIL, immediate());
+      }
+    }
   }
 
   async #enqueue(outcome: NotifierOutcome): Promise<void> {
@@ -276,7 +295,36 @@ export class Notifier {
 
 function digestPayload(recipient: NotificationRecipient, window: NotificationWindow): MoneyReceivedDigestEmailPayload {
   const items = [...window.items].sort((a, b) => Number(BigInt(a.eventId) - BigInt(b.eventId)));
-  return { ...to(recipient), items, since: iso(window.openedAt), until: iso(window.closesAt) };
+  const count = Math.max(window.itemCount, items.length);
+  const totals =
+    count > items.length
+      ? Object.entries(window.totals)
+          .filter((entry): entry is [Currency, string] => isCurrency(entry[0]))
+          .sort(([a], [b]) => (a < b ? -1 : 1))
+          .map(([currency, amount]) => ({ currency, amount }))
+      : undefined;
+  return { ...to(recipient), items, count, ...(totals ? { totals } : {}), since: iso(window.openedAt), until: iso(window.closesAt) };
+}
+
+/** Sum per currency of `items`' amounts (minor units, decimal strings). */
+function totalsOf(items: readonly MoneyReceivedItem[]): Record<string, string> {
+  const sums = new Map<string, bigint>();
+  for (const item of items) sums.set(item.currency, (sums.get(item.currency) ?? 0n) + BigInt(item.amount));
+  return Object.fromEntries([...sums].map(([currency, sum]) => [currency, sum.toString()]));
+}
+
+/** One recipient's payments of a batch (in event order, at least one) as what they add to the window. */
+export function windowAddition(username: string, items: readonly MoneyReceivedItem[]): WindowAddition {
+  const [first, ...rest] = items;
+  if (!first) throw new Error('a window addition needs at least one payment');
+  return {
+    username,
+    first,
+    rest: rest.slice(0, DIGEST_MAX_ITEMS),
+    restCount: rest.length,
+    restTotals: totalsOf(rest),
+    allTotals: totalsOf(items),
+  };
 }
 
 async function writeDigest(tx: CommonQueryMethods, recipient: NotificationRecipient, window: NotificationWindow): Promise<string> {

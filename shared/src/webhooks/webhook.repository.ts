@@ -186,26 +186,33 @@ export const webhookRepository = {
   },
 
   /**
-   * Writes one delivery per webhook that wants each event: the event's type is one it asked for,
-   * it existed when the event happened, and the event touches an account of its owner, or the
-   * webhook is a banker's for all accounts (the owner's role read now). Idempotent per (webhook,
-   * event). Call it in the transaction that claimed the events. Returns how many it wrote.
+   * Claims up to `limit` events the `webhooks` consumer has not handled (oldest first, FOR UPDATE
+   * SKIP LOCKED), marks them done and writes one delivery per webhook that wants each, all in one
+   * statement (atomic on its own; nothing is half fanned out). A webhook wants an event when its
+   * type is one it asked for, it existed when the event happened, and the event touches an account
+   * of its owner, or it is a banker's for all accounts (the owner's role read now). Idempotent per
+   * (webhook, event). Returns how many events it claimed and deliveries it wrote.
    */
-  async fanOut(db: CommonQueryMethods, eventIds: readonly bigint[]): Promise<number> {
-    if (eventIds.length === 0) return 0;
-    const rows = await db.any(sql.type(z.object({ id: z.bigint() }))`
-      INSERT INTO webhook_deliveries (webhook_id, event_id)
-      SELECT w.id, e.id
-        FROM events e
-        JOIN webhooks w ON e.type = ANY (w.event_types) AND w.created_at <= e.created_at
-        JOIN users u ON u.username = w.owner
-       WHERE e.id = ANY (${sql.array(eventIds, 'int8')})
-         AND ((w.all_accounts AND u.role = 'banker')
-              OR EXISTS (SELECT 1 FROM accounts a WHERE a.id = ANY (e.account_ids) AND a.owner = w.owner))
-       ORDER BY e.id, w.id
-      ON CONFLICT ON CONSTRAINT webhook_deliveries_once DO NOTHING
-      RETURNING id`);
-    return rows.length;
+  async fanOutNext(db: CommonQueryMethods, limit: number): Promise<{ events: number; deliveries: number }> {
+    return db.one(sql.type(z.object({ events: z.number(), deliveries: z.number() }))`
+      WITH picked AS (SELECT id FROM events WHERE webhooked_at IS NULL ORDER BY id LIMIT ${limit} FOR UPDATE SKIP LOCKED),
+      done AS (
+        UPDATE events e SET webhooked_at = now() FROM picked WHERE e.id = picked.id
+        RETURNING e.id, e.type, e.created_at, e.account_ids
+      ),
+      written AS (
+        INSERT INTO webhook_deliveries (webhook_id, event_id)
+        SELECT w.id, d.id
+          FROM done d
+          JOIN webhooks w ON d.type = ANY (w.event_types) AND w.created_at <= d.created_at
+          JOIN users u ON u.username = w.owner
+         WHERE (w.all_accounts AND u.role = 'banker')
+               OR EXISTS (SELECT 1 FROM accounts a WHERE a.id = ANY (d.account_ids) AND a.owner = w.owner)
+         ORDER BY d.id, w.id
+        ON CONFLICT ON CONSTRAINT webhook_deliveries_once DO NOTHING
+        RETURNING id
+      )
+      SELECT (SELECT count(*) FROM done)::int AS events, (SELECT count(*) FROM written)::int AS deliveries`);
   },
 
   /**
