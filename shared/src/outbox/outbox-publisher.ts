@@ -1,6 +1,6 @@
 import type { DatabasePool } from 'slonik';
 import { maskEmail, type Logger } from '../logging/logger.ts';
-import type { EmailQueue } from '../queue/email-queue.ts';
+import { emailJobOptions, type EmailQueue } from '../queue/email-queue.ts';
 import { withTimeout } from '../process/with-timeout.ts';
 import { SECRET_PAYLOAD_FIELDS } from '../mail/email.schema.ts';
 import { outboxRepository } from './outbox.repository.ts';
@@ -105,7 +105,7 @@ export class OutboxPublisher {
   async #add(rows: readonly { id: string; kind: string; recoveries?: number }[]): Promise<number> {
     if (rows.length === 0) return 0;
     const data = (row: (typeof rows)[number]) => (row.recoveries === undefined ? { outboxId: row.id } : { outboxId: row.id, recoveries: row.recoveries });
-    await withTimeout(this.#queue.addBulk(rows.map((row) => ({ name: row.kind, data: data(row), opts: { jobId: row.id } }))), this.#timeoutMs, 'email queue');
+    await withTimeout(this.#queue.addBulk(rows.map((row) => ({ name: row.kind, data: data(row), opts: emailJobOptions(row) }))), this.#timeoutMs, 'email queue');
     await outboxRepository.markEnqueued(this.#pool, rows.map((row) => row.id));
     return rows.length;
   }

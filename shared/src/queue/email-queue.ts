@@ -1,6 +1,14 @@
 import { SpanKind } from '@opentelemetry/api';
 import { Queue, type BulkJobOptions, type ConnectionOptions, type Job, type JobsOptions } from 'bullmq';
 import { z } from 'zod';
+import { SEND_STATEMENT_EMAIL } from '../mail/email.schema.ts';
+import {
+  SEND_HOLD_CAPTURED_EMAIL,
+  SEND_HOLD_EXPIRED_EMAIL,
+  SEND_MONEY_RECEIVED_DIGEST_EMAIL,
+  SEND_MONEY_RECEIVED_EMAIL,
+  SEND_WITHDRAWAL_EMAIL,
+} from '../mail/notification-email.schema.ts';
 import { inSpan, traceCarrier } from '../observability/tracing.ts';
 
 /** Default BullMQ queue name for emails; tests use a unique name per run (Redis is shared). */
@@ -33,6 +41,29 @@ export const EMAIL_JOB_OPTIONS: JobsOptions = {
 };
 
 export type EmailQueue = Queue<EmailJobData, unknown, string>;
+
+/**
+ * The emails that may wait: what happened to a user's money and the monthly statements. They can
+ * come by the thousand (a storm of captured holds, every account's statement on the 1st), and a
+ * login code or a verification link must not queue behind them: a login code lives 10 minutes.
+ * Their jobs get BULK_EMAIL_PRIORITY; every other email (sign-up, login, password, email change,
+ * a login from a new address) gets none, and BullMQ hands out jobs without a priority before any
+ * prioritized one. Among themselves both kinds keep their order.
+ */
+export const BULK_EMAIL_KINDS: ReadonlySet<string> = new Set([
+  SEND_MONEY_RECEIVED_EMAIL,
+  SEND_MONEY_RECEIVED_DIGEST_EMAIL,
+  SEND_WITHDRAWAL_EMAIL,
+  SEND_HOLD_CAPTURED_EMAIL,
+  SEND_HOLD_EXPIRED_EMAIL,
+  SEND_STATEMENT_EMAIL,
+]);
+export const BULK_EMAIL_PRIORITY = 10;
+
+/** The BullMQ options of an outbox row's job: its id, and BULK_EMAIL_PRIORITY for a bulk kind. */
+export function emailJobOptions(row: { id: string; kind: string }): BulkJobOptions {
+  return BULK_EMAIL_KINDS.has(row.kind) ? { jobId: row.id, priority: BULK_EMAIL_PRIORITY } : { jobId: row.id };
+}
 
 /**
  * The email queue, with every enqueue in a producer span whose trace context rides in the job data,
