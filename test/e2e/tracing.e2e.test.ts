@@ -58,10 +58,12 @@ let api: Running;
 let worker: Running;
 let grpc: Running;
 
+let env: NodeJS.ProcessEnv;
+
 beforeAll(async () => {
   [db, smtp, receiver] = await Promise.all([createTestDatabase({ poolSize: 1 }), startTestSmtpServer(), startOtlpReceiver()]);
   const keys = await generatePasetoKeyPair();
-  const env: NodeJS.ProcessEnv = {
+  env = {
     PATH: process.env.PATH,
     NODE_ENV: 'test',
     LOG_LEVEL: 'info',
@@ -113,6 +115,9 @@ describe('tracing across processes', () => {
     const postgres = spans.filter((span) => span.attributes['db.system.name'] === 'postgresql' || span.attributes['db.system'] === 'postgresql');
     expect(postgres.filter((span) => span.service === 'api').length).toBeGreaterThan(0);
     expect(postgres.filter((span) => span.service === 'worker').length).toBeGreaterThan(0);
+    // Redis too: the sign-up's rate limit and the enqueue are ioredis commands inside the request.
+    const redis = spans.filter((span) => span.attributes['db.system.name'] === 'redis' || span.attributes['db.system'] === 'redis');
+    expect(redis.filter((span) => span.service === 'api').length).toBeGreaterThan(0);
     const job = spans.find((span) => span.service === 'worker' && span.kind === CONSUMER);
     expect(job?.attributes['bank.email.kind']).toBe('send-verification-email');
     const send = spans.find((span) => span.name === 'smtp send');
@@ -141,5 +146,28 @@ describe('tracing across processes', () => {
     const spans = await receiver.waitFor((all) => all.some((span) => span.traceId === call(all)?.traceId && span.name === 'send ' + String(span.attributes['messaging.destination.name'])));
     const trace = spans.filter((span) => span.traceId === call(spans)?.traceId);
     expect(trace.filter((span) => span.service === 'grpc' && span.name.startsWith('pg.query')).length).toBeGreaterThan(0);
+  });
+
+  it('the same preload without OTEL_EXPORTER_OTLP_ENDPOINT leaves tracing off: no trace ids in the logs, nothing exported', async () => {
+    const { OTEL_EXPORTER_OTLP_ENDPOINT: _endpoint, ...untracedEnv } = env;
+    const untraced = await start('api', untracedEnv, 'HTTP API listening');
+    try {
+      const exportedBefore = receiver.spans.length;
+      const username = uniqueName('untraced');
+      const response = await fetch(`http://127.0.0.1:${Number(untraced.line.port)}/v1/users`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username, fullName: 'Untraced Example', email: `${username}@example.test`, password: 'correct horse battery' }),
+      });
+      expect(response.status).toBeLessThan(300);
+      const line = untraced.lines().find((candidate) => candidate.msg === 'request' && candidate.route === '/v1/users');
+      expect(line).toBeDefined();
+      expect(line).not.toHaveProperty('trace_id');
+      // The traced processes are idle: any span exported meanwhile would be this request's.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(receiver.spans.slice(exportedBefore).filter((span) => span.name === 'POST /v1/users')).toEqual([]);
+    } finally {
+      await stop(untraced.child);
+    }
   });
 });

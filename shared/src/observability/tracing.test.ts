@@ -6,6 +6,7 @@ import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { createLogger } from '../logging/logger.ts';
 import { contextFromCarrier, inSpan, markTracingEnabled, traceCarrier, traceLogFields, tracingEnabled } from './tracing.ts';
+import { startTracing } from './tracing-sdk.ts';
 
 describe('tracing helpers while tracing is off (no preload)', () => {
   it('run the work bare, carry no context and add no log fields', async () => {
@@ -17,6 +18,19 @@ describe('tracing helpers while tracing is off (no preload)', () => {
 
   it('give pino a new object for every line (it merges each line into the one returned)', () => {
     expect(traceLogFields()).not.toBe(traceLogFields());
+  });
+
+  it('stay off when the preload runs without OTEL_EXPORTER_OTLP_ENDPOINT: no SDK, no exporter, no instrumentation', async () => {
+    let extraAsked = false;
+    const extra = async () => {
+      extraAsked = true;
+      return [];
+    };
+    expect(await startTracing('api', extra, { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' })).toBeUndefined();
+    expect(await startTracing('api', extra, { OTEL_EXPORTER_OTLP_ENDPOINT: '' })).toBeUndefined();
+    expect(extraAsked).toBe(false);
+    expect(tracingEnabled()).toBe(false);
+    expect(trace.getTracerProvider().getTracer('probe').startSpan('probe').isRecording()).toBe(false);
   });
 });
 
