@@ -292,6 +292,34 @@ describe('brute-force protection', () => {
     // The emailed token is unguessable, so it still confirms.
     await expect(sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: login.loginSecret, token: login.token, clientIp: '10.7.7.1' })).resolves.toHaveProperty('accessToken');
   });
+
+  it("wrong codes sent with the session id of the email but not the device's login secret never use up the owner's budget", async () => {
+    const username = await verifiedUser();
+    const sessions = sessionsWith({ max: 3 });
+    const login = await startLogin(username, sessions, '10.7.8.1');
+    // Someone who reads the login email (it carries the session id) but never got the login
+    // secret sends twice the per-user limit of wrong codes, each from a fresh address.
+    const outcomes: string[] = [];
+    for (let i = 1; i <= 6; i += 1) {
+      outcomes.push(
+        await sessions.loginConfirm({ sessionId: login.sessionId, loginSecret: `not-the-secret-${i}`, code: otherCode(login.code, i), clientIp: `10.7.9.${i}` }).then(
+          () => 'accepted',
+          (error: unknown) => (error instanceof RateLimited ? 'limited' : error instanceof Unauthenticated ? 'wrong' : String(error)),
+        ),
+      );
+    }
+    // Each one refused as wrong (the fifth ended the challenge, as any five failures do); none of
+    // them was a rate-limit refusal, so none took from the user's budget.
+    expect(outcomes).toEqual(Array.from({ length: 6 }, () => 'wrong'));
+    // The owner is not locked out: a new login, confirmed with their secret and the emailed code.
+    const again = await startLogin(username, sessions, '10.7.8.1');
+    await expect(sessions.loginConfirm({ sessionId: again.sessionId, loginSecret: again.loginSecret, code: again.code, clientIp: '10.7.8.1' })).resolves.toHaveProperty('accessToken');
+    // Each stranger's address still paid for its guess: the per-address limit is untouched by the fix.
+    const guesser = sessionsWith({ max: 1 });
+    const other = await startLogin(username, guesser, '10.7.8.2');
+    await expect(guesser.loginConfirm({ sessionId: other.sessionId, loginSecret: 'wrong', code: otherCode(other.code), clientIp: '10.7.9.99' })).rejects.toBeInstanceOf(Unauthenticated);
+    await expect(guesser.loginConfirm({ sessionId: other.sessionId, loginSecret: 'wrong', code: otherCode(other.code, 2), clientIp: '10.7.9.99' })).rejects.toBeInstanceOf(RateLimited);
+  });
 });
 
 describe('profile changes', () => {

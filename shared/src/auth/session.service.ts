@@ -194,7 +194,8 @@ export class SessionService {
    * code, or alone once the emailed link approved the login (LoginNotApproved before: no attempt
    * counted, so the client may poll). A wrong code or secret counts against the challenge
    * (MAX_LOGIN_CODE_ATTEMPTS ends it); wrong codes also count against the login rate limit
-   * (RateLimited once it is used up).
+   * (RateLimited once it is used up): per client address always, per user only with the right
+   * login secret, so a stranger holding the emailed session id cannot lock the owner out.
    * @throws InvalidArgument, Unauthenticated, LoginNotApproved, RateLimited, Unavailable (Redis down)
    */
   async loginConfirm(
@@ -219,10 +220,15 @@ export class SessionService {
       loginTokenId = claims.tokenId;
     } else if (hasCode) {
       // A code has 10^6 values and a fresh login gives 5 more guesses, so wrong codes use up the
-      // same per-user and per-address budget as wrong passwords (the signed token needs no limit,
-      // nor does the secret: 256 bits, and a client polls with it).
-      const pending = await sessionRepository.findById(pool, sessionId);
-      limitKeys = [...(pending ? [`user:${pending.username}`] : []), ...addressKeys(input)];
+      // same per-address budget as wrong passwords, and the per-user one only when the login
+      // secret matches: the session id is in the email, and whoever reads it without the device's
+      // secret must not burn the owner's budget and lock them out (their wrong secret still counts
+      // against the challenge below). The signed token needs no limit, nor does the secret: 256
+      // bits, and a client polls with it. Read outside the transaction (no lock held across the
+      // Redis call); the transaction checks the secret again.
+      const live = await liveChallenge(pool, sessionId);
+      const owner = 'challenge' in live && secretMatches(live.challenge.secretHash, loginSecret);
+      limitKeys = [...(owner ? [`user:${live.session.username}`] : []), ...addressKeys(input)];
       await this.#deps.rateLimiter.consume(limitKeys);
     }
 
@@ -423,16 +429,16 @@ function secretMatches(storedHex: string | null, secret: string): boolean {
 }
 
 /**
- * The challenge of a pending session, locked, when it can still be confirmed or approved: not
- * used, not expired, not ended by too many failed attempts. `guess`: the refusal leaves a wrong
- * code counted against the rate limit.
+ * The challenge of a pending session, locked (in a transaction; on the pool only for the statement),
+ * when it can still be confirmed or approved: not used, not expired, not ended by too many failed
+ * attempts. `guess`: the refusal leaves a wrong code counted against the rate limit.
  */
 async function liveChallenge(
-  tx: CommonQueryMethods,
+  db: CommonQueryMethods,
   sessionId: string,
 ): Promise<{ challenge: LoginChallenge; session: Session } | { error: string; guess: boolean }> {
-  const challenge = await sessionRepository.findChallengeForUpdate(tx, sessionId);
-  const session = challenge ? await sessionRepository.findById(tx, sessionId, { forUpdate: true }) : null;
+  const challenge = await sessionRepository.findChallengeForUpdate(db, sessionId);
+  const session = challenge ? await sessionRepository.findById(db, sessionId, { forUpdate: true }) : null;
   if (!challenge || !session) return { error: 'invalid login token or code', guess: true };
   if (challenge.usedAt || session.status !== 'pending') return { error: 'this login was already confirmed or cancelled', guess: false };
   if (challenge.expiresAt.getTime() <= Date.now()) return { error: 'this login has expired; log in again', guess: false };
