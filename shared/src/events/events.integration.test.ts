@@ -38,11 +38,26 @@ const send = (from: Holder, to: Holder, amount: bigint, extra: Partial<Parameter
 /** Claims (and so marks done) everything the consumer has not handled: the events since the last call. */
 const drain = (consumer: 'notifications' | 'webhooks') => db.pool.transaction((tx) => eventsRepository.claim(tx, consumer, 1_000));
 
+/** Every event written after the one with id `afterId`, in id order, whoever has handled it. */
+async function writtenAfter(afterId: bigint): Promise<BankEvent[]> {
+  const ids = await db.pool.anyFirst(sql.type(z.object({ public_id: z.string() }))`SELECT public_id FROM events WHERE id > ${afterId} ORDER BY id`);
+  return (await Promise.all(ids.map((id) => eventsRepository.findByPublicId(db.pool, id)))).filter((e): e is BankEvent => e !== null);
+}
+const lastEventId = () => db.pool.oneFirst(sql.type(z.object({ id: z.bigint() }))`SELECT coalesce(max(id), 0)::bigint AS id FROM events`);
+
+/** A webhook of `owner` for `types` (as the create call stores it), so that those events wait for the fan-out. */
+async function webhookFor(owner: Actor, types: string[]): Promise<bigint> {
+  return db.pool.oneFirst(sql.type(z.object({ id: z.bigint() }))`
+    INSERT INTO webhooks (owner, url, event_types, signing_secret)
+    VALUES (${owner.username}, 'https://hooks.example.test/bank', ${sql.array(types, 'text')}, 'whsec_test') RETURNING id`);
+}
+const dropWebhook = (id: bigint) => db.pool.query(sql.unsafe`DELETE FROM webhooks WHERE id = ${id}`);
+
 const concerning = (events: BankEvent[], accountId: bigint) => events.filter((e) => e.accounts.some((a) => a.id === accountId));
 
 describe('events', () => {
   it('writes one event per cause, typed, with the transfer as it was at the time', async () => {
-    await drain('notifications');
+    const before = await lastEventId();
     const alice = await funded(1_000n);
     const bob = await funded(0n);
     const posted = await send(alice, bob, 100n, { memo: 'lunch', reference: 'R-1' });
@@ -55,7 +70,7 @@ describe('events', () => {
     await ledger.freezeAccount(banker, { accountId: bob.account.id, reason: 'review' });
     await ledger.unfreezeAccount(banker, { accountId: bob.account.id, reason: 'cleared' });
 
-    const all = (await drain('notifications')).filter((e) => e.accounts.some((a) => a.id === alice.account.id || a.id === bob.account.id));
+    const all = (await writtenAfter(before)).filter((e) => e.accounts.some((a) => a.id === alice.account.id || a.id === bob.account.id));
     expect(all.map((e) => e.type)).toEqual([
       'transfer.posted', // the deposit
       'transfer.posted',
@@ -97,9 +112,11 @@ describe('events', () => {
   it('lets each consumer keep its own progress, and two instances of one consumer claim disjoint events', async () => {
     const alice = await funded(1_000n);
     const bob = await funded(0n);
+    const webhook = await webhookFor(bob.actor, ['transfer.posted']);
     await drain('notifications');
     await drain('webhooks');
     for (let i = 0; i < 6; i += 1) await send(alice, bob, 1n);
+    await dropWebhook(webhook);
 
     // Two transactions of the same consumer at once: SKIP LOCKED splits the work.
     let release!: () => void;
@@ -123,7 +140,7 @@ describe('events', () => {
     expect(a.filter((id) => b.includes(id))).toEqual([]);
     expect(await eventsRepository.backlog(db.pool, 'notifications')).toBe(0);
 
-    // The webhooks consumer has not seen them yet.
+    // The webhooks consumer has not seen them yet (a webhook asks for them: see below for none).
     expect(await eventsRepository.backlog(db.pool, 'webhooks')).toBe(6);
     const forWebhooks = await drain('webhooks');
     expect(forWebhooks.map((e) => e.id).sort()).toEqual([...a, ...b].sort());
@@ -163,5 +180,35 @@ describe('events', () => {
     const stored = await db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
       SELECT count(*)::int AS n FROM events WHERE transfer_id = ${held.transfer.id}`);
     expect(stored).toBe(2);
+  });
+
+  it('writes an event nobody will read as already handled: no email for pending, voided or freezes; no webhook asking for its type', async () => {
+    const alice = await funded(1_000n);
+    const bob = await funded(0n);
+    const other = await webhookFor(bob.actor, ['withdrawal.created']);
+    await drain('notifications');
+    await drain('webhooks');
+    const before = await lastEventId();
+    await send(alice, bob, 5n);
+    const voided = await send(alice, bob, 7n, { hold: { ttlSeconds: 600 } });
+    await ledger.voidTransfer(alice.actor, { transferId: voided.transfer.id, idempotencyKey: idemKey() });
+    await ledger.freezeAccount(banker, { accountId: bob.account.id, reason: 'review' });
+    await ledger.unfreezeAccount(banker, { accountId: bob.account.id, reason: 'cleared' });
+    await ledger.withdraw(alice.actor, { accountId: alice.account.id, amount: 3n, destination: 'DE89370400440532013000', idempotencyKey: idemKey() });
+    const marks = await db.pool.any(sql.type(z.object({ type: z.string(), notified: z.boolean(), webhooked: z.boolean() }))`
+      SELECT type, notified_at IS NOT NULL AS notified, webhooked_at IS NOT NULL AS webhooked FROM events WHERE id > ${before} ORDER BY id`);
+    expect(marks).toEqual([
+      { type: 'transfer.posted', notified: false, webhooked: true },
+      { type: 'transfer.pending', notified: true, webhooked: true },
+      { type: 'transfer.voided', notified: true, webhooked: true },
+      { type: 'account.frozen', notified: true, webhooked: true },
+      { type: 'account.unfrozen', notified: true, webhooked: true },
+      // A webhook asks for withdrawals (another user's: the fan-out decides who gets what).
+      { type: 'withdrawal.created', notified: false, webhooked: false },
+    ]);
+    // What is left is claimed as before.
+    expect((await drain('notifications')).filter((e) => e.id > before).map((e) => e.type)).toEqual(['transfer.posted', 'withdrawal.created']);
+    expect((await drain('webhooks')).filter((e) => e.id > before).map((e) => e.type)).toEqual(['withdrawal.created']);
+    await dropWebhook(other);
   });
 });
