@@ -42,6 +42,9 @@ export type WorkerConfig = Pick<
   | 'OUTBOX_SWEEP_INTERVAL_MS'
   | 'OUTBOX_SWEEP_PENDING_AFTER_MS'
   | 'OUTBOX_JOB_CHECK_INTERVAL_MS'
+  | 'OUTBOX_JOB_MAX_RECOVERIES'
+  | 'EMAIL_JOB_ATTEMPTS'
+  | 'EMAIL_JOB_BACKOFF_MS'
   | 'HOLD_SWEEP_INTERVAL_MS'
   | 'HOLD_SWEEP_BATCH_SIZE'
   | 'STATEMENT_EMAIL_PAGE_SIZE'
@@ -102,7 +105,8 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   // Blocking connection for the Worker; a separate fail-fast one for the producer side and pings.
   const workerRedis = createRedis(config.REDIS_URL, { purpose: 'worker' });
   const clientRedis = createRedis(config.REDIS_URL);
-  const queue = createEmailQueue(clientRedis, { name: config.EMAIL_QUEUE_NAME });
+  // The worker enqueues too (the sweep, lost jobs, notifications): the same retries as the API's.
+  const queue = createEmailQueue(clientRedis, { name: config.EMAIL_QUEUE_NAME, retries: { attempts: config.EMAIL_JOB_ATTEMPTS, backoffMs: config.EMAIL_JOB_BACKOFF_MS } });
   const mailer = new Mailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM });
   const registry = createRegistry('worker');
   const metrics = createWorkerMetrics(registry, {
@@ -123,7 +127,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     metrics,
     logger,
   });
-  const publisher = new OutboxPublisher({ pool, queue, logger });
+  const publisher = new OutboxPublisher({ pool, queue, logger, maxJobRecoveries: config.OUTBOX_JOB_MAX_RECOVERIES });
   const sweeper = startOutboxSweeper({
     publisher,
     intervalMs: config.OUTBOX_SWEEP_INTERVAL_MS,

@@ -41,6 +41,9 @@ export type BankConfig = Pick<
   | 'LOGIN_RATE_LIMIT_MAX'
   | 'LOGIN_RATE_LIMIT_WINDOW_SECONDS'
   | 'LOGIN_EMAIL_RATE_LIMIT_MAX'
+  | 'LOGIN_DELAY_MAX_MS'
+  | 'EMAIL_JOB_ATTEMPTS'
+  | 'EMAIL_JOB_BACKOFF_MS'
   | 'ACCESS_TOKEN_TTL_SECONDS'
   | 'REFRESH_TOKEN_TTL_SECONDS'
   | 'SESSION_MAX_AGE_SECONDS'
@@ -95,7 +98,7 @@ export async function createBank(
   const tokens = await TokenMaker.fromConfig(config);
   const redis = createRedis(config.REDIS_URL);
   const queueRedis = createRedis(config.REDIS_URL);
-  const queue = createEmailQueue(queueRedis, { name: config.EMAIL_QUEUE_NAME });
+  const queue = createEmailQueue(queueRedis, { name: config.EMAIL_QUEUE_NAME, retries: { attempts: config.EMAIL_JOB_ATTEMPTS, backoffMs: config.EMAIL_JOB_BACKOFF_MS } });
   const outbox = new OutboxPublisher({ pool, queue, logger });
   const passwords = new PasswordHasher({ cost: config.BCRYPT_COST, concurrency: config.BCRYPT_CONCURRENCY, ...(deps.bcrypt ? { bcrypt: deps.bcrypt } : {}) });
   warnIfBcryptCanFillThePool(config.BCRYPT_CONCURRENCY, logger);
@@ -159,7 +162,18 @@ export async function createBank(
       resetTtlSeconds: config.PASSWORD_RESET_TTL_SECONDS,
       sessionRevocations: sessionLiveness,
     }),
-    sessions: new SessionService({ pool, passwords, tokens, outbox, rateLimiter, loginEmailLimiter, config, logger, liveness: sessionLiveness }),
+    sessions: new SessionService({
+      pool,
+      passwords,
+      tokens,
+      outbox,
+      rateLimiter,
+      loginEmailLimiter,
+      config,
+      logger,
+      liveness: sessionLiveness,
+      loginDelayMaxMs: config.LOGIN_DELAY_MAX_MS,
+    }),
     webhooks: new WebhookService({
       pool,
       policy: { requireHttps: config.NODE_ENV === 'production', allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS },

@@ -63,6 +63,8 @@ export type SessionServiceDeps = {
    */
   liveness?: SessionLiveness;
   logger?: Logger;
+  /** The longest wait before a login's password check (LOGIN_DELAY_MAX_MS; default 2 s). */
+  loginDelayMaxMs?: number;
   /** Waits before a login's password check (loginDelayMs); tests count the waits instead. */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Clock (ms since the epoch) for the session expiry check; tests share it with `liveness`. */
@@ -110,7 +112,7 @@ export class SessionService {
     await rateLimiter.check([`user:${username}`]);
     // Counted before the bcrypt work, atomically: concurrent guesses cannot all slip past a check.
     await rateLimiter.consume(limitKeys);
-    const delayMs = loginDelayMs(await this.#refundingOnThrow(limitKeys, () => rateLimiter.count(failuresKey(username))), rateLimiter.max);
+    const delayMs = loginDelayMs(await this.#refundingOnThrow(limitKeys, () => rateLimiter.count(failuresKey(username))), rateLimiter.max, this.#deps.loginDelayMaxMs);
     if (delayMs > 0) await this.#refundingOnThrow(limitKeys, () => (this.#deps.sleep ?? sleep)(delayMs, options.signal));
 
     // Only a wrong password (or an unknown user) is a failed login. Anything else that ends the
@@ -469,18 +471,19 @@ async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 /** Wrong passwords for a username from every address in the window: they slow, never block. */
 const failuresKey = (username: string) => `user-failures:${username}`;
 
-/** The longest a login waits for its username's failures (2 s). */
+/** The longest a login waits for its username's failures by default (2 s; LOGIN_DELAY_MAX_MS). */
 export const LOGIN_DELAY_MAX_MS = 2_000;
 
 /**
  * How long a login for a username waits before its password check, given that username's wrong
  * passwords in the window from every address: nothing up to the limit, then 100 ms doubling per
- * failure, at most LOGIN_DELAY_MAX_MS. A spray from many addresses slows each attempt (the owner's
- * too) but cannot refuse the owner; the per-address limits bound how many guesses it gets.
+ * failure, at most `ceilingMs` (the LOGIN_DELAY_MAX_MS setting). A spray from many addresses slows
+ * each attempt (the owner's too) but cannot refuse the owner; the per-address limits bound how
+ * many guesses it gets.
  */
-export function loginDelayMs(failures: number, max: number): number {
+export function loginDelayMs(failures: number, max: number, ceilingMs: number = LOGIN_DELAY_MAX_MS): number {
   if (failures < max) return 0;
-  return Math.min(100 * 2 ** Math.min(failures - max, 16), LOGIN_DELAY_MAX_MS);
+  return Math.min(100 * 2 ** Math.min(failures - max, 16), ceilingMs);
 }
 
 function addressKeys(input: ClientInfo): string[] {

@@ -165,6 +165,10 @@ export const configSchema = z
     SESSION_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
     LOGIN_RATE_LIMIT_MAX: z.coerce.number().int().min(1).default(5),
     LOGIN_RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().min(1).default(900),
+    // The longest a login waits before its password check once its username's wrong passwords
+    // passed LOGIN_RATE_LIMIT_MAX (100 ms doubling per failure up to this; loginDelayMs). Tests set
+    // it low so they never wait the production delay.
+    LOGIN_DELAY_MAX_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
     // Login emails (successful password checks) per user per window.
     LOGIN_EMAIL_RATE_LIMIT_MAX: z.coerce.number().int().min(1).default(10),
     // Sign-ups per client address and in all per hour (each costs a bcrypt hash and may send an
@@ -204,6 +208,16 @@ export const configSchema = z
     // re-adds the lost ones (Redis without persistence, a failover): an upper bound, with the
     // queue's own wait, on how late such an email goes out. A login code lives 10 minutes.
     OUTBOX_JOB_CHECK_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
+    // How many times that check re-adds the job of a row whose job FAILED without settling it (its
+    // workers killed while it ran) before it marks the row failed: a job that kills its worker
+    // every time must not loop.
+    OUTBOX_JOB_MAX_RECOVERIES: z.coerce.number().int().min(0).max(100).default(3),
+    // An email job's attempts and the first retry's delay (exponential with 20% jitter: about 5 s,
+    // 10 s, 20 s ... 85 min, so 12 attempts span roughly 2.3 to 2.8 hours). After the last attempt
+    // the outbox row is failed and nothing sends it again, so keep the span longer than an SMTP
+    // outage lasts. Set by every process that enqueues emails (API, gRPC, worker).
+    EMAIL_JOB_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(12),
+    EMAIL_JOB_BACKOFF_MS: z.coerce.number().int().min(10).max(3_600_000).default(5_000),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(20_000),
     AWS_SECRETS_MANAGER_SECRET_ID: z.string().min(1).optional(),
     AWS_REGION: z.string().min(1).optional(),

@@ -5,7 +5,7 @@ import { withTimeout } from '../process/with-timeout.ts';
 import { SECRET_PAYLOAD_FIELDS } from '../mail/email.schema.ts';
 import { outboxRepository } from './outbox.repository.ts';
 
-/** How many times a job that failed without settling its row is re-added before the row is given up. */
+/** How many times a job that failed without settling its row is re-added before the row is given up (OUTBOX_JOB_MAX_RECOVERIES's default). */
 export const MAX_JOB_RECOVERIES = 3;
 
 /**
@@ -19,14 +19,16 @@ export class OutboxPublisher {
   readonly #queue: EmailQueue;
   readonly #logger: Logger | undefined;
   readonly #timeoutMs: number;
+  readonly #maxJobRecoveries: number;
   /** The last row recoverLostJobs checked, when more enqueued rows follow it. */
   #checkedUpTo: string | undefined;
 
-  constructor(options: { pool: DatabasePool; queue: EmailQueue; logger?: Logger; enqueueTimeoutMs?: number }) {
+  constructor(options: { pool: DatabasePool; queue: EmailQueue; logger?: Logger; enqueueTimeoutMs?: number; /** OUTBOX_JOB_MAX_RECOVERIES */ maxJobRecoveries?: number }) {
     this.#pool = options.pool;
     this.#queue = options.queue;
     this.#logger = options.logger;
     this.#timeoutMs = options.enqueueTimeoutMs ?? 2_000;
+    this.#maxJobRecoveries = options.maxJobRecoveries ?? MAX_JOB_RECOVERIES;
   }
 
   /**
@@ -63,7 +65,7 @@ export class OutboxPublisher {
    * completed is left alone. A job that FAILED while its row is still `enqueued` ended without
    * settling the row (it stalled out with its workers killed, or its last attempt could not reach
    * the database): nothing would send that email either, so it is re-added too, at most
-   * MAX_JOB_RECOVERIES times; after that the row is marked failed (a job that fails that way every
+   * `maxJobRecoveries` times (OUTBOX_JOB_MAX_RECOVERIES, 3 by default); after that the row is marked failed (a job that fails that way every
    * time, say one that crashes its worker, must not loop). Returns how many jobs it re-added.
    * Throws when Redis or the DB fails.
    */
@@ -80,7 +82,7 @@ export class OutboxPublisher {
       const given: string[] = [];
       for (const [i, row] of failed.entries()) {
         const recoveries = jobs[i]?.data.recoveries ?? 0;
-        if (recoveries < MAX_JOB_RECOVERIES) {
+        if (recoveries < this.#maxJobRecoveries) {
           lost.push({ ...row, recoveries: recoveries + 1 });
         } else {
           await outboxRepository.markFailed(this.#pool, row.id, `its job failed ${recoveries + 1} times without settling the email`, SECRET_PAYLOAD_FIELDS);

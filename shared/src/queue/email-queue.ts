@@ -26,19 +26,31 @@ export const emailJobDataSchema = z.object({
 });
 export type EmailJobData = z.infer<typeof emailJobDataSchema>;
 
+/** An email job's attempts and its first retry's delay (EMAIL_JOB_ATTEMPTS, EMAIL_JOB_BACKOFF_MS). */
+export type EmailJobRetries = { attempts: number; backoffMs: number };
+
+/** The production retries: 12 attempts, the first retry after about 5 s (the config's defaults). */
+export const EMAIL_JOB_RETRIES: EmailJobRetries = { attempts: 12, backoffMs: 5_000 };
+
 /**
- * Retries with exponential backoff and 20% jitter: about 5 s, 10 s, 20 s, ... 85 min, so 12
- * attempts span roughly 2.3 to 2.8 hours. After the last one the outbox row is `failed` and
- * nothing sends it again, so the span must outlast an ordinary SMTP outage (the verification link
- * lives 24 h); jitter keeps a backlog from retrying in lockstep when SMTP comes back.
+ * Every email job's options. Retries with exponential backoff and 20% jitter: by default about
+ * 5 s, 10 s, 20 s, ... 85 min, so 12 attempts span roughly 2.3 to 2.8 hours. After the last one
+ * the outbox row is `failed` and nothing sends it again, so the span must outlast an ordinary SMTP
+ * outage (the verification link lives 24 h); jitter keeps a backlog from retrying in lockstep when
+ * SMTP comes back. Tests shorten them (the config's EMAIL_JOB_* settings) to never wait that long.
  */
-export const EMAIL_JOB_OPTIONS: JobsOptions = {
-  attempts: 12,
-  backoff: { type: 'exponential', delay: 5_000, jitter: 0.2 },
-  removeOnComplete: { age: 24 * 3_600, count: 10_000 },
-  // Failed jobs stay visible to operators for a week.
-  removeOnFail: { age: 7 * 24 * 3_600 },
-};
+export function emailJobDefaults(retries: EmailJobRetries = EMAIL_JOB_RETRIES): JobsOptions {
+  return {
+    attempts: retries.attempts,
+    backoff: { type: 'exponential', delay: retries.backoffMs, jitter: 0.2 },
+    removeOnComplete: { age: 24 * 3_600, count: 10_000 },
+    // Failed jobs stay visible to operators for a week.
+    removeOnFail: { age: 7 * 24 * 3_600 },
+  };
+}
+
+/** The options of production's defaults. */
+export const EMAIL_JOB_OPTIONS: JobsOptions = emailJobDefaults();
 
 export type EmailQueue = Queue<EmailJobData, unknown, string>;
 
@@ -91,11 +103,11 @@ function withTrace(data: EmailJobData): EmailJobData {
 }
 
 /** The producer side of the email queue. Never throws; `add`/`addBulk` reject while Redis is unreachable. */
-export function createEmailQueue(connection: ConnectionOptions, options: { name?: string; prefix?: string } = {}): EmailQueue {
+export function createEmailQueue(connection: ConnectionOptions, options: { name?: string; prefix?: string; retries?: EmailJobRetries } = {}): EmailQueue {
   const queue: EmailQueue = new TracedEmailQueue(options.name ?? EMAIL_QUEUE_NAME, {
     connection,
     prefix: options.prefix,
-    defaultJobOptions: EMAIL_JOB_OPTIONS,
+    defaultJobOptions: emailJobDefaults(options.retries),
   });
   // Connection problems surface on the calls that need Redis; an unhandled 'error' must not crash.
   queue.on('error', () => undefined);
