@@ -3,8 +3,32 @@ import { traceLogFields } from '../observability/tracing.ts';
 
 export type { Logger } from 'pino';
 
+/**
+ * Request fields that carry a secret, in both spellings a request body may use (the proto JSON
+ * mapping accepts the lowerCamel and the proto name): passwords, the emailed verification and
+ * login secrets, the device's login secret, the password-reset link's secret (its confirm request
+ * calls it `secret`) and the tokens.
+ */
+const REQUEST_SECRETS = [
+  'password',
+  'currentPassword',
+  'current_password',
+  'newPassword',
+  'new_password',
+  'token',
+  'secret',
+  'secretCode',
+  'secret_code',
+  'loginSecret',
+  'login_secret',
+  'resetSecret',
+  'reset_secret',
+  'refreshToken',
+  'refresh_token',
+];
+
 /** Paths that must never reach a log line, wherever they appear in a logged object. */
-export const REDACTED_PATHS = [
+export const REDACTED_PATHS = dedupe([
   'password',
   '*.password',
   'currentPassword',
@@ -29,6 +53,28 @@ export const REDACTED_PATHS = [
   '*.loginToken',
   'secret',
   '*.secret',
+  // The device's login secret (LoginResponse, ConfirmLoginRequest), the reset link's secret (its
+  // email payload) and a webhook's signing secret (the create answer, the delivery rows the
+  // worker signs with); the hash of a 6-digit login code with its session id gives the code
+  // back in 10^6 hashes. Each `*.` path costs a walk on every line, so the snake-case spellings
+  // (only a raw request body has them) are named where a body sits, below, not wildcarded.
+  'loginSecret',
+  '*.loginSecret',
+  'resetSecret',
+  '*.resetSecret',
+  'signingSecret',
+  '*.signingSecret',
+  'signing_secret',
+  'codeHash',
+  '*.codeHash',
+  // A request body, logged as `body` or two levels down as `req.body` / `request.body` (past the
+  // `*.` paths); named paths cost nothing on a line without that key. A body's `code` is the
+  // login code (ConfirmLoginRequest).
+  ...REQUEST_SECRETS.flatMap((key) => [key, `body.${key}`, `req.body.${key}`, `request.body.${key}`]),
+  'body.code',
+  'req.body.code',
+  'request.body.code',
+  'res.headers["set-cookie"]',
   'hashedPassword',
   '*.hashedPassword',
   'hashed_password',
@@ -40,7 +86,12 @@ export const REDACTED_PATHS = [
   'databaseUrl',
   'redisUrl',
   'smtpUrl',
-];
+]);
+
+/** The paths once each (pino would walk a repeated wildcard path twice on every line). */
+function dedupe(paths: string[]): string[] {
+  return [...new Set(paths)];
+}
 
 /**
  * Structured JSON logs (pino), each line with the active trace's `trace_id` and `span_id` when
