@@ -5,9 +5,11 @@
 # No secret or .env enters any layer: configuration comes from the environment at run time
 # (Kubernetes Secrets filled by External Secrets, or AWS Secrets Manager read at start-up).
 
-ARG NODE_VERSION=24.22.3
-
-FROM node:${NODE_VERSION}-bookworm-slim AS base
+# The base image written out, not built from an ARG: Dependabot reads only a literal FROM, and
+# proposes newer Node 24 releases here (.github/dependabot.yml). A digest
+# (`node:24.22.3-bookworm-slim@sha256:...`, from `docker buildx imagetools inspect`) is added by
+# someone who can read it from the registry; Dependabot then moves it with the tag.
+FROM node:24.22.3-bookworm-slim AS base
 WORKDIR /app
 ENV NODE_ENV=production \
     NPM_CONFIG_UPDATE_NOTIFIER=false \
