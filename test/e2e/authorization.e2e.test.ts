@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
+import { AccountStatus } from '@bank/proto/bank/v1/types_pb';
 import { AuditService } from '@bank/proto/bank/v1/audit_service_pb';
 import { AuthService } from '@bank/proto/bank/v1/auth_service_pb';
 import { TransferService } from '@bank/proto/bank/v1/transfer_service_pb';
@@ -70,6 +71,9 @@ describe.each(['http', 'grpc'] as const)('authorization over %s', (name) => {
     await expectNoLeak((accountId) => t.call(AccountService, 'deposit', { accountId, amount: 10n, idempotencyKey: idemKey() }, { token }));
     await expectNoLeak((accountId) => t.call(AccountService, 'withdraw', { accountId, amount: 10n, destination: 'DE89370400440532013000', idempotencyKey: idemKey() }, { token }));
     await expectNoLeak((accountId) => t.call(TransferService, 'listTransfers', { accountId, reference: 'inv-1' }, { token }));
+    // Freezing is for bankers: any other user is refused before the account is looked up.
+    await expectNoLeak((accountId) => t.call(AccountService, 'freezeAccount', { accountId, reason: 'matrix' }, { token }));
+    await expectNoLeak((accountId) => t.call(AccountService, 'unfreezeAccount', { accountId, reason: 'matrix' }, { token }));
     await expectNoLeak(
       (fromAccountId) =>
         t.call(TransferService, 'createTransfer', { fromAccountId, toAccountId: malloryAccount, amount: 10n, currency: 'EUR', idempotencyKey: idemKey() }, { token }),
@@ -115,9 +119,11 @@ describe.each(['http', 'grpc'] as const)('authorization over %s', (name) => {
     expect((await t.call(AccountService, 'getAccount', { accountId: aliceAccount }, { token: alice.accessToken })).balance).toBe(4_900n);
   });
 
-  it('holds, withdrawals, reversals, refunds and credits: who may call each, and a stranger learns nothing', async () => {
+  it('holds, withdrawals, reversals, refunds, credits and freezes: who may call each, and a stranger learns nothing', async () => {
     const [dave, erin] = await Promise.all([signUpAndLogIn(t, suite.stack.smtp), signUpAndLogIn(t, suite.stack.smtp)]);
     const daveAccount = await openAccount(t, dave, 'EUR', 5_000n);
+    // Frozen and unfrozen by the matrix's banker: an account of its own, so no other route runs on a frozen account.
+    const daveFreezable = await openAccount(t, dave, 'USD');
     const erinAccount = await openAccount(t, erin, 'EUR');
     const send = async (amount: bigint, hold = false) =>
       (
@@ -141,6 +147,8 @@ describe.each(['http', 'grpc'] as const)('authorization over %s', (name) => {
       Withdraw: (user) => t.call(AccountService, 'withdraw', { accountId: daveAccount, amount: 1n, destination: 'DE89370400440532013000', idempotencyKey: idemKey() }, as(user)),
       Deposit: (user) => t.call(AccountService, 'deposit', { accountId: daveAccount, amount: 1n, memo: 'matrix', idempotencyKey: idemKey() }, as(user)),
       'ListTransfers by reference': (user) => t.call(TransferService, 'listTransfers', { accountId: daveAccount, reference: 'matrix' }, as(user)),
+      FreezeAccount: (user) => t.call(AccountService, 'freezeAccount', { accountId: daveFreezable, reason: 'matrix' }, as(user)),
+      UnfreezeAccount: (user) => t.call(AccountService, 'unfreezeAccount', { accountId: daveFreezable, reason: 'matrix' }, as(user)),
     };
     const callers: Record<string, LoggedInUser | undefined> = { sender: dave, receiver: erin, stranger: mallory, banker, 'no token': undefined };
     const statusOf: Record<string, number> = {
@@ -173,7 +181,14 @@ describe.each(['http', 'grpc'] as const)('authorization over %s', (name) => {
       Withdraw: { ...sendersAccount, banker: 'PERMISSION_DENIED' },
       Deposit: { ...sendersAccount, banker: 'ok' },
       'ListTransfers by reference': { ...sendersAccount, banker: 'ok' },
+      // Bankers only, the account's owner included; the banker's freeze is undone by the unfreeze after it.
+      FreezeAccount: { sender: 'PERMISSION_DENIED', receiver: 'PERMISSION_DENIED', stranger: 'PERMISSION_DENIED', banker: 'ok', 'no token': 'UNAUTHENTICATED' },
+      UnfreezeAccount: { sender: 'PERMISSION_DENIED', receiver: 'PERMISSION_DENIED', stranger: 'PERMISSION_DENIED', banker: 'ok', 'no token': 'UNAUTHENTICATED' },
     });
+    // The banker's calls did what they say: the freeze was audited and undone; the refusals changed nothing.
+    expect((await t.call(AccountService, 'getAccount', { accountId: daveFreezable }, as(dave))).status).toBe(AccountStatus.OPEN);
+    const trail = (await t.call(AuditService, 'listAuditEvents', { pageSize: 200 }, as(banker))).auditEvents.filter((e) => e.target === `account:${daveFreezable}`);
+    expect(trail.map((e) => [e.action, e.actor]).sort()).toEqual([['account_frozen', banker.username], ['account_unfrozen', banker.username]]);
 
     // A stranger's refusal on a real transfer reads exactly like one on a transfer that does not exist.
     const hold = await send(10n, true);
@@ -231,6 +246,8 @@ describe.each(['http', 'grpc'] as const)('authorization over %s', (name) => {
         () => t.call(TransferService, 'voidTransfer', { transferId: aliceTransfer, idempotencyKey: idemKey() }, { token }),
         () => t.call(TransferService, 'reverseTransfer', { transferId: aliceTransfer, memo: 'x', idempotencyKey: idemKey() }, { token }),
         () => t.call(TransferService, 'refundTransfer', { transferId: aliceTransfer, idempotencyKey: idemKey() }, { token }),
+        () => t.call(AccountService, 'freezeAccount', { accountId: aliceAccount, reason: 'x' }, { token }),
+        () => t.call(AccountService, 'unfreezeAccount', { accountId: aliceAccount, reason: 'x' }, { token }),
       ]) {
         const error = await failure(call());
         expect({ label, code: error.code, status: error.status }).toEqual({ label, ...unauthenticated });
