@@ -1,15 +1,19 @@
 // The chaos clients: one call shape over HTTP (the generated REST client) and gRPC (grpc-js with
 // short reconnect backoffs, so a restarted server is found again within ~0.5 s rather than
 // grpc-js's default of up to two minutes), every failure sorted into what a client may do about it,
-// and the retry loop of a well-behaved client: same key, same body, after a 503 or a timeout.
-import { create, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+// and the retry loop of a well-behaved client: same key, same body, after a 503 or a timeout (after
+// a shed call's Retry-After at the earliest).
+import { create, fromBinary, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
+import { anyUnpack } from '@bufbuild/protobuf/wkt';
 import * as grpc from '@grpc/grpc-js';
 import { AccountService } from '@bank/proto/bank/v1/account_service_pb';
 import { AuthService } from '@bank/proto/bank/v1/auth_service_pb';
 import { BankRestClient, RestError } from '@bank/proto/bank/v1/rest_client';
 import { TransferService } from '@bank/proto/bank/v1/transfer_service_pb';
 import { UserService } from '@bank/proto/bank/v1/user_service_pb';
+import { RetryInfoSchema } from '@bank/proto/google/rpc/error_details_pb';
+import { StatusSchema } from '@bank/proto/google/rpc/status_pb';
 import { serviceDefinition } from '@bank/grpc/descriptors';
 import { grpcStatusDetails } from '../e2e/transports.ts';
 
@@ -23,17 +27,23 @@ export type Protocol = 'http' | 'grpc';
  */
 export type FailureKind = 'unavailable' | 'timeout' | 'network' | 'rate-limited' | 'server-error' | 'refused';
 
+/** The bank's code of a call refused by load shedding (503 / UNAVAILABLE), before any work started. */
+export const OVERLOADED = 'OVERLOADED';
+
 export class AttemptFailed extends Error {
   readonly kind: FailureKind;
   /** `http 503`, `grpc UNAVAILABLE`, `timeout`, `network ECONNREFUSED`... */
   readonly label: string;
   /** The bank's error code of a refusal (INSUFFICIENT_FUNDS...). */
   readonly code: string;
-  constructor(kind: FailureKind, label: string, code: string, message: string) {
+  /** How long the server asked the client to wait before a retry (Retry-After / RetryInfo), if it did. */
+  readonly retryAfterMs: number | undefined;
+  constructor(kind: FailureKind, label: string, code: string, message: string, retryAfterMs?: number) {
     super(`${label} ${code}: ${message}`);
     this.kind = kind;
     this.label = label;
     this.code = code;
+    this.retryAfterMs = retryAfterMs;
   }
 }
 
@@ -58,9 +68,16 @@ function networkCode(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-export function httpFailure(error: unknown): AttemptFailed {
+/** Retry-After in seconds (the only form the bank sends) as milliseconds; undefined when absent or unreadable. */
+export function retryAfterMs(header: string | null | undefined): number | undefined {
+  if (header === null || header === undefined || !/^\s*\d+\s*$/.test(header)) return undefined;
+  return Number(header.trim()) * 1_000;
+}
+
+/** `retryAfterMs`: the 503's Retry-After, read by the client's fetch (RestError keeps no headers). */
+export function httpFailure(error: unknown, retryAfter?: number): AttemptFailed {
   if (error instanceof RestError) {
-    if (error.status === 503) return new AttemptFailed('unavailable', 'http 503', error.code, error.detail);
+    if (error.status === 503) return new AttemptFailed('unavailable', 'http 503', error.code, error.detail, retryAfter);
     if (error.status === 429) return new AttemptFailed('rate-limited', 'http 429', error.code, error.detail);
     if (error.status >= 500) return new AttemptFailed('server-error', `http ${error.status}`, error.code, error.detail);
     return new AttemptFailed('refused', `http ${error.status}`, error.code, error.detail);
@@ -71,11 +88,26 @@ export function httpFailure(error: unknown): AttemptFailed {
   return new AttemptFailed('server-error', 'http bad answer', 'BAD_ANSWER', error instanceof Error ? error.message : String(error));
 }
 
+/** The RetryInfo delay of a gRPC error's google.rpc.Status details, in milliseconds. */
+export function grpcRetryDelayMs(error: grpc.ServiceError): number | undefined {
+  const bin = error.metadata?.get('grpc-status-details-bin')[0];
+  if (!bin || typeof bin === 'string') return undefined;
+  try {
+    for (const any of fromBinary(StatusSchema, bin).details) {
+      const info = anyUnpack(any, RetryInfoSchema);
+      if (info?.retryDelay) return Number(info.retryDelay.seconds) * 1_000 + Math.round(info.retryDelay.nanos / 1e6);
+    }
+  } catch {
+    return undefined;
+  }
+  return undefined;
+}
+
 export function grpcFailure(error: grpc.ServiceError): AttemptFailed {
   const name = grpc.status[error.code] ?? String(error.code);
   const reason = grpcStatusDetails(error).reason || name;
   const label = `grpc ${name}`;
-  if (error.code === grpc.status.UNAVAILABLE) return new AttemptFailed('unavailable', label, reason, error.details);
+  if (error.code === grpc.status.UNAVAILABLE) return new AttemptFailed('unavailable', label, reason, error.details, grpcRetryDelayMs(error));
   if (error.code === grpc.status.DEADLINE_EXCEEDED) return new AttemptFailed('timeout', 'timeout', 'TIMEOUT', error.details);
   if (error.code === grpc.status.CANCELLED) return new AttemptFailed('network', label, reason, error.details);
   if (error.code === grpc.status.RESOURCE_EXHAUSTED && reason === 'RATE_LIMITED') return new AttemptFailed('rate-limited', label, reason, error.details);
@@ -98,7 +130,17 @@ export type BankClient = {
 
 /** Throws AttemptFailed for every failure. */
 export function createBankClient(target: { httpUrl: string; grpcAddress: string }): BankClient {
-  const rest = new BankRestClient({ baseUrl: target.httpUrl });
+  // Each call has a signal of its own: the Retry-After of its 503, kept by the signal it was sent with.
+  const retryAfterBySignal = new WeakMap<AbortSignal, number>();
+  const rest = new BankRestClient({
+    baseUrl: target.httpUrl,
+    fetch: async (input, init) => {
+      const response = await fetch(input, init);
+      const after = response.status === 503 ? retryAfterMs(response.headers.get('retry-after')) : undefined;
+      if (after !== undefined && init?.signal) retryAfterBySignal.set(init.signal, after);
+      return response;
+    },
+  });
   const grpcClients = new Map<string, grpc.Client & Record<string, unknown>>();
   const grpcClient = (service: AnyService) => {
     let client = grpcClients.get(service.typeName);
@@ -119,10 +161,11 @@ export function createBankClient(target: { httpUrl: string; grpcAddress: string 
         const group = rest[REST_GROUP.get(service.typeName) ?? 'user'] as unknown as Record<string, (req: unknown, opts: unknown) => Promise<unknown>>;
         const fn = group[method];
         if (!fn) throw new Error(`no REST method ${service.typeName}.${method}`);
+        const signal = AbortSignal.timeout(options.timeoutMs);
         try {
-          return (await fn.call(group, request, { accessToken: options.token, signal: AbortSignal.timeout(options.timeoutMs) })) as never;
+          return (await fn.call(group, request, { accessToken: options.token, signal })) as never;
         } catch (error) {
-          throw httpFailure(error);
+          throw httpFailure(error, retryAfterBySignal.get(signal));
         }
       }
       const desc = service.methods.find((m) => m.localName === method);
@@ -149,7 +192,18 @@ export function createBankClient(target: { httpUrl: string; grpcAddress: string 
  * Every attempt the suite made, for the 5xx check and the per-fault counts. `abandoned` is an
  * impatient first attempt that ran out of its short deadline (the client's doing, not the bank's).
  */
-export type AttemptRecord = { at: number; protocol: Protocol; op: string; kind: 'ok' | 'abandoned' | FailureKind; label: string; detail?: string };
+export type AttemptRecord = {
+  at: number;
+  protocol: Protocol;
+  op: string;
+  kind: 'ok' | 'abandoned' | FailureKind;
+  label: string;
+  /** Of a failure: the bank's code (OVERLOADED: shed by load shedding; UNAVAILABLE: a store is down...). */
+  code?: string;
+  /** Of a 503 / UNAVAILABLE: the Retry-After (RetryInfo) it carried, when it did. */
+  retryAfterMs?: number;
+  detail?: string;
+};
 
 export type RetryPolicy = {
   /** Each attempt's own deadline. */
@@ -163,12 +217,18 @@ export type RetryPolicy = {
   giveUpAfterMs: number;
   /** Whether 429 is worth a retry (money) or a final answer (a login's rate limit). */
   retryRateLimited: boolean;
+  /**
+   * Whether a call shed by load shedding (OVERLOADED) is retried no sooner than its Retry-After,
+   * as a careful client does (the storm). The canaries leave it off: they measure when the bank
+   * answers again, and an outage's 503 is always retried on the backoff.
+   */
+  honourRetryAfter?: boolean;
 };
 
 export type Final<T> =
   | { status: 'acknowledged'; value: T; attempts: number }
   | { status: 'refused'; code: string; label: string; attempts: number }
-  | { status: 'gave-up'; label: string; attempts: number };
+  | { status: 'gave-up'; label: string; code: string; attempts: number };
 
 /**
  * Sends `attempt` until it answers, is refused, or the policy gives up; `attempt` must send the
@@ -191,13 +251,25 @@ export async function withRetries<T>(
     } catch (error) {
       if (!(error instanceof AttemptFailed)) throw error;
       const abandoned = error.kind === 'timeout' && timeoutMs < policy.timeoutMs;
-      record({ at: Date.now(), protocol, op, kind: abandoned ? 'abandoned' : error.kind, label: error.label, ...(error.kind === 'server-error' ? { detail: error.message } : {}) });
+      record({
+        at: Date.now(),
+        protocol,
+        op,
+        kind: abandoned ? 'abandoned' : error.kind,
+        label: error.label,
+        code: error.code,
+        ...(error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {}),
+        ...(error.kind === 'server-error' ? { detail: error.message } : {}),
+      });
       if (error.kind === 'refused' || (error.kind === 'rate-limited' && !policy.retryRateLimited)) {
         return { status: 'refused', code: error.code, label: error.label, attempts: n + 1 };
       }
-      if (Date.now() - started >= policy.giveUpAfterMs) return { status: 'gave-up', label: error.label, attempts: n + 1 };
+      if (Date.now() - started >= policy.giveUpAfterMs) return { status: 'gave-up', label: error.label, code: error.code, attempts: n + 1 };
+      // A 503 is retried like a timeout: with the same key, so a retry never moves money twice.
       const ceiling = Math.min(policy.backoffMaxMs, policy.backoffBaseMs * 2 ** n);
-      await new Promise((resolve) => setTimeout(resolve, ceiling / 2 + Math.random() * (ceiling / 2)));
+      const backoff = ceiling / 2 + Math.random() * (ceiling / 2);
+      const asked = policy.honourRetryAfter && error.code === OVERLOADED ? (error.retryAfterMs ?? 0) : 0;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(backoff, asked)));
     }
   }
 }
