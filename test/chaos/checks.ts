@@ -1,6 +1,8 @@
 // After the storm: what the clients were told, held against the database and the inbox.
 //   money   every acknowledged key is in idempotency_keys once, naming the transfer it answered;
-//           no refused key moved money; the ledger invariants of DESIGN.md (1-9); no deadlock;
+//           no refused key moved money (and the storm's must-be-refused requests were refused, at
+//           least one was, and the poor user's account never moved), nor a key whose only attempt
+//           was shed with 503 OVERLOADED; the ledger invariants of DESIGN.md (1-9); no deadlock;
 //   emails  every email requested (every outbox row, and the one of each acknowledged sign-up
 //           and login) arrived at least once; duplicates are counted, not failed;
 //   errors  no 5xx but 503 over HTTP, no INTERNAL/UNKNOWN over gRPC;
@@ -12,6 +14,7 @@ import { waitFor } from '@bank/dev-tools/start/ports';
 import { checkLedgerInvariants, deadlockCount } from '../ledger-invariants.ts';
 import type { TestSmtpServer } from '../smtp.ts';
 import { deliveredOutboxIds } from './emails.ts';
+import { OVERLOADED } from './bank-client.ts';
 import type { Journal, MoneyOp } from './journal.ts';
 
 export type CheckGroup = 'money' | 'emails' | 'errors' | 'logins' | 'faults' | 'recovery' | 'suite';
@@ -47,6 +50,16 @@ async function keyRows(db: DatabasePool, ops: readonly MoneyOp[]): Promise<Map<s
   return new Map(rows.map((r) => [`${r.username}\u0000${r.key}`, r.transfer_id]));
 }
 
+/** Transfers (holds included) from or to the accounts, and their balances' sum. */
+async function accountMovements(db: DatabasePool, accounts: readonly bigint[]): Promise<{ transfers: number; balance: bigint }> {
+  if (accounts.length === 0) return { transfers: 0, balance: 0n };
+  const ids = sql.array(accounts.map(String), 'int8');
+  const transfers = await db.oneFirst(sql.type(z.object({ n: z.number() }))`
+    SELECT count(*)::int AS n FROM transfers WHERE from_account_id = ANY(${ids}) OR to_account_id = ANY(${ids})`);
+  const balance = await db.oneFirst(sql.type(z.object({ b: z.bigint() }))`SELECT coalesce(sum(balance), 0)::bigint AS b FROM accounts WHERE id = ANY(${ids})`);
+  return { transfers, balance };
+}
+
 export async function moneyChecks(db: DatabasePool, journal: Journal, deadlocks: DeadlockCounter, postgresLog: string): Promise<{ checks: Check[]; facts: Record<string, number> }> {
   const acknowledged = journal.money.filter((o) => o.outcome === 'acknowledged');
   const refused = journal.money.filter((o) => o.outcome === 'refused');
@@ -55,10 +68,17 @@ export async function moneyChecks(db: DatabasePool, journal: Journal, deadlocks:
   const id = (o: MoneyOp) => `${o.username}\u0000${o.key}`;
 
   const wrongAck = acknowledged.filter((o) => rows.get(id(o)) !== o.transferId);
-  // A capture answers with its hold: the hold's id is acknowledged twice, once per key.
-  const newTransfers = acknowledged.filter((o) => o.kind !== 'capture').map((o) => o.transferId as bigint);
+  // A capture or a void answers with its hold: the hold's id is acknowledged again, once per key.
+  const newTransfers = acknowledged.filter((o) => o.kind !== 'capture' && o.kind !== 'void').map((o) => o.transferId as bigint);
   const twice = newTransfers.length - new Set(newTransfers.map(String)).size;
   const refusedMoved = refused.filter((o) => (rows.get(id(o)) ?? null) !== null);
+  // Shed before any work: a key whose one attempt was answered OVERLOADED never reached the ledger.
+  const shed = gaveUp.filter((o) => o.attempts === 1 && o.lastCode === OVERLOADED);
+  const shedMoved = shed.filter((o) => (rows.get(id(o)) ?? null) !== null);
+  const meantRefused = journal.money.filter((o) => o.mustBeRefused);
+  const wronglyAcknowledged = meantRefused.filter((o) => o.outcome === 'acknowledged');
+  const untouchable = await accountMovements(db, journal.untouchableAccounts);
+  const untouched = untouchable.transfers === 0 && untouchable.balance === 0n;
   const invariants = await checkLedgerInvariants(db, { acknowledged: newTransfers });
   await new Promise((resolve) => setTimeout(resolve, 1_500)); // backends flush their statistics once a second
   await deadlocks.sample(db);
@@ -80,10 +100,21 @@ export async function moneyChecks(db: DatabasePool, journal: Journal, deadlocks:
       {
         group: 'money',
         name: 'no refused key moved money',
-        ok: refusedMoved.length === 0,
+        // Without a refusal the check proves nothing: the storm sends requests the ledger must refuse.
+        ok: refused.length > 0 && refusedMoved.length === 0 && shedMoved.length === 0 && wronglyAcknowledged.length === 0 && untouched,
         detail:
-          `${refused.length} refused (${[...byRefusal].map(([code, n]) => `${code} ${n}`).join(', ') || 'none'})` +
-          (refusedMoved.length > 0 ? `; ${refusedMoved.length} committed anyway: ${list(refusedMoved.map((o) => `${o.kind} ${o.key} (${o.refusal}) -> ${rows.get(id(o))}`))}` : ''),
+          `${refused.length} refused keys checked (${[...byRefusal].map(([code, n]) => `${code} ${n}`).join(', ') || 'none'}; ` +
+          `${meantRefused.filter((o) => o.outcome === 'refused').length} of the storm's ${meantRefused.length} must-be-refused requests, the rest given up), ` +
+          `${shed.length} keys shed with 503 OVERLOADED on their only attempt` +
+          (refused.length === 0 ? '; NO refusal at all: the check proved nothing' : '') +
+          (refusedMoved.length > 0 ? `; ${refusedMoved.length} refused but committed: ${list(refusedMoved.map((o) => `${o.kind} ${o.key} (${o.refusal}) -> ${rows.get(id(o))}`))}` : '') +
+          (shedMoved.length > 0 ? `; ${shedMoved.length} shed but committed: ${list(shedMoved.map((o) => `${o.kind} ${o.key} -> ${rows.get(id(o))}`))}` : '') +
+          (wronglyAcknowledged.length > 0 ? `; ${wronglyAcknowledged.length} must-be-refused requests ACKNOWLEDGED: ${list(wronglyAcknowledged.map((o) => `${o.kind} ${o.key} -> ${o.transferId}`))}` : '') +
+          (journal.untouchableAccounts.length === 0
+            ? ''
+            : untouched
+              ? "; the poor user's account: no transfer, balance 0"
+              : `; the poor user's account MOVED: ${untouchable.transfers} transfers, balance ${untouchable.balance}`),
       },
       { group: 'money', name: 'ledger invariants 1-9', ok: invariants.length === 0, detail: invariants.length === 0 ? 'all hold' : list(invariants) },
       {
@@ -97,7 +128,9 @@ export async function moneyChecks(db: DatabasePool, journal: Journal, deadlocks:
       moneyRequests: journal.money.length,
       acknowledged: acknowledged.length,
       refused: refused.length,
+      mustBeRefused: meantRefused.length,
       gaveUp: gaveUp.length,
+      shedOnFirstAttempt: shed.length,
       gaveUpButCommitted: gaveUp.filter((o) => (rows.get(id(o)) ?? null) !== null).length,
       // The answer was lost while the transfer committed, and the retry got the original back.
       acknowledgedAsReplay: acknowledged.filter((o) => o.replayed).length,
@@ -159,6 +192,11 @@ export function errorChecks(journal: Journal): Check[] {
   const bad = journal.attempts.filter((a) => a.kind === 'server-error');
   const byLabel = new Map<string, number>();
   for (const a of bad) byLabel.set(a.label, (byLabel.get(a.label) ?? 0) + 1);
+  // 503 / UNAVAILABLE is the answer a bank may give under faults and overload (retried on the same
+  // key); a shed call (OVERLOADED) is one of them.
+  const unavailable = journal.attempts.filter((a) => a.kind === 'unavailable');
+  const shed = unavailable.filter((a) => a.code === OVERLOADED).length;
+  const allowed = `${unavailable.length} answered 503 / UNAVAILABLE (${shed} of them shed: OVERLOADED)`;
   return [
     {
       group: 'errors',
@@ -166,8 +204,8 @@ export function errorChecks(journal: Journal): Check[] {
       ok: bad.length === 0,
       detail:
         bad.length === 0
-          ? `${journal.attempts.length} attempts, none`
-          : `${bad.length} of ${journal.attempts.length} attempts: ${[...byLabel].map(([label, n]) => `${label} ${n}`).join(', ')}; e.g. ${list(bad.map((a) => `${a.op} ${a.detail ?? ''}`), 3)}`,
+          ? `${journal.attempts.length} attempts, no other 5xx; ${allowed}`
+          : `${bad.length} of ${journal.attempts.length} attempts: ${[...byLabel].map(([label, n]) => `${label} ${n}`).join(', ')}; e.g. ${list(bad.map((a) => `${a.op} ${a.detail ?? ''}`), 3)}; ${allowed}`,
     },
   ];
 }

@@ -2,12 +2,13 @@
 // is measured: from the fault's end (the server back, the network healed, the process killed and
 // left to its supervisor) until every canary request of the fault succeeds again, retried every
 // 100-250 ms. Faults that strand emails (SMTP held while the queue or the worker is hit) also say
-// when the last stranded email arrived.
+// when the last stranded email arrived. A fault that cannot show its effect (a burst that nothing
+// shed) fails. With a budget (the short run), every wait is cut to what is left of it.
 import { performance } from 'node:perf_hooks';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { waitFor } from '@bank/dev-tools/start/ports';
-import type { Protocol, RetryPolicy } from './bank-client.ts';
+import { OVERLOADED, type Protocol, type RetryPolicy } from './bank-client.ts';
 import type { ChaosConfig, FaultName } from './chaos-config.ts';
 import type { ChaosEnvironment, StackProcess } from './chaos-environment.ts';
 import { deliveredOutboxIds } from './emails.ts';
@@ -21,6 +22,8 @@ export type FaultKit = {
   canaryUser: ChaosUser;
   config: ChaosConfig;
   log: (line: string) => void;
+  /** A wait's ceiling cut to what is left of the run's budget (unchanged without one). */
+  cap: (ms: number) => number;
 };
 
 /**
@@ -38,7 +41,17 @@ type Injection = {
   stranded?: readonly string[];
   /** Notes known only later (a restarted pid). */
   later?: Promise<string[]>;
+  /** Why the fault proved nothing although it was injected (a burst nothing shed). */
+  failure?: string;
+  shed?: ShedCounts;
 };
+
+/**
+ * The overload burst's requests (`sent`) and those shed by load shedding (503 OVERLOADED /
+ * UNAVAILABLE OVERLOADED), by edge; every shed answer while it lasted (`answers`, the storm's
+ * too) and how many carried Retry-After / RetryInfo.
+ */
+export type ShedCounts = { sent: number; shed: number; http: number; grpc: number; answers: number; withRetryAfter: number };
 
 export type FaultReport = {
   name: FaultName;
@@ -58,6 +71,10 @@ export type FaultReport = {
   duplicateEmails?: number;
   /** The bank's answers from injection until recovery, by kind (ok, unavailable, timeout...). */
   during: Record<string, number>;
+  /** Of the overload burst: its requests and how many were shed. */
+  shed?: ShedCounts;
+  /** Injected, but it did not have the effect it is there for (the run fails). */
+  failure?: string;
   notes: string[];
   error?: string;
 };
@@ -175,10 +192,10 @@ async function killProcess(kit: FaultKit, name: StackProcess, canaries: readonly
   const pid = kit.env.kill(name);
   const endedAt = Date.now();
   const later = (async () => {
-    const next = await kit.env.restarted(name, pid, kit.config.recoveryTimeoutMs);
+    const next = await kit.env.restarted(name, pid, kit.cap(kit.config.recoveryTimeoutMs));
     if (next === null) return [`the supervisor did not restart ${name} within ${seconds(kit.config.recoveryTimeoutMs)}`];
     const restartedAfter = Date.now() - endedAt;
-    const ready = await waitFor(() => fetch(kit.env.readyUrl(name), { signal: AbortSignal.timeout(1_000) }).then((r) => r.ok, () => false), kit.config.recoveryTimeoutMs, 50);
+    const ready = await waitFor(() => fetch(kit.env.readyUrl(name), { signal: AbortSignal.timeout(1_000) }).then((r) => r.ok, () => false), kit.cap(kit.config.recoveryTimeoutMs), 50);
     return [`restarted by the supervisor as pid ${next} after ${seconds(restartedAfter)}, ready (/readyz) ${ready ? `after ${seconds(Date.now() - endedAt)}` : 'NOT within the timeout'}`];
   })();
   return { endedAt, canaries, notes: [`SIGKILL of ${name} (pid ${pid})`], later };
@@ -208,6 +225,7 @@ async function overloadBurst(kit: FaultKit): Promise<Injection> {
   const once: RetryPolicy = retryPolicy(config, { giveUpAfterMs: 0 });
   const accepted: number[] = [];
   const health: number[] = [];
+  const shedBy: Record<Protocol, number> = { http: 0, grpc: 0 };
   let sent = 0;
   const lane = async (protocol: Protocol) => {
     while (Date.now() < until) {
@@ -215,6 +233,9 @@ async function overloadBurst(kit: FaultKit): Promise<Injection> {
       sent++;
       const op = await deposit(ops, protocol, pick(users), 1n, once);
       if (op.outcome === 'acknowledged') accepted.push(performance.now() - started);
+      // Its one attempt shed by admission control (or a full pool queue): 503 OVERLOADED over HTTP,
+      // UNAVAILABLE with reason OVERLOADED over gRPC.
+      if (op.outcome === 'gave-up' && op.lastCode === OVERLOADED) shedBy[protocol]++;
     }
   };
   const probe = async () => {
@@ -231,13 +252,33 @@ async function overloadBurst(kit: FaultKit): Promise<Injection> {
   const from = Date.now();
   await Promise.all([...Array.from({ length: config.burstConcurrency }, (_, i) => lane(i % 2 === 0 ? 'http' : 'grpc')), probe()]);
   const counts = ops.journal.countsBetween(from, Date.now());
-  const shed = counts.unavailable ?? 0;
+  // Every shed answer meanwhile (the burst's and the storm's own, which the storm retries after
+  // it) must carry Retry-After / RetryInfo.
+  const shedAttempts = ops.journal.attempts.filter((a) => a.at >= from && a.kind === 'unavailable' && a.code === OVERLOADED);
+  const shed: ShedCounts = {
+    sent,
+    shed: shedBy.http + shedBy.grpc,
+    http: shedBy.http,
+    grpc: shedBy.grpc,
+    answers: shedAttempts.length,
+    withRetryAfter: shedAttempts.filter((a) => a.retryAfterMs !== undefined && a.retryAfterMs > 0).length,
+  };
+  const capacity = `MAX_INFLIGHT_REQUESTS ${config.stackEnv.MAX_INFLIGHT_REQUESTS} + MAX_QUEUED_REQUESTS ${config.stackEnv.MAX_QUEUED_REQUESTS} per process`;
+  const failure =
+    shed.shed === 0
+      ? `nothing was shed: ${config.burstConcurrency} clients never filled ${capacity}, so the burst proved nothing`
+      : shed.withRetryAfter < shed.answers
+        ? `${shed.answers - shed.withRetryAfter} of ${shed.answers} shed answers carried no Retry-After / RetryInfo`
+        : undefined;
   return {
     endedAt: Date.now(),
     canaries: ['http', 'grpc'],
+    shed,
+    ...(failure ? { failure } : {}),
     notes: [
-      `${config.burstConcurrency} clients (${config.burstConcurrency / config.concurrency}x the storm) for ${seconds(config.burstMs)}: ${sent} requests, ${accepted.length} accepted, ` +
-        `${shed} answered 503/UNAVAILABLE (${((shed / Math.max(1, sent)) * 100).toFixed(0)}%), ${counts.timeout ?? 0} timed out`,
+      `${config.burstConcurrency} clients (${config.burstConcurrency / config.concurrency}x the storm) for ${seconds(config.burstMs)} against ${capacity}: ${sent} requests, ` +
+        `${accepted.length} accepted, ${shed.shed} shed with 503 OVERLOADED (${((shed.shed / Math.max(1, sent)) * 100).toFixed(0)}%; HTTP ${shed.http}, gRPC ${shed.grpc}), ` +
+        `${counts.timeout ?? 0} timed out; ${shed.withRetryAfter} of the ${shed.answers} shed answers meanwhile (the storm's retried ones too) with Retry-After / RetryInfo`,
       `p99 of accepted ${percentile(accepted, 99).toFixed(0)} ms; /healthz p99 ${percentile(health, 99).toFixed(0)} ms over ${health.length} probes`,
     ],
   };
@@ -263,7 +304,7 @@ async function canary(kit: FaultKit, kind: Canary, from: number): Promise<{ ms: 
     timeoutMs: 2_000,
     backoffBaseMs: 100,
     backoffMaxMs: 250,
-    giveUpAfterMs: kit.config.recoveryTimeoutMs,
+    giveUpAfterMs: kit.cap(kit.config.recoveryTimeoutMs),
     // A 429 is retried too: the login limit counts attempts in flight, so the storm's own logins,
     // all from 127.0.0.1 and retried together once a store is back, can briefly fill it. A lockout
     // lasts its window and still fails the canary.
@@ -276,7 +317,7 @@ async function canary(kit: FaultKit, kind: Canary, from: number): Promise<{ ms: 
   const login = await logIn(kit.ops, 'http', kit.canaryUser, policy);
   if (login.sessionId === undefined) return { ms: null, failure: `login ${login.refusal ?? login.outcome}` };
   if (kind === 'login') return { ms: Date.now() - from };
-  const left = kit.config.recoveryTimeoutMs - (Date.now() - from);
+  const left = Math.min(kit.config.recoveryTimeoutMs - (Date.now() - from), kit.cap(kit.config.recoveryTimeoutMs));
   const arrived = await kit.env.smtp.waitFor((list) => list.some((m) => m.text.includes(`Session: ${login.sessionId}`)), Math.max(1, left)).then(
     () => true,
     () => false,
@@ -314,10 +355,15 @@ export async function runFault(kit: FaultKit, name: FaultName, stormStartedAt: n
   report.injected = true;
   report.durationMs = injection.endedAt - injectedAt;
   report.notes.push(...injection.notes);
+  if (injection.shed) report.shed = injection.shed;
+  if (injection.failure) {
+    report.failure = injection.failure;
+    kit.log(`fault ${name}: FAILED: ${injection.failure}`);
+  }
   const settled = (async () => {
     if (injection.stranded) {
       report.strandedEmails = injection.stranded.length;
-      report.emailRecoveryMs = await strandedDelivered(kit, injection.stranded, injection.endedAt, kit.config.emailWaitMs);
+      report.emailRecoveryMs = await strandedDelivered(kit, injection.stranded, injection.endedAt, kit.cap(kit.config.emailWaitMs));
     }
     if (injection.later) report.notes.push(...(await injection.later));
   })();

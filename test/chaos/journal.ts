@@ -1,6 +1,6 @@
 import type { AttemptRecord, Final, Protocol } from './bank-client.ts';
 
-export type MoneyKind = 'transfer' | 'deposit' | 'withdrawal' | 'hold' | 'capture';
+export type MoneyKind = 'transfer' | 'deposit' | 'withdrawal' | 'hold' | 'capture' | 'void';
 
 /** One money request as its client saw it in the end: the key, and what the bank finally said. */
 export type MoneyOp = {
@@ -10,10 +10,17 @@ export type MoneyOp = {
   username: string;
   key: string;
   outcome: Final<unknown>['status'];
-  /** Of an acknowledged request: the transfer it answered with (a capture: the hold). */
+  /** Of an acknowledged request: the transfer it answered with (a capture or a void: the hold). */
   transferId?: bigint;
   /** Of a refusal: the bank's code. */
   refusal?: string;
+  /** Of a request given up: the code of its last answer (OVERLOADED: shed by load shedding). */
+  lastCode?: string;
+  /**
+   * Sent to be refused (an overdraft by a user kept at a zero balance, the capture of a voided
+   * hold): acknowledged, it moved money the ledger had to refuse.
+   */
+  mustBeRefused?: boolean;
   attempts: number;
   /** Its first attempt had a deadline of a few milliseconds: the answer is lost, the server may commit. */
   impatient: boolean;
@@ -39,6 +46,8 @@ export class Journal {
   readonly money: MoneyOp[] = [];
   readonly identity: IdentityOp[] = [];
   readonly attempts: AttemptRecord[] = [];
+  /** Accounts no request may move money from or to: the poor user's, whose every request is refused. */
+  readonly untouchableAccounts: bigint[] = [];
   /** Failures of the suite's own code (not answers of the bank), reported as they are. */
   readonly errors: string[] = [];
   readonly record = (entry: AttemptRecord): void => {

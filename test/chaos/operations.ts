@@ -31,6 +31,8 @@ export function retryPolicy(config: ChaosConfig, options: { impatient?: boolean;
     backoffMaxMs: config.retryMaxMs,
     giveUpAfterMs: options.giveUpAfterMs ?? config.giveUpMs,
     retryRateLimited: options.retryRateLimited ?? true,
+    // A call shed with 503 OVERLOADED is retried with its key like any 503, after its Retry-After.
+    honourRetryAfter: true,
   };
 }
 
@@ -46,10 +48,12 @@ async function money(
   user: ChaosUser,
   policy: RetryPolicy,
   send: (key: string, timeoutMs: number) => Promise<{ transfer?: { id: bigint } | undefined; replayed?: boolean }>,
+  mustBeRefused = false,
 ): Promise<MoneyOp> {
   const key = newKey(kind);
   const final = await withRetries(kind, protocol, policy, ctx.journal.record, (timeoutMs) => send(key, timeoutMs));
   const op: MoneyOp = { kind, protocol, username: user.username, key, outcome: final.status, attempts: final.attempts, impatient: policy.firstTimeoutMs !== undefined };
+  if (mustBeRefused) op.mustBeRefused = true;
   if (final.status === 'acknowledged') {
     const id = final.value.transfer?.id;
     if (id === undefined) throw new Error(`${kind} over ${protocol} was acknowledged without a transfer`);
@@ -57,11 +61,19 @@ async function money(
     op.replayed = final.value.replayed === true;
   }
   if (final.status === 'refused') op.refusal = final.code;
+  if (final.status === 'gave-up') op.lastCode = final.code;
   ctx.journal.money.push(op);
   return op;
 }
 
-export function transfer(ctx: OpsContext, protocol: Protocol, from: ChaosUser, to: ChaosUser, amount: bigint, options: { hold?: boolean; policy?: RetryPolicy } = {}) {
+export function transfer(
+  ctx: OpsContext,
+  protocol: Protocol,
+  from: ChaosUser,
+  to: ChaosUser,
+  amount: bigint,
+  options: { hold?: boolean; policy?: RetryPolicy; mustBeRefused?: boolean } = {},
+) {
   return money(ctx, options.hold ? 'hold' : 'transfer', protocol, from, options.policy ?? moneyPolicy(ctx.config), (key, timeoutMs) =>
     ctx.client.call(
       protocol,
@@ -77,6 +89,7 @@ export function transfer(ctx: OpsContext, protocol: Protocol, from: ChaosUser, t
       },
       { token: from.token, timeoutMs },
     ),
+    options.mustBeRefused,
   );
 }
 
@@ -86,21 +99,41 @@ export function deposit(ctx: OpsContext, protocol: Protocol, user: ChaosUser, am
   );
 }
 
-export function withdraw(ctx: OpsContext, protocol: Protocol, user: ChaosUser, amount: bigint) {
-  return money(ctx, 'withdrawal', protocol, user, moneyPolicy(ctx.config), (key, timeoutMs) =>
-    ctx.client.call(
-      protocol,
-      AccountService,
-      'withdraw',
-      { accountId: user.accountId, amount, destination: 'DE89370400440532013000', idempotencyKey: key },
-      { token: user.token, timeoutMs },
-    ),
+export function withdraw(ctx: OpsContext, protocol: Protocol, user: ChaosUser, amount: bigint, options: { mustBeRefused?: boolean } = {}) {
+  return money(
+    ctx,
+    'withdrawal',
+    protocol,
+    user,
+    moneyPolicy(ctx.config),
+    (key, timeoutMs) =>
+      ctx.client.call(
+        protocol,
+        AccountService,
+        'withdraw',
+        { accountId: user.accountId, amount, destination: 'DE89370400440532013000', idempotencyKey: key },
+        { token: user.token, timeoutMs },
+      ),
+    options.mustBeRefused,
   );
 }
 
-export function capture(ctx: OpsContext, protocol: Protocol, user: ChaosUser, holdId: bigint, amount: bigint) {
-  return money(ctx, 'capture', protocol, user, moneyPolicy(ctx.config), (key, timeoutMs) =>
-    ctx.client.call(protocol, TransferService, 'captureTransfer', { transferId: holdId, amount, idempotencyKey: key }, { token: user.token, timeoutMs }),
+export function capture(ctx: OpsContext, protocol: Protocol, user: ChaosUser, holdId: bigint, amount: bigint, options: { mustBeRefused?: boolean } = {}) {
+  return money(
+    ctx,
+    'capture',
+    protocol,
+    user,
+    moneyPolicy(ctx.config),
+    (key, timeoutMs) => ctx.client.call(protocol, TransferService, 'captureTransfer', { transferId: holdId, amount, idempotencyKey: key }, { token: user.token, timeoutMs }),
+    options.mustBeRefused,
+  );
+}
+
+/** Voids a pending hold (its sender): the reservation is released, nothing moves. */
+export function voidHold(ctx: OpsContext, protocol: Protocol, user: ChaosUser, holdId: bigint) {
+  return money(ctx, 'void', protocol, user, moneyPolicy(ctx.config), (key, timeoutMs) =>
+    ctx.client.call(protocol, TransferService, 'voidTransfer', { transferId: holdId, idempotencyKey: key }, { token: user.token, timeoutMs }),
   );
 }
 
@@ -156,7 +189,7 @@ function textOf(smtp: TestSmtpServer, predicate: (text: string, to: string[]) =>
 
 /**
  * A user of the storm, through the real flow before any fault: sign-up, the emailed link's values,
- * login with the login secret and the emailed token, an account funded with `funds`.
+ * login with the login secret and the emailed token, an account funded with `funds` (none: 0).
  */
 export async function setUpUser(ctx: OpsContext, smtp: TestSmtpServer, funds: bigint): Promise<ChaosUser> {
   const policy = retryPolicy(ctx.config);
@@ -180,7 +213,9 @@ export async function setUpUser(ctx: OpsContext, smtp: TestSmtpServer, funds: bi
   // the notifier's integration and e2e tests; the sign-ups and logins of the storm keep their emails.
   await ctx.client.call('http', UserService, 'updateUser', { username: user.username, notificationSettings: { moneyReceived: false, withdrawals: false, holds: false } }, { token: tokens.accessToken, timeoutMs: 10_000 });
   const chaosUser: ChaosUser = { username: user.username, email: user.email, password: user.password, token: tokens.accessToken, accountId: account.id };
-  const funded = await deposit(ctx, 'http', chaosUser, funds, policy);
-  if (funded.outcome !== 'acknowledged') throw new Error(`set-up deposit failed: ${funded.refusal ?? funded.outcome}`);
+  if (funds > 0n) {
+    const funded = await deposit(ctx, 'http', chaosUser, funds, policy);
+    if (funded.outcome !== 'acknowledged') throw new Error(`set-up deposit failed: ${funded.refusal ?? funded.outcome}`);
+  }
   return chaosUser;
 }
