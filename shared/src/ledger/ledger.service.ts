@@ -278,7 +278,7 @@ export class LedgerService {
     const amount = parseAmount(input.amount);
     const destination = typeof input.destination === 'string' ? input.destination : '';
     if (!DESTINATION.test(destination)) {
-      throw InvalidArgument.field('destination', 'is required: 1 to 64 printable characters (an IBAN or another external reference)');
+      throw InvalidArgument.field('destination', 'is required: 1 to 64 printable ASCII characters, no space at either end (an IBAN or another external reference)');
     }
     const refs = parseReferences(input);
     const idempotencyKey = parseIdempotencyKey(input.idempotencyKey);
@@ -317,6 +317,7 @@ export class LedgerService {
 
   /**
    * Voids a pending hold (its sender or a banker): the reservation is released, nothing moves.
+   * Allowed on frozen accounts: it only releases the sender's own reservation.
    * @throws InvalidArgument, TransferNotFound, PermissionDenied, TransferNotPending, HoldExpired,
    *   IdempotencyConflict
    */
@@ -337,7 +338,11 @@ export class LedgerService {
    * transfer of what it moved (less any refunds) back to where it came from, at most one per
    * transfer. Allowed on frozen accounts; refused when it would overdraw.
    * @throws InvalidArgument, PermissionDenied, TransferNotFound, TransferNotReversible,
-   *   TransferAlreadyReversed, AccountClosed, InsufficientFunds, IdempotencyConflict
+   *   TransferAlreadyReversed, AccountClosed, InsufficientFunds, IdempotencyConflict. Never
+   *   AmountOutOfRange, though ledger_apply() checks every movement for overflow: what it credits
+   *   comes out of another account of the same currency, and per currency the user and settlement
+   *   accounts together hold exactly what the funding account lacks, which deposits keep at most
+   *   2^63 - 1 (one that would take it further is refused with AmountOutOfRange).
    */
   async reverseTransfer(actor: Actor, input: ReverseInput, options: UseCaseOptions = {}): Promise<TransferResult> {
     const transferId = parseId(input.transferId, 'transfer_id');
@@ -412,8 +417,9 @@ export class LedgerService {
   }
 
   /**
-   * Closes the actor's own account; its balance must be zero. History stays.
-   * @throws AccountNotFound, AccountClosed, AccountNotEmpty
+   * Closes the actor's own account; its balance must be zero and it must not be frozen. History stays.
+   * @throws InvalidArgument, AccountNotFound, PermissionDenied (a banker, on another user's account),
+   *   AccountClosed, AccountFrozen, AccountNotEmpty
    */
   async closeAccount(actor: Actor, accountId: bigint, options: UseCaseOptions = {}): Promise<Account> {
     const id = parseId(accountId, 'account_id');

@@ -67,7 +67,8 @@ export class AccountServiceClient {
   }
 
   /**
-   * Closes an account with a zero balance. Its history stays readable.
+   * Closes an account of the caller with a zero balance. Its history stays readable.
+   * A frozen account cannot be closed (ACCOUNT_FROZEN) until a banker unfreezes it.
    *
    * DELETE /v1/accounts/{account_id}
    */
@@ -109,7 +110,8 @@ export class AccountServiceClient {
 
   /**
    * Freezes an account (bankers only): it stays readable and refuses every money movement in or
-   * out until it is unfrozen. Freezing a frozen account changes nothing. Recorded in the audit trail.
+   * out until it is unfrozen, except a banker's reversal; the sender of a hold may still void it
+   * (that moves nothing). Freezing a frozen account changes nothing. Recorded in the audit trail.
    *
    * POST /v1/accounts/{account_id}/freeze
    */
@@ -342,6 +344,8 @@ export class TransferServiceClient {
 
   /**
    * Voids a pending hold (its sender, or a banker): the reservation is released, nothing moves.
+   * Allowed on frozen accounts (and when the receiver's account is closed): it moves no money,
+   * it only releases the sender's own reservation.
    * Idempotent: over HTTP the key comes from the Idempotency-Key header.
    *
    * POST /v1/transfers/{transfer_id}/void

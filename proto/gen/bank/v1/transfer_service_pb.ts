@@ -597,6 +597,8 @@ export const TransferService: GenService<{
   },
   /**
    * Voids a pending hold (its sender, or a banker): the reservation is released, nothing moves.
+   * Allowed on frozen accounts (and when the receiver's account is closed): it moves no money,
+   * it only releases the sender's own reservation.
    * Idempotent: over HTTP the key comes from the Idempotency-Key header.
    *
    * @generated from rpc bank.v1.TransferService.VoidTransfer
