@@ -164,7 +164,7 @@ describe('email worker process', () => {
     expect(await second.exited).toBe(0);
   });
 
-  it('with the production lock and stall check, a job held by a SIGKILLed worker is delivered by another within 25 s', async () => {
+  it('with the production lock and stall check, a job held by a SIGKILLed worker is delivered by another within 15 s of the kill (plus slack, and plus the second worker\'s start when that is slower)', async () => {
     // An SMTP server that accepts connections and never greets: the first worker's send hangs, its
     // job stays active (locked) until the kill.
     const silent = new Set<net.Socket>();
@@ -186,10 +186,15 @@ describe('email worker process', () => {
       expect(await queue.getActiveCount()).toBe(1);
 
       const second = await spawnWorker({ ...production });
-      // Production settings promise <= 15 s from the kill (lock 10 s + one stall check 5 s); the
-      // ceiling leaves room for a slow machine. Before, a fresh 30 s lock alone outlasted it.
-      await smtp.waitFor(() => smtp.messagesTo(emailOf(username)).length > 0, 25_000);
-      expect(Date.now() - killedAt).toBeLessThan(25_000);
+      const startedAfter = Date.now() - killedAt;
+      // Production settings promise <= 15 s from the kill (lock 10 s + one stall check 5 s), once
+      // a worker is running: when the second one took longer than the lock to start (a loaded
+      // machine: the e2e tier runs files side by side), one stall check after its start. 10 s of
+      // slack for a slow machine. Before, a fresh 30 s lock alone outlasted the 25 s this allows
+      // a worker that starts at once.
+      const ceiling = Math.max(15_000, startedAfter + 5_000) + 10_000;
+      await smtp.waitFor(() => smtp.messagesTo(emailOf(username)).length > 0, ceiling);
+      expect(Date.now() - killedAt).toBeLessThan(ceiling);
       expect(await outboxStatuses([username])).toEqual([{ username, status: 'sent' }]);
       second.child.kill('SIGTERM');
       expect(await second.exited).toBe(0);
