@@ -24,6 +24,7 @@ import { randomBytes } from 'node:crypto';
 import { buildBalanceAccounts, type BalanceAccount } from './edge/balance.ts';
 import { runGrpcTransfers } from './edge/grpc-load.ts';
 import { runHoldCapture } from './edge/hold-capture.ts';
+import { describeIntegrations, integrationCounts, startWebhookReceiver, subscribe } from './edge/integrations.ts';
 import { runLoginProbe } from './edge/login-probe.ts';
 import { createMinimalLedger, runPgbench, type PgbenchResult } from './edge/pgbench.ts';
 import { metricsDelta, scrape } from './edge/prometheus.ts';
@@ -34,6 +35,8 @@ import { runWrk, type LoadResult } from './edge/wrk.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const USERS = Number(process.env.BENCH_USERS ?? 64);
+/** Users (the last ones, never the hot pair) with a webhook for every event of their accounts. */
+const WEBHOOK_USERS = Number(process.env.BENCH_WEBHOOK_USERS ?? 4);
 const BALANCE_SMALL_ENTRIES = 10_000;
 const BALANCE_LARGE_ENTRIES = Number(process.env.BENCH_BALANCE_LARGE_ENTRIES ?? 5_000_000);
 /** Bulk-built entries per second into the indexed tables on two cores (5M took 125 s), for the estimate. */
@@ -51,6 +54,10 @@ if (missing) {
 }
 if (!(Number.isFinite(SECONDS) && SECONDS >= 1 && Number.isInteger(USERS) && USERS >= 2)) {
   console.error('bench:edge: BENCH_SECONDS must be >= 1 and BENCH_USERS an integer >= 2');
+  process.exit(2);
+}
+if (!(Number.isInteger(WEBHOOK_USERS) && WEBHOOK_USERS >= 0 && WEBHOOK_USERS <= USERS - 2)) {
+  console.error('bench:edge: BENCH_WEBHOOK_USERS must be an integer from 0 to BENCH_USERS - 2 (the hot pair never subscribes)');
   process.exit(2);
 }
 if (!(Number.isInteger(BALANCE_LARGE_ENTRIES) && (BALANCE_LARGE_ENTRIES === 0 || BALANCE_LARGE_ENTRIES > BALANCE_SMALL_ENTRIES))) {
@@ -97,6 +104,8 @@ async function main(): Promise<void> {
     SIGNUP_RATE_LIMIT_PER_ADDRESS: '100000',
     SIGNUP_RATE_LIMIT_GLOBAL: '100000',
     OUTBOX_SWEEP_INTERVAL_MS: undefined,
+    // The webhook receiver listens on 127.0.0.1, in this process.
+    WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
     // The bench funds each user with 10^11 and moves money all run long: limits at their maximum,
     // so every run measures speed, not LIMIT_EXCEEDED refusals (which would count as errors).
     DEPOSIT_MAX_AMOUNT: String(BENCH_MONEY_LIMIT),
@@ -114,6 +123,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const scriptDir = await mkdtemp(path.join(os.tmpdir(), 'bank-bench-edge-'));
+  const receiver = await startWebhookReceiver();
   try {
     log(`stack ready (${stack.httpUrl}, gRPC ${stack.grpcAddress}, database ${stack.databaseName}); creating ${USERS} users through the real flow at bcrypt cost 12`);
     const setupStarted = performance.now();
@@ -122,6 +132,8 @@ async function main(): Promise<void> {
     const setupSeconds = (performance.now() - setupStarted) / 1_000;
     const { users } = accounts;
     log(`${USERS} users signed up, verified, logged in and funded in ${setupSeconds.toFixed(1)} s (accounts ${accounts.firstAccountId}..${accounts.firstAccountId + BigInt(USERS - 1)})`);
+    const subscribers = await subscribe(stack.httpUrl, users, WEBHOOK_USERS, receiver);
+    log(`notifications on for every user; ${subscribers.length} users (${subscribers.map((u) => u.username).join(', ') || 'none'}) have a webhook for every event of their accounts (${receiver.url})`);
 
     log(`warming up both servers (${WARM_UP_SECONDS} s each, not reported)`);
     await runWrk({ baseUrl: stack.httpUrl, mode: 'uniform', users, tag: `warm-${runTag}`, connections: 8, seconds: WARM_UP_SECONDS, scriptDir });
@@ -252,6 +264,8 @@ async function main(): Promise<void> {
     };
     for (const account of built.accounts) await balanceRun(account);
 
+    const integrations = await integrationCounts(stack.databaseUrl, subscribers.length, receiver);
+    log(describeIntegrations(integrations));
     const report: BenchReport = {
       at: new Date().toISOString(),
       node: process.version,
@@ -269,11 +283,13 @@ async function main(): Promise<void> {
         'mean batch: bank_ledger_batch_size (histogram sum/count) of the serving process during the run; n/a when the process has no such metric.',
         `limits: the stack runs with DEPOSIT_MAX_AMOUNT, DEPOSIT_DAILY_LIMIT and OUTGOING_DAILY_LIMIT at ${BENCH_MONEY_LIMIT} (their maximum), so no run is refused by a limit; pgbench's ledger_apply() pair passes the same limits, ledger_move() none (its wrapper never did).`,
         'hold+capture pair: POST /v1/transfers with hold {ttlSeconds: 300}, then POST /v1/transfers/{id}/capture (full) of the id it answered, by one of 32 loops in this bench\'s own Node process (node:http, keep-alive; wrk times single requests and cannot carry one answer into the next request of the same connection); per s counts pairs whose hold answered 201 and capture 200, p50/p99 is the pair from the hold sent to the capture answered. Ceilings: pgbench minimal pair = two minimal one-call transfers, one round trip each; ledger_apply() pair = the hold and its capture through the real function (\\gset carries the id), two round trips.',
+        `notifications and webhooks: on, as a deployment runs them (every user's money-received emails, coalesced per minute; ${WEBHOOK_USERS} users, the last ones, never the hot pair, with a webhook for every event of their accounts to a receiver in this bench's own process that answers 204 and checks each Bank-Signature); integrations: what the worker had done by the end of the last run.`,
         `GetBalance: GET /v1/accounts/{id}/balance?at=<the middle of the account's history> by the account's owner, with wrk at c32 on one account at a time; the accounts (${BALANCE_SIZES.map((n) => n.toLocaleString('en')).join(' and ')} entries over two years, each entry a transfer in or out) are built by bulk SQL (test/history-builder.ts) after every other run, then VACUUM (ANALYZE); pgbench runs the repository's own SELECT on the same account and instant.`,
       ],
       edge,
       pgbench,
       loginProbe,
+      integrations,
       balance: {
         accounts: built.accounts.map((a) => ({ label: a.label, entries: a.entries, accountId: String(a.accountId), at: a.at.toISOString(), buildSeconds: a.buildSeconds })),
         vacuumSeconds: built.vacuumSeconds,
@@ -289,6 +305,7 @@ async function main(): Promise<void> {
     log(`wrote bench/results/edge.json and bench/results/edge.svg (${report.totalSeconds} s so far; stopping the stack)`);
   } finally {
     await rm(scriptDir, { recursive: true, force: true });
+    await receiver.close();
     if (!interrupted) await stack.stop();
   }
   log(`done in ${((performance.now() - startedAt) / 1_000).toFixed(0)} s`);

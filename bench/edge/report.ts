@@ -2,6 +2,7 @@
 // the ratios the issues' goals name, bench/results/edge.json and the chart.
 import { COLORS, drawChart, formatValue, type Panel } from './chart.ts';
 import type { LoginProbeResult } from './login-probe.ts';
+import type { IntegrationCounts } from './integrations.ts';
 import type { PgbenchResult } from './pgbench.ts';
 import type { LoadResult } from './wrk.ts';
 
@@ -46,6 +47,8 @@ export type BenchReport = {
   edge: EdgeRun[];
   pgbench: PgbenchResult[];
   loginProbe: LoginProbeResult;
+  /** Notifications and webhooks during the run (absent in results written before they were counted). */
+  integrations?: IntegrationCounts;
   balance: BalanceSetup;
 };
 

@@ -27,6 +27,33 @@
 -- (its id is known only then), and the row trigger, now on status changes only, writes its event.
 -- Every rule, refusal, lock order and answer is the one of 0009.
 
+-- Born webhooked, per account (0018 decided by type alone): with one webhook anywhere asking for
+-- transfer.posted, every transfer's event waited for the fan-out, which claimed and marked it (an
+-- UPDATE that cannot be HOT) to write nothing for all but its owner's accounts. An event is now
+-- born webhooked unless a webhook asks for its type and either covers all accounts or belongs to
+-- the owner of one of its accounts: the fan-out's own rule (0015), less its two refinements that
+-- can only refuse (the owner still a banker for all accounts, the webhook older than the event),
+-- so nothing a webhook would receive is marked done early. Accounts never change owner.
+CREATE FUNCTION events_wanted_by_webhook(p_type text, p_account_ids bigint[]) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+  SELECT EXISTS (
+    SELECT 1 FROM webhooks w
+     WHERE p_type = ANY (w.event_types)
+       AND (w.all_accounts OR EXISTS (SELECT 1 FROM accounts a WHERE a.id = ANY (p_account_ids) AND a.owner = w.owner)))
+$$;
+
+CREATE OR REPLACE FUNCTION events_born_handled() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.type IN ('transfer.pending', 'transfer.voided', 'account.frozen', 'account.unfrozen') THEN
+    NEW.notified_at := coalesce(NEW.notified_at, NEW.created_at);
+  END IF;
+  IF NEW.webhooked_at IS NULL AND NOT events_wanted_by_webhook(NEW.type, NEW.account_ids) THEN
+    NEW.webhooked_at := NEW.created_at;
+  END IF;
+  RETURN NEW;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION ledger_apply(
   p_actors          text[],
   p_roles           text[],
@@ -513,7 +540,7 @@ BEGIN
     INSERT INTO events (type, account_ids, transfer_id, data, created_at, notified_at, webhooked_at)
     SELECT x.type, ARRAY[t.from_account_id, t.to_account_id], t.id, to_jsonb(t), v_ts,
            CASE WHEN x.type = 'transfer.pending' THEN v_ts END,
-           CASE WHEN NOT EXISTS (SELECT 1 FROM webhooks w WHERE x.type = ANY (w.event_types)) THEN v_ts END
+           CASE WHEN NOT events_wanted_by_webhook(x.type, ARRAY[t.from_account_id, t.to_account_id]) THEN v_ts END
       FROM unnest(v_rows) AS t
      CROSS JOIN LATERAL (SELECT CASE
              WHEN t.status = 'pending' THEN 'transfer.pending'

@@ -45,11 +45,14 @@ async function writtenAfter(afterId: bigint): Promise<BankEvent[]> {
 }
 const lastEventId = () => db.pool.oneFirst(sql.type(z.object({ id: z.bigint() }))`SELECT coalesce(max(id), 0)::bigint AS id FROM events`);
 
-/** A webhook of `owner` for `types` (as the create call stores it), so that those events wait for the fan-out. */
-async function webhookFor(owner: Actor, types: string[]): Promise<bigint> {
+/**
+ * A webhook of `owner` for `types` (as the create call stores it), so that those events of the
+ * owner's accounts (of every account with `allAccounts`) wait for the fan-out.
+ */
+async function webhookFor(owner: Actor, types: string[], allAccounts = false): Promise<bigint> {
   return db.pool.oneFirst(sql.type(z.object({ id: z.bigint() }))`
-    INSERT INTO webhooks (owner, url, event_types, signing_secret)
-    VALUES (${owner.username}, 'https://hooks.example.test/bank', ${sql.array(types, 'text')}, 'whsec_test') RETURNING id`);
+    INSERT INTO webhooks (owner, url, event_types, all_accounts, signing_secret)
+    VALUES (${owner.username}, 'https://hooks.example.test/bank', ${sql.array(types, 'text')}, ${allAccounts}, 'whsec_test') RETURNING id`);
 }
 const dropWebhook = (id: bigint) => db.pool.query(sql.unsafe`DELETE FROM webhooks WHERE id = ${id}`);
 
@@ -182,10 +185,13 @@ describe('events', () => {
     expect(stored).toBe(2);
   });
 
-  it('writes an event nobody will read as already handled: no email for pending, voided or freezes; no webhook asking for its type', async () => {
+  it('writes an event nobody will read as already handled: no email for pending, voided or freezes; no webhook asking for its type on one of its accounts', async () => {
     const alice = await funded(1_000n);
     const bob = await funded(0n);
+    // Bob's webhook asks for withdrawals, but Alice's withdrawal touches none of his accounts;
+    // Alice's asks for her posted transfers.
     const other = await webhookFor(bob.actor, ['withdrawal.created']);
+    const mine = await webhookFor(alice.actor, ['transfer.posted']);
     await drain('notifications');
     await drain('webhooks');
     const before = await lastEventId();
@@ -198,17 +204,22 @@ describe('events', () => {
     const marks = await db.pool.any(sql.type(z.object({ type: z.string(), notified: z.boolean(), webhooked: z.boolean() }))`
       SELECT type, notified_at IS NOT NULL AS notified, webhooked_at IS NOT NULL AS webhooked FROM events WHERE id > ${before} ORDER BY id`);
     expect(marks).toEqual([
-      { type: 'transfer.posted', notified: false, webhooked: true },
+      { type: 'transfer.posted', notified: false, webhooked: false },
       { type: 'transfer.pending', notified: true, webhooked: true },
       { type: 'transfer.voided', notified: true, webhooked: true },
       { type: 'account.frozen', notified: true, webhooked: true },
       { type: 'account.unfrozen', notified: true, webhooked: true },
-      // A webhook asks for withdrawals (another user's: the fan-out decides who gets what).
-      { type: 'withdrawal.created', notified: false, webhooked: false },
+      { type: 'withdrawal.created', notified: false, webhooked: true },
     ]);
     // What is left is claimed as before.
     expect((await drain('notifications')).filter((e) => e.id > before).map((e) => e.type)).toEqual(['transfer.posted', 'withdrawal.created']);
-    expect((await drain('webhooks')).filter((e) => e.id > before).map((e) => e.type)).toEqual(['withdrawal.created']);
-    await dropWebhook(other);
+    expect((await drain('webhooks')).filter((e) => e.id > before).map((e) => e.type)).toEqual(['transfer.posted']);
+
+    // A banker's webhook for all accounts waits for every event of its types.
+    const everyone = await webhookFor(banker, ['withdrawal.created'], true);
+    const afterBanker = await lastEventId();
+    await ledger.withdraw(alice.actor, { accountId: alice.account.id, amount: 2n, destination: 'DE89370400440532013000', idempotencyKey: idemKey() });
+    expect((await drain('webhooks')).filter((e) => e.id > afterBanker).map((e) => e.type)).toEqual(['withdrawal.created']);
+    await Promise.all([dropWebhook(other), dropWebhook(mine), dropWebhook(everyone)]);
   });
 });
