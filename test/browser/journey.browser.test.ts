@@ -297,6 +297,50 @@ describe('the web app in Chromium', () => {
   });
 });
 
+describe('password fields (ASVS 2.1.11, 2.1.12)', () => {
+  it('show the password while the toggle is pressed, and block neither paste nor a password manager', async () => {
+    const origin = stack.api.url;
+    const { page, problems } = await openPage(DESKTOP);
+    // A paste event as the browser sends it; a field that refused pastes would cancel it. (This
+    // file compiles without the DOM's types: the browser's own classes are reached by name.)
+    const pasteAllowed = (label: string) =>
+      page.getByLabel(label, { exact: true }).evaluate((input) => {
+        const dom = globalThis as unknown as {
+          DataTransfer: new () => { setData(type: string, value: string): void };
+          ClipboardEvent: new (type: string, init: object) => { readonly defaultPrevented: boolean };
+        };
+        const data = new dom.DataTransfer();
+        data.setData('text/plain', 'pasted-long-secret');
+        const event = new dom.ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true });
+        (input as unknown as { dispatchEvent(event: unknown): boolean }).dispatchEvent(event);
+        return !event.defaultPrevented;
+      });
+    const attributes = (label: string) =>
+      page.getByLabel(label, { exact: true }).evaluate((input) => ({ type: input.getAttribute('type'), autocomplete: input.getAttribute('autocomplete') }));
+
+    await page.goto(`${origin}/app/login`);
+    await heading(page).filter({ hasText: 'Log in' }).waitFor();
+    expect(await attributes('Username')).toEqual({ type: null, autocomplete: 'username' });
+    expect(await attributes('Password')).toEqual({ type: 'password', autocomplete: 'current-password' });
+    expect(await pasteAllowed('Password')).toBe(true);
+    await page.getByLabel('Password', { exact: true }).fill('typed-long-secret');
+    const toggle = page.getByRole('button', { name: 'Show password' });
+    expect(await toggle.getAttribute('aria-pressed')).toBe('false');
+    await toggle.click();
+    expect(await toggle.getAttribute('aria-pressed')).toBe('true');
+    expect(await attributes('Password')).toEqual({ type: 'text', autocomplete: 'current-password' });
+    expect(await page.getByLabel('Password', { exact: true }).inputValue()).toBe('typed-long-secret');
+    await toggle.click();
+    expect(await attributes('Password')).toEqual({ type: 'password', autocomplete: 'current-password' });
+
+    await page.goto(`${origin}/app/signup`);
+    await heading(page).waitFor();
+    expect(await attributes('Password')).toEqual({ type: 'password', autocomplete: 'new-password' });
+    expect(await pasteAllowed('Password')).toBe(true);
+    expect(problems).toEqual([]);
+  });
+});
+
 describe('the keyboard alone', () => {
   it('reaches the skip link, the login form\'s fields and its button in order, each with a visible focus ring, and Enter submits', async () => {
     const origin = stack.api.url;
@@ -311,12 +355,13 @@ describe('the keyboard alone', () => {
     // The page's heading has the focus (a screen reader reads the new page); back to the skip
     // link, then forward through the form.
     const order: string[] = [];
-    for (const key of ['Shift+Tab', 'Shift+Tab', 'Tab', 'Tab', 'Tab', 'Tab']) {
+    for (const key of ['Shift+Tab', 'Shift+Tab', 'Tab', 'Tab', 'Tab', 'Tab', 'Tab']) {
       await page.keyboard.press(key);
       order.push(await focused());
       expect(await ring()).toBe('solid 3px');
     }
-    expect(order).toEqual(['Bank', 'Skip to content', 'Bank', 'Username', 'Password', 'Continue']);
+    expect(order).toEqual(['Bank', 'Skip to content', 'Bank', 'Username', 'Password', 'Show password', 'Continue']);
+    await page.keyboard.press('Shift+Tab');
     await page.keyboard.press('Shift+Tab');
     await page.keyboard.press('Shift+Tab');
     await page.keyboard.type(user.username);

@@ -7,6 +7,19 @@ export function Field({ label, hint, error, ...input }: { label: string; hint?: 
   const id = useId();
   const hintId = hint ? `${id}-hint` : undefined;
   const errorId = error ? `${id}-error` : undefined;
+  // A password field can be shown while typing (ASVS 2.1.12): a toggle button beside it, pressed
+  // while the text is visible. Nothing else changes: paste and password managers keep working.
+  const [shown, setShown] = useState(false);
+  const revealable = input.type === 'password';
+  const field = (
+    <input
+      id={id}
+      aria-describedby={[hintId, errorId].filter(Boolean).join(' ') || undefined}
+      aria-invalid={error ? true : undefined}
+      {...input}
+      type={revealable && shown ? 'text' : input.type}
+    />
+  );
   return (
     <div className="field">
       <label htmlFor={id}>{label}</label>
@@ -15,7 +28,16 @@ export function Field({ label, hint, error, ...input }: { label: string; hint?: 
           {hint}
         </p>
       )}
-      <input id={id} aria-describedby={[hintId, errorId].filter(Boolean).join(' ') || undefined} aria-invalid={error ? true : undefined} {...input} />
+      {revealable ? (
+        <div className="field-row">
+          {field}
+          <button type="button" className="secondary reveal" aria-controls={id} aria-pressed={shown} onClick={() => setShown((value) => !value)}>
+            Show password
+          </button>
+        </div>
+      ) : (
+        field
+      )}
       {error && (
         <p className="field-error" id={errorId}>
           {error}
