@@ -7,21 +7,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
+import { EVENT_TYPES } from '../../shared/src/events/events.repository.ts';
 import { SIGNATURE_HEADER, verifySignature } from '../../shared/src/webhooks/webhook-signature.ts';
 import { httpJson, type BenchUser } from './users.ts';
-
-const EVENT_TYPES = [
-  'transfer.posted',
-  'transfer.pending',
-  'transfer.captured',
-  'transfer.voided',
-  'transfer.expired',
-  'transfer.reversed',
-  'transfer.refunded',
-  'withdrawal.created',
-  'account.frozen',
-  'account.unfrozen',
-];
 
 export type WebhookReceiver = {
   url: string;
