@@ -1,7 +1,7 @@
 // The operations of the contract, written once over the use cases. The HTTP gateway and the gRPC
 // server decode requests and encode answers; the interceptor chain authenticates; these call the
 // use cases with the call's actor and AbortSignal.
-import { create, type DescMessage, type DescMethod, type DescService, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+import { create, type DescMessage, type DescMethod, type DescService } from '@bufbuild/protobuf';
 import { EmptySchema, timestampDate, timestampFromDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { AccountService, ListAccountsResponseSchema, ListEntriesResponseSchema } from '@bank/proto/bank/v1/account_service_pb';
 import { AuditService, ListAuditEventsResponseSchema } from '@bank/proto/bank/v1/audit_service_pb';
@@ -10,11 +10,9 @@ import { PasswordService } from '@bank/proto/bank/v1/password_service_pb';
 import { TransferService, ListTransfersResponseSchema } from '@bank/proto/bank/v1/transfer_service_pb';
 import { UserService } from '@bank/proto/bank/v1/user_service_pb';
 import { WebhookService } from '@bank/proto/bank/v1/webhook_service_pb';
-import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import type { Bank } from '@bank/shared/app/bank';
-import type { Actor } from '@bank/shared/auth/actor';
 import type { TransferResult } from '@bank/shared/ledger/ledger.types';
-import { InvalidArgument, Unauthenticated } from '@bank/shared/errors/domain-error';
+import { InvalidArgument } from '@bank/shared/errors/domain-error';
 import { STATEMENT_BANK_NAME, statementCsv, statementFileName } from '@bank/shared/ledger/statement';
 import { statementPdf } from '@bank/shared/ledger/statement-pdf';
 import {
@@ -27,39 +25,16 @@ import {
   toProtoTransfer,
   toProtoUser,
 } from './proto-mapping.ts';
+import { actorOf, opts, type BoundHandler, type Handler, type HandlerContext, type ServiceHandlers } from './handler-context.ts';
 import { webhookHandlers } from './webhook-handlers.ts';
 
 /** The services both edges serve, in the order they are listed. */
 export const BANK_SERVICES: readonly DescService[] = [UserService, AuthService, PasswordService, AccountService, TransferService, AuditService, WebhookService];
 
+export type { BoundHandler, HandlerContext, ServiceHandlers } from './handler-context.ts';
+
 /** The use cases the handlers call. */
 export type UseCases = Pick<Bank, 'ledger' | 'users' | 'passwords' | 'sessions' | 'audit' | 'webhooks'>;
-
-/** What a handler knows about its call besides the request message. */
-export type HandlerContext = {
-  /** Set by the authentication interceptor; undefined for anonymous methods. */
-  actor: Actor | undefined;
-  /** Aborted when the deadline passes or the client goes away; handed to every use case. */
-  signal: AbortSignal;
-  clientIp?: string | undefined;
-  userAgent?: string | undefined;
-  /** Sets a response header (HTTP) or trailer (gRPC), e.g. a file's Content-Disposition. */
-  setResponseHeader?: ((name: string, value: string) => void) | undefined;
-};
-
-type Handler<I extends DescMessage, O extends DescMessage> = (request: MessageShape<I>, ctx: HandlerContext) => Promise<MessageInitShape<O>>;
-
-export type ServiceHandlers<S extends GenService<GenServiceMethods>> = {
-  [K in keyof S['method']]: Handler<S['method'][K]['input'], S['method'][K]['output']>;
-};
-
-/** An operation bound to its use case, found by method. */
-export type BoundHandler = (request: unknown, ctx: HandlerContext) => Promise<unknown>;
-
-function actorOf(ctx: HandlerContext): Actor {
-  if (!ctx.actor) throw new Unauthenticated();
-  return ctx.actor;
-}
 
 const date = (value: Timestamp | undefined): Date | undefined => (value ? timestampDate(value) : undefined);
 /** The page and time range of a history call (entries or transfers of one account). */
@@ -70,7 +45,6 @@ const historyInput = (req: { accountId: bigint; pageSize: number; pageToken: str
   since: date(req.since),
   until: date(req.until),
 });
-const opts = (ctx: HandlerContext) => ({ signal: ctx.signal });
 const nonEmpty = (value: string): string | undefined => (value === '' ? undefined : value);
 /** memo, reference and metadata of a money request; an empty string is no value. */
 const references = (req: { memo: string; reference: string; metadata: { [key: string]: string } }) => ({
@@ -283,7 +257,7 @@ export function createBankHandlers(app: UseCases): Map<string, { method: DescMet
     [AccountService.typeName]: accountHandlers(app) as never,
     [TransferService.typeName]: transferHandlers(app) as never,
     [AuditService.typeName]: auditHandlers(app) as never,
-    [WebhookService.typeName]: webhookHandlers(app, actorOf) as never,
+    [WebhookService.typeName]: webhookHandlers(app) as never,
   };
   const handlers = new Map<string, { method: DescMethod; handle: BoundHandler }>();
   for (const service of BANK_SERVICES) {

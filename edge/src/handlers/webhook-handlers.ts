@@ -10,10 +10,9 @@ import {
   type WebhookService,
   type Webhook as ProtoWebhook,
 } from '@bank/proto/bank/v1/webhook_service_pb';
-import type { Actor } from '@bank/shared/auth/actor';
 import type { WebhookService as WebhookUseCases } from '@bank/shared/webhooks/webhook.service';
 import type { Webhook, WebhookDelivery } from '@bank/shared/webhooks/webhook.types';
-import type { HandlerContext, ServiceHandlers } from './bank-handlers.ts';
+import { actorOf, opts, type ServiceHandlers } from './handler-context.ts';
 
 export function toProtoWebhook(webhook: Webhook): ProtoWebhook {
   return create(WebhookSchema, {
@@ -50,8 +49,7 @@ export function toProtoWebhookDelivery(delivery: WebhookDelivery): ProtoWebhookD
   });
 }
 
-export function webhookHandlers(app: { webhooks: WebhookUseCases }, actorOf: (ctx: HandlerContext) => Actor): ServiceHandlers<typeof WebhookService> {
-  const opts = (ctx: HandlerContext) => ({ signal: ctx.signal });
+export function webhookHandlers(app: { webhooks: WebhookUseCases }): ServiceHandlers<typeof WebhookService> {
   return {
     createWebhook: async (req, ctx) => {
       const created = await app.webhooks.createWebhook(actorOf(ctx), { url: req.url, eventTypes: req.eventTypes, allAccounts: req.allAccounts }, opts(ctx));
