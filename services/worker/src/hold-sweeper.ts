@@ -1,19 +1,11 @@
 import type { DatabasePool } from '@bank/shared/db/pool';
 import { ledgerRepository } from '@bank/shared/ledger/ledger.repository';
 import type { Logger } from '@bank/shared/logging/logger';
-import { errorSummary } from '@bank/shared/outbox/outbox-publisher';
+import { startBatchSweep, type BatchSweep } from './batch-sweep.ts';
 import type { WorkerMetrics } from './worker-metrics.ts';
 
-export type HoldSweeper = {
-  /**
-   * Runs one round now (after the round in progress, if any): expires due holds a batch at a time
-   * until a batch comes back short. Resolves with how many it expired; throws when the database
-   * fails (the holds expired before the failure stay expired).
-   */
-  sweep(): Promise<number>;
-  /** Stops the timer and waits for the round in progress, which ends after its current batch. */
-  stop(): Promise<void>;
-};
+/** sweep() expires due holds a batch at a time until a batch comes back short; stop() ends it. */
+export type HoldSweeper = BatchSweep;
 
 /**
  * Marks pending holds past their deadline expired (status `expired`, resolved at their deadline):
@@ -33,56 +25,14 @@ export function startHoldSweeper(options: {
   logger: Logger;
   metrics?: Pick<WorkerMetrics, 'holdsExpired' | 'holdSweepFailures'>;
 }): HoldSweeper {
-  const { pool, intervalMs, batchSize, logger, metrics } = options;
-  let stopped = false;
-  let queued = 0;
-  let tail: Promise<unknown> = Promise.resolve();
-
-  const round = async (): Promise<number> => {
-    if (stopped) return 0;
-    const started = performance.now();
-    let expired = 0;
-    let batches = 0;
-    try {
-      for (;;) {
-        const count = await ledgerRepository.expireHolds(pool, batchSize);
-        expired += count;
-        batches += 1;
-        metrics?.holdsExpired.inc(count);
-        if (count < batchSize || stopped) break;
-      }
-    } catch (error) {
-      metrics?.holdSweepFailures.inc();
-      logger.warn({ err: errorSummary(error), expired, batches, retryInMs: intervalMs }, 'hold sweep failed; will retry');
-      throw error;
-    }
-    const durationMs = Math.round(performance.now() - started);
-    if (expired > 0) logger.info({ expired, batches, durationMs }, 'holds expired');
-    else logger.debug({ durationMs }, 'hold sweep: nothing due');
-    return expired;
-  };
-
-  const sweep = (): Promise<number> => {
-    queued += 1;
-    const result = tail.then(round).finally(() => (queued -= 1));
-    tail = result.catch(() => undefined);
-    return result;
-  };
-  // The failure is logged inside the round; the timer only keeps its rejection from going unhandled.
-  const tick = () => {
-    if (queued === 0) sweep().catch(() => undefined);
-  };
-
-  logger.info({ intervalMs, batchSize }, 'hold sweeper started');
-  tick();
-  const timer = setInterval(tick, intervalMs);
-  timer.unref();
-  return {
-    sweep,
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await tail;
-    },
-  };
+  const { pool, metrics } = options;
+  return startBatchSweep({
+    runBatch: (limit) => ledgerRepository.expireHolds(pool, limit),
+    intervalMs: options.intervalMs,
+    batchSize: options.batchSize,
+    logger: options.logger,
+    messages: { started: 'hold sweeper started', done: 'holds expired', countField: 'expired', idle: 'hold sweep: nothing due', failed: 'hold sweep failed; will retry' },
+    onBatch: (count) => metrics?.holdsExpired.inc(count),
+    onFailure: () => metrics?.holdSweepFailures.inc(),
+  });
 }

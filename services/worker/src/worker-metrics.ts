@@ -8,6 +8,9 @@ export type WorkerMetrics = {
   holdsExpired: Counter;
   /** Hold sweep rounds that failed (the database was unreachable or refused). */
   holdSweepFailures: Counter;
+  /** Events pruned past their retention, and pruning rounds that failed. */
+  eventsPruned: Counter;
+  eventPruneFailures: Counter;
   /** Rows breaking each ledger invariant, as the last check found. */
   invariantViolations: Gauge<'invariant'>;
   /** When the last ledger invariant check finished (Unix seconds), and how long it took. */
@@ -90,6 +93,16 @@ export function createWorkerMetrics(
     help: 'Hold sweep rounds that failed on a database error (the next interval retries).',
     registers: [registry],
   });
+  const eventsPruned = new Counter({
+    name: 'bank_events_pruned_total',
+    help: 'Events past EVENTS_RETENTION_DAYS deleted (with their finished webhook deliveries).',
+    registers: [registry],
+  });
+  const eventPruneFailures = new Counter({
+    name: 'bank_event_prune_failures_total',
+    help: 'Event pruning rounds that failed on a database error (the next interval retries).',
+    registers: [registry],
+  });
   const invariantViolations = new Gauge({
     name: 'bank_ledger_invariant_violations',
     help: 'Rows breaking each ledger invariant (DESIGN.md) in the last check; anything but 0 is a bug to page on.',
@@ -112,5 +125,5 @@ export function createWorkerMetrics(
     help: 'Ledger invariant checks that failed on a database error (the next interval retries).',
     registers: [registry],
   });
-  return { registry, sent, failed, holdsExpired, holdSweepFailures, invariantViolations, invariantCheckedAt, invariantCheckSeconds, invariantCheckFailures };
+  return { registry, sent, failed, holdsExpired, holdSweepFailures, eventsPruned, eventPruneFailures, invariantViolations, invariantCheckedAt, invariantCheckSeconds, invariantCheckFailures };
 }

@@ -15,6 +15,7 @@ import { createEmailQueue } from '@bank/shared/queue/email-queue';
 import { StatementEmailService, type StatementRunResult } from '@bank/shared/ledger/statement-email.service';
 import { createRedis } from '@bank/shared/redis/redis';
 import { startEmailWorker } from './email-worker.ts';
+import { startEventPruner } from './event-pruner.ts';
 import { startHoldSweeper } from './hold-sweeper.ts';
 import { createNotifierMetrics, startNotifierLoop } from './notifier-loop.ts';
 import { startInvariantChecker } from './invariant-checker.ts';
@@ -47,6 +48,9 @@ export type WorkerConfig = Pick<
   | 'EMAIL_JOB_BACKOFF_MS'
   | 'HOLD_SWEEP_INTERVAL_MS'
   | 'HOLD_SWEEP_BATCH_SIZE'
+  | 'EVENTS_RETENTION_DAYS'
+  | 'EVENTS_PRUNE_INTERVAL_MS'
+  | 'EVENTS_PRUNE_BATCH_SIZE'
   | 'STATEMENT_EMAIL_PAGE_SIZE'
   | 'NOTIFIER_INTERVAL_MS'
   | 'NOTIFIER_BATCH_SIZE'
@@ -143,6 +147,15 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     logger,
     metrics,
   });
+  // Each replica prunes; the SQL skips rows another pruner or a consumer holds (see startEventPruner).
+  const eventPruner = startEventPruner({
+    pool,
+    retentionDays: config.EVENTS_RETENTION_DAYS,
+    intervalMs: config.EVENTS_PRUNE_INTERVAL_MS,
+    batchSize: config.EVENTS_PRUNE_BATCH_SIZE,
+    logger,
+    metrics,
+  });
   // Each replica notifies; events and digest windows are claimed FOR UPDATE SKIP LOCKED (see Notifier).
   const notifier = startNotifierLoop({
     notifier: new Notifier({ pool, outbox: publisher, windowMs: config.NOTIFICATION_DIGEST_WINDOW_MS, batchSize: config.NOTIFIER_BATCH_SIZE, logger }),
@@ -194,6 +207,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       [
         ['outbox sweeper', () => sweeper.stop()],
         ['hold sweeper', () => holdSweeper.stop()],
+        ['event pruner', () => eventPruner?.stop()],
         ['notifier', () => notifier.stop()],
         ['invariant checker', () => invariantChecker?.stop()],
         ['webhook dispatcher', () => webhooks.stop()],

@@ -87,6 +87,12 @@ export const configSchema = z
     // wherever a hold is used or read in any case), and how many per round.
     HOLD_SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(5_000),
     HOLD_SWEEP_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(1_000),
+    // Events (notifications and webhooks read them) are deleted this many days after they happened,
+    // once handled, with their finished webhook deliveries; 0 keeps them forever. How often the
+    // worker prunes, and how many per statement.
+    EVENTS_RETENTION_DAYS: z.coerce.number().int().min(0).max(3_650).default(30),
+    EVENTS_PRUNE_INTERVAL_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(3_600_000),
+    EVENTS_PRUNE_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(1_000),
     // Monthly statement emails: accounts claimed (and their emails queued) per transaction.
     STATEMENT_EMAIL_PAGE_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
     // Notification emails (issue 14): how often the worker's notifier turns new events into

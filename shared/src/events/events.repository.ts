@@ -168,6 +168,16 @@ export const eventsRepository = {
     return db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM events WHERE ${doneColumn(consumer)} IS NULL`);
   },
 
+  /**
+   * Deletes up to `limit` of the oldest events older than `olderThanSeconds` that both consumers
+   * handled and no webhook delivery still waits to send, with their finished deliveries
+   * (migration 0020). Returns how many events it deleted.
+   */
+  async prune(db: CommonQueryMethods, olderThanSeconds: number, limit: number): Promise<number> {
+    return db.oneFirst(sql.type(z.object({ n: z.number() }))`
+      SELECT events_prune(make_interval(secs => ${olderThanSeconds}), ${limit}) AS n`);
+  },
+
   /** One event by its public id (null when there is none). */
   async findByPublicId(db: CommonQueryMethods, publicId: string): Promise<BankEvent | null> {
     const row = await db.maybeOne(sql.type(eventRow)`
