@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { freePort, reservedPorts } from './ports.ts';
+import net from 'node:net';
+import { ephemeralRangeStart, freePort, PORT_RANGE_START, reservedPorts } from './ports.ts';
 
 describe('ports npm start hands out', () => {
   it('reserves every port the services take from the environment, the metrics neighbours included', () => {
@@ -14,5 +15,23 @@ describe('ports npm start hands out', () => {
     await expect(freePort(everyPort)).rejects.toThrow(/no free port/);
     const first = await freePort();
     expect(await freePort([first])).not.toBe(first);
+  });
+
+  it('picks ports below the ephemeral range, so no outgoing connection can take one while its process restarts', async () => {
+    const start = ephemeralRangeStart();
+    expect(start).toBeGreaterThan(PORT_RANGE_START + 1_000);
+    const ports = await Promise.all(Array.from({ length: 20 }, () => freePort()));
+    for (const port of ports) {
+      expect(port).toBeGreaterThanOrEqual(PORT_RANGE_START);
+      // METRICS_PORT + 2 stays below the range too.
+      expect(port + 2).toBeLessThan(start);
+    }
+    // And it is free: something can listen on it.
+    const server = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(ports[0], '127.0.0.1', () => resolve());
+    });
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 });
