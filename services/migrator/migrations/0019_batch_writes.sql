@@ -42,15 +42,42 @@ LANGUAGE sql STABLE AS $$
        AND (w.all_accounts OR EXISTS (SELECT 1 FROM accounts a WHERE a.id = ANY (p_account_ids) AND a.owner = w.owner)))
 $$;
 
+-- The types the notifier sends no email for (0018's list, named once for the trigger below and
+-- ledger_apply()'s own insert).
+CREATE FUNCTION events_born_notified(p_type text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+  SELECT p_type IN ('transfer.pending', 'transfer.voided', 'account.frozen', 'account.unfrozen')
+$$;
+
 CREATE OR REPLACE FUNCTION events_born_handled() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF NEW.type IN ('transfer.pending', 'transfer.voided', 'account.frozen', 'account.unfrozen') THEN
+  IF events_born_notified(NEW.type) THEN
     NEW.notified_at := coalesce(NEW.notified_at, NEW.created_at);
   END IF;
   IF NEW.webhooked_at IS NULL AND NOT events_wanted_by_webhook(NEW.type, NEW.account_ids) THEN
     NEW.webhooked_at := NEW.created_at;
   END IF;
   RETURN NEW;
+END;
+$$;
+
+-- The row trigger of 0013 now fires on status changes only (see the trailer); its INSERT branch
+-- goes with it: ledger_apply() names a new transfer's event itself.
+CREATE OR REPLACE FUNCTION events_from_transfer() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  v_type text;
+BEGIN
+  IF OLD.status = 'pending' AND NEW.status IS DISTINCT FROM OLD.status THEN
+    v_type := CASE NEW.status
+      WHEN 'posted' THEN 'transfer.captured'
+      WHEN 'voided' THEN 'transfer.voided'
+      WHEN 'expired' THEN 'transfer.expired'
+    END;
+  END IF;
+  IF v_type IS NOT NULL THEN
+    INSERT INTO events (type, account_ids, transfer_id, data)
+    VALUES (v_type, ARRAY[NEW.from_account_id, NEW.to_account_id], NEW.id, to_jsonb(NEW));
+  END IF;
+  RETURN NULL;
 END;
 $$;
 
@@ -539,7 +566,7 @@ BEGIN
     v_ts := clock_timestamp();
     INSERT INTO events (type, account_ids, transfer_id, data, created_at, notified_at, webhooked_at)
     SELECT x.type, ARRAY[t.from_account_id, t.to_account_id], t.id, to_jsonb(t), v_ts,
-           CASE WHEN x.type = 'transfer.pending' THEN v_ts END,
+           CASE WHEN events_born_notified(x.type) THEN v_ts END,
            CASE WHEN NOT events_wanted_by_webhook(x.type, ARRAY[t.from_account_id, t.to_account_id]) THEN v_ts END
       FROM unnest(v_rows) AS t
      CROSS JOIN LATERAL (SELECT CASE

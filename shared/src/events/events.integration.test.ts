@@ -4,9 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
-import { createUser, idemKey } from '../../../test/factories.ts';
+import { createUser, fundedHolder, idemKey, type Holder } from '../../../test/factories.ts';
 import type { Actor } from '../auth/actor.ts';
-import type { Account } from '../ledger/ledger.types.ts';
 import { LedgerService } from '../ledger/ledger.service.ts';
 import { eventsRepository, type BankEvent } from './events.repository.ts';
 
@@ -23,14 +22,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-type Holder = { actor: Actor; account: Account };
-
-async function funded(amount: bigint): Promise<Holder> {
-  const actor = await createUser(db.pool);
-  const account = await ledger.openAccount(actor, { currency: 'USD' });
-  if (amount > 0n) await ledger.deposit(actor, { accountId: account.id, amount, idempotencyKey: idemKey() });
-  return { actor, account };
-}
+const funded = (amount: bigint) => fundedHolder(db.pool, ledger, amount);
 
 const send = (from: Holder, to: Holder, amount: bigint, extra: Partial<Parameters<LedgerService['transfer']>[1]> = {}) =>
   ledger.transfer(from.actor, { fromAccountId: from.account.id, toAccountId: to.account.id, amount, currency: 'USD', idempotencyKey: idemKey(), ...extra });

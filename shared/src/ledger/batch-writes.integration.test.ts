@@ -6,13 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
-import { createUser, idemKey } from '../../../test/factories.ts';
+import { balanceOf, createUser, fundedHolder, idemKey, type Holder } from '../../../test/factories.ts';
 import { checkLedgerInvariants } from '../../../test/ledger-invariants.ts';
 import type { Actor } from '../auth/actor.ts';
 import { InsufficientFunds, RefundExceedsTransfer, TransferAlreadyReversed, TransferNotRefundable, type DomainError } from '../errors/domain-error.ts';
 import { LedgerService } from './ledger.service.ts';
 import { ledgerRepository, type MoveCommand } from './ledger.repository.ts';
-import type { Account, TransferResult } from './ledger.types.ts';
+import type { TransferResult } from './ledger.types.ts';
 
 let db: TestDatabase;
 let ledger: LedgerService;
@@ -25,14 +25,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-type Holder = { actor: Actor; account: Account };
-
-async function holder(funds: bigint): Promise<Holder> {
-  const actor = await createUser(db.pool);
-  const account = await ledger.openAccount(actor, { currency: 'USD' });
-  if (funds > 0n) await ledger.deposit(actor, { accountId: account.id, amount: funds, idempotencyKey: idemKey() });
-  return { actor, account };
-}
+const holder = (funds: bigint) => fundedHolder(db.pool, ledger, funds);
 
 const NO_LIMITS = { depositMaxAmount: null, depositDailyLimit: null, outgoingDailyLimit: null };
 const PLAIN = { targetTransferId: null, holdTtlSeconds: null, memo: null, reference: null, metadata: {}, destination: null } as const;
@@ -64,7 +57,7 @@ const ok = (answer: TransferResult | DomainError | undefined): TransferResult =>
   return answer;
 };
 
-const balanceOf = (id: bigint) => db.pool.oneFirst(sql.type(z.object({ balance: z.bigint() }))`SELECT balance FROM accounts WHERE id = ${id}`);
+const balance = (id: bigint) => balanceOf(db.pool, id);
 
 describe('one batch sees its own operations', () => {
   it('spends what the earlier operations left: balances, refusals and entries in the order applied', async () => {
@@ -75,7 +68,7 @@ describe('one batch sees its own operations', () => {
     expect(ok(answers[2])).toMatchObject({ fromBalance: 0n, toBalance: 110n });
     expect(ok(answers[3])).toMatchObject({ fromBalance: 0n, toBalance: 150n });
     expect(answers[4]).toBeInstanceOf(InsufficientFunds);
-    expect([await balanceOf(a.account.id), await balanceOf(b.account.id), await balanceOf(c.account.id)]).toEqual([0n, 0n, 150n]);
+    expect([await balance(a.account.id), await balance(b.account.id), await balance(c.account.id)]).toEqual([0n, 0n, 150n]);
 
     // The entries the answers named are the rows written, and each account's history in
     // (created_at, id) order runs through the balances in the order they were applied.
@@ -129,7 +122,7 @@ describe('one batch sees its own operations', () => {
     expect(ok(answers[3]).transfer).toMatchObject({ kind: 'refund', amount: 30n });
     // What the refund earlier in the batch sent back is not reversed again.
     expect(ok(answers[4]).transfer).toMatchObject({ kind: 'reversal', amount: 70n });
-    expect([await balanceOf(a.account.id), await balanceOf(b.account.id)]).toEqual([300n, 0n]);
+    expect([await balance(a.account.id), await balance(b.account.id)]).toEqual([300n, 0n]);
     expect(await checkLedgerInvariants(db.pool)).toEqual([]);
   });
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
-import { createUser, idemKey } from '../../../test/factories.ts';
+import { balanceOf, createUser, fundedHolder, idemKey } from '../../../test/factories.ts';
 import { checkLedgerInvariants } from '../../../test/ledger-invariants.ts';
 import type { Actor } from '../auth/actor.ts';
 import { LedgerService } from './ledger.service.ts';
@@ -27,14 +27,8 @@ afterAll(async () => {
   await db?.drop();
 });
 
-async function holder(currency = 'USD', funds = 0n) {
-  const actor = await createUser(db.pool);
-  const account = await ledger.openAccount(actor, { currency });
-  if (funds > 0n) await ledger.deposit(actor, { accountId: account.id, amount: funds, idempotencyKey: idemKey() });
-  return { actor, account };
-}
-
-const balanceOf = (id: bigint) => db.pool.oneFirst(sql.type(z.object({ balance: z.bigint() }))`SELECT balance FROM accounts WHERE id = ${id}`);
+const holder = (currency = 'USD', funds = 0n) => fundedHolder(db.pool, ledger, funds, currency);
+const balance = (id: bigint) => balanceOf(db.pool, id);
 
 describe('documented refusals', () => {
   it('refuses a deposit that would take the funding account past -(2^63 - 1) with AMOUNT_OUT_OF_RANGE; one reaching it exactly passes, and a reversal there still fits', async () => {
@@ -62,10 +56,10 @@ describe('documented refusals', () => {
       ledger.deposit(banker, { accountId: alice.account.id, amount, memo: 'counter', idempotencyKey });
     const key = idemKey();
     await expect(credit(51n, key)).rejects.toMatchObject({ code: 'AMOUNT_OUT_OF_RANGE' });
-    expect([await balanceOf(funding), await balanceOf(alice.account.id)]).toEqual([-credited, credited]);
+    expect([await balance(funding), await balance(alice.account.id)]).toEqual([-credited, credited]);
     // The refusal gave the key back: the same key with an amount that fits moves money once.
     expect((await credit(50n, key)).replayed).toBe(false);
-    expect([await balanceOf(funding), await balanceOf(alice.account.id)]).toEqual([-INT64_MAX, INT64_MAX]);
+    expect([await balance(funding), await balance(alice.account.id)]).toEqual([-INT64_MAX, INT64_MAX]);
     await expect(credit(1n)).rejects.toMatchObject({ code: 'AMOUNT_OUT_OF_RANGE' });
     // At that extreme a reversal still fits: it gives back only what left, to INT64_MAX at most.
     const withdrawal = await ledger.withdraw(alice.actor, { accountId: alice.account.id, amount: 10n, destination: 'CH93 0076 2011 6238 5295 7', idempotencyKey: idemKey() });

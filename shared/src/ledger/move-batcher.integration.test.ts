@@ -8,13 +8,13 @@ import { poolGate } from '../db/bounded-pool.ts';
 import { createDatabasePool, type DatabasePool } from '../db/pool.ts';
 import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
 import { runConcurrently } from '../../../test/concurrency.ts';
-import { createUser, holdAccountLock, idemKey } from '../../../test/factories.ts';
+import { createUser, fundedHolder, holdAccountLock, idemKey, type Holder } from '../../../test/factories.ts';
 import { checkLedgerInvariants, deadlockCount } from '../../../test/ledger-invariants.ts';
 import type { Actor } from '../auth/actor.ts';
 import { Overloaded, type DomainError } from '../errors/domain-error.ts';
 import { LedgerService } from './ledger.service.ts';
 import { ledgerRepository, type MoveCommand } from './ledger.repository.ts';
-import type { Account, TransferResult } from './ledger.types.ts';
+import type { TransferResult } from './ledger.types.ts';
 import { MoveBatcher } from './move-batcher.ts';
 
 let db: TestDatabase;
@@ -45,14 +45,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-type Holder = { actor: Actor; account: Account };
-
-async function holder(funds: bigint): Promise<Holder> {
-  const actor = await createUser(db.pool);
-  const account = await ledger.openAccount(actor, { currency: 'USD' });
-  if (funds > 0n) await ledger.deposit(actor, { accountId: account.id, amount: funds, idempotencyKey: idemKey() });
-  return { actor, account };
-}
+const holder = (funds: bigint) => fundedHolder(db.pool, ledger, funds);
 
 const transfer = (from: Holder, to: Holder, amount: bigint, idempotencyKey = idemKey()) =>
   ledger.transfer(from.actor, { fromAccountId: from.account.id, toAccountId: to.account.id, amount, currency: 'USD', idempotencyKey });
