@@ -27,6 +27,7 @@ import { runHoldCapture } from './edge/hold-capture.ts';
 import { describeIntegrations, integrationCounts, startWebhookReceiver, subscribe } from './edge/integrations.ts';
 import { runLoginProbe } from './edge/login-probe.ts';
 import { createMinimalLedger, runPgbench, type PgbenchResult } from './edge/pgbench.ts';
+import { cpuBudget, cpuDelta, cpuSnapshot } from './edge/process-cpu.ts';
 import { metricsDelta, scrape } from './edge/prometheus.ts';
 import { pgScenario, printReport, reportChart, reportJson, type BenchReport, type EdgeRun } from './edge/report.ts';
 import { BENCH_MONEY_LIMIT, missingTool, startBenchStack, type BenchStack } from './edge/stack.ts';
@@ -66,11 +67,14 @@ if (!(Number.isInteger(BALANCE_LARGE_ENTRIES) && (BALANCE_LARGE_ENTRIES === 0 ||
 }
 const BALANCE_SIZES = BALANCE_LARGE_ENTRIES > 0 ? [BALANCE_SMALL_ENTRIES, BALANCE_LARGE_ENTRIES] : [BALANCE_SMALL_ENTRIES];
 
-/** Measures one edge run with both servers' /metrics read before and after. */
-async function measured(stack: BenchStack, protocol: 'http' | 'grpc', run: () => Promise<LoadResult>) {
-  const [apiBefore, grpcBefore] = await Promise.all([scrape(stack.apiMetricsUrl), scrape(stack.grpcMetricsUrl)]);
+/**
+ * Measures one edge run with both servers' /metrics and every process's CPU (/proc) read before
+ * and after. `loadInBench`: the load generator is this process (gRPC, hold+capture), not wrk.
+ */
+async function measured(stack: BenchStack, protocol: 'http' | 'grpc', run: () => Promise<LoadResult>, loadInBench = protocol === 'grpc') {
+  const [apiBefore, grpcBefore, cpuBefore] = await Promise.all([scrape(stack.apiMetricsUrl), scrape(stack.grpcMetricsUrl), cpuSnapshot(stack.databaseName)]);
   const result = await run();
-  const [apiAfter, grpcAfter] = await Promise.all([scrape(stack.apiMetricsUrl), scrape(stack.grpcMetricsUrl)]);
+  const [apiAfter, grpcAfter, cpuAfter] = await Promise.all([scrape(stack.apiMetricsUrl), scrape(stack.grpcMetricsUrl), cpuSnapshot(stack.databaseName)]);
   const api = metricsDelta(apiBefore, apiAfter);
   const grpc = metricsDelta(grpcBefore, grpcAfter);
   const server = protocol === 'http' ? api : grpc;
@@ -81,6 +85,7 @@ async function measured(stack: BenchStack, protocol: 'http' | 'grpc', run: () =>
     grpcCpuSeconds: Number(grpc.cpuSeconds.toFixed(3)),
     serverCpuMsPerRequest: ok > 0 ? (server.cpuSeconds * 1_000) / ok : NaN,
     meanBatchSize: server.meanBatchSize,
+    cpu: cpuBudget(cpuDelta(cpuBefore, cpuAfter), result.clientCpuSeconds, ok, result.seconds, loadInBench),
   };
 }
 
@@ -202,7 +207,7 @@ async function main(): Promise<void> {
     await runHoldCapture({ baseUrl: stack.httpUrl, users, tag: `hcwarm-${runTag}`, concurrency: 8, seconds: WARM_UP_SECONDS });
     const minimalPair = await ceiling('minimal_pair', 'uniform', 32);
     const holdCapture = await ceiling('hold_capture', 'uniform', 32);
-    const pairs = await measured(stack, 'http', () => runHoldCapture({ baseUrl: stack.httpUrl, users, tag: `hc-${runTag}`, concurrency: 32, seconds: SECONDS }));
+    const pairs = await measured(stack, 'http', () => runHoldCapture({ baseUrl: stack.httpUrl, users, tag: `hc-${runTag}`, concurrency: 32, seconds: SECONDS }), true);
     edge.push({
       scenario: 'HTTP c32 hold+capture pair',
       protocol: 'http',
@@ -280,6 +285,7 @@ async function main(): Promise<void> {
         'req/s counts 2xx answers only; errors are non-2xx answers, socket errors and timeouts.',
         'ceiling: pgbench -n -M prepared on the same database, one run after the other (never at the same time as the edge load); minimal = one plpgsql call (2 ordered UPDATEs, 1 transfer row, 2 entries) on copies of the same accounts in schema bench.',
         'server CPU ms/req: process_cpu_seconds_total of the process that served the run (api for HTTP, grpc for gRPC) over its 2xx answers; client CPU ms/req: what the load generator itself used (wrk, or this process for gRPC).',
+        'CPU by process: utime + stime from /proc of every process before and after the run, per 2xx answer: the API, gRPC and worker processes, PostgreSQL (this database\'s backends and the server\'s own processes), Redis, the load generator (wrk, or this process when it is the client), the bench\'s webhook receiver (this process, during wrk runs), other (npm start\'s supervisor and the development inbox); cores busy = their sum over the run\'s seconds, out of the machine\'s cores.',
         'mean batch: bank_ledger_batch_size (histogram sum/count) of the serving process during the run; n/a when the process has no such metric.',
         `limits: the stack runs with DEPOSIT_MAX_AMOUNT, DEPOSIT_DAILY_LIMIT and OUTGOING_DAILY_LIMIT at ${BENCH_MONEY_LIMIT} (their maximum), so no run is refused by a limit; pgbench's ledger_apply() pair passes the same limits, ledger_move() none (its wrapper never did).`,
         'hold+capture pair: POST /v1/transfers with hold {ttlSeconds: 300}, then POST /v1/transfers/{id}/capture (full) of the id it answered, by one of 32 loops in this bench\'s own Node process (node:http, keep-alive; wrk times single requests and cannot carry one answer into the next request of the same connection); per s counts pairs whose hold answered 201 and capture 200, p50/p99 is the pair from the hold sent to the capture answered. Ceilings: pgbench minimal pair = two minimal one-call transfers, one round trip each; ledger_apply() pair = the hold and its capture through the real function (\\gset carries the id), two round trips.',

@@ -4,6 +4,7 @@ import { COLORS, drawChart, formatValue, type Panel } from './chart.ts';
 import type { LoginProbeResult } from './login-probe.ts';
 import type { IntegrationCounts } from './integrations.ts';
 import type { PgbenchResult } from './pgbench.ts';
+import type { CpuBudget } from './process-cpu.ts';
 import type { LoadResult } from './wrk.ts';
 
 export type EdgeRun = {
@@ -19,6 +20,8 @@ export type EdgeRun = {
   /** CPU of the process that served the run (api for HTTP, grpc for gRPC) per 2xx answer, ms. */
   serverCpuMsPerRequest: number;
   meanBatchSize: number | null;
+  /** CPU per 2xx answer by process (absent in results written before it was measured). */
+  cpu?: CpuBudget;
   ceiling: { scenario: string; tps: number; p99Ms: number };
   /** The real ledger function called by pgbench: ledger_move(), or ledger_apply() for the pair. */
   ledgerMove: { scenario: string; tps: number } | null;
@@ -198,6 +201,20 @@ export function printReport(report: BenchReport): string {
     ),
   );
   lines.push('');
+  const budgets = report.edge.filter((r) => r.cpu);
+  if (budgets.length > 0) {
+    lines.push(
+      table(
+        ['CPU ms per request, by process', 'api', 'grpc', 'worker', 'postgres', 'redis', 'load gen', 'bench receiver', 'other', 'total', 'cores busy'],
+        budgets.map((r) => {
+          const c = r.cpu!;
+          return [r.scenario, ms(c.api), ms(c.grpc), ms(c.worker), ms(c.postgres), ms(c.redis), ms(c.load), ms(c.bench), ms(c.other), ms(c.total), `${c.coresBusy.toFixed(2)} of ${report.cpus}`];
+        }),
+        new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+      ),
+    );
+    lines.push('');
+  }
   lines.push(
     table(
       ['database ceiling (pgbench -n -M prepared)', 'tps', 'p50 ms', 'p99 ms', 'failed'],

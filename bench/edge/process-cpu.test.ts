@@ -1,0 +1,71 @@
+import { describe, expect, it } from '@jest/globals';
+import { cpuBudget, cpuDelta, cpuSnapshot, groupOf, type CpuSnapshot } from './process-cpu.ts';
+
+describe('groupOf', () => {
+  const db = 'bank_bench_abc123';
+  it.each([
+    ['node --import ./services/api/src/instrument.ts services/api/src/main.ts', 'api'],
+    ['node --import ./services/grpc/src/instrument.ts services/grpc/src/main.ts', 'grpc'],
+    ['node services/worker/src/main.ts', 'worker'],
+    [`postgres: postgres ${db} 127.0.0.1(51234) idle`, 'postgres'],
+    [`postgres: postgres ${db} [local] SELECT`, 'postgres'],
+    ['postgres: walwriter ', 'postgres'],
+    ['postgres: checkpointer ', 'postgres'],
+    ['/usr/bin/redis-server 127.0.0.1:6379', 'redis'],
+    ['npm start', 'other'],
+    ['node --disable-warning=ExperimentalWarning scripts/dev/src/start/main.ts', 'other'],
+  ])('%s is %s', (commandLine, group) => {
+    expect(groupOf(commandLine, db, 1, 2)).toBe(group);
+  });
+
+  it("leaves out another database's backends and the rest of the machine", () => {
+    expect(groupOf('postgres: postgres test 127.0.0.1(40000) idle', db, 1, 2)).toBeNull();
+    expect(groupOf(`postgres: postgres ${db}x 127.0.0.1(40000) idle`, db, 1, 2)).toBeNull();
+    expect(groupOf('/usr/sbin/sshd -D', db, 1, 2)).toBeNull();
+    expect(groupOf('wrk -t 2 -c 32', db, 1, 2)).toBeNull(); // counted from its own `times`
+  });
+
+  it('the bench process by its pid', () => {
+    expect(groupOf('node bench/edge.bench.ts', db, 42, 42)).toBe('bench');
+  });
+});
+
+describe('cpuDelta and cpuBudget', () => {
+  const snap = (entries: [number, string, number][]): CpuSnapshot =>
+    new Map(entries.map(([pid, group, seconds]) => [pid, { group: group as never, seconds }]));
+
+  it('sums each group over the run; a process born during the run counts from zero, one gone is lost', () => {
+    const before = snap([[1, 'api', 10], [2, 'postgres', 5], [3, 'postgres', 1], [4, 'worker', 2]]);
+    const after = snap([[1, 'api', 12], [2, 'postgres', 6.5], [5, 'postgres', 0.5], [4, 'worker', 2.25]]);
+    const delta = cpuDelta(before, after);
+    expect(delta.api).toBeCloseTo(2);
+    expect(delta.postgres).toBeCloseTo(2);
+    expect(delta.worker).toBeCloseTo(0.25);
+    expect(delta.grpc).toBe(0);
+  });
+
+  it('per request in ms, the load generator added, the bench not counted twice when it is the load', () => {
+    const delta = { api: 1, grpc: 0, worker: 0.5, postgres: 2, redis: 0, bench: 0.5, other: 0 };
+    const wrk = cpuBudget(delta, 1, 1_000, 2, false);
+    expect(wrk.api).toBeCloseTo(1);
+    expect(wrk.load).toBeCloseTo(1);
+    expect(wrk.bench).toBeCloseTo(0.5);
+    expect(wrk.total).toBeCloseTo(5);
+    expect(wrk.coresBusy).toBeCloseTo(2.5);
+    const own = cpuBudget(delta, 1, 1_000, 2, true);
+    expect(own.bench).toBe(0);
+    expect(own.total).toBeCloseTo(4.5);
+    expect(cpuBudget(delta, 1, 0, 2, false).api).toBeNaN();
+  });
+});
+
+describe('cpuSnapshot', () => {
+  it('finds this process as the bench, with the CPU it has used', async () => {
+    const started = performance.now();
+    while (performance.now() - started < 50); // burn a little CPU
+    const snapshot = await cpuSnapshot('no_such_database');
+    const self = snapshot.get(process.pid);
+    expect(self?.group).toBe('bench');
+    expect(self!.seconds).toBeGreaterThan(0);
+  });
+});
