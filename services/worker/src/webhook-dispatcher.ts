@@ -10,7 +10,7 @@ import type { WebhookTargetPolicy } from '@bank/shared/webhooks/webhook-address'
 import { retryDelayMs, type RetryPolicy } from '@bank/shared/webhooks/webhook-backoff';
 import { webhookRepository, type AttemptResult, type ClaimedDelivery } from '@bank/shared/webhooks/webhook.repository';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, signatureHeader } from '@bank/shared/webhooks/webhook-signature';
-import { sendWebhook, type Resolver, type SendOutcome } from './webhook-sender.ts';
+import { sendWebhook, webhookConnections, type Resolver, type SendOutcome } from './webhook-sender.ts';
 
 const hostOf = (url: string): string => {
   try {
@@ -19,6 +19,12 @@ const hostOf = (url: string): string => {
     return '(invalid URL)';
   }
 };
+
+/**
+ * An endpoint's kept-alive connection closes after this long unused (sooner when the endpoint
+ * announces a shorter Keep-Alive timeout).
+ */
+const IDLE_CONNECTION_MS = 15_000;
 
 /** Events claimed per fan-out transaction. */
 const FAN_OUT_BATCH = 500;
@@ -110,7 +116,7 @@ export const leaseMsFor = (timeoutMs: number): number => 2 * timeoutMs + 1_000;
  *   and, in the same transaction, writes one delivery per matching webhook and marks the events
  *   done. A crash before commit leaves the events to the next round; nothing is half fanned out.
  * - delivery: claims due deliveries with a lease (up to `concurrency` in flight), POSTs each
- *   signed body, and records the attempt: delivered on a 2xx; otherwise due again after the
+ *   signed body (over a kept-alive connection to the endpoint where one is free), and records the attempt: delivered on a 2xx; otherwise due again after the
  *   backoff (retryDelayMs), or failed once the retry window is used up. A worker that dies
  *   mid-attempt records nothing; the lease runs out and the delivery is sent again, with the same
  *   event id (at least once).
@@ -125,6 +131,8 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
   let fanOutQueued = 0;
   let pumping = false;
   let pumpAgain = false;
+  // One connection per delivery in flight at most, kept open between deliveries to the same endpoint.
+  const connections = webhookConnections({ maxSockets: options.concurrency, idleMs: IDLE_CONNECTION_MS });
 
   const fanOutRound = async (): Promise<number> => {
     let written = 0;
@@ -168,7 +176,7 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
         'Bank-Event-Type': event.type,
         'Bank-Delivery-Id': String(claim.id),
         'Bank-Delivery-Attempt': String(claim.attempt),
-      }, { timeoutMs: options.timeoutMs, policy: options.policy, ...(options.resolve ? { resolve: options.resolve } : {}) });
+      }, { timeoutMs: options.timeoutMs, policy: options.policy, connections, ...(options.resolve ? { resolve: options.resolve } : {}) });
       outcome = sent.outcome;
       result = { startedAt, durationMs: sent.durationMs, statusCode: sent.statusCode, error: sent.error };
     }
@@ -249,6 +257,7 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
       clearInterval(timer);
       await fanOutTail;
       while (attempts.size > 0) await Promise.allSettled([...attempts]);
+      connections.close();
     },
   };
 }

@@ -1,9 +1,11 @@
 // One webhook attempt against a real HTTP receiver on 127.0.0.1: the SSRF checks at delivery time
 // (literal addresses and what a host name resolves to), the connection made to the address that
 // was checked, redirects not followed, the timeout.
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startWebhookReceiver, type WebhookReceiver } from '../../../test/webhook-receiver.ts';
-import { sendWebhook, type Resolver } from './webhook-sender.ts';
+import { sendWebhook, webhookConnections, type Resolver } from './webhook-sender.ts';
 
 const strict = { requireHttps: false, allowPrivateTargets: false };
 const local = { requireHttps: false, allowPrivateTargets: true };
@@ -98,5 +100,120 @@ describe('sendWebhook', () => {
   it('refuses plain http in production', async () => {
     const result = await sendWebhook(`${receiver.url}/`, body, {}, { timeoutMs: 1_000, policy: { requireHttps: true, allowPrivateTargets: true } });
     expect(result).toMatchObject({ outcome: 'refused_target', error: expect.stringContaining('https://') });
+  });
+});
+
+describe('sendWebhook over kept-alive connections', () => {
+  /** A real HTTP endpoint that counts the TCP connections it accepted. */
+  async function countingEndpoint(options: { keepAliveTimeoutMs?: number } = {}) {
+    let connections = 0;
+    let requests = 0;
+    const server = http.createServer((req, res) => {
+      requests += 1;
+      req.resume();
+      req.on('end', () => res.writeHead(204).end());
+    });
+    if (options.keepAliveTimeoutMs !== undefined) server.keepAliveTimeout = options.keepAliveTimeoutMs;
+    server.on('connection', () => (connections += 1));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`,
+      counts: () => ({ connections, requests }),
+      close: () => {
+        server.closeAllConnections();
+        return new Promise<void>((resolve) => server.close(() => resolve()));
+      },
+    };
+  }
+
+  it('sends one delivery after another over the same connection', async () => {
+    const endpoint = await countingEndpoint();
+    const connections = webhookConnections({ maxSockets: 4, idleMs: 10_000 });
+    try {
+      for (let i = 0; i < 5; i++) {
+        const result = await sendWebhook(endpoint.url, body, {}, { timeoutMs: 1_000, policy: local, connections });
+        expect(result).toMatchObject({ outcome: 'delivered', statusCode: 204 });
+      }
+      expect(endpoint.counts()).toEqual({ connections: 1, requests: 5 });
+    } finally {
+      connections.close();
+      await endpoint.close();
+    }
+  });
+
+  it('opens no more connections to an endpoint than maxSockets, however many deliveries are in flight', async () => {
+    const endpoint = await countingEndpoint();
+    const connections = webhookConnections({ maxSockets: 2, idleMs: 10_000 });
+    try {
+      const results = await Promise.all(Array.from({ length: 8 }, () => sendWebhook(endpoint.url, body, {}, { timeoutMs: 2_000, policy: local, connections })));
+      expect(results.every((r) => r.outcome === 'delivered')).toBe(true);
+      expect(endpoint.counts()).toEqual({ connections: 2, requests: 8 });
+    } finally {
+      connections.close();
+      await endpoint.close();
+    }
+  });
+
+  it('without connections (a one-off send), each delivery has a connection of its own', async () => {
+    const endpoint = await countingEndpoint();
+    try {
+      for (let i = 0; i < 3; i++) await sendWebhook(endpoint.url, body, {}, { timeoutMs: 1_000, policy: local });
+      expect(endpoint.counts()).toEqual({ connections: 3, requests: 3 });
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  it('a connection closed by the endpoint between deliveries is not reused', async () => {
+    // The endpoint closes idle connections after 50 ms (and says so in Keep-Alive: timeout=).
+    const endpoint = await countingEndpoint({ keepAliveTimeoutMs: 50 });
+    const connections = webhookConnections({ maxSockets: 4, idleMs: 10_000 });
+    try {
+      expect((await sendWebhook(endpoint.url, body, {}, { timeoutMs: 1_000, policy: local, connections })).outcome).toBe('delivered');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect((await sendWebhook(endpoint.url, body, {}, { timeoutMs: 1_000, policy: local, connections })).outcome).toBe('delivered');
+      expect(endpoint.counts()).toEqual({ connections: 2, requests: 2 });
+    } finally {
+      connections.close();
+      await endpoint.close();
+    }
+  });
+
+  it('a kept-alive connection reset as the next delivery goes out: sent again at once on a new connection, delivered', async () => {
+    // A raw endpoint: its first connection answers one request with keep-alive, then resets when
+    // the second request arrives on it (a server closing an idle connection just as it is reused).
+    const seen: string[] = [];
+    let connectionNumber = 0;
+    const server = net.createServer((socket) => {
+      connectionNumber += 1;
+      const mine = connectionNumber;
+      let requestsHere = 0;
+      let buffered = '';
+      socket.on('data', (chunk) => {
+        buffered += chunk.toString('latin1');
+        while (buffered.includes('\r\n\r\n') && buffered.includes(body)) {
+          buffered = buffered.slice(buffered.indexOf(body) + body.length);
+          requestsHere += 1;
+          seen.push(`connection ${mine} request ${requestsHere}`);
+          if (mine === 1 && requestsHere === 2) {
+            socket.resetAndDestroy();
+            return;
+          }
+          socket.write('HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n');
+        }
+      });
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+    const connections = webhookConnections({ maxSockets: 1, idleMs: 10_000 });
+    try {
+      expect(await sendWebhook(url, body, {}, { timeoutMs: 1_000, policy: local, connections })).toMatchObject({ outcome: 'delivered', statusCode: 204 });
+      expect(await sendWebhook(url, body, {}, { timeoutMs: 1_000, policy: local, connections })).toMatchObject({ outcome: 'delivered', statusCode: 204 });
+      expect(seen).toEqual(['connection 1 request 1', 'connection 1 request 2', 'connection 2 request 1']);
+    } finally {
+      connections.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });

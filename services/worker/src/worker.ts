@@ -111,7 +111,8 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   const clientRedis = createRedis(config.REDIS_URL);
   // The worker enqueues too (the sweep, lost jobs, notifications): the same retries as the API's.
   const queue = createEmailQueue(clientRedis, { name: config.EMAIL_QUEUE_NAME, retries: { attempts: config.EMAIL_JOB_ATTEMPTS, backoffMs: config.EMAIL_JOB_BACKOFF_MS } });
-  const mailer = new Mailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM });
+  // One kept-open SMTP connection per email the worker may send at once.
+  const mailer = new Mailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM, maxConnections: config.WORKER_CONCURRENCY });
   const registry = createRegistry('worker');
   const metrics = createWorkerMetrics(registry, {
     collectQueue: () => queue.getJobCounts('waiting', 'delayed', 'active', 'failed', 'prioritized'),

@@ -11,18 +11,25 @@ describe('Mailer', () => {
     await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   });
 
-  /** A real SMTP server without STARTTLS that records any AUTH it is offered. */
-  async function plainServer(authSeen: string[]): Promise<number> {
+  /** A real SMTP server without STARTTLS that records any AUTH it is offered (and counts connections). */
+  async function plainServer(authSeen: string[], counts: { connections: number; emails: number } = { connections: 0, emails: 0 }): Promise<number> {
     const server = new SMTPServer({
       disabledCommands: ['STARTTLS'],
       authOptional: true,
+      onConnect(_session, callback) {
+        counts.connections += 1;
+        callback();
+      },
       onAuth(auth, _session, callback) {
         authSeen.push(auth.username ?? '');
         callback(null, { user: auth.username });
       },
       onData(stream, _session, callback) {
         stream.resume();
-        stream.on('end', () => callback());
+        stream.on('end', () => {
+          counts.emails += 1;
+          callback();
+        });
       },
     });
     servers.push(server);
@@ -44,6 +51,58 @@ describe('Mailer', () => {
     const mailer = new Mailer({ smtpUrl: `smtp://127.0.0.1:${port}`, from: 'Bank <no-reply@bank.test>', timeoutMs: 5_000 });
     await expect(mailer.send(email, { messageId: '<b@bank.test>' })).resolves.toEqual({ accepted: 1 });
     expect(authSeen).toEqual([]);
+  });
+
+  it('without maxConnections, each email has a connection of its own', async () => {
+    const counts = { connections: 0, emails: 0 };
+    const port = await plainServer([], counts);
+    const mailer = new Mailer({ smtpUrl: `smtp://127.0.0.1:${port}`, from: 'Bank <no-reply@bank.test>', timeoutMs: 5_000 });
+    for (let i = 0; i < 3; i++) await mailer.send(email, { messageId: `<single-${i}@bank.test>` });
+    mailer.close();
+    expect(counts).toEqual({ connections: 3, emails: 3 });
+  });
+
+  it('with maxConnections, emails one after another share a kept-open connection', async () => {
+    const counts = { connections: 0, emails: 0 };
+    const port = await plainServer([], counts);
+    const mailer = new Mailer({ smtpUrl: `smtp://127.0.0.1:${port}`, from: 'Bank <no-reply@bank.test>', timeoutMs: 5_000, maxConnections: 3 });
+    try {
+      for (let i = 0; i < 5; i++) await expect(mailer.send(email, { messageId: `<pooled-${i}@bank.test>` })).resolves.toEqual({ accepted: 1 });
+      expect(counts).toEqual({ connections: 1, emails: 5 });
+    } finally {
+      mailer.close();
+    }
+  });
+
+  it('with maxConnections, emails sent at once use at most that many connections, each delivered', async () => {
+    const counts = { connections: 0, emails: 0 };
+    const port = await plainServer([], counts);
+    const mailer = new Mailer({ smtpUrl: `smtp://127.0.0.1:${port}`, from: 'Bank <no-reply@bank.test>', timeoutMs: 5_000, maxConnections: 2 });
+    try {
+      const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => mailer.send(email, { messageId: `<burst-${i}@bank.test>` })));
+      expect(answers).toEqual(Array.from({ length: 10 }, () => ({ accepted: 1 })));
+      expect(counts.emails).toBe(10);
+      expect(counts.connections).toBeLessThanOrEqual(2);
+    } finally {
+      mailer.close();
+    }
+  });
+
+  it('with maxConnections, a connection the server dropped is replaced and the next email goes out', async () => {
+    const counts = { connections: 0, emails: 0 };
+    const port = await plainServer([], counts);
+    const server = servers.at(-1)!;
+    const mailer = new Mailer({ smtpUrl: `smtp://127.0.0.1:${port}`, from: 'Bank <no-reply@bank.test>', timeoutMs: 5_000, maxConnections: 1 });
+    try {
+      await mailer.send(email, { messageId: '<before-drop@bank.test>' });
+      // The server ends every open connection (as a restarted relay would).
+      for (const connection of (server as unknown as { connections: Set<{ close(): void }> }).connections) connection.close();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await expect(mailer.send(email, { messageId: '<after-drop@bank.test>' })).resolves.toEqual({ accepted: 1 });
+      expect(counts).toEqual({ connections: 2, emails: 2 });
+    } finally {
+      mailer.close();
+    }
   });
 
   it('reads SMTP_URL: smtps is TLS from the start, smtp with credentials requires STARTTLS', () => {

@@ -3,6 +3,9 @@ import nodemailer, { type Transporter } from 'nodemailer';
 import { inSpan } from '../observability/tracing.ts';
 import type { RenderedEmail } from './email.templates.ts';
 
+/** A pooled SMTP connection is replaced after this many emails (providers cap it; Gmail's is about 100). */
+const MESSAGES_PER_CONNECTION = 100;
+
 /**
  * Sends rendered emails through SMTP (SMTP_URL; Gmail SMTP in production). `send` throws
  * nodemailer's errors (connection, timeout, rejected recipients) as they are: the worker retries
@@ -13,9 +16,17 @@ export class Mailer {
   readonly #from: string;
   readonly #server: { 'server.address': string; 'server.port': number };
 
-  constructor(options: { smtpUrl: string; from: string; timeoutMs?: number }) {
+  /**
+   * `maxConnections`: keep up to that many SMTP connections open and send one email after another
+   * over them (nodemailer's pool: a new connection, TLS handshake and login per email otherwise);
+   * each carries at most 100 emails, then is replaced. Without it, one connection per email.
+   */
+  constructor(options: { smtpUrl: string; from: string; timeoutMs?: number; maxConnections?: number }) {
     const transport = transportOptions(options.smtpUrl, options.timeoutMs ?? 30_000);
-    this.#transport = nodemailer.createTransport(transport);
+    this.#transport =
+      options.maxConnections === undefined
+        ? nodemailer.createTransport(transport)
+        : nodemailer.createTransport({ ...transport, pool: true, maxConnections: options.maxConnections, maxMessages: MESSAGES_PER_CONNECTION });
     this.#from = options.from;
     this.#server = { 'server.address': transport.host, 'server.port': transport.port };
   }
