@@ -38,7 +38,8 @@ export const moneyReceivedItemSchema = z.object({
   eventId: decimal,
   transferId: decimal,
   accountId: decimal,
-  kind: z.enum(['transfer', 'refund', 'reversal', 'deposit']),
+  /** capture: the captured part of a hold the payer placed for this user (migration-free: a new value of the payload). */
+  kind: z.enum(['transfer', 'refund', 'reversal', 'deposit', 'capture']),
   /** Minor units. */
   amount: decimal,
   currency: z.enum(CURRENCIES),
@@ -81,6 +82,7 @@ export type WithdrawalEmailPayload = z.infer<typeof withdrawalEmailPayloadSchema
 export const holdCapturedEmailPayloadSchema = z.object({
   ...recipient,
   /** Which side of the hold the recipient is on. */
+  /** Written as 'sender' only since captures reach the recipient as money received; 'recipient' rows may still wait in an outbox. */
   side: z.enum(['sender', 'recipient']),
   transferId: decimal,
   /** What was held, and what of it moved. */

@@ -40,7 +40,8 @@ export const NOTIFICATION_EMAIL_SUBJECTS = {
 
 /** One line per movement: "12.34 USD from bob on <date> (refund). Memo: "lunch"." */
 function itemLine(item: MoneyReceivedItem): string {
-  const what = item.kind === 'transfer' ? '' : item.kind === 'deposit' ? ' (a credit by the bank)' : ` (a ${item.kind})`;
+  const what =
+    item.kind === 'transfer' ? '' : item.kind === 'deposit' ? ' (a credit by the bank)' : item.kind === 'capture' ? ' (a hold they placed, captured)' : ` (a ${item.kind})`;
   return `${formatMoney(item.amount, item.currency)} from ${who(item.sender)} into account ${item.accountId} on ${when(item.at)}${what}.${withMemo(item.memo)}`;
 }
 

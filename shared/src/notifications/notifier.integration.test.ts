@@ -139,7 +139,7 @@ describe('notifier: one email per cause', () => {
     expect(rows[0]?.payload).toMatchObject({ transferId: out.transfer.id.toString(), amount: '1500', destination: 'DE89370400440532013000' });
   });
 
-  it('tells both sides of a captured hold once each, the sender of an expired one, and nobody of a pending or voided one', async () => {
+  it('tells both sides of a captured hold once each (the recipient as money received), the sender of an expired one, and nobody of a pending or voided one', async () => {
     const alice = await holder(10_000n);
     const bob = await holder();
     const held = await pay(alice, bob, 500n, { hold: { ttlSeconds: 600 } });
@@ -157,10 +157,31 @@ describe('notifier: one email per cause', () => {
     const aliceRows = await emailsOf(alice);
     const bobRows = await emailsOf(bob);
     expect(aliceRows.map((r) => r.kind).sort()).toEqual([SEND_HOLD_CAPTURED_EMAIL, SEND_HOLD_EXPIRED_EMAIL].sort());
-    expect(bobRows.map((r) => r.kind)).toEqual([SEND_HOLD_CAPTURED_EMAIL]);
+    // bob's capture opened his money-received window (the email at once); the expired hold moved nothing to him.
+    expect(bobRows.map((r) => r.kind)).toEqual([SEND_MONEY_RECEIVED_EMAIL]);
     expect(aliceRows.find((r) => r.kind === SEND_HOLD_CAPTURED_EMAIL)?.payload).toMatchObject({ side: 'sender', heldAmount: '500', capturedAmount: '300', counterparty: bob.actor.username });
-    expect(bobRows[0]?.payload).toMatchObject({ side: 'recipient', capturedAmount: '300', counterparty: alice.actor.username });
+    expect(bobRows[0]?.payload).toMatchObject({ item: { kind: 'capture', amount: '300', sender: alice.actor.username, transferId: held.transfer.id.toString() } });
     expect(aliceRows.find((r) => r.kind === SEND_HOLD_EXPIRED_EMAIL)?.payload).toMatchObject({ transferId: expiring.transfer.id.toString(), amount: '40' });
+  });
+
+  it('a merchant capturing many holds in a window gets one email at once and one digest; each payer one email per capture', async () => {
+    const shop = await holder();
+    const payers = [await holder(10_000n), await holder(10_000n)];
+    const clock = testClock();
+    const holds = [];
+    for (let i = 0; i < 6; i++) holds.push(await pay(payers[i % 2]!, shop, 100n + BigInt(i), { hold: { ttlSeconds: 600 } }));
+    for (const [i, held] of holds.entries()) {
+      await bank.ledger.captureTransfer(payers[i % 2]!.actor, { transferId: held.transfer.id, idempotencyKey: idemKey() });
+    }
+    await notifier(clock).drain();
+    clock.advance(WINDOW_MS);
+    await notifier(clock).drain();
+    const shopRows = await emailsOf(shop);
+    expect(shopRows.map((r) => r.kind)).toEqual([SEND_MONEY_RECEIVED_EMAIL, SEND_MONEY_RECEIVED_DIGEST_EMAIL]);
+    expect(shopRows[0]?.payload).toMatchObject({ item: { kind: 'capture', amount: '100', sender: payers[0]!.actor.username } });
+    const digest = moneyReceivedDigestEmailPayloadSchema.parse(shopRows[1]?.payload);
+    expect(digest.items.map((item) => [item.kind, item.amount])).toEqual([101n, 102n, 103n, 104n, 105n].map((amount) => ['capture', amount.toString()]));
+    for (const payer of payers) expect(await kinds(payer)).toEqual([SEND_HOLD_CAPTURED_EMAIL, SEND_HOLD_CAPTURED_EMAIL, SEND_HOLD_CAPTURED_EMAIL]);
   });
 
   it('tells the receiver of a refund and of a reversal', async () => {
@@ -336,8 +357,9 @@ describe('notification settings', () => {
     await bank.ledger.captureTransfer(alice.actor, { transferId: held.transfer.id, idempotencyKey: idemKey() });
     await bank.ledger.withdraw(alice.actor, { accountId: alice.account.id, amount: 10n, destination: 'DE89370400440532013000', idempotencyKey: idemKey() });
     await notifier().drain();
-    // bob: no "received", but the capture (holds still on for him); alice: the withdrawal, not the capture.
-    expect(await kinds(bob)).toEqual([SEND_HOLD_CAPTURED_EMAIL]);
+    // bob: no "received", the capture included (money received for him; his holds switch is for his
+    // own holds); alice: the withdrawal, not the capture.
+    expect(await kinds(bob)).toEqual([]);
     expect(await kinds(alice)).toEqual([SEND_WITHDRAWAL_EMAIL]);
 
     // Turned back on, the next payment is told again.
@@ -345,7 +367,7 @@ describe('notification settings', () => {
     expect(user.notificationSettings).toEqual({ moneyReceived: true, withdrawals: true, holds: true });
     await pay(alice, bob, 100n);
     await notifier().drain();
-    expect(await kinds(bob)).toEqual([SEND_HOLD_CAPTURED_EMAIL, SEND_MONEY_RECEIVED_EMAIL]);
+    expect(await kinds(bob)).toEqual([SEND_MONEY_RECEIVED_EMAIL]);
   });
 
   it('a digest gathered before the switch was turned off is not sent', async () => {

@@ -60,8 +60,10 @@ const to = (recipient: NotificationRecipient) => ({ to: recipient.email, usernam
  * What an event tells whom; pure. Money received (a posted transfer, refund or reversal into a
  * user's account, or a banker's credit) goes to the receiving owner, except money the owner moved
  * themselves (their own deposit, a transfer between their own accounts). A withdrawal goes to its
- * owner; a captured hold to both sides (the recipient's notice of the money, so no separate
- * "received"); an expired hold to the sender. Pending and voided holds and freezes send nothing.
+ * owner; a captured hold to its sender (one email per capture: money they held left them) and,
+ * as money received, to its recipient (at once or in the window's digest, like any payment: a
+ * merchant capturing many holds gets one digest, not an email per capture); an expired hold to
+ * the sender. Pending and voided holds and freezes send nothing.
  */
 export function planNotifications(event: BankEvent): NotificationIntent[] {
   if (event.subject !== 'transfer') return [];
@@ -97,23 +99,28 @@ export function planNotifications(event: BankEvent): NotificationIntent[] {
         },
       ];
     case 'transfer.captured': {
-      const sides = [
-        { username: from, side: 'sender' as const, counterparty: receiver },
-        { username: receiver, side: 'recipient' as const, counterparty: from },
-      ].filter((s, i, all): s is typeof s & { username: string } => s.username !== null && all.findIndex((o) => o.username === s.username) === i);
-      return sides.map((s) => ({
-        username: s.username,
-        setting: 'holds' as const,
-        kind: SEND_HOLD_CAPTURED_EMAIL,
-        payload: (r: NotificationRecipient): HoldCapturedEmailPayload => ({
-          ...to(r),
-          ...base,
-          side: s.side,
-          heldAmount: t.amount.toString(),
-          capturedAmount: (t.capturedAmount ?? t.amount).toString(),
-          counterparty: s.counterparty,
-        }),
-      }));
+      const captured = (t.capturedAmount ?? t.amount).toString();
+      const intents: NotificationIntent[] = [];
+      if (from !== null) {
+        intents.push({
+          username: from,
+          setting: 'holds',
+          kind: SEND_HOLD_CAPTURED_EMAIL,
+          payload: (r: NotificationRecipient): HoldCapturedEmailPayload => ({
+            ...to(r),
+            ...base,
+            side: 'sender',
+            heldAmount: t.amount.toString(),
+            capturedAmount: captured,
+            counterparty: receiver,
+          }),
+        });
+      }
+      if (receiver !== null && receiver !== from) {
+        const item: MoneyReceivedItem = { ...base, eventId: event.id.toString(), accountId: t.toAccountId.toString(), kind: 'capture', amount: captured, sender: from };
+        intents.push({ username: receiver, setting: 'moneyReceived', item });
+      }
+      return intents;
     }
     case 'transfer.expired':
       if (from === null) return [];

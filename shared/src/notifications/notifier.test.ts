@@ -55,12 +55,15 @@ describe('planNotifications', () => {
     expect(credit).toMatchObject({ username: 'alice', item: { kind: 'deposit', sender: null, memo: 'cash', amount: '1234', eventId: '42' } });
   });
 
-  it('tells the owner of a withdrawal, both sides of a capture (once when they are one user), the sender of an expiry', () => {
+  it('tells the owner of a withdrawal, both sides of a capture (the recipient as money received; once when they are one user), the sender of an expiry', () => {
     expect(who(event('withdrawal.created', ['alice', null], { kind: 'withdrawal' }))).toEqual([['alice', 'withdrawals']]);
     expect(who(event('transfer.captured', ['alice', 'bob'], { capturedAmount: 500n }))).toEqual([
       ['alice', 'holds'],
-      ['bob', 'holds'],
+      ['bob', 'moneyReceived'],
     ]);
+    const [, received] = planNotifications(event('transfer.captured', ['alice', 'bob'], { capturedAmount: 500n, memo: 'order 7' }));
+    // The captured part, not the held amount; the payer named; into the recipient's account.
+    expect(received).toMatchObject({ username: 'bob', item: { kind: 'capture', amount: '500', sender: 'alice', memo: 'order 7', eventId: '42' } });
     expect(who(event('transfer.captured', ['alice', 'alice']))).toEqual([['alice', 'holds']]);
     expect(who(event('transfer.expired', ['alice', 'bob'], { status: 'expired' }))).toEqual([['alice', 'holds']]);
   });
