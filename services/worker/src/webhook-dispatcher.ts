@@ -83,6 +83,44 @@ export function createWebhookMetrics(registry: Registry, pool: DatabasePool): We
   };
 }
 
+type PendingRecord = {
+  readonly claim: ClaimedDelivery;
+  readonly result: AttemptResult;
+  readonly resolve: (recorded: boolean) => void;
+  readonly reject: (error: unknown) => void;
+};
+
+/**
+ * Records finished attempts, those that finish together in one statement and one commit: while
+ * a write is in flight the next ones wait and then go together (one commit, so one WAL flush, for
+ * a group of deliveries instead of one each). Each caller gets its own answer; a failed write
+ * fails every attempt of it (their leases run out and they are sent again, as before).
+ */
+export function attemptRecorder(pool: DatabasePool): (claim: ClaimedDelivery, result: AttemptResult) => Promise<boolean> {
+  let waiting: PendingRecord[] = [];
+  let writing = false;
+  const flush = async (): Promise<void> => {
+    if (writing || waiting.length === 0) return;
+    writing = true;
+    const group = waiting;
+    waiting = [];
+    try {
+      const recorded = await webhookRepository.recordAttempts(pool, group);
+      group.forEach((record, i) => record.resolve(recorded[i] === true));
+    } catch (error) {
+      for (const record of group) record.reject(error);
+    } finally {
+      writing = false;
+      void flush();
+    }
+  };
+  return (claim, result) =>
+    new Promise<boolean>((resolve, reject) => {
+      waiting.push({ claim, result, resolve, reject });
+      void flush();
+    });
+}
+
 export type WebhookDispatcherOptions = {
   pool: DatabasePool;
   logger: Logger;
@@ -131,6 +169,7 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
   let fanOutQueued = 0;
   let pumping = false;
   let pumpAgain = false;
+  const recordAttempt = attemptRecorder(pool);
   // One connection per delivery in flight at most, kept open between deliveries to the same endpoint.
   const connections = webhookConnections({ maxSockets: options.concurrency, idleMs: IDLE_CONNECTION_MS });
 
@@ -189,7 +228,7 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
       const delay = retryDelayMs(claim.attemptInRound, options.retry);
       next = delay === null ? { status: 'failed' } : { status: 'pending', retryInMs: delay };
     }
-    const recorded = await webhookRepository.recordAttempt(pool, claim, { ...result, next });
+    const recorded = await recordAttempt(claim, { ...result, next });
     const details = { ...log, eventId: claim.eventPublicId, outcome, statusCode: result.statusCode, durationMs: result.durationMs };
     if (!recorded) logger.info(details, 'webhook attempt finished after its delivery was taken back (lease ran out, redelivered or webhook deleted); result not recorded');
     else if (next.status === 'delivered') logger.debug(details, 'webhook delivered');

@@ -256,24 +256,53 @@ export const webhookRepository = {
    * and another worker took it, a redeliver, or the webhook was deleted): nothing is written then.
    */
   async recordAttempt(db: CommonQueryMethods, claim: Pick<ClaimedDelivery, 'id' | 'leaseToken' | 'attempt'>, result: AttemptResult): Promise<boolean> {
-    const next = result.next;
+    const [recorded] = await webhookRepository.recordAttempts(db, [{ claim, result }]);
+    return recorded === true;
+  },
+
+  /**
+   * recordAttempt for many attempts in one statement and one commit (the delivery loop records
+   * the attempts that finish together at once). Each is written only while its own claim holds
+   * its delivery; the answer says, in the order given, which were.
+   */
+  async recordAttempts(
+    db: CommonQueryMethods,
+    attempts: readonly { readonly claim: Pick<ClaimedDelivery, 'id' | 'leaseToken' | 'attempt'>; readonly result: AttemptResult }[],
+  ): Promise<boolean[]> {
+    if (attempts.length === 0) return [];
+    const column = <T>(pick: (attempt: (typeof attempts)[number]) => T): T[] => attempts.map(pick);
     const rows = await db.any(sql.type(z.object({ id: z.bigint() }))`
-      WITH updated AS (
-        UPDATE webhook_deliveries
-           SET status = ${next.status},
-               next_attempt_at = ${next.status === 'pending' ? sql.fragment`clock_timestamp() + make_interval(secs => ${next.retryInMs / 1000})` : null},
+      WITH input AS (
+        SELECT * FROM unnest(
+          ${sql.array(column((a) => a.claim.id), 'int8')},
+          ${sql.array(column((a) => a.claim.leaseToken), 'uuid')},
+          ${sql.array(column((a) => a.claim.attempt), 'int4')},
+          ${sql.array(column((a) => a.result.next.status), 'text')},
+          ${sql.array(column((a) => (a.result.next.status === 'pending' ? a.result.next.retryInMs / 1000 : null)), 'float8')},
+          ${sql.array(column((a) => a.result.statusCode), 'int4')},
+          ${sql.array(column((a) => a.result.error), 'text')},
+          ${sql.array(column((a) => a.result.startedAt.toISOString()), 'timestamptz')},
+          ${sql.array(column((a) => a.result.durationMs), 'int4')}
+        ) AS i (id, lease_token, attempt, status, retry_secs, status_code, error, started_at, duration_ms)
+      ),
+      updated AS (
+        UPDATE webhook_deliveries d
+           SET status = i.status,
+               next_attempt_at = CASE WHEN i.status = 'pending' THEN clock_timestamp() + make_interval(secs => i.retry_secs) END,
                lease_token = NULL,
-               last_status_code = ${result.statusCode},
-               last_error = ${result.error},
-               last_attempt_at = ${sql.timestamp(result.startedAt)},
-               delivered_at = ${next.status === 'delivered' ? sql.fragment`clock_timestamp()` : null}
-         WHERE id = ${claim.id} AND lease_token = ${claim.leaseToken}
-        RETURNING id
+               last_status_code = i.status_code,
+               last_error = i.error,
+               last_attempt_at = i.started_at,
+               delivered_at = CASE WHEN i.status = 'delivered' THEN clock_timestamp() END
+          FROM input i
+         WHERE d.id = i.id AND d.lease_token = i.lease_token
+        RETURNING d.id
       )
       INSERT INTO webhook_delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error)
-      SELECT id, ${claim.attempt}, ${sql.timestamp(result.startedAt)}, ${result.durationMs}, ${result.statusCode}, ${result.error} FROM updated
+      SELECT i.id, i.attempt, i.started_at, i.duration_ms, i.status_code, i.error FROM input i JOIN updated u ON u.id = i.id
       RETURNING delivery_id AS id`);
-    return rows.length > 0;
+    const written = new Set(rows.map((row) => row.id));
+    return attempts.map((a) => written.has(a.claim.id));
   },
 
   /** Deliveries not yet delivered or failed (the worker's gauge). */
