@@ -251,19 +251,11 @@ export const webhookRepository = {
   },
 
   /**
-   * Records a finished attempt in the log and the delivery's new state, only while the claim
-   * still holds the delivery (same lease token). Returns false when it did not (the lease ran out
-   * and another worker took it, a redeliver, or the webhook was deleted): nothing is written then.
-   */
-  async recordAttempt(db: CommonQueryMethods, claim: Pick<ClaimedDelivery, 'id' | 'leaseToken' | 'attempt'>, result: AttemptResult): Promise<boolean> {
-    const [recorded] = await webhookRepository.recordAttempts(db, [{ claim, result }]);
-    return recorded === true;
-  },
-
-  /**
-   * recordAttempt for many attempts in one statement and one commit (the delivery loop records
-   * the attempts that finish together at once). Each is written only while its own claim holds
-   * its delivery; the answer says, in the order given, which were.
+   * Records finished attempts in the log and their deliveries' new state, in one statement and
+   * one commit (the delivery loop records the attempts that finish together at once). Each is
+   * written only while its claim still holds its delivery (same lease token); the answer says, in
+   * the order given, which were. One that was not (the lease ran out and another worker took it, a
+   * redeliver, or the webhook was deleted) writes nothing.
    */
   async recordAttempts(
     db: CommonQueryMethods,
