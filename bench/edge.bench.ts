@@ -27,7 +27,7 @@ import { runHoldCapture } from './edge/hold-capture.ts';
 import { describeIntegrations, integrationCounts, startWebhookReceiver, subscribe } from './edge/integrations.ts';
 import { runLoginProbe } from './edge/login-probe.ts';
 import { createMinimalLedger, runPgbench, type PgbenchResult } from './edge/pgbench.ts';
-import { cpuBudget, cpuDelta, cpuSnapshot } from './edge/process-cpu.ts';
+import { backendNames, cpuBudget, cpuDelta, cpuSnapshot, postgresDelta } from './edge/process-cpu.ts';
 import { metricsDelta, scrape } from './edge/prometheus.ts';
 import { pgScenario, printReport, reportChart, reportJson, type BenchReport, type EdgeRun } from './edge/report.ts';
 import { BENCH_MONEY_LIMIT, missingTool, startBenchStack, type BenchStack } from './edge/stack.ts';
@@ -72,9 +72,10 @@ const BALANCE_SIZES = BALANCE_LARGE_ENTRIES > 0 ? [BALANCE_SMALL_ENTRIES, BALANC
  * and after. `loadInBench`: the load generator is this process (gRPC, hold+capture), not wrk.
  */
 async function measured(stack: BenchStack, protocol: 'http' | 'grpc', run: () => Promise<LoadResult>, loadInBench = protocol === 'grpc') {
-  const [apiBefore, grpcBefore, cpuBefore] = await Promise.all([scrape(stack.apiMetricsUrl), scrape(stack.grpcMetricsUrl), cpuSnapshot(stack.databaseName)]);
+  const snapshot = async () => cpuSnapshot(stack.databaseName, await backendNames(stack.databaseUrl));
+  const [apiBefore, grpcBefore, cpuBefore] = await Promise.all([scrape(stack.apiMetricsUrl), scrape(stack.grpcMetricsUrl), snapshot()]);
   const result = await run();
-  const [apiAfter, grpcAfter, cpuAfter] = await Promise.all([scrape(stack.apiMetricsUrl), scrape(stack.grpcMetricsUrl), cpuSnapshot(stack.databaseName)]);
+  const [apiAfter, grpcAfter, cpuAfter] = await Promise.all([scrape(stack.apiMetricsUrl), scrape(stack.grpcMetricsUrl), snapshot()]);
   const api = metricsDelta(apiBefore, apiAfter);
   const grpc = metricsDelta(grpcBefore, grpcAfter);
   const server = protocol === 'http' ? api : grpc;
@@ -85,7 +86,7 @@ async function measured(stack: BenchStack, protocol: 'http' | 'grpc', run: () =>
     grpcCpuSeconds: Number(grpc.cpuSeconds.toFixed(3)),
     serverCpuMsPerRequest: ok > 0 ? (server.cpuSeconds * 1_000) / ok : NaN,
     meanBatchSize: server.meanBatchSize,
-    cpu: cpuBudget(cpuDelta(cpuBefore, cpuAfter), result.clientCpuSeconds, ok, result.seconds, loadInBench),
+    cpu: cpuBudget(cpuDelta(cpuBefore, cpuAfter), result.clientCpuSeconds, ok, result.seconds, loadInBench, postgresDelta(cpuBefore, cpuAfter)),
   };
 }
 

@@ -1,5 +1,6 @@
+import { readdir, readFile } from 'node:fs/promises';
 import { describe, expect, it } from '@jest/globals';
-import { cpuBudget, cpuDelta, cpuSnapshot, groupOf, type CpuSnapshot } from './process-cpu.ts';
+import { cpuBudget, cpuDelta, cpuSnapshot, groupOf, pgClientOf, postgresDelta, type CpuSnapshot } from './process-cpu.ts';
 
 describe('groupOf', () => {
   const db = 'bank_bench_abc123';
@@ -11,6 +12,8 @@ describe('groupOf', () => {
     [`postgres: postgres ${db} [local] SELECT`, 'postgres'],
     ['postgres: walwriter ', 'postgres'],
     ['postgres: checkpointer ', 'postgres'],
+    [`postgres: 15/main: postgres ${db} 127.0.0.1(51234) idle`, 'postgres'],
+    ['postgres: 15/main: walwriter ', 'postgres'],
     ['/usr/bin/redis-server 127.0.0.1:6379', 'redis'],
     ['npm start', 'other'],
     ['node --disable-warning=ExperimentalWarning scripts/dev/src/start/main.ts', 'other'],
@@ -21,6 +24,7 @@ describe('groupOf', () => {
   it("leaves out another database's backends and the rest of the machine", () => {
     expect(groupOf('postgres: postgres test 127.0.0.1(40000) idle', db, 1, 2)).toBeNull();
     expect(groupOf(`postgres: postgres ${db}x 127.0.0.1(40000) idle`, db, 1, 2)).toBeNull();
+    expect(groupOf('postgres: 15/main: postgres test 127.0.0.1(40000) idle', db, 1, 2)).toBeNull(); // Debian names its cluster first
     expect(groupOf('/usr/sbin/sshd -D', db, 1, 2)).toBeNull();
     expect(groupOf('wrk -t 2 -c 32', db, 1, 2)).toBeNull(); // counted from its own `times`
   });
@@ -57,6 +61,33 @@ describe('cpuDelta and cpuBudget', () => {
     expect(own.total).toBeCloseTo(4.5);
     expect(cpuBudget(delta, 1, 0, 2, false).api).toBeNaN();
   });
+
+  it("splits PostgreSQL's CPU by whose backend did the work, per request", () => {
+    const before: CpuSnapshot = new Map([
+      [2, { group: 'postgres', seconds: 5, pgClient: 'api' }],
+      [3, { group: 'postgres', seconds: 1, pgClient: 'worker' }],
+      [6, { group: 'postgres', seconds: 7, pgClient: 'rest' }],
+      [1, { group: 'api', seconds: 10 }],
+    ]);
+    const after: CpuSnapshot = new Map([
+      [2, { group: 'postgres', seconds: 6.5, pgClient: 'api' }],
+      [3, { group: 'postgres', seconds: 1.25, pgClient: 'worker' }],
+      [5, { group: 'postgres', seconds: 0.5, pgClient: 'worker' }],
+      [6, { group: 'postgres', seconds: 7.25, pgClient: 'rest' }],
+      [1, { group: 'api', seconds: 12 }],
+    ]);
+    const byClient = postgresDelta(before, after);
+    expect(byClient).toEqual({ api: 1.5, grpc: 0, worker: 0.75, rest: 0.25 });
+    const delta = cpuDelta(before, after);
+    expect(delta.postgres).toBeCloseTo(2.5);
+    const budget = cpuBudget(delta, 0, 500, 1, false, byClient);
+    expect(budget.postgresBy).toEqual({ api: 3, grpc: 0, worker: 1.5, rest: 0.5 });
+    expect(cpuBudget(delta, 0, 500, 1, false).postgresBy).toBeUndefined();
+  });
+
+  it('names the backend of each pool; anything else is the rest', () => {
+    expect(['bank-api', 'bank-grpc', 'bank-worker', 'psql', '', undefined].map(pgClientOf)).toEqual(['api', 'grpc', 'worker', 'rest', 'rest', 'rest']);
+  });
 });
 
 describe('cpuSnapshot', () => {
@@ -65,5 +96,20 @@ describe('cpuSnapshot', () => {
     const self = snapshot.get(process.pid);
     expect(self?.group).toBe('bench');
     expect(self!.seconds).toBeGreaterThan(0);
+  });
+});
+
+describe('cpuSnapshot of PostgreSQL processes', () => {
+  it('tags each with the client its name says (a server process named like a pool, to test the tagging)', async () => {
+    const servers: number[] = [];
+    for (const entry of await readdir('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const commandLine = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+      if (/^postgres: (\S+: )?(walwriter|checkpointer)/.test(commandLine)) servers.push(Number(entry));
+    }
+    expect(servers.length).toBeGreaterThan(0); // PostgreSQL runs beside every test here
+    const snapshot = await cpuSnapshot('no_such_database', new Map([[servers[0]!, 'bank-worker']]));
+    expect(snapshot.get(servers[0]!)).toMatchObject({ group: 'postgres', pgClient: 'worker' });
+    if (servers[1] !== undefined) expect(snapshot.get(servers[1])).toMatchObject({ group: 'postgres', pgClient: 'rest' });
   });
 });

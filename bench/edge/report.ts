@@ -214,6 +214,20 @@ export function printReport(report: BenchReport): string {
       ),
     );
     lines.push('');
+    const split = budgets.filter((r) => r.cpu!.postgresBy);
+    if (split.length > 0) {
+      lines.push(
+        table(
+          ["PostgreSQL's CPU ms per request, by whose backends", "API's", "gRPC's", "worker's", 'server and other', 'postgres'],
+          split.map((r) => {
+            const by = r.cpu!.postgresBy!;
+            return [r.scenario, ms(by.api), ms(by.grpc), ms(by.worker), ms(by.rest), ms(r.cpu!.postgres)];
+          }),
+          new Set([1, 2, 3, 4, 5]),
+        ),
+      );
+      lines.push('');
+    }
   }
   lines.push(
     table(

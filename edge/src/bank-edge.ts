@@ -97,7 +97,7 @@ export type EdgeServerConfig = Pick<
 export async function openBankEdge(
   config: EdgeServerConfig,
   deps: EdgeServerDeps,
-  own: { logger: Logger; registry: Registry },
+  own: { logger: Logger; registry: Registry; /** 'api' or 'grpc': its connections show as bank-<process> in PostgreSQL. */ process: string },
 ): Promise<{ bank: Bank; edge: BankEdge; release: ShutdownStep[] }> {
   const release: ShutdownStep[] = [];
   let bank = deps.bank;
@@ -108,6 +108,7 @@ export async function openBankEdge(
         maximumPoolSize: config.DATABASE_POOL_SIZE,
         queueLimit: config.DATABASE_POOL_QUEUE_LIMIT,
         waitTimeoutMs: config.DATABASE_POOL_WAIT_TIMEOUT_MS,
+        applicationName: `bank-${own.process}`,
       });
       release.push(['database pool', () => opened.end()]);
       pool = opened;

@@ -166,7 +166,7 @@ export function createApiApp(config: ApiConfig, deps: { edge: BankEdge; bank: Ba
 export async function startApiServer(config: ApiConfig, deps: EdgeServerDeps = {}): Promise<ApiServer> {
   const logger = deps.logger ?? createLogger({ name: 'api', level: config.LOG_LEVEL });
   const registry = deps.registry ?? createRegistry('api');
-  const { bank, edge, release } = await openBankEdge(config, deps, { logger, registry });
+  const { bank, edge, release } = await openBankEdge(config, deps, { logger, registry, process: 'api' });
   const app = createApiApp(config, { edge, bank, registry, logger });
   const server = app.listen({ port: config.HTTP_PORT, host: deps.host ?? config.HOST });
   server.keepAliveTimeout = 5_000;

@@ -160,7 +160,7 @@ function unaryHandler(method: DescMethod, edge: BankEdge, trustedProxies: number
 export async function startGrpcServer(config: GrpcConfig, deps: GrpcServerDeps = {}): Promise<GrpcServer> {
   const logger = deps.logger ?? createLogger({ name: 'grpc', level: config.LOG_LEVEL });
   const registry: Registry = deps.registry ?? createRegistry('grpc');
-  const { bank, edge, release } = await openBankEdge(config, deps, { logger, registry });
+  const { bank, edge, release } = await openBankEdge(config, deps, { logger, registry, process: 'grpc' });
   const host = deps.host ?? config.HOST;
 
   const server = new grpc.Server(grpcServerOptions(config));

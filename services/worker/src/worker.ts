@@ -105,7 +105,7 @@ export type RunningWorker = {
  */
 export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): Promise<RunningWorker> {
   const logger = deps.logger ?? createLogger({ name: 'worker', level: config.LOG_LEVEL });
-  const pool = deps.pool ?? (await createDatabasePool(config.DATABASE_URL, { maximumPoolSize: config.DATABASE_POOL_SIZE }));
+  const pool = deps.pool ?? (await createDatabasePool(config.DATABASE_URL, { maximumPoolSize: config.DATABASE_POOL_SIZE, applicationName: 'bank-worker' }));
   // Blocking connection for the Worker; a separate fail-fast one for the producer side and pings.
   const workerRedis = createRedis(config.REDIS_URL, { purpose: 'worker' });
   const clientRedis = createRedis(config.REDIS_URL);

@@ -45,7 +45,22 @@ export type PoolOptions = {
   waitTimeoutMs?: number;
   /** Run after the row validation (e.g. a test counting the queries a call issues). */
   interceptors?: readonly Interceptor[];
+  /**
+   * The name PostgreSQL shows for this pool's connections (pg_stat_activity.application_name, the
+   * backend's process title, log_line_prefix %a): which process holds a lock or runs a slow query.
+   * An application_name already in the URL wins.
+   */
+  applicationName?: string;
 };
+
+/** `databaseUrl` with application_name=`name` unless it names one already. */
+export function withApplicationName(databaseUrl: string, name: string | undefined): string {
+  if (!name) return databaseUrl;
+  const url = new URL(databaseUrl);
+  if (url.searchParams.has('application_name')) return databaseUrl;
+  url.searchParams.set('application_name', name);
+  return url.toString();
+}
 
 /**
  * The one way every process opens PostgreSQL: int8 as bigint, timestamptz as Date, every typed
@@ -54,7 +69,7 @@ export type PoolOptions = {
  */
 export async function createDatabasePool(databaseUrl: string, options: PoolOptions = {}): Promise<DatabasePool> {
   const maximumPoolSize = options.maximumPoolSize ?? 10;
-  const pool = await createPool(databaseUrl, {
+  const pool = await createPool(withApplicationName(databaseUrl, options.applicationName), {
     maximumPoolSize,
     connectionTimeout: options.connectionTimeoutMs ?? 5_000,
     statementTimeout: options.statementTimeoutMs ?? 30_000,
