@@ -1,4 +1,5 @@
-// Recording finished webhook attempts against the real PostgreSQL: many in one statement, each
+// Claiming and recording webhook attempts against the real PostgreSQL: a claim brings its event
+// along (no query per delivery to read it); recording finished attempts: many in one statement, each
 // only while its own claim still holds its delivery, and the delivery loop's recorder grouping
 // the attempts that finish together into one write (one commit) instead of one write each.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -6,6 +7,7 @@ import { sql, type Interceptor } from 'slonik';
 import { z } from 'zod';
 import { createDatabasePool, type DatabasePool } from '@bank/shared/db/pool';
 import { LedgerService } from '@bank/shared/ledger/ledger.service';
+import { eventsRepository } from '@bank/shared/events/events.repository';
 import { webhookRepository, type ClaimedDelivery } from '@bank/shared/webhooks/webhook.repository';
 import { WebhookService } from '@bank/shared/webhooks/webhook.service';
 import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
@@ -18,6 +20,7 @@ let webhooks: WebhookService;
 /** A pool of its own whose statements that write the attempt log are counted. */
 let counted: DatabasePool;
 let attemptWrites = 0;
+let eventReads = 0;
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -27,6 +30,7 @@ beforeAll(async () => {
     name: 'count-attempt-writes',
     beforeQueryExecution: (_context, query) => {
       if (query.sql.includes('INSERT INTO webhook_delivery_attempts')) attemptWrites += 1;
+      if (/\bevents e\b/.test(query.sql)) eventReads += 1; // the events table, as every event read names it
       return null;
     },
   };
@@ -50,6 +54,24 @@ async function claimed(n: number): Promise<ClaimedDelivery[]> {
   expect(mine).toHaveLength(n);
   return mine;
 }
+
+describe('claimDue', () => {
+  it('brings each delivery its event as it was written, in the one statement that claims them', async () => {
+    const owner = await createUser(db.pool);
+    const account = await ledger.openAccount(owner, { currency: 'USD' });
+    await webhooks.createWebhook(owner, { url: 'http://127.0.0.1:9/claimed-events', eventTypes: ['transfer.posted'], allAccounts: false });
+    for (const amount of [11n, 12n, 13n]) await ledger.deposit(owner, { accountId: account.id, amount, idempotencyKey: idemKey() });
+    await webhookRepository.fanOutNext(db.pool, 1_000);
+    eventReads = 0;
+    const claims = (await webhookRepository.claimDue(counted, 1_000, 60_000)).filter((c) => c.url.endsWith('/claimed-events'));
+    expect(eventReads).toBe(1); // the claim itself, which joins the events
+    expect(claims.map((c) => c.event.subject === 'transfer' && c.event.transfer.amount).sort()).toEqual([11n, 12n, 13n]);
+    for (const claim of claims) {
+      expect(claim.event).toEqual(await eventsRepository.findByPublicId(db.pool, claim.event.publicId));
+      expect(claim.event.accounts).toEqual([expect.objectContaining({ owner: null }), { id: account.id, owner: owner.username }]);
+    }
+  });
+});
 
 const deliveryRow = z.object({ id: z.bigint(), status: z.string(), lease_token: z.string().nullable(), last_status_code: z.number().nullable(), due_later: z.boolean().nullable(), delivered: z.boolean() });
 const deliveries = (ids: readonly bigint[]) =>

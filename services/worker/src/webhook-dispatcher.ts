@@ -196,29 +196,21 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
   const attempt = async (claim: ClaimedDelivery): Promise<void> => {
     // The endpoint's host only: a URL's path or query may carry the receiver's own token.
     const log = { webhookId: String(claim.webhookId), deliveryId: String(claim.id), attempt: claim.attempt, host: hostOf(claim.url) };
-    const event = await eventsRepository.findByPublicId(pool, claim.eventPublicId);
+    const { event } = claim;
     const startedAt = new Date();
-    let outcome: SendOutcome;
-    let result: Omit<AttemptResult, 'next'>;
-    if (!event) {
-      // Events are never deleted: this cannot happen short of a hand-edited database.
-      outcome = 'network_error';
-      result = { startedAt, durationMs: 0, statusCode: null, error: `event ${claim.eventPublicId} not found` };
-    } else {
-      const body = webhookEventBody(event);
-      const timestamp = Math.floor(Date.now() / 1000);
-      const sent = await sendWebhook(claim.url, body, {
-        'content-type': 'application/json',
-        'user-agent': 'Bank-Webhooks/1',
-        [SIGNATURE_HEADER]: signatureHeader(claim.signingSecret, timestamp, body),
-        [EVENT_ID_HEADER]: event.publicId,
-        'Bank-Event-Type': event.type,
-        'Bank-Delivery-Id': String(claim.id),
-        'Bank-Delivery-Attempt': String(claim.attempt),
-      }, { timeoutMs: options.timeoutMs, policy: options.policy, connections, ...(options.resolve ? { resolve: options.resolve } : {}) });
-      outcome = sent.outcome;
-      result = { startedAt, durationMs: sent.durationMs, statusCode: sent.statusCode, error: sent.error };
-    }
+    const body = webhookEventBody(event);
+    const timestamp = Math.floor(Date.now() / 1000);
+    const sent = await sendWebhook(claim.url, body, {
+      'content-type': 'application/json',
+      'user-agent': 'Bank-Webhooks/1',
+      [SIGNATURE_HEADER]: signatureHeader(claim.signingSecret, timestamp, body),
+      [EVENT_ID_HEADER]: event.publicId,
+      'Bank-Event-Type': event.type,
+      'Bank-Delivery-Id': String(claim.id),
+      'Bank-Delivery-Attempt': String(claim.attempt),
+    }, { timeoutMs: options.timeoutMs, policy: options.policy, connections, ...(options.resolve ? { resolve: options.resolve } : {}) });
+    const outcome: SendOutcome = sent.outcome;
+    const result: Omit<AttemptResult, 'next'> = { startedAt, durationMs: sent.durationMs, statusCode: sent.statusCode, error: sent.error };
     metrics.attempts.inc({ outcome });
     metrics.attemptSeconds.observe({ outcome }, result.durationMs / 1000);
     let next: AttemptResult['next'];
@@ -229,7 +221,7 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
       next = delay === null ? { status: 'failed' } : { status: 'pending', retryInMs: delay };
     }
     const recorded = await recordAttempt(claim, { ...result, next });
-    const details = { ...log, eventId: claim.eventPublicId, outcome, statusCode: result.statusCode, durationMs: result.durationMs };
+    const details = { ...log, eventId: event.publicId, outcome, statusCode: result.statusCode, durationMs: result.durationMs };
     if (!recorded) logger.info(details, 'webhook attempt finished after its delivery was taken back (lease ran out, redelivered or webhook deleted); result not recorded');
     else if (next.status === 'delivered') logger.debug(details, 'webhook delivered');
     else if (next.status === 'failed') {

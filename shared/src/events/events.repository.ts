@@ -79,7 +79,8 @@ const accountData = z.object({
   closed_at: jsonDate.nullable(),
 });
 
-const eventRow = z.object({
+/** An event row as EVENT_COLUMNS selects it (another query may select more columns beside them). */
+export const eventRow = z.object({
   id: z.bigint(),
   public_id: z.string().uuid(),
   type: z.enum(EVENT_TYPES),
@@ -90,7 +91,7 @@ const eventRow = z.object({
   owners: z.array(z.string().nullable()),
 });
 
-function toEvent(row: z.infer<typeof eventRow>): BankEvent {
+export function toEvent(row: z.infer<typeof eventRow>): BankEvent {
   const base = {
     id: row.id,
     publicId: row.public_id,
@@ -136,8 +137,12 @@ function toEvent(row: z.infer<typeof eventRow>): BankEvent {
   return { ...base, subject: 'account', account };
 }
 
-/** An event row with its accounts' owners (in account_ids order). */
-const EVENT_COLUMNS = sql.fragment`e.id, e.public_id, e.type, e.created_at, e.transfer_id, e.data, e.account_ids,
+/**
+ * An event row with its accounts' owners (in account_ids order), from events aliased `e`; its
+ * columns are named as eventRow's (id, public_id, type, created_at, transfer_id, data,
+ * account_ids, owners).
+ */
+export const EVENT_COLUMNS = sql.fragment`e.id, e.public_id, e.type, e.created_at, e.transfer_id, e.data, e.account_ids,
   ARRAY(SELECT a.owner FROM unnest(e.account_ids) WITH ORDINALITY AS u(id, n) JOIN accounts a ON a.id = u.id ORDER BY u.n) AS owners`;
 
 const doneColumn = (consumer: EventConsumer) => sql.identifier([consumer === 'notifications' ? 'notified_at' : 'webhooked_at']);
