@@ -3,10 +3,13 @@
 // minutes (bench:edge once waited over a minute for one behind the money emails of its storms).
 // Bulk kinds are enqueued with a BullMQ priority, the rest without, and BullMQ hands out jobs
 // without a priority first. Real PostgreSQL (the outbox) and Redis (the queue, with a real
-// BullMQ worker taking one job at a time).
-import { randomBytes } from 'node:crypto';
+// BullMQ worker taking one job at a time). Also: handing a batch of rows to the queue reads them in
+// one statement and enqueues only the pending ones.
+import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Worker } from 'bullmq';
+import type { Interceptor } from 'slonik';
+import { createDatabasePool } from '../db/pool.ts';
 import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
 import { TEST_REDIS_URL } from '../../../test/services.ts';
 import { SEND_LOGIN_EMAIL, SEND_PASSWORD_RESET_EMAIL, SEND_STATEMENT_EMAIL, SEND_VERIFICATION_EMAIL } from '../mail/email.schema.ts';
@@ -87,5 +90,35 @@ describe('email job priority', () => {
     expect(await publisher.sweep({ pendingAfterMs: 0 })).toBeGreaterThanOrEqual(2);
     expect(await queue.getJobState(money)).toBe('prioritized');
     expect(await queue.getJobState(reset)).toBe('waiting');
+  });
+});
+
+describe('enqueueOutbox', () => {
+  it('reads a batch of rows in one statement and enqueues only the pending ones (not one enqueued, sent or unknown)', async () => {
+    let lookups = 0;
+    const counter: Interceptor = {
+      name: 'count-outbox-lookups',
+      beforeQueryExecution: (_context, query) => {
+        if (query.sql.includes('FROM outbox WHERE id')) lookups += 1;
+        return null;
+      },
+    };
+    const counted = await createDatabasePool(db.url, { maximumPoolSize: 4, interceptors: [counter] });
+    try {
+      const countedPublisher = new OutboxPublisher({ pool: counted, queue });
+      const pending = [await insert(SEND_MONEY_RECEIVED_EMAIL), await insert(SEND_LOGIN_EMAIL), await insert(SEND_HOLD_CAPTURED_EMAIL)];
+      const enqueued = await insert(SEND_MONEY_RECEIVED_EMAIL);
+      await outboxRepository.markEnqueued(db.pool, [enqueued]);
+      const sent = await insert(SEND_MONEY_RECEIVED_EMAIL);
+      await outboxRepository.markSent(db.pool, sent, []);
+      lookups = 0;
+      expect(await countedPublisher.enqueueOutbox([...pending, enqueued, sent, randomUUID()])).toBe(3);
+      expect(lookups).toBe(1);
+      expect(await Promise.all(pending.map((id) => queue.getJobState(id)))).toEqual(['prioritized', 'waiting', 'prioritized']);
+      expect(await queue.getJobState(enqueued)).toBe('unknown');
+      expect(await queue.getJobState(sent)).toBe('unknown');
+    } finally {
+      await counted.end();
+    }
   });
 });

@@ -39,8 +39,12 @@ export class OutboxPublisher {
   async enqueueOutbox(ids: readonly string[]): Promise<number> {
     if (ids.length === 0) return 0;
     try {
-      const rows = await withTimeout(Promise.all(ids.map((id) => outboxRepository.findById(this.#pool, id))), this.#timeoutMs, 'outbox lookup');
-      const jobs = rows.flatMap((row) => (row && row.status === 'pending' ? [{ id: row.id, kind: row.kind }] : []));
+      // One statement for the lot (a notifier round hands over up to a batch of rows at once).
+      const rows = new Map((await withTimeout(outboxRepository.findByIds(this.#pool, ids), this.#timeoutMs, 'outbox lookup')).map((row) => [row.id, row]));
+      const jobs = ids.flatMap((id) => {
+        const row = rows.get(id);
+        return row && row.status === 'pending' ? [{ id: row.id, kind: row.kind }] : [];
+      });
       return await this.#add(jobs);
     } catch (error) {
       this.#logger?.warn({ err: errorSummary(error), outboxIds: ids }, 'outbox enqueue failed; the sweep will retry');

@@ -65,6 +65,13 @@ export const outboxRepository = {
     return row ? toOutboxMessage(row) : null;
   },
 
+  /** The rows of `ids` that exist, in one statement (in no particular order). */
+  async findByIds(db: CommonQueryMethods, ids: readonly string[]): Promise<OutboxMessage[]> {
+    if (ids.length === 0) return [];
+    const rows = await db.any(sql.type(outboxRow)`SELECT * FROM outbox WHERE id = ANY(${sql.array(ids, 'uuid')})`);
+    return rows.map(toOutboxMessage);
+  },
+
   /** Pending rows moved to enqueued once the queue accepted their jobs. */
   async markEnqueued(db: CommonQueryMethods, ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
