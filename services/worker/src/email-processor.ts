@@ -1,3 +1,4 @@
+import { groupWhileInFlight } from '@bank/shared/db/group-while-in-flight';
 import { SECRET_PAYLOAD_FIELDS } from '@bank/shared/mail/email.schema';
 import type { Mailer } from '@bank/shared/mail/mailer';
 import type { Logger } from '@bank/shared/logging/logger';
@@ -32,6 +33,13 @@ export function createEmailProcessor(options: {
 }) {
   const { pool, mailer, metrics, logger } = options;
   const jobs = new Map(options.jobs.map((job) => [job.name, job]));
+  // The jobs running at once (WORKER_CONCURRENCY) read their rows and mark them sent together: one
+  // statement (and one commit) for those that get there while another is in flight.
+  const findRow = groupWhileInFlight(async (ids: readonly string[]) => {
+    const rows = new Map((await outboxRepository.findByIds(pool, ids)).map((row) => [row.id, row]));
+    return ids.map((id) => rows.get(id) ?? null);
+  });
+  const markSent = groupWhileInFlight((ids: readonly string[]) => outboxRepository.markSentMany(pool, ids, SECRET_PAYLOAD_FIELDS));
 
   return async function processEmailJob(job: Job<EmailJobData>): Promise<EmailOutcome> {
     const data = emailJobDataSchema.safeParse(job.data);
@@ -47,7 +55,7 @@ export function createEmailProcessor(options: {
       metrics.failed.inc({ kind: job.name, reason: 'unknown_job' });
       throw new UnrecoverableError(`no email job named ${job.name}`);
     }
-    const row = await outboxRepository.findById(pool, outboxId);
+    const row = await findRow(outboxId);
     if (!row) {
       metrics.failed.inc({ kind: job.name, reason: 'missing_row' });
       throw new UnrecoverableError('outbox row not found');
@@ -90,7 +98,7 @@ export function createEmailProcessor(options: {
     // SMTP accepted the message: from here on, failures must not lead to a resend.
     for (let attempt = 1; ; attempt += 1) {
       try {
-        await outboxRepository.markSent(pool, outboxId, SECRET_PAYLOAD_FIELDS);
+        await markSent(outboxId);
         break;
       } catch (error) {
         if (attempt >= 5) {

@@ -2,6 +2,7 @@
 // sends the due ones. Every worker replica runs both; SKIP LOCKED and leases keep them apart.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { webhookEventBody } from '@bank/edge/handlers/webhook-event-json';
+import { groupWhileInFlight } from '@bank/shared/db/group-while-in-flight';
 import type { DatabasePool } from '@bank/shared/db/pool';
 import { eventsRepository } from '@bank/shared/events/events.repository';
 import type { Logger } from '@bank/shared/logging/logger';
@@ -83,13 +84,6 @@ export function createWebhookMetrics(registry: Registry, pool: DatabasePool): We
   };
 }
 
-type PendingRecord = {
-  readonly claim: ClaimedDelivery;
-  readonly result: AttemptResult;
-  readonly resolve: (recorded: boolean) => void;
-  readonly reject: (error: unknown) => void;
-};
-
 /**
  * Records finished attempts, those that finish together in one statement and one commit: while
  * a write is in flight the next ones wait and then go together (one commit, so one WAL flush, for
@@ -97,28 +91,8 @@ type PendingRecord = {
  * fails every attempt of it (their leases run out and they are sent again, as before).
  */
 export function attemptRecorder(pool: DatabasePool): (claim: ClaimedDelivery, result: AttemptResult) => Promise<boolean> {
-  let waiting: PendingRecord[] = [];
-  let writing = false;
-  const flush = async (): Promise<void> => {
-    if (writing || waiting.length === 0) return;
-    writing = true;
-    const group = waiting;
-    waiting = [];
-    try {
-      const recorded = await webhookRepository.recordAttempts(pool, group);
-      group.forEach((record, i) => record.resolve(recorded[i] === true));
-    } catch (error) {
-      for (const record of group) record.reject(error);
-    } finally {
-      writing = false;
-      void flush();
-    }
-  };
-  return (claim, result) =>
-    new Promise<boolean>((resolve, reject) => {
-      waiting.push({ claim, result, resolve, reject });
-      void flush();
-    });
+  const record = groupWhileInFlight((group: readonly { claim: ClaimedDelivery; result: AttemptResult }[]) => webhookRepository.recordAttempts(pool, group));
+  return (claim, result) => record({ claim, result });
 }
 
 export type WebhookDispatcherOptions = {

@@ -1,0 +1,115 @@
+// The email jobs that run at once read their outbox rows and mark them sent together: a burst of
+// emails costs fewer statements than emails, and each email still goes out exactly once with its
+// row marked sent (secrets stripped). Real PostgreSQL, Redis, a BullMQ worker with five jobs at a
+// time (the worker of this repository, in this process) and an SMTP receiver that holds each
+// "250 OK" a little so the jobs overlap.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { sql, type Interceptor } from 'slonik';
+import { z } from 'zod';
+import { parseConfig } from '@bank/shared/config/config';
+import { createDatabasePool, type DatabasePool } from '@bank/shared/db/pool';
+import { createLogger } from '@bank/shared/logging/logger';
+import { SEND_MONEY_RECEIVED_EMAIL, type MoneyReceivedEmailPayload } from '@bank/shared/mail/notification-email.schema';
+import { OutboxPublisher } from '@bank/shared/outbox/outbox-publisher';
+import { outboxRepository } from '@bank/shared/outbox/outbox.repository';
+import { createEmailQueue, type EmailQueue } from '@bank/shared/queue/email-queue';
+import { createRedis, type Redis } from '@bank/shared/redis/redis';
+import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
+import { TEST_REDIS_URL } from '../../../test/services.ts';
+import { startTestSmtpServer, type TestSmtpServer } from '../../../test/smtp.ts';
+import { startWorker, type RunningWorker } from './worker.ts';
+
+const run = randomBytes(4).toString('hex');
+const queueName = `test-email-group-${run}`;
+const EMAILS = 20;
+
+let db: TestDatabase;
+let smtp: TestSmtpServer;
+let redis: Redis;
+let queue: EmailQueue;
+let counted: DatabasePool;
+let worker: RunningWorker | undefined;
+const statements = { rowReads: 0, markSent: 0 };
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  smtp = await startTestSmtpServer({ acceptDelayMs: 50 });
+  redis = createRedis(TEST_REDIS_URL);
+  queue = createEmailQueue(redis, { name: queueName });
+  const counter: Interceptor = {
+    name: 'count-outbox-statements',
+    beforeQueryExecution: (_context, query) => {
+      if (query.sql.includes('SELECT * FROM outbox WHERE id')) statements.rowReads += 1;
+      if (query.sql.includes("SET status = 'sent'")) statements.markSent += 1;
+      return null;
+    },
+  };
+  counted = await createDatabasePool(db.url, { maximumPoolSize: 6, interceptors: [counter] });
+  const config = parseConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    DATABASE_URL: db.url,
+    REDIS_URL: TEST_REDIS_URL,
+    SMTP_URL: smtp.url,
+    PUBLIC_BASE_URL: 'http://bank.test',
+    EMAIL_QUEUE_NAME: queueName,
+    METRICS_PORT: '0',
+    WORKER_CONCURRENCY: '5',
+  });
+  worker = await startWorker(config, { pool: counted, logger: createLogger({ name: 'test', level: 'silent', pretty: false }), host: '127.0.0.1' });
+});
+
+afterAll(async () => {
+  await worker?.close();
+  await queue?.obliterate({ force: true }).catch(() => undefined);
+  await queue?.close();
+  redis?.disconnect();
+  await counted?.end();
+  await smtp?.close();
+  await db?.drop();
+});
+
+const payload = (i: number): MoneyReceivedEmailPayload => ({
+  to: `r${run}_${i}@example.test`,
+  username: `r${run}_${i}`,
+  fullName: `Recipient ${i}`,
+  item: { eventId: String(i + 1), transferId: String(i + 1), accountId: '7', kind: 'transfer', amount: '1250', currency: 'USD', sender: 'payer', memo: null, at: new Date().toISOString() },
+});
+
+describe('email jobs running at once', () => {
+  it('read their rows and mark them sent in fewer statements than emails; each email goes out once and its row is sent', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < EMAILS; i++) ids.push(await outboxRepository.insert(db.pool, { kind: SEND_MONEY_RECEIVED_EMAIL, payload: payload(i) }));
+    statements.rowReads = 0;
+    statements.markSent = 0;
+    expect(await new OutboxPublisher({ pool: db.pool, queue }).enqueueOutbox(ids)).toBe(EMAILS);
+
+    await smtp.waitFor((messages) => messages.filter((m) => m.to.some((to) => to.startsWith(`r${run}_`))).length >= EMAILS, 20_000);
+    const deadline = Date.now() + 10_000;
+    const statuses = () => db.pool.anyFirst(sql.type(z.object({ status: z.string() }))`SELECT status FROM outbox WHERE id = ANY (${sql.array(ids, 'uuid')})`);
+    while ((await statuses()).some((status) => status !== 'sent') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+
+    expect(await statuses()).toEqual(ids.map(() => 'sent'));
+    for (let i = 0; i < EMAILS; i++) expect(smtp.messagesTo(`r${run}_${i}@example.test`)).toHaveLength(1);
+    // Five jobs at a time: those that get there while a read or a mark is in flight go together.
+    expect(statements.rowReads).toBeLessThan(EMAILS);
+    expect(statements.markSent).toBeLessThan(EMAILS);
+  });
+});
+
+describe('outboxRepository.markSentMany', () => {
+  it('marks the rows in one statement, strips their secrets, and answers which it marked (not one already sent, not an unknown id)', async () => {
+    const a = await outboxRepository.insert(db.pool, { kind: 'send-login-email', payload: { to: 'a@example.test', token: 'secret-a' } });
+    const b = await outboxRepository.insert(db.pool, { kind: 'send-login-email', payload: { to: 'b@example.test', token: 'secret-b' } });
+    const already = await outboxRepository.insert(db.pool, { kind: 'send-login-email', payload: { to: 'c@example.test' } });
+    await outboxRepository.markSent(db.pool, already, ['token']);
+    expect(await outboxRepository.markSentMany(db.pool, [b, already, randomUUID(), a], ['token'])).toEqual([true, false, false, true]);
+    const rows = await outboxRepository.findByIds(db.pool, [a, b]);
+    expect(rows.map((row) => [row.status, row.payload, row.sentAt !== null])).toEqual([
+      ['sent', expect.not.objectContaining({ token: expect.anything() }), true],
+      ['sent', expect.not.objectContaining({ token: expect.anything() }), true],
+    ]);
+    expect(await outboxRepository.markSentMany(db.pool, [], ['token'])).toEqual([]);
+  });
+});
