@@ -165,8 +165,10 @@ export const notificationRepository = {
     return rows.map(toWindow);
   },
 
-  async deleteWindow(db: CommonQueryMethods, username: string): Promise<void> {
-    await db.query(sql.unsafe`DELETE FROM notification_windows WHERE username = ${username}`);
+  /** Deletes the windows of `usernames` in one statement (the caller holds their locks: claimClosedWindows). */
+  async deleteWindows(db: CommonQueryMethods, usernames: readonly string[]): Promise<void> {
+    if (usernames.length === 0) return;
+    await db.query(sql.unsafe`DELETE FROM notification_windows WHERE username = ANY(${sql.array(usernames, 'text')})`);
   },
 
   /** Windows open now (a gauge). */

@@ -196,8 +196,10 @@ export class Notifier {
       const intents = events.flatMap(planNotifications);
       const recipients = await notificationRepository.recipients(tx, intents.map((intent) => intent.username));
       const now = this.#clock();
-      const write = async (kind: NotificationEmailKind, payload: Record<string, unknown>) => {
-        result.outboxIds.push(await outboxRepository.insert(tx, { kind, payload }));
+      // The round's emails go into the outbox together, in one statement at the end.
+      const emails: { kind: NotificationEmailKind; payload: Record<string, unknown> }[] = [];
+      const write = (kind: NotificationEmailKind, payload: Record<string, unknown>) => {
+        emails.push({ kind, payload });
         result.written[kind] = (result.written[kind] ?? 0) + 1;
       };
       // Money received last, all recipients' windows in one statement (in event order per recipient).
@@ -210,7 +212,7 @@ export class Notifier {
           result.skipped[intent.kind] = (result.skipped[intent.kind] ?? 0) + 1;
           continue;
         }
-        await write(intent.kind, intent.payload(recipient));
+        write(intent.kind, intent.payload(recipient));
       }
       const wanted: { recipient: NotificationRecipient; item: MoneyReceivedItem }[] = [];
       for (const intent of received) {
@@ -223,6 +225,7 @@ export class Notifier {
         wanted.push({ recipient, item: intent.item });
       }
       await this.#receive(tx, wanted, now, write);
+      result.outboxIds.push(...(await outboxRepository.insertMany(tx, emails)));
       return result;
     });
     await this.#enqueue(outcome);
@@ -236,18 +239,20 @@ export class Notifier {
       const windows = await notificationRepository.claimClosedWindows(tx, this.#clock(), this.#batchSize);
       result.windows = windows.length;
       const recipients = await notificationRepository.recipients(tx, windows.filter((w) => w.items.length > 0).map((w) => w.username));
+      const digests: { kind: NotificationEmailKind; payload: Record<string, unknown> }[] = [];
       for (const window of windows) {
         const recipient = recipients.get(window.username);
         if (window.items.length > 0 && recipient) {
           if (recipient.settings.moneyReceived) {
-            result.outboxIds.push(await writeDigest(tx, recipient, window));
+            digests.push({ kind: SEND_MONEY_RECEIVED_DIGEST_EMAIL, payload: digestPayload(recipient, window) });
             result.written[SEND_MONEY_RECEIVED_DIGEST_EMAIL] = (result.written[SEND_MONEY_RECEIVED_DIGEST_EMAIL] ?? 0) + 1;
           } else {
             result.skipped[SEND_MONEY_RECEIVED_DIGEST_EMAIL] = (result.skipped[SEND_MONEY_RECEIVED_DIGEST_EMAIL] ?? 0) + 1;
           }
         }
-        await notificationRepository.deleteWindow(tx, window.username);
       }
+      await notificationRepository.deleteWindows(tx, windows.map((w) => w.username));
+      result.outboxIds.push(...(await outboxRepository.insertMany(tx, digests)));
       return result;
     });
     await this.#enqueue(outcome);
@@ -265,7 +270,7 @@ export class Notifier {
     tx: CommonQueryMethods,
     wanted: readonly { recipient: NotificationRecipient; item: MoneyReceivedItem }[],
     now: Date,
-    write: (kind: NotificationEmailKind, payload: Record<string, unknown>) => Promise<void>,
+    write: (kind: NotificationEmailKind, payload: Record<string, unknown>) => void,
   ): Promise<void> {
     if (wanted.length === 0) return;
     const byRecipient = new Map<string, { recipient: NotificationRecipient; items: MoneyReceivedItem[] }>();
@@ -281,14 +286,14 @@ export class Notifier {
       const recipient = byRecipient.get(addition.username)!.recipient;
       const immediate = (): MoneyReceivedEmailPayload => ({ ...to(recipient), item: addition.first });
       if (opened.has(addition.username)) {
-        await write(SEND_MONEY_RECEIVED_EMAIL, immediate());
+        write(SEND_MONEY_RECEIVED_EMAIL, immediate());
       } else if (!appended.has(addition.username)) {
         // Closed and not yet flushed: addToWindows left it locked by this transaction.
         const window = await notificationRepository.lockWindow(tx, addition.username);
         if (!window) throw new Error(`the notification window of ${addition.username} went missing while locked`);
-        if (window.itemCount > 0) await write(SEND_MONEY_RECEIVED_DIGEST_EMAIL, digestPayload(recipient, window));
+        if (window.itemCount > 0) write(SEND_MONEY_RECEIVED_DIGEST_EMAIL, digestPayload(recipient, window));
         await notificationRepository.restartWindow(tx, addition, now, closesAt, DIGEST_MAX_ITEMS);
-        await write(SEND_MONEY_RECEIVED_EMAIL, immediate());
+        write(SEND_MONEY_RECEIVED_EMAIL, immediate());
       }
     }
   }
@@ -332,10 +337,6 @@ export function windowAddition(username: string, items: readonly MoneyReceivedIt
     restTotals: totalsOf(rest),
     allTotals: totalsOf(items),
   };
-}
-
-async function writeDigest(tx: CommonQueryMethods, recipient: NotificationRecipient, window: NotificationWindow): Promise<string> {
-  return outboxRepository.insert(tx, { kind: SEND_MONEY_RECEIVED_DIGEST_EMAIL, payload: digestPayload(recipient, window) });
 }
 
 function emptyOutcome(): NotifierOutcome {

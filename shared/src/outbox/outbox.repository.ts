@@ -60,6 +60,25 @@ export const outboxRepository = {
     return id;
   },
 
+  /**
+   * Adds pending messages in the caller's transaction, in one statement; returns their ids in the
+   * order given (a notifier round writes up to a batch of emails at once).
+   */
+  async insertMany(db: CommonQueryMethods, messages: readonly { kind: string; payload: Record<string, unknown> }[]): Promise<string[]> {
+    if (messages.length === 0) return [];
+    const ids = messages.map(() => randomUUID());
+    await db.query(sql.unsafe`
+      INSERT INTO outbox (id, kind, payload)
+      SELECT * FROM unnest(${sql.array(ids, 'uuid')}, ${sql.array(
+        messages.map((m) => m.kind),
+        'text',
+      )}, ${sql.array(
+        messages.map((m) => JSON.stringify(m.payload)),
+        'jsonb',
+      )})`);
+    return ids;
+  },
+
   async findById(db: CommonQueryMethods, id: string): Promise<OutboxMessage | null> {
     const row = await db.maybeOne(sql.type(outboxRow)`SELECT * FROM outbox WHERE id = ${id}`);
     return row ? toOutboxMessage(row) : null;
