@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { SMTPServer } from 'smtp-server';
+import { startTestSmtpServer } from '../../../test/smtp.ts';
 import { Mailer, transportOptions } from './mailer.ts';
 
 const email = { to: 'alice@example.test', subject: 'Hello', text: 'hi', html: '<p>hi</p>' };
@@ -36,6 +37,32 @@ describe('Mailer', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
     return (server.server.address() as AddressInfo).port;
   }
+
+  it('delivers the whole message as composed: envelope, headers, text, html (UTF-8) and an attachment byte for byte', async () => {
+    const smtp = await startTestSmtpServer();
+    const mailer = new Mailer({ smtpUrl: smtp.url, from: 'Bank <no-reply@bank.test>', timeoutMs: 5_000, maxConnections: 1 });
+    try {
+      const pdf = new Uint8Array([0x25, 0x50, 0x44, 0x46, 0x2d, 0x31, 0x2e, 0x37, 0x0a, 0x00, 0xff, 0x2e, 0x0d, 0x0a, 0x2e]);
+      const body = `Grüße, ${'line of text '.repeat(30)}\n.\nthe line above is a lone dot`;
+      await mailer.send(
+        { to: 'carol@example.test', subject: 'Your statement: 1 000 €', text: body, html: `<p>${body}</p>`, attachments: [{ filename: 'statement.pdf', contentType: 'application/pdf', content: pdf }] },
+        { messageId: '<statement-1@bank.outbox>' },
+      );
+      const [message] = await smtp.waitFor((messages) => messages.length === 1);
+      expect(message).toMatchObject({ to: ['carol@example.test'], from: 'no-reply@bank.test', subject: 'Your statement: 1 000 €', messageId: '<statement-1@bank.outbox>' });
+      expect(message!.text.trim()).toBe(body);
+      expect(message!.html).toBe(`<p>${body}</p>`);
+      expect(message!.parsed.from?.value).toEqual([{ name: 'Bank', address: 'no-reply@bank.test' }]);
+      expect(message!.parsed.to).toMatchObject({ text: 'carol@example.test' });
+      expect(message!.parsed.date).toBeInstanceOf(Date);
+      const [attachment, ...others] = message!.parsed.attachments;
+      expect(others).toEqual([]);
+      expect([attachment?.filename, attachment?.contentType, [...(attachment?.content ?? [])]]).toEqual(['statement.pdf', 'application/pdf', [...pdf]]);
+    } finally {
+      mailer.close();
+      await smtp.close();
+    }
+  });
 
   it('never sends credentials over a connection that could not be upgraded to TLS', async () => {
     const authSeen: string[] = [];

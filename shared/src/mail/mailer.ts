@@ -1,5 +1,6 @@
 import { SpanKind } from '@opentelemetry/api';
 import nodemailer, { type Transporter } from 'nodemailer';
+import MailComposer from 'nodemailer/lib/mail-composer';
 import { inSpan } from '../observability/tracing.ts';
 import type { RenderedEmail } from './email.templates.ts';
 
@@ -38,7 +39,10 @@ export class Mailer {
   async send(email: RenderedEmail, options: { messageId: string }): Promise<{ accepted: number }> {
     // nodemailer has no OpenTelemetry instrumentation: the SMTP exchange is this client span.
     return inSpan('smtp send', { kind: SpanKind.CLIENT, attributes: { ...this.#server, 'bank.email.message_id': options.messageId } }, async (span) => {
-      const info = await this.#transport.sendMail({
+      // The message is built whole first and handed over as one buffer: streamed as nodemailer
+      // composes it, it left in dozens of small socket writes (one per header line and encoded
+      // chunk), each a system call here and a read on the relay.
+      const message = new MailComposer({
         from: this.#from,
         // An address object, not a string nodemailer would parse into a list of recipients.
         to: { name: '', address: email.to },
@@ -47,7 +51,8 @@ export class Mailer {
         html: email.html,
         messageId: options.messageId,
         attachments: email.attachments?.map((file) => ({ filename: file.filename, contentType: file.contentType, content: Buffer.from(file.content) })),
-      });
+      }).compile();
+      const info = await this.#transport.sendMail({ envelope: message.getEnvelope(), raw: await message.build() });
       span.setAttribute('bank.email.accepted', info.accepted?.length ?? 0);
       return { accepted: info.accepted?.length ?? 0 };
     });
