@@ -27,6 +27,7 @@ import { runHoldCapture } from './edge/hold-capture.ts';
 import { describeIntegrations, integrationCounts, startWebhookReceiver, subscribe } from './edge/integrations.ts';
 import { runLoginProbe } from './edge/login-probe.ts';
 import { createMinimalLedger, runPgbench, type PgbenchResult } from './edge/pgbench.ts';
+import { waitForIdleWorker } from './edge/idle.ts';
 import { backendNames, cpuBudget, cpuDelta, cpuSnapshot, postgresDelta } from './edge/process-cpu.ts';
 import { metricsDelta, scrape } from './edge/prometheus.ts';
 import { pgScenario, printReport, reportChart, reportJson, type BenchReport, type EdgeRun } from './edge/report.ts';
@@ -68,13 +69,30 @@ if (!(Number.isInteger(BALANCE_LARGE_ENTRIES) && (BALANCE_LARGE_ENTRIES === 0 ||
 const BALANCE_SIZES = BALANCE_LARGE_ENTRIES > 0 ? [BALANCE_SMALL_ENTRIES, BALANCE_LARGE_ENTRIES] : [BALANCE_SMALL_ENTRIES];
 
 /**
+ * Waits until the worker has caught up (bench/edge/idle.ts); says so when that took a while or
+ * did not happen within its bound. Returns the seconds it waited.
+ */
+async function settle(stack: BenchStack, before: string): Promise<number> {
+  const { seconds, leftOver } = await waitForIdleWorker(stack.databaseUrl);
+  if (leftOver) log(`worker still busy after ${seconds.toFixed(1)} s before ${before} (${JSON.stringify(leftOver)}); going on`);
+  else if (seconds >= 1) log(`worker caught up in ${seconds.toFixed(1)} s before ${before}`);
+  return seconds;
+}
+
+/**
  * Measures one edge run with both servers' /metrics and every process's CPU (/proc) read before
- * and after. `loadInBench`: the load generator is this process (gRPC, hold+capture), not wrk.
+ * and after. The run starts with the worker caught up, and its CPU is read once the worker has
+ * done what the run gave it (emails, webhooks), so each run is charged its own work and nothing
+ * of the run before; the cores busy are over the run and that drain. `loadInBench`: the load
+ * generator is this process (gRPC, hold+capture), not wrk.
  */
 async function measured(stack: BenchStack, protocol: 'http' | 'grpc', run: () => Promise<LoadResult>, loadInBench = protocol === 'grpc') {
+  await settle(stack, 'a run');
   const snapshot = async () => cpuSnapshot(stack.databaseName, await backendNames(stack.databaseUrl));
   const [apiBefore, grpcBefore, cpuBefore] = await Promise.all([scrape(stack.apiMetricsUrl), scrape(stack.grpcMetricsUrl), snapshot()]);
   const result = await run();
+  const drain = await waitForIdleWorker(stack.databaseUrl);
+  if (drain.leftOver) log(`the worker had not caught up ${drain.seconds.toFixed(1)} s after the run (${JSON.stringify(drain.leftOver)}); its CPU so far is counted`);
   const [apiAfter, grpcAfter, cpuAfter] = await Promise.all([scrape(stack.apiMetricsUrl), scrape(stack.grpcMetricsUrl), snapshot()]);
   const api = metricsDelta(apiBefore, apiAfter);
   const grpc = metricsDelta(grpcBefore, grpcAfter);
@@ -86,7 +104,8 @@ async function measured(stack: BenchStack, protocol: 'http' | 'grpc', run: () =>
     grpcCpuSeconds: Number(grpc.cpuSeconds.toFixed(3)),
     serverCpuMsPerRequest: ok > 0 ? (server.cpuSeconds * 1_000) / ok : NaN,
     meanBatchSize: server.meanBatchSize,
-    cpu: cpuBudget(cpuDelta(cpuBefore, cpuAfter), result.clientCpuSeconds, ok, result.seconds, loadInBench, postgresDelta(cpuBefore, cpuAfter)),
+    drainSeconds: Number(drain.seconds.toFixed(2)),
+    cpu: cpuBudget(cpuDelta(cpuBefore, cpuAfter), result.clientCpuSeconds, ok, result.seconds + drain.seconds, loadInBench, postgresDelta(cpuBefore, cpuAfter)),
   };
 }
 
@@ -147,6 +166,7 @@ async function main(): Promise<void> {
 
     const pgbench: PgbenchResult[] = [];
     const ceiling = async (script: PgbenchResult['script'], mode: 'uniform' | 'hot', clients: number) => {
+      await settle(stack, `pgbench ${script}`);
       const result = await runPgbench({
         databaseUrl: stack.databaseUrl,
         script,
@@ -222,6 +242,7 @@ async function main(): Promise<void> {
     log(`${'HTTP c32 hold+capture pair'.padEnd(36)} ${describe(pairs.result).replace('req/s', 'pairs/s')}`);
 
     log(`login burst probe: GET /v1/accounts at c${PROBE_CONCURRENCY} for ${SECONDS} s, then during ${USERS} concurrent logins`);
+    await settle(stack, 'the login probe');
     const loginProbe = await runLoginProbe({ baseUrl: stack.httpUrl, users, concurrency: PROBE_CONCURRENCY, seconds: SECONDS });
 
     // Last, so that no run before it sees the bulk-built rows in the ledger's tables.
@@ -286,7 +307,8 @@ async function main(): Promise<void> {
         'req/s counts 2xx answers only; errors are non-2xx answers, socket errors and timeouts.',
         'ceiling: pgbench -n -M prepared on the same database, one run after the other (never at the same time as the edge load); minimal = one plpgsql call (2 ordered UPDATEs, 1 transfer row, 2 entries) on copies of the same accounts in schema bench.',
         'server CPU ms/req: process_cpu_seconds_total of the process that served the run (api for HTTP, grpc for gRPC) over its 2xx answers; client CPU ms/req: what the load generator itself used (wrk, or this process for gRPC).',
-        'CPU by process: utime + stime from /proc of every process before and after the run, per 2xx answer: the API, gRPC and worker processes, PostgreSQL (this database\'s backends and the server\'s own processes), Redis, the load generator (wrk, or this process when it is the client), the bench\'s webhook receiver (this process, during wrk runs), other (npm start\'s supervisor and the development inbox); cores busy = their sum over the run\'s seconds, out of the machine\'s cores.',
+        'CPU by process: utime + stime from /proc of every process before the run and after it once the worker has finished what the run gave it (drain s: how long that took), per 2xx answer: the API, gRPC and worker processes, PostgreSQL (this database\'s backends and the server\'s own processes; split by whose backends: the API\'s, the gRPC server\'s and the worker\'s pools by their application_name, the rest), Redis, the load generator (wrk, or this process when it is the client), the bench\'s webhook receiver (this process, during wrk runs), other (npm start\'s supervisor and the development inbox); cores busy = their sum over the run\'s and the drain\'s seconds, out of the machine\'s cores.',
+        'worker caught up: every run, every pgbench ceiling and the login probe start once the worker has no events, emails or webhook deliveries left to do (money-received digests, due a minute later by design, are not waited for), so none shares the cores with the worker catching up on the run before.',
         'mean batch: bank_ledger_batch_size (histogram sum/count) of the serving process during the run; n/a when the process has no such metric.',
         `limits: the stack runs with DEPOSIT_MAX_AMOUNT, DEPOSIT_DAILY_LIMIT and OUTGOING_DAILY_LIMIT at ${BENCH_MONEY_LIMIT} (their maximum), so no run is refused by a limit; pgbench's ledger_apply() pair passes the same limits, ledger_move() none (its wrapper never did).`,
         'hold+capture pair: POST /v1/transfers with hold {ttlSeconds: 300}, then POST /v1/transfers/{id}/capture (full) of the id it answered, by one of 32 loops in this bench\'s own Node process (node:http, keep-alive; wrk times single requests and cannot carry one answer into the next request of the same connection); per s counts pairs whose hold answered 201 and capture 200, p50/p99 is the pair from the hold sent to the capture answered. Ceilings: pgbench minimal pair = two minimal one-call transfers, one round trip each; ledger_apply() pair = the hold and its capture through the real function (\\gset carries the id), two round trips.',

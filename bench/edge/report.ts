@@ -20,8 +20,10 @@ export type EdgeRun = {
   /** CPU of the process that served the run (api for HTTP, grpc for gRPC) per 2xx answer, ms. */
   serverCpuMsPerRequest: number;
   meanBatchSize: number | null;
-  /** CPU per 2xx answer by process (absent in results written before it was measured). */
+  /** CPU per 2xx answer by process, over the run and the worker's drain after it (absent in results written before it was measured). */
   cpu?: CpuBudget;
+  /** Seconds the worker took after the run to finish the emails and webhooks it caused (absent before it was waited for). */
+  drainSeconds?: number;
   ceiling: { scenario: string; tps: number; p99Ms: number };
   /** The real ledger function called by pgbench: ledger_move(), or ledger_apply() for the pair. */
   ledgerMove: { scenario: string; tps: number } | null;
@@ -205,12 +207,25 @@ export function printReport(report: BenchReport): string {
   if (budgets.length > 0) {
     lines.push(
       table(
-        ['CPU ms per request, by process', 'api', 'grpc', 'worker', 'postgres', 'redis', 'load gen', 'bench receiver', 'other', 'total', 'cores busy'],
+        ['CPU ms per request, by process', 'api', 'grpc', 'worker', 'postgres', 'redis', 'load gen', 'bench receiver', 'other', 'total', 'cores busy', 'drain s'],
         budgets.map((r) => {
           const c = r.cpu!;
-          return [r.scenario, ms(c.api), ms(c.grpc), ms(c.worker), ms(c.postgres), ms(c.redis), ms(c.load), ms(c.bench), ms(c.other), ms(c.total), `${c.coresBusy.toFixed(2)} of ${report.cpus}`];
+          return [
+            r.scenario,
+            ms(c.api),
+            ms(c.grpc),
+            ms(c.worker),
+            ms(c.postgres),
+            ms(c.redis),
+            ms(c.load),
+            ms(c.bench),
+            ms(c.other),
+            ms(c.total),
+            `${c.coresBusy.toFixed(2)} of ${report.cpus}`,
+            r.drainSeconds === undefined ? '' : r.drainSeconds.toFixed(1),
+          ];
         }),
-        new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+        new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]),
       ),
     );
     lines.push('');
