@@ -5,6 +5,7 @@ import type { Registry } from 'prom-client';
 import { createBank, type Bank, type BankConfig } from '@bank/shared/app/bank';
 import type { Config } from '@bank/shared/config/config';
 import { createDatabasePool, type DatabasePool } from '@bank/shared/db/pool';
+import { lowerThreadPoolPriority } from '@bank/shared/process/thread-pool-priority';
 import type { Logger } from '@bank/shared/logging/logger';
 import type { ShutdownStep } from '@bank/shared/process/shutdown';
 import { throwIfAborted } from '@bank/shared/use-case/use-case-options';
@@ -87,6 +88,7 @@ export type EdgeServerConfig = Pick<
   | 'MAX_INFLIGHT_REQUESTS'
   | 'MAX_QUEUED_REQUESTS'
   | 'REQUEST_QUEUE_TIMEOUT_MS'
+  | 'THREAD_POOL_NICE'
 > &
   BankConfig;
 
@@ -116,6 +118,9 @@ export async function openBankEdge(
     const created = await createBank(config, { pool, logger: own.logger, registry: own.registry });
     release.unshift(['use cases', () => created.close()]);
     bank = created;
+    const priority = await lowerThreadPoolPriority(config.THREAD_POOL_NICE);
+    if ('skipped' in priority) own.logger.info({ reason: priority.skipped }, 'libuv thread pool (bcrypt) left at the process priority');
+    else own.logger.info({ threads: priority.threads, nice: priority.nice }, 'libuv thread pool (bcrypt) runs at a lower priority than request serving');
   }
   const edge = createBankEdge({
     useCases: bank,

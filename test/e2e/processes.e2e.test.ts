@@ -1,6 +1,7 @@
 // The real entry points under plain Node (type stripping, no Jest transform): they start, serve,
 // and on SIGTERM stop accepting, finish, close their pools and exit 0.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { generatePasetoKeyPair } from '@bank/shared/auth/token-maker';
@@ -61,6 +62,17 @@ function start(entry: string, message: string): Promise<{ child: ChildProcess; l
   });
 }
 
+/** Each thread of a process with its name and nice value (/proc/<pid>/task/<tid>/stat: the 19th field). */
+async function threadPriorities(pid: number): Promise<{ tid: number; name: string; nice: number }[]> {
+  const threads = [];
+  for (const tid of await readdir(`/proc/${pid}/task`)) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    threads.push({ tid: Number(tid), name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), nice: Number(fields[16]) });
+  }
+  return threads;
+}
+
 const exitOf = (child: ChildProcess) => new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
 describe('entry points', () => {
@@ -68,6 +80,12 @@ describe('entry points', () => {
     const { child, line, output } = await start('services/api/src/main.ts', 'HTTP API listening');
     const port = Number(line.port);
     expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+    // bcrypt's thread pool yields the CPU to request serving (THREAD_POOL_NICE, 10 by default).
+    const threads = await threadPriorities(child.pid!);
+    const pool = threads.filter((t) => t.name === 'libuv-worker');
+    expect(pool.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(pool.map((t) => t.nice))).toEqual(new Set([10]));
+    expect(threads.find((t) => t.tid === child.pid)?.nice).toBe(0); // the event loop's thread
     const exited = exitOf(child);
     const started = Date.now();
     child.kill('SIGTERM');

@@ -165,6 +165,10 @@ export const configSchema = z
     // bcrypt calls (hashes and compares) at once per process. Each holds a libuv thread-pool thread
     // for its whole duration; keep it below UV_THREADPOOL_SIZE so the pool always has threads left.
     BCRYPT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+    // The nice value of the libuv pool threads where bcrypt runs, in the API and gRPC servers
+    // (Linux, per thread): password checks use the CPU requests and PostgreSQL leave over, so a
+    // login burst does not slow every other call. 0 leaves them at the process's priority.
+    THREAD_POOL_NICE: z.coerce.number().int().min(0).max(19).default(10),
     // How long a process trusts a session it saw active without reading it again (0: read on every
     // call). Revocations reach every process sooner through Redis pub/sub; this is the bound when
     // a message is lost.
