@@ -47,3 +47,34 @@ export async function createTestDatabase(options: { poolSize?: number } = {}): P
     },
   };
 }
+
+/** A pool that counts the statements it sends, by kind (see createCountingPool). */
+export type CountingPool<K extends string> = { pool: DatabasePool; counts: Record<K, number>; reset: () => void };
+
+/**
+ * A pool of its own on `url` that counts the statements it sends matching each named pattern (a
+ * substring of the SQL or a RegExp over it): for tests that show a call costs fewer statements
+ * than it has items. `counts` holds the numbers so far; `reset()` sets them back to zero. The
+ * caller ends the pool.
+ */
+export async function createCountingPool<K extends string>(
+  url: string,
+  patterns: Record<K, string | RegExp>,
+  options: { maximumPoolSize?: number } = {},
+): Promise<CountingPool<K>> {
+  const entries = Object.entries(patterns) as [K, string | RegExp][];
+  const counts = Object.fromEntries(entries.map(([name]) => [name, 0])) as Record<K, number>;
+  const pool = await createDatabasePool(url, {
+    maximumPoolSize: options.maximumPoolSize ?? 4,
+    interceptors: [
+      {
+        name: 'count-statements',
+        beforeQueryExecution: (_context, query) => {
+          for (const [name, pattern] of entries) if (typeof pattern === 'string' ? query.sql.includes(pattern) : pattern.test(query.sql)) counts[name] += 1;
+          return null;
+        },
+      },
+    ],
+  });
+  return { pool, counts, reset: () => entries.forEach(([name]) => (counts[name] = 0)) };
+}

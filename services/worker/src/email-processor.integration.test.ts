@@ -5,17 +5,16 @@
 // "250 OK" a little so the jobs overlap.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { sql, type Interceptor } from 'slonik';
+import { sql } from 'slonik';
 import { z } from 'zod';
 import { parseConfig } from '@bank/shared/config/config';
-import { createDatabasePool, type DatabasePool } from '@bank/shared/db/pool';
 import { createLogger } from '@bank/shared/logging/logger';
 import { SEND_MONEY_RECEIVED_EMAIL, type MoneyReceivedEmailPayload } from '@bank/shared/mail/notification-email.schema';
 import { OutboxPublisher } from '@bank/shared/outbox/outbox-publisher';
 import { outboxRepository } from '@bank/shared/outbox/outbox.repository';
 import { createEmailQueue, type EmailQueue } from '@bank/shared/queue/email-queue';
 import { createRedis, type Redis } from '@bank/shared/redis/redis';
-import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
+import { createCountingPool, createTestDatabase, type CountingPool, type TestDatabase } from '../../../test/db.ts';
 import { TEST_REDIS_URL } from '../../../test/services.ts';
 import { startTestSmtpServer, type TestSmtpServer } from '../../../test/smtp.ts';
 import { startWorker, type RunningWorker } from './worker.ts';
@@ -28,24 +27,15 @@ let db: TestDatabase;
 let smtp: TestSmtpServer;
 let redis: Redis;
 let queue: EmailQueue;
-let counted: DatabasePool;
+let counted: CountingPool<'rowReads' | 'markSent'>;
 let worker: RunningWorker | undefined;
-const statements = { rowReads: 0, markSent: 0 };
 
 beforeAll(async () => {
   db = await createTestDatabase();
   smtp = await startTestSmtpServer({ acceptDelayMs: 50 });
   redis = createRedis(TEST_REDIS_URL);
   queue = createEmailQueue(redis, { name: queueName });
-  const counter: Interceptor = {
-    name: 'count-outbox-statements',
-    beforeQueryExecution: (_context, query) => {
-      if (query.sql.includes('SELECT * FROM outbox WHERE id')) statements.rowReads += 1;
-      if (query.sql.includes("SET status = 'sent'")) statements.markSent += 1;
-      return null;
-    },
-  };
-  counted = await createDatabasePool(db.url, { maximumPoolSize: 6, interceptors: [counter] });
+  counted = await createCountingPool(db.url, { rowReads: 'SELECT * FROM outbox WHERE id', markSent: "SET status = 'sent'" }, { maximumPoolSize: 6 });
   const config = parseConfig({
     NODE_ENV: 'test',
     LOG_LEVEL: 'silent',
@@ -57,7 +47,7 @@ beforeAll(async () => {
     METRICS_PORT: '0',
     WORKER_CONCURRENCY: '5',
   });
-  worker = await startWorker(config, { pool: counted, logger: createLogger({ name: 'test', level: 'silent', pretty: false }), host: '127.0.0.1' });
+  worker = await startWorker(config, { pool: counted.pool, logger: createLogger({ name: 'test', level: 'silent', pretty: false }), host: '127.0.0.1' });
 });
 
 afterAll(async () => {
@@ -65,7 +55,7 @@ afterAll(async () => {
   await queue?.obliterate({ force: true }).catch(() => undefined);
   await queue?.close();
   redis?.disconnect();
-  await counted?.end();
+  await counted?.pool.end();
   await smtp?.close();
   await db?.drop();
 });
@@ -81,8 +71,7 @@ describe('email jobs running at once', () => {
   it('read their rows and mark them sent in fewer statements than emails; each email goes out once and its row is sent', async () => {
     const ids: string[] = [];
     for (let i = 0; i < EMAILS; i++) ids.push(await outboxRepository.insert(db.pool, { kind: SEND_MONEY_RECEIVED_EMAIL, payload: payload(i) }));
-    statements.rowReads = 0;
-    statements.markSent = 0;
+    counted.reset();
     expect(await new OutboxPublisher({ pool: db.pool, queue }).enqueueOutbox(ids)).toBe(EMAILS);
 
     await smtp.waitFor((messages) => messages.filter((m) => m.to.some((to) => to.startsWith(`r${run}_`))).length >= EMAILS, 20_000);
@@ -93,8 +82,8 @@ describe('email jobs running at once', () => {
     expect(await statuses()).toEqual(ids.map(() => 'sent'));
     for (let i = 0; i < EMAILS; i++) expect(smtp.messagesTo(`r${run}_${i}@example.test`)).toHaveLength(1);
     // Five jobs at a time: those that get there while a read or a mark is in flight go together.
-    expect(statements.rowReads).toBeLessThan(EMAILS);
-    expect(statements.markSent).toBeLessThan(EMAILS);
+    expect(counted.counts.rowReads).toBeLessThan(EMAILS);
+    expect(counted.counts.markSent).toBeLessThan(EMAILS);
   });
 });
 

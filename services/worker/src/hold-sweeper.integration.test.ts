@@ -2,13 +2,13 @@
 // sweeper run as the worker runs it, the stored rows read back by SQL.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
-import { sql, type Interceptor } from 'slonik';
+import { sql } from 'slonik';
 import { z } from 'zod';
 import type { Actor } from '@bank/shared/auth/actor';
 import { createDatabasePool, type DatabasePool } from '@bank/shared/db/pool';
 import { LedgerService } from '@bank/shared/ledger/ledger.service';
 import { createLogger, type Logger } from '@bank/shared/logging/logger';
-import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
+import { createCountingPool, createTestDatabase, type TestDatabase } from '../../../test/db.ts';
 import { createUser, idemKey } from '../../../test/factories.ts';
 import { TEST_DATABASE_URL } from '../../../test/services.ts';
 import { startHoldSweeper, type HoldSweeper } from './hold-sweeper.ts';
@@ -59,17 +59,9 @@ function sweeper(options: { pool?: DatabasePool; batchSize?: number; intervalMs?
 
 /** A pool that counts the ledger_expire_holds() statements it runs (one per batch). */
 async function countingPool(): Promise<{ pool: DatabasePool; batches: () => number }> {
-  let batches = 0;
-  const counter: Interceptor = {
-    name: 'count-expire-holds',
-    beforeQueryExecution: (_context, query) => {
-      if (query.sql.includes('ledger_expire_holds')) batches += 1;
-      return null;
-    },
-  };
-  const pool = await createDatabasePool(db.url, { maximumPoolSize: 4, interceptors: [counter] });
-  pools.add(pool);
-  return { pool, batches: () => batches };
+  const counted = await createCountingPool(db.url, { batches: 'ledger_expire_holds' });
+  pools.add(counted.pool);
+  return { pool: counted.pool, batches: () => counted.counts.batches };
 }
 
 type Parties = { alice: Actor; from: bigint; to: bigint };

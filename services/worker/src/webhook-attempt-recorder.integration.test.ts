@@ -3,42 +3,32 @@
 // only while its own claim still holds its delivery, and the delivery loop's recorder grouping
 // the attempts that finish together into one write (one commit) instead of one write each.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { sql, type Interceptor } from 'slonik';
+import { sql } from 'slonik';
 import { z } from 'zod';
-import { createDatabasePool, type DatabasePool } from '@bank/shared/db/pool';
 import { LedgerService } from '@bank/shared/ledger/ledger.service';
 import { eventsRepository } from '@bank/shared/events/events.repository';
 import { webhookRepository, type ClaimedDelivery } from '@bank/shared/webhooks/webhook.repository';
 import { WebhookService } from '@bank/shared/webhooks/webhook.service';
-import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
+import { createCountingPool, createTestDatabase, type CountingPool, type TestDatabase } from '../../../test/db.ts';
 import { createUser, idemKey } from '../../../test/factories.ts';
 import { attemptRecorder } from './webhook-dispatcher.ts';
 
 let db: TestDatabase;
 let ledger: LedgerService;
 let webhooks: WebhookService;
-/** A pool of its own whose statements that write the attempt log are counted. */
-let counted: DatabasePool;
-let attemptWrites = 0;
-let eventReads = 0;
+/** A pool of its own whose statements that write the attempt log, and that read events, are counted. */
+let counted: CountingPool<'attemptWrites' | 'eventReads'>;
 
 beforeAll(async () => {
   db = await createTestDatabase();
   ledger = new LedgerService({ pool: db.pool });
   webhooks = new WebhookService({ pool: db.pool, policy: { requireHttps: false, allowPrivateTargets: true }, limits: { maxPerUser: 10 } });
-  const counter: Interceptor = {
-    name: 'count-attempt-writes',
-    beforeQueryExecution: (_context, query) => {
-      if (query.sql.includes('INSERT INTO webhook_delivery_attempts')) attemptWrites += 1;
-      if (/\bevents e\b/.test(query.sql)) eventReads += 1; // the events table, as every event read names it
-      return null;
-    },
-  };
-  counted = await createDatabasePool(db.url, { maximumPoolSize: 4, interceptors: [counter] });
+  // Every event read names the events table as `events e`.
+  counted = await createCountingPool(db.url, { attemptWrites: 'INSERT INTO webhook_delivery_attempts', eventReads: /\bevents e\b/ });
 });
 
 afterAll(async () => {
-  await counted?.end();
+  await counted?.pool.end();
   await db?.drop();
 });
 
@@ -62,9 +52,9 @@ describe('claimDue', () => {
     await webhooks.createWebhook(owner, { url: 'http://127.0.0.1:9/claimed-events', eventTypes: ['transfer.posted'], allAccounts: false });
     for (const amount of [11n, 12n, 13n]) await ledger.deposit(owner, { accountId: account.id, amount, idempotencyKey: idemKey() });
     await webhookRepository.fanOutNext(db.pool, 1_000);
-    eventReads = 0;
-    const claims = (await webhookRepository.claimDue(counted, 1_000, 60_000)).filter((c) => c.url.endsWith('/claimed-events'));
-    expect(eventReads).toBe(1); // the claim itself, which joins the events
+    counted.reset();
+    const claims = (await webhookRepository.claimDue(counted.pool, 1_000, 60_000)).filter((c) => c.url.endsWith('/claimed-events'));
+    expect(counted.counts.eventReads).toBe(1); // the claim itself, which joins the events
     expect(claims.map((c) => c.event.subject === 'transfer' && c.event.transfer.amount).sort()).toEqual([11n, 12n, 13n]);
     for (const claim of claims) {
       expect(claim.event).toEqual(await eventsRepository.findByPublicId(db.pool, claim.event.publicId));
@@ -117,8 +107,8 @@ describe('webhookRepository.recordAttempts', () => {
 describe('attemptRecorder', () => {
   it('attempts that finish together are written together: fewer writes than attempts, each with its own answer', async () => {
     const claims = await claimed(12);
-    const record = attemptRecorder(counted);
-    const before = attemptWrites;
+    const record = attemptRecorder(counted.pool);
+    const before = counted.counts.attemptWrites;
     const stale = claims[5]!;
     const answers = await Promise.all(
       claims.map((claim) =>
@@ -133,13 +123,13 @@ describe('attemptRecorder', () => {
     );
     expect(answers).toEqual(claims.map((claim) => claim !== stale));
     // The first goes at once, the eleven that arrive while it is in flight go together after it.
-    expect(attemptWrites - before).toBe(2);
+    expect(counted.counts.attemptWrites - before).toBe(2);
     expect((await attemptsOf(claims.map((c) => c.id))).map((a) => a.delivery_id)).toEqual(claims.filter((c) => c !== stale).map((c) => c.id));
   });
 
   it('a failed write fails each attempt of it, and the next write goes ahead', async () => {
     const claims = await claimed(2);
-    const record = attemptRecorder(counted);
+    const record = attemptRecorder(counted.pool);
     const done = { startedAt: new Date(), durationMs: 1, statusCode: 204, error: null, next: { status: 'delivered' as const } };
     // Not a uuid: the statement fails as a whole.
     await expect(record({ ...claims[0]!, leaseToken: 'not-a-token' }, done)).rejects.toThrow();

@@ -4,10 +4,9 @@
 // ones. The window is closed by an injected clock, not by waiting.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { sql, type Interceptor } from 'slonik';
+import { sql } from 'slonik';
 import { z } from 'zod';
-import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
-import { createDatabasePool } from '../db/pool.ts';
+import { createCountingPool, createTestDatabase, type TestDatabase } from '../../../test/db.ts';
 import { createUser, idemKey } from '../../../test/factories.ts';
 import { TEST_REDIS_URL } from '../../../test/services.ts';
 import { createBank, type Bank } from '../app/bank.ts';
@@ -314,28 +313,20 @@ describe('notifier: money received is coalesced per recipient', () => {
   });
 
   it("writes a round's emails, and a flush's digests, into the outbox in one statement each, every id given back", async () => {
-    let inserts = 0;
-    const counter: Interceptor = {
-      name: 'count-outbox-inserts',
-      beforeQueryExecution: (_context, query) => {
-        if (query.sql.includes('INSERT INTO outbox')) inserts += 1;
-        return null;
-      },
-    };
-    const counted = await createDatabasePool(db.url, { maximumPoolSize: 2, interceptors: [counter] });
+    const counted = await createCountingPool(db.url, { inserts: 'INSERT INTO outbox' }, { maximumPoolSize: 2 });
     try {
       const payer = await holder(1_000_000n);
       const receivers = [await holder(), await holder(), await holder(), await holder()];
       for (const receiver of receivers) for (const amount of [5n, 6n]) await pay(payer, receiver, amount);
       const clock = testClock();
-      const counting = new Notifier({ pool: counted, windowMs: WINDOW_MS, clock: clock.now, batchSize: 100, logger });
+      const counting = new Notifier({ pool: counted.pool, windowMs: WINDOW_MS, clock: clock.now, batchSize: 100, logger });
       await new Notifier({ pool: db.pool, clock: clock.now, logger }).drain(); // events written before this test
-      inserts = 0;
+      counted.reset();
       // The events above were handled by the line before; these are this round's.
       for (const receiver of receivers) await pay(payer, receiver, 7n);
       clock.advance(WINDOW_MS);
       const round = await counting.handleEvents();
-      expect(inserts).toBe(1);
+      expect(counted.counts.inserts).toBe(1);
       // Each receiver's window had closed: its digest (5 and 6) and the new payment's email, at once.
       expect(round.written).toEqual({ [SEND_MONEY_RECEIVED_DIGEST_EMAIL]: 4, [SEND_MONEY_RECEIVED_EMAIL]: 4 });
       const written = await db.pool.any(sql.type(z.object({ id: z.string(), kind: z.string() }))`
@@ -351,17 +342,17 @@ describe('notifier: money received is coalesced per recipient', () => {
       }
       // Two more payments each go into the windows just opened; closing them writes four digests at once.
       for (const receiver of receivers) for (const amount of [8n, 9n]) await pay(payer, receiver, amount);
-      inserts = 0;
+      counted.reset();
       expect((await counting.handleEvents()).outboxIds).toEqual([]);
       clock.advance(WINDOW_MS);
       const flushed = await counting.flushClosedWindows();
-      expect([flushed.windows, flushed.outboxIds.length, inserts]).toEqual([4, 4, 1]);
+      expect([flushed.windows, flushed.outboxIds.length, counted.counts.inserts]).toEqual([4, 4, 1]);
       for (const receiver of receivers) {
         const digests = (await emailsOf(receiver)).filter((r) => r.kind === SEND_MONEY_RECEIVED_DIGEST_EMAIL);
         expect(digests.map((r) => moneyReceivedDigestEmailPayloadSchema.parse(r.payload).items.map((i) => i.amount)).sort()).toEqual([['6'], ['8', '9']]);
       }
     } finally {
-      await counted.end();
+      await counted.pool.end();
     }
   });
 

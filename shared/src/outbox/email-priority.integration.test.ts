@@ -8,9 +8,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Worker } from 'bullmq';
-import type { Interceptor } from 'slonik';
-import { createDatabasePool } from '../db/pool.ts';
-import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
+import { createCountingPool, createTestDatabase, type TestDatabase } from '../../../test/db.ts';
 import { TEST_REDIS_URL } from '../../../test/services.ts';
 import { SEND_LOGIN_EMAIL, SEND_PASSWORD_RESET_EMAIL, SEND_STATEMENT_EMAIL, SEND_VERIFICATION_EMAIL } from '../mail/email.schema.ts';
 import { SEND_HOLD_CAPTURED_EMAIL, SEND_MONEY_RECEIVED_DIGEST_EMAIL, SEND_MONEY_RECEIVED_EMAIL, SEND_NEW_LOGIN_ADDRESS_EMAIL } from '../mail/notification-email.schema.ts';
@@ -95,30 +93,22 @@ describe('email job priority', () => {
 
 describe('enqueueOutbox', () => {
   it('reads a batch of rows in one statement and enqueues only the pending ones (not one enqueued, sent or unknown)', async () => {
-    let lookups = 0;
-    const counter: Interceptor = {
-      name: 'count-outbox-lookups',
-      beforeQueryExecution: (_context, query) => {
-        if (query.sql.includes('FROM outbox WHERE id')) lookups += 1;
-        return null;
-      },
-    };
-    const counted = await createDatabasePool(db.url, { maximumPoolSize: 4, interceptors: [counter] });
+    const counted = await createCountingPool(db.url, { lookups: 'FROM outbox WHERE id' });
     try {
-      const countedPublisher = new OutboxPublisher({ pool: counted, queue });
+      const countedPublisher = new OutboxPublisher({ pool: counted.pool, queue });
       const pending = [await insert(SEND_MONEY_RECEIVED_EMAIL), await insert(SEND_LOGIN_EMAIL), await insert(SEND_HOLD_CAPTURED_EMAIL)];
       const enqueued = await insert(SEND_MONEY_RECEIVED_EMAIL);
       await outboxRepository.markEnqueued(db.pool, [enqueued]);
       const sent = await insert(SEND_MONEY_RECEIVED_EMAIL);
       await outboxRepository.markSent(db.pool, sent, []);
-      lookups = 0;
+      counted.reset();
       expect(await countedPublisher.enqueueOutbox([...pending, enqueued, sent, randomUUID()])).toBe(3);
-      expect(lookups).toBe(1);
+      expect(counted.counts.lookups).toBe(1);
       expect(await Promise.all(pending.map((id) => queue.getJobState(id)))).toEqual(['prioritized', 'waiting', 'prioritized']);
       expect(await queue.getJobState(enqueued)).toBe('unknown');
       expect(await queue.getJobState(sent)).toBe('unknown');
     } finally {
-      await counted.end();
+      await counted.pool.end();
     }
   });
 });
