@@ -88,7 +88,7 @@ async function settle(stack: BenchStack, before: string): Promise<number> {
  */
 async function measured(stack: BenchStack, protocol: 'http' | 'grpc', run: () => Promise<LoadResult>, loadInBench = protocol === 'grpc') {
   await settle(stack, 'a run');
-  const snapshot = async () => cpuSnapshot(stack.databaseName, await backendNames(stack.databaseUrl));
+  const snapshot = async () => cpuSnapshot(stack.databaseName, await backendNames(stack.databaseUrl), { rootPid: stack.rootPid });
   const [apiBefore, grpcBefore, cpuBefore] = await Promise.all([scrape(stack.apiMetricsUrl), scrape(stack.grpcMetricsUrl), snapshot()]);
   const result = await run();
   const drain = await waitForIdleWorker(stack.databaseUrl);

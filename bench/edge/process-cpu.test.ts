@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { describe, expect, it } from '@jest/globals';
 import { cpuBudget, cpuDelta, cpuSnapshot, groupOf, pgClientOf, postgresDelta, type CpuSnapshot } from './process-cpu.ts';
@@ -111,5 +112,28 @@ describe('cpuSnapshot of PostgreSQL processes', () => {
     const snapshot = await cpuSnapshot('no_such_database', new Map([[servers[0]!, 'bank-worker']]));
     expect(snapshot.get(servers[0]!)).toMatchObject({ group: 'postgres', pgClient: 'worker' });
     if (servers[1] !== undefined) expect(snapshot.get(servers[1])).toMatchObject({ group: 'postgres', pgClient: 'rest' });
+  });
+});
+
+describe('cpuSnapshot with the stack scope', () => {
+  it("counts a stack process under the stack's root and leaves out one that looks the same elsewhere", async () => {
+    // Two processes whose command lines say "worker": one child of this test (the stack's root
+    // here), one started by a shell that exits, so it hangs from init like a stack left running.
+    const script = "setTimeout(() => {}, 30000) // services/worker/src/main.ts";
+    const ours = spawn(process.execPath, ['-e', script], { stdio: 'ignore' });
+    const stray = spawn('sh', ['-c', `"${process.execPath}" -e '${script}' & echo $!`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const strayPid = Number(await new Promise<string>((resolve) => stray.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString().trim()))));
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 200)); // both are running their script
+      const all = await cpuSnapshot('no_such_database');
+      expect([all.get(ours.pid!)?.group, all.get(strayPid)?.group]).toEqual(['worker', 'worker']);
+      const scoped = await cpuSnapshot('no_such_database', new Map(), { rootPid: process.pid });
+      expect(scoped.get(ours.pid!)?.group).toBe('worker');
+      expect(scoped.has(strayPid)).toBe(false);
+      expect(scoped.get(process.pid)?.group).toBe('bench'); // the bench itself is not the stack's, and stays
+    } finally {
+      ours.kill();
+      process.kill(strayPid);
+    }
   });
 });

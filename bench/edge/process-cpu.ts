@@ -73,31 +73,49 @@ export async function backendNames(databaseUrl: string): Promise<Map<number, str
   }
 }
 
+/** The stack's own processes: those under `rootPid` (the started `npm start`), itself included. */
+export type StackScope = { rootPid: number };
+
 /**
  * Every process's CPU so far, grouped; processes of no group (the rest of the machine) are left
  * out. `backendNames`: pid -> application_name of the database's backends (pg_stat_activity),
- * to say whose work each PostgreSQL backend did.
+ * to say whose work each PostgreSQL backend did. `stack`: when given, the api, grpc, worker and
+ * other groups count only processes under its root (another stack left running on the machine,
+ * say by a run that died, looks the same by its command line).
  */
-export async function cpuSnapshot(databaseName: string, backendNames: ReadonlyMap<number, string> = new Map()): Promise<CpuSnapshot> {
-  const snapshot: CpuSnapshot = new Map();
+export async function cpuSnapshot(databaseName: string, backendNames: ReadonlyMap<number, string> = new Map(), stack?: StackScope): Promise<CpuSnapshot> {
+  const processes: { pid: number; ppid: number; group: CpuGroup; seconds: number }[] = [];
+  const parents = new Map<number, number>();
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
     try {
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
+      // Fields after "(comm)": state is the 3rd field of the line, ppid the 4th, utime the 14th, stime the 15th.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ppid = Number(fields[1]);
+      parents.set(pid, ppid);
       const commandLine = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).replace(/\0/g, ' ').trim();
       const group = groupOf(commandLine, databaseName, process.pid, pid);
-      if (!group) continue;
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
-      // Fields after "(comm)": state is the 3rd field of the line, utime the 14th, stime the 15th.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const seconds = (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
-      snapshot.set(pid, group === 'postgres' ? { group, seconds, pgClient: pgClientOf(backendNames.get(pid)) } : { group, seconds });
+      if (group) processes.push({ pid, ppid, group, seconds: (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND });
     } catch {
       // The process ended between the listing and the read.
     }
   }
+  const underStack = (pid: number): boolean => {
+    for (let at: number | undefined = pid, hops = 0; at !== undefined && at > 1 && hops < 64; at = parents.get(at), hops++) if (at === stack!.rootPid) return true;
+    return false;
+  };
+  const snapshot: CpuSnapshot = new Map();
+  for (const { pid, group, seconds } of processes) {
+    if (stack && STACK_GROUPS.has(group) && !underStack(pid)) continue;
+    snapshot.set(pid, group === 'postgres' ? { group, seconds, pgClient: pgClientOf(backendNames.get(pid)) } : { group, seconds });
+  }
   return snapshot;
 }
+
+/** The groups that are processes of the stack itself (the rest: PostgreSQL, Redis, this bench). */
+const STACK_GROUPS: ReadonlySet<CpuGroup> = new Set(['api', 'grpc', 'worker', 'other']);
 
 /**
  * CPU seconds per group between two snapshots. A process that started in between counts from

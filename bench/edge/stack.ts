@@ -22,6 +22,8 @@ export type BenchStack = {
   readonly apiMetricsUrl: string;
   /** /metrics of the gRPC process (its METRICS_PORT). */
   readonly grpcMetricsUrl: string;
+  /** The pid of the started `npm start`: every process of this stack runs under it. */
+  readonly rootPid: number;
   /** SIGTERM to the supervisor's group, waits for it, then removes what is left and drops the database. */
   stop(): Promise<void>;
 };
@@ -73,6 +75,7 @@ export async function startBenchStack(env: NodeJS.ProcessEnv): Promise<BenchStac
     inboxUrl: `http://127.0.0.1:${handle.ports.inboxHttp}`,
     apiMetricsUrl: `http://127.0.0.1:${handle.ports.metrics + 2}/metrics`,
     grpcMetricsUrl: `http://127.0.0.1:${handle.ports.metrics}/metrics`,
+    rootPid: handle.child.pid ?? -1,
     stop() {
       stopped ??= (async () => {
         try {
