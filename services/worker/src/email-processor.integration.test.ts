@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { parseConfig } from '@bank/shared/config/config';
+import { createDatabasePool } from '@bank/shared/db/pool';
 import { createLogger } from '@bank/shared/logging/logger';
 import { SEND_MONEY_RECEIVED_EMAIL, type MoneyReceivedEmailPayload } from '@bank/shared/mail/notification-email.schema';
 import { OutboxPublisher } from '@bank/shared/outbox/outbox-publisher';
@@ -101,4 +102,69 @@ describe('outboxRepository.markSentMany', () => {
     ]);
     expect(await outboxRepository.markSentMany(db.pool, [], ['token'])).toEqual([]);
   });
+});
+
+describe('an email SMTP accepted while the database is down', () => {
+  it('is marked sent once the database answers again, even after an outage longer than a few retries, and is not sent twice', async () => {
+    // Every write to an outbox row fails while `down` holds (marking it sent or failed, recording
+    // an attempt), as if PostgreSQL were restarting; reads go through, so the lost-job check
+    // (every 500 ms here) would re-send, within the test, an email whose job gave up with its row
+    // unsettled.
+    let down = false;
+    // A database of its own: the other suite's worker (another queue) would take this row for a
+    // lost job of its own and send it through its own SMTP server.
+    const own = await createTestDatabase({ poolSize: 2 });
+    const failing = await createDatabasePool(own.url, {
+      maximumPoolSize: 4,
+      interceptors: [
+        {
+          name: 'database-down-for-outbox-writes',
+          beforeQueryExecution: (_context, query) => {
+            if (down && query.sql.includes('UPDATE outbox')) throw new Error('connection terminated (test: the database is restarting)');
+            return null;
+          },
+        },
+      ],
+    });
+    const otherSmtp = await startTestSmtpServer();
+    const otherQueueName = `${queueName}-outage`;
+    const otherQueue = createEmailQueue(redis, { name: otherQueueName });
+    const config = parseConfig({
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'silent',
+      DATABASE_URL: own.url,
+      REDIS_URL: TEST_REDIS_URL,
+      SMTP_URL: otherSmtp.url,
+      PUBLIC_BASE_URL: 'http://bank.test',
+      EMAIL_QUEUE_NAME: otherQueueName,
+      METRICS_PORT: '0',
+      WORKER_CONCURRENCY: '1',
+      OUTBOX_JOB_CHECK_INTERVAL_MS: '500',
+    });
+    const outageWorker = await startWorker(config, { pool: failing, logger: createLogger({ name: 'test', level: 'silent', pretty: false }), host: '127.0.0.1' });
+    try {
+      down = true;
+      const address = `outage-${run}@example.test`;
+      const id = await outboxRepository.insert(own.pool, { kind: SEND_MONEY_RECEIVED_EMAIL, payload: { ...payload(99), to: address } });
+      expect(await new OutboxPublisher({ pool: own.pool, queue: otherQueue }).enqueueOutbox([id])).toBe(1);
+      await otherSmtp.waitForMessageTo(address, 10_000);
+      // Longer than the 5 tries over about 6 s the worker used to give up after.
+      await new Promise((resolve) => setTimeout(resolve, 7_000));
+      down = false;
+      const status = () => own.pool.oneFirst(sql.type(z.object({ status: z.string() }))`SELECT status FROM outbox WHERE id = ${id}`);
+      const deadline = Date.now() + 10_000;
+      while ((await status()) !== 'sent' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await status()).toBe('sent');
+      await new Promise((resolve) => setTimeout(resolve, 1_500)); // three lost-job checks
+      expect(otherSmtp.messagesTo(address)).toHaveLength(1);
+    } finally {
+      down = false;
+      await outageWorker.close();
+      await otherQueue.obliterate({ force: true }).catch(() => undefined);
+      await otherQueue.close();
+      await failing.end();
+      await own.drop();
+      await otherSmtp.close();
+    }
+  }, 40_000);
 });

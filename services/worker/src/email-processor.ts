@@ -15,6 +15,12 @@ export type EmailOutcome = 'sent' | 'skipped';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
+ * How long a sent email's job keeps trying to mark its row sent (a database restart or crash
+ * recovery takes seconds; 5 tries over about 6 s ended inside the chaos run's 7-9 s crashes).
+ */
+export const MARK_SENT_RETRY_MS = 60_000;
+
+/**
  * The BullMQ processor for every email job. The job carries only the outbox id; the row is the
  * source of truth: a row already `sent` is skipped (a duplicate or replayed job sends nothing),
  * a bad payload marks the row `failed` and throws UnrecoverableError (no retry, stays visible),
@@ -95,17 +101,21 @@ export function createEmailProcessor(options: {
       throw error;
     }
 
-    // SMTP accepted the message: from here on, failures must not lead to a resend.
+    // SMTP accepted the message: from here on, failures must not lead to a resend. A database
+    // outage is waited out (the job's lock is renewed meanwhile): given up, the row would stay
+    // unsettled and the lost-job check would send the email again.
+    const giveUpAt = Date.now() + MARK_SENT_RETRY_MS;
     for (let attempt = 1; ; attempt += 1) {
       try {
         await markSent(outboxId);
         break;
       } catch (error) {
-        if (attempt >= 5) {
-          log.error({ err: errorSummary(error) }, 'email sent but the outbox row could not be marked sent');
+        if (Date.now() >= giveUpAt) {
+          log.error({ err: errorSummary(error), attempts: attempt }, 'email sent but the outbox row could not be marked sent');
           throw new UnrecoverableError('email sent, but marking the outbox row sent failed; not retrying to avoid a duplicate');
         }
-        await sleep(200 * 2 ** attempt);
+        if (attempt === 1) log.warn({ err: errorSummary(error) }, 'email sent; marking its outbox row sent failed, retrying until the database answers');
+        await sleep(Math.min(200 * 2 ** attempt, 2_000));
       }
     }
     metrics.sent.inc({ kind: job.name });
