@@ -27,9 +27,7 @@ afterAll(async () => {
 describe('waitForIdleWorker', () => {
   it('returns at once on a database with nothing left to do', async () => {
     expect(await readBacklog(client)).toEqual({ eventsUnnotified: 0, eventsUnwebhooked: 0, emailsUnsent: 0, deliveriesPending: 0 });
-    const waited = await waitForIdleWorker(db.url, 5_000);
-    expect(waited.leftOver).toBeNull();
-    expect(waited.seconds).toBeLessThan(5);
+    expect((await waitForIdleWorker(db.url, 5_000)).leftOver).toBeNull();
   });
 
   it('sees an unhandled event and an unsent email, gives up at its bound saying so, and returns once they are done', async () => {
@@ -40,13 +38,12 @@ describe('waitForIdleWorker', () => {
     await db.pool.query(sql.unsafe`UPDATE events SET notified_at = NULL`); // as if the notifier had not got to it
     const email = await outboxRepository.insert(db.pool, { kind: 'send-login-email', payload: {} });
 
-    const busy = await waitForIdleWorker(db.url, 300);
-    expect(busy.seconds).toBeGreaterThanOrEqual(0.3);
-    expect(busy.leftOver).toMatchObject({ eventsUnnotified: 1, emailsUnsent: 1 });
+    // Gives up at its bound and says what was left.
+    expect((await waitForIdleWorker(db.url, 300)).leftOver).toMatchObject({ eventsUnnotified: 1, emailsUnsent: 1 });
 
     const waiting = waitForIdleWorker(db.url, 10_000);
     await db.pool.query(sql.unsafe`UPDATE events SET notified_at = now(), webhooked_at = coalesce(webhooked_at, now())`);
-    await outboxRepository.markSent(db.pool, email, []);
+    await outboxRepository.markSentMany(db.pool, [email], []);
     expect((await waiting).leftOver).toBeNull();
   });
 });

@@ -73,6 +73,9 @@ export async function backendNames(databaseUrl: string): Promise<Map<number, str
   }
 }
 
+/** The groups that are processes of the stack itself (the rest: PostgreSQL, Redis, this bench). */
+const STACK_GROUPS: ReadonlySet<CpuGroup> = new Set(['api', 'grpc', 'worker', 'other']);
+
 /** The stack's own processes: those under `rootPid` (the started `npm start`), itself included. */
 export type StackScope = { rootPid: number };
 
@@ -113,9 +116,6 @@ export async function cpuSnapshot(databaseName: string, backendNames: ReadonlyMa
   }
   return snapshot;
 }
-
-/** The groups that are processes of the stack itself (the rest: PostgreSQL, Redis, this bench). */
-const STACK_GROUPS: ReadonlySet<CpuGroup> = new Set(['api', 'grpc', 'worker', 'other']);
 
 /**
  * CPU seconds per group between two snapshots. A process that started in between counts from

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { parseConfig } from '@bank/shared/config/config';
-import { createDatabasePool } from '@bank/shared/db/pool';
+import { createDatabasePool, type DatabasePool } from '@bank/shared/db/pool';
 import { createLogger } from '@bank/shared/logging/logger';
 import { SEND_MONEY_RECEIVED_EMAIL, type MoneyReceivedEmailPayload } from '@bank/shared/mail/notification-email.schema';
 import { OutboxPublisher } from '@bank/shared/outbox/outbox-publisher';
@@ -37,18 +37,7 @@ beforeAll(async () => {
   redis = createRedis(TEST_REDIS_URL);
   queue = createEmailQueue(redis, { name: queueName });
   counted = await createCountingPool(db.url, { rowReads: 'SELECT * FROM outbox WHERE id', markSent: "SET status = 'sent'" }, { maximumPoolSize: 6 });
-  const config = parseConfig({
-    NODE_ENV: 'test',
-    LOG_LEVEL: 'silent',
-    DATABASE_URL: db.url,
-    REDIS_URL: TEST_REDIS_URL,
-    SMTP_URL: smtp.url,
-    PUBLIC_BASE_URL: 'http://bank.test',
-    EMAIL_QUEUE_NAME: queueName,
-    METRICS_PORT: '0',
-    WORKER_CONCURRENCY: '5',
-  });
-  worker = await startWorker(config, { pool: counted.pool, logger: createLogger({ name: 'test', level: 'silent', pretty: false }), host: '127.0.0.1' });
+  worker = await startTestWorker({ DATABASE_URL: db.url, SMTP_URL: smtp.url, EMAIL_QUEUE_NAME: queueName, WORKER_CONCURRENCY: '5' }, counted.pool);
 });
 
 afterAll(async () => {
@@ -60,6 +49,14 @@ afterAll(async () => {
   await smtp?.close();
   await db?.drop();
 });
+
+/** This repository's worker in this process on `pool`, with the test settings and `env` over them. */
+const startTestWorker = (env: Record<string, string>, pool: DatabasePool): Promise<RunningWorker> =>
+  startWorker(parseConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', REDIS_URL: TEST_REDIS_URL, PUBLIC_BASE_URL: 'http://bank.test', METRICS_PORT: '0', ...env }), {
+    pool,
+    logger: createLogger({ name: 'test', level: 'silent', pretty: false }),
+    host: '127.0.0.1',
+  });
 
 const payload = (i: number): MoneyReceivedEmailPayload => ({
   to: `r${run}_${i}@example.test`,
@@ -93,7 +90,7 @@ describe('outboxRepository.markSentMany', () => {
     const a = await outboxRepository.insert(db.pool, { kind: 'send-login-email', payload: { to: 'a@example.test', token: 'secret-a' } });
     const b = await outboxRepository.insert(db.pool, { kind: 'send-login-email', payload: { to: 'b@example.test', token: 'secret-b' } });
     const already = await outboxRepository.insert(db.pool, { kind: 'send-login-email', payload: { to: 'c@example.test' } });
-    await outboxRepository.markSent(db.pool, already, ['token']);
+    await outboxRepository.markSentMany(db.pool, [already], ['token']);
     expect(await outboxRepository.markSentMany(db.pool, [b, already, randomUUID(), a], ['token'])).toEqual([true, false, false, true]);
     const rows = await outboxRepository.findByIds(db.pool, [a, b]);
     expect(rows.map((row) => [row.status, row.payload, row.sentAt !== null])).toEqual([
@@ -129,19 +126,10 @@ describe('an email SMTP accepted while the database is down', () => {
     const otherSmtp = await startTestSmtpServer();
     const otherQueueName = `${queueName}-outage`;
     const otherQueue = createEmailQueue(redis, { name: otherQueueName });
-    const config = parseConfig({
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'silent',
-      DATABASE_URL: own.url,
-      REDIS_URL: TEST_REDIS_URL,
-      SMTP_URL: otherSmtp.url,
-      PUBLIC_BASE_URL: 'http://bank.test',
-      EMAIL_QUEUE_NAME: otherQueueName,
-      METRICS_PORT: '0',
-      WORKER_CONCURRENCY: '1',
-      OUTBOX_JOB_CHECK_INTERVAL_MS: '500',
-    });
-    const outageWorker = await startWorker(config, { pool: failing, logger: createLogger({ name: 'test', level: 'silent', pretty: false }), host: '127.0.0.1' });
+    const outageWorker = await startTestWorker(
+      { DATABASE_URL: own.url, SMTP_URL: otherSmtp.url, EMAIL_QUEUE_NAME: otherQueueName, WORKER_CONCURRENCY: '1', OUTBOX_JOB_CHECK_INTERVAL_MS: '500' },
+      failing,
+    );
     try {
       down = true;
       const address = `outage-${run}@example.test`;

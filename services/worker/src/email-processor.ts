@@ -18,7 +18,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * How long a sent email's job keeps trying to mark its row sent (a database restart or crash
  * recovery takes seconds; 5 tries over about 6 s ended inside the chaos run's 7-9 s crashes).
  */
-export const MARK_SENT_RETRY_MS = 60_000;
+const MARK_SENT_RETRY_MS = 60_000;
 
 /**
  * The BullMQ processor for every email job. The job carries only the outbox id; the row is the

@@ -119,6 +119,9 @@ afterAll(async () => {
   await db?.drop();
 });
 
+
+/** The outbox row `id`, as the worker reads it. */
+const outboxRowOf = async (id: string) => (await outboxRepository.findByIds(db.pool, [id]))[0];
 describe('sign-up and email verification', () => {
   it('delivers exactly one verification email whose link verifies the user once', async () => {
     const username = newUsername();
@@ -425,8 +428,8 @@ describe('email delivery', () => {
   it('a bad payload fails at once without retry and stays visible; a sent row is never sent again', async () => {
     const id = await outboxRepository.insert(db.pool, { kind: SEND_LOGIN_EMAIL, payload: { to: 'broken@example.test', code: 'abc' } });
     await identity.outbox.enqueueOutbox([id]);
-    await waitUntil(async () => (await outboxRepository.findById(db.pool, id))?.status === 'failed');
-    const row = await outboxRepository.findById(db.pool, id);
+    await waitUntil(async () => (await outboxRowOf(id))?.status === 'failed');
+    const row = await outboxRowOf(id);
     expect(row?.lastError).toMatch(/^invalid payload: /);
     const job = await identity.queue.getJob(id);
     expect(await job?.getState()).toBe('failed');
@@ -438,7 +441,7 @@ describe('email delivery', () => {
     await identity.users.signUp({ username, fullName: 'Once', email: emailOf(username), password: PASSWORD });
     await smtp.waitForMessageTo(emailOf(username));
     const sent = await db.pool.one(sql.type(z.object({ id: z.string() }))`SELECT id FROM outbox WHERE payload->>'username' = ${username}`);
-    await waitUntil(async () => (await outboxRepository.findById(db.pool, sent.id))?.status === 'sent');
+    await waitUntil(async () => (await outboxRowOf(sent.id))?.status === 'sent');
     await (await identity.queue.getJob(sent.id))?.remove();
     await identity.queue.add('send-verification-email', { outboxId: sent.id }, { jobId: sent.id });
     await waitUntil(async () => (await identity.queue.getJob(sent.id).then((j) => j?.getState())) === 'completed');
@@ -460,8 +463,8 @@ describe('email delivery', () => {
       },
     });
     await identity.outbox.enqueueOutbox([id]);
-    await waitUntil(async () => (await outboxRepository.findById(db.pool, id))?.status === 'failed');
-    const failed = await outboxRepository.findById(db.pool, id);
+    await waitUntil(async () => (await outboxRowOf(id))?.status === 'failed');
+    const failed = await outboxRowOf(id);
     expect(failed?.lastError).toMatch(/^expired at .* before it could be sent$/);
     expect(failed?.payload).toEqual(expect.objectContaining({ to, sessionId: '00000000-0000-4000-8000-000000000000' }));
     expect(failed?.payload).not.toHaveProperty('loginToken');

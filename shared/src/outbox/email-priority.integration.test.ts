@@ -100,7 +100,7 @@ describe('enqueueOutbox', () => {
       const enqueued = await insert(SEND_MONEY_RECEIVED_EMAIL);
       await outboxRepository.markEnqueued(db.pool, [enqueued]);
       const sent = await insert(SEND_MONEY_RECEIVED_EMAIL);
-      await outboxRepository.markSent(db.pool, sent, []);
+      await outboxRepository.markSentMany(db.pool, [sent], []);
       counted.reset();
       expect(await countedPublisher.enqueueOutbox([...pending, enqueued, sent, randomUUID()])).toBe(3);
       expect(counted.counts.lookups).toBe(1);

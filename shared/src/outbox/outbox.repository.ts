@@ -79,11 +79,6 @@ export const outboxRepository = {
     return ids;
   },
 
-  async findById(db: CommonQueryMethods, id: string): Promise<OutboxMessage | null> {
-    const row = await db.maybeOne(sql.type(outboxRow)`SELECT * FROM outbox WHERE id = ${id}`);
-    return row ? toOutboxMessage(row) : null;
-  },
-
   /** The rows of `ids` that exist, in one statement (in no particular order). */
   async findByIds(db: CommonQueryMethods, ids: readonly string[]): Promise<OutboxMessage[]> {
     if (ids.length === 0) return [];
@@ -125,16 +120,10 @@ export const outboxRepository = {
     await db.query(sql.unsafe`UPDATE outbox SET attempts = attempts + 1, last_error = ${error} WHERE id = ${id}`);
   },
 
-  /** Marks a row sent and strips secret payload fields. Returns false when it was already sent. */
-  async markSent(db: CommonQueryMethods, id: string, secretFields: readonly string[]): Promise<boolean> {
-    const [marked] = await outboxRepository.markSentMany(db, [id], secretFields);
-    return marked === true;
-  },
-
   /**
-   * markSent for many rows in one statement (the worker marks the emails that finish together at
-   * once); the answer says, in the order given, which were marked (false: already sent, or no such
-   * row). Rows are locked in id order, so two of these never deadlock.
+   * Marks rows sent and strips their secret payload fields, in one statement (the worker marks the
+   * emails that finish together at once); the answer says, in the order given, which were marked
+   * (false: already sent, or no such row). Rows are locked in id order, so two of these never deadlock.
    */
   async markSentMany(db: CommonQueryMethods, ids: readonly string[], secretFields: readonly string[]): Promise<boolean[]> {
     if (ids.length === 0) return [];
