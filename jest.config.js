@@ -23,6 +23,7 @@ const shared = {
     ],
   },
   testPathIgnorePatterns: ['/node_modules/', '/.cache/', '/.data/'],
+  setupFilesAfterEnv: ['<rootDir>/test/roarr-teardown.ts'],
 };
 
 /** @type {import('jest').Config} */
