@@ -23,7 +23,7 @@ export type JsonSchema = {
   propertyNames?: JsonSchema;
   items?: JsonSchema;
 };
-export type Parameter = { name: string; in: 'path' | 'query' | 'header'; required: boolean; schema: JsonSchema };
+export type Parameter = { name: string; in: 'path' | 'query' | 'header' | 'cookie'; required: boolean; schema: JsonSchema };
 type Response = { content?: Record<string, { schema: JsonSchema }> };
 export type Operation = {
   operationId: string;
@@ -219,6 +219,7 @@ export function buildRequest(schemas: DocumentSchemas, operationId: string, valu
         const value = String(valueOf(parameter.name, parameter.schema));
         if (parameter.in === 'path') path = path.replace(`{${parameter.name}}`, encodeURIComponent(value));
         else if (parameter.in === 'query') query.set(parameter.name, value);
+        else if (parameter.in === 'cookie') headers.cookie = [headers.cookie, `${parameter.name}=${value}`].filter(Boolean).join('; ');
         else headers[parameter.name] = value;
       }
       let body: Record<string, unknown> | undefined;

@@ -8,12 +8,14 @@ import { CURRENCIES } from '@bank/shared/ledger/currency';
 import { MAX_HOLD_TTL_SECONDS } from '@bank/shared/ledger/ledger.service';
 import { MAX_AMOUNT } from '@bank/shared/ledger/money';
 import { EMAIL_ADDRESS_MAX_LENGTH } from '@bank/shared/mail/email-address';
+import { REFRESH_COOKIE } from '../http/refresh-token-cookie.ts';
 
 type Schema = { $ref?: string; enum?: string[]; pattern?: string; minimum?: number; maximum?: number; minLength?: number; maxLength?: number; properties?: Record<string, Schema>; required?: string[] };
 type Operation = {
+  operationId: string;
   parameters: { name: string; in: string; required: boolean; schema: Schema }[];
   requestBody?: { content: { 'application/json': { schema: Schema } } };
-  responses: Record<string, unknown>;
+  responses: Record<string, { headers?: Record<string, unknown> }>;
   security?: unknown[];
 };
 const doc = JSON.parse(readFileSync(createRequire(import.meta.url).resolve('@bank/proto/openapi.json'), 'utf8')) as {
@@ -55,5 +57,25 @@ describe('the generated OpenAPI document', () => {
         if (!operation.security) expect({ op: `${verb} ${path}`, has401: statuses.includes('401') }).toEqual({ op: `${verb} ${path}`, has401: true });
       }
     }
+  });
+
+  it('declares the refresh-token cookie where the gateway applies it, and nowhere else', () => {
+    const seen: Record<string, { tokenDelivery?: Schema; cookie?: string; setCookie: boolean }> = {};
+    for (const operations of Object.values(doc.paths)) {
+      for (const operation of Object.values(operations)) {
+        const tokenDelivery = operation.parameters.find((p) => p.name === 'Token-Delivery');
+        const cookie = operation.parameters.find((p) => p.in === 'cookie');
+        const setCookie = Object.values(operation.responses).some((r) => r.headers?.['Set-Cookie'] !== undefined);
+        if (!tokenDelivery && !cookie && !setCookie) continue;
+        expect({ op: operation.operationId, optional: [tokenDelivery?.required, cookie?.required].filter((r) => r !== undefined).every((r) => r === false) }).toEqual({ op: operation.operationId, optional: true });
+        seen[operation.operationId] = { ...(tokenDelivery ? { tokenDelivery: tokenDelivery.schema } : {}), ...(cookie ? { cookie: cookie.name } : {}), setCookie };
+      }
+    }
+    const asks = { tokenDelivery: { type: 'string', enum: ['cookie'] } };
+    expect(seen).toEqual({
+      AuthService_ConfirmLogin: { ...asks, setCookie: true },
+      AuthService_RefreshToken: { ...asks, cookie: REFRESH_COOKIE, setCookie: true },
+      AuthService_Logout: { setCookie: true },
+    });
   });
 });

@@ -24,6 +24,7 @@ import { createEcmaScriptPlugin, getComments, runNodeJs, type Schema } from '@bu
 import { ERROR_STATUS } from '../errors/error-table.ts';
 import { PROBLEM_FIELDS } from '../errors/problem-fields.ts';
 import { httpRoutes, type HttpRoute } from '../http/http-rules.ts';
+import { REFRESH_COOKIE, REFRESH_COOKIE_PATH } from '../http/refresh-token-cookie.ts';
 import type { RestRoute } from '@bank/proto/runtime/rest-transport';
 
 const PLUGIN_NAME = 'protoc-gen-bank-rest';
@@ -168,6 +169,12 @@ type FieldRules = {
 /** google.api.FieldBehavior.REQUIRED */
 const FIELD_BEHAVIOR_REQUIRED = 2;
 
+/** bank.v1.RefreshTokenCookie */
+const COOKIE_UNSPECIFIED = 0;
+const COOKIE_SET = 1;
+const COOKIE_READ_AND_SET = 2;
+const COOKIE_CLEAR = 3;
+
 const WELL_KNOWN: Record<string, JsonSchema> = {
   'google.protobuf.Timestamp': { type: 'string', format: 'date-time', description: 'RFC 3339 timestamp.' },
   'google.protobuf.Empty': { type: 'object', additionalProperties: false },
@@ -244,6 +251,7 @@ function generateOpenApi(schema: Schema, routes: HttpRoute[], services: DescServ
   const rulesExtension = findExtension(schema, 'bank.v1.rules');
   const errorsExtension = findExtension(schema, 'bank.v1.errors');
   const bodyTypesExtension = findExtension(schema, 'bank.v1.http_body_types');
+  const cookieExtension = findExtension(schema, 'bank.v1.refresh_token_cookie');
   const isRequired = (field: DescField): boolean =>
     fieldBehavior !== undefined && hasOption(field, fieldBehavior) && (getOption(field, fieldBehavior) as number[]).includes(FIELD_BEHAVIOR_REQUIRED);
   const rulesOf = (field: DescField): FieldRules | undefined =>
@@ -356,6 +364,37 @@ function generateOpenApi(schema: Schema, routes: HttpRoute[], services: DescServ
         schema: withRules({ type: 'string' }, rulesOf(route.idempotencyField)),
       });
     }
+    const cookie = cookieExtension && hasOption(m, cookieExtension) ? Number(getOption(m, cookieExtension)) : COOKIE_UNSPECIFIED;
+    if (cookie === COOKIE_SET || cookie === COOKIE_READ_AND_SET) {
+      parameters.push({
+        name: 'Token-Delivery',
+        in: 'header',
+        required: false,
+        description: `\`cookie\` (for browsers): the refresh token is set in the \`${REFRESH_COOKIE}\` cookie (HttpOnly; Secure; SameSite=Strict; Path=${REFRESH_COOKIE_PATH}) and left out of the JSON answer.`,
+        schema: { type: 'string', enum: ['cookie'] },
+      });
+    }
+    if (cookie === COOKIE_READ_AND_SET) {
+      parameters.push({
+        name: REFRESH_COOKIE,
+        in: 'cookie',
+        required: false,
+        description: 'The refresh token, when the body carries none (JSON requests only; any other content type is refused with 415). The answer then sets the next one in the cookie, and a refused token clears it.',
+        schema: { type: 'string' },
+      });
+    }
+    const setCookie =
+      cookie === COOKIE_UNSPECIFIED
+        ? undefined
+        : {
+            'Set-Cookie': {
+              description:
+                cookie === COOKIE_CLEAR
+                  ? `Clears the \`${REFRESH_COOKIE}\` cookie (Max-Age=0).`
+                  : `The \`${REFRESH_COOKIE}\` cookie with the refresh token, when the request asked for it (Token-Delivery: cookie)${cookie === COOKIE_READ_AND_SET ? ' or sent it' : ''}.`,
+              schema: { type: 'string' },
+            },
+          };
     const bodyTypes = bodyTypesExtension && hasOption(m, bodyTypesExtension) ? (getOption(m, bodyTypesExtension) as string[]) : [];
     const success =
       m.output.typeName === HTTP_BODY
@@ -366,7 +405,7 @@ function generateOpenApi(schema: Schema, routes: HttpRoute[], services: DescServ
             },
             content: Object.fromEntries((bodyTypes.length > 0 ? bodyTypes : ['*/*']).map((type) => [type, { schema: { type: 'string', format: 'binary' } }])),
           }
-        : { description: 'OK', content: { 'application/json': { schema: ref(m.output, 'output') } } };
+        : { description: 'OK', ...(setCookie ? { headers: setCookie } : {}), content: { 'application/json': { schema: ref(m.output, 'output') } } };
     const operation: Record<string, unknown> = {
       operationId: `${m.parent.name}_${m.name}`,
       tags: [m.parent.name],

@@ -1,12 +1,12 @@
 // REST routes derived from the proto's google.api.http annotations: one route per annotated
 // method of the contract; adding an annotated RPC adds the route. Each route turns the Koa request
 // into a UnaryCall for the edge's interceptor chain and writes back JSON or problem+json.
-import { toJson } from '@bufbuild/protobuf';
+import { getOption, toJson } from '@bufbuild/protobuf';
 import type { Router } from '@koa/router';
 import type { Context } from 'koa';
 import { http as httpExtension } from '@bank/proto/google/api/annotations_pb';
 import { HttpBodySchema, type HttpBody } from '@bank/proto/google/api/httpbody_pb';
-import { allow_anonymous, http_success_status } from '@bank/proto/bank/v1/options_pb';
+import { allow_anonymous, http_success_status, refresh_token_cookie } from '@bank/proto/bank/v1/options_pb';
 import type { BankEdge } from '@bank/edge/bank-edge';
 import { CallFailure, type CallTransport, type UnaryCall } from '@bank/edge/call/call';
 import { BANK_SERVICES } from '@bank/edge/handlers/bank-handlers';
@@ -41,13 +41,14 @@ export function registerGatewayRoutes(router: Router, edge: BankEdge, options: {
       logMessage: 'request',
       outcome: (answer) => ({ method: route.verb.toUpperCase(), route: route.pathTemplate, status: answer ? answer.http : route.successStatus }),
     };
+    const cookieMode = getOption(route.method, refresh_token_cookie);
     router[route.verb](routerPath(route.pathTemplate), async (ctx: Context) => {
       ctx.state.route = route.pathTemplate;
       nameServerSpan(route.verb.toUpperCase(), route.pathTemplate);
       // The chain logs this request; the gateway's own request log leaves it alone.
       ctx.state.loggedByEdge = true;
       const signal = clientSignal(ctx);
-      const cookieRule = tokenCookieRule(route.method.parent.typeName, route.method.name, ctx);
+      const cookieRule = tokenCookieRule(cookieMode, ctx);
       const call: UnaryCall = {
         transport,
         method: route.method,

@@ -8,6 +8,8 @@
 //     (urlencoded, multipart, text/plain: the only kinds a cross-site page can send without a
 //     CORS preflight) never reaches the cookie.
 //   Logout: the answer clears the cookie (harmless for clients that never had one).
+// Which method does which is the proto's `(bank.v1.refresh_token_cookie)` option (SET, READ_AND_SET,
+// CLEAR), which the OpenAPI document declares as well.
 //
 // CSRF has nothing to ride on: the cookie is SameSite=Strict (a request started by another site
 // carries no cookie at all), it is sent only to /v1/tokens/*, only the refresh route reads it, that
@@ -16,21 +18,11 @@
 // authenticates with `Authorization: Bearer`, which a browser never attaches by itself.
 // Every JSON client that does not ask for cookies sees the API exactly as before.
 import type { Context } from 'koa';
+import { RefreshTokenCookie } from '@bank/proto/bank/v1/options_pb';
+import { REFRESH_COOKIE, REFRESH_COOKIE_PATH, TOKEN_DELIVERY_HEADER } from '@bank/edge/http/refresh-token-cookie';
 import { UnsupportedMediaType } from '@bank/shared/errors/domain-error';
 
-export const REFRESH_COOKIE = 'bank_refresh';
-/** The path the cookie is scoped to: the browser sends it to the refresh route and nowhere else in the API. */
-export const REFRESH_COOKIE_PATH = '/v1/tokens';
-/** The request header that asks for the refresh token as a cookie; its one accepted value is `cookie`. */
-export const TOKEN_DELIVERY_HEADER = 'token-delivery';
-
 const ATTRIBUTES = `HttpOnly; Secure; SameSite=Strict; Path=${REFRESH_COOKIE_PATH}`;
-
-/** The method names (proto) whose HTTP answers the cookie rules touch. */
-const CONFIRM_LOGIN = 'ConfirmLogin';
-const REFRESH_TOKEN = 'RefreshToken';
-const LOGOUT = 'Logout';
-const AUTH_SERVICE = 'bank.v1.AuthService';
 
 type TokenMessage = { refreshToken: string; refreshTokenExpiresAt?: { seconds: bigint } | undefined };
 
@@ -71,8 +63,8 @@ export type TokenCookieRule = {
  * The cookie rule of one HTTP call, or undefined for the routes it has nothing to do with. Its
  * `request` throws UnsupportedMediaType for a refresh from the cookie without a JSON content type.
  */
-export function tokenCookieRule(serviceTypeName: string, methodName: string, ctx: Context): TokenCookieRule | undefined {
-  if (serviceTypeName !== AUTH_SERVICE) return undefined;
+export function tokenCookieRule(mode: RefreshTokenCookie, ctx: Context): TokenCookieRule | undefined {
+  if (mode === RefreshTokenCookie.UNSPECIFIED) return undefined;
   const asked = (ctx.get(TOKEN_DELIVERY_HEADER) || '').trim().toLowerCase() === 'cookie';
   const deliver = (message: unknown) => {
     const tokens = message as TokenMessage;
@@ -80,11 +72,11 @@ export function tokenCookieRule(serviceTypeName: string, methodName: string, ctx
     ctx.append('Set-Cookie', refreshCookie(tokens.refreshToken, Number(tokens.refreshTokenExpiresAt?.seconds ?? 0n)));
     tokens.refreshToken = '';
   };
-  switch (methodName) {
-    case CONFIRM_LOGIN:
+  switch (mode) {
+    case RefreshTokenCookie.SET:
       if (!asked) return undefined;
       return { request: (m) => m, answered: deliver, failed: () => undefined };
-    case REFRESH_TOKEN: {
+    case RefreshTokenCookie.READ_AND_SET: {
       let fromCookie = false;
       return {
         request: (m) => {
@@ -107,7 +99,7 @@ export function tokenCookieRule(serviceTypeName: string, methodName: string, ctx
         },
       };
     }
-    case LOGOUT:
+    case RefreshTokenCookie.CLEAR:
       return { request: (m) => m, answered: () => ctx.append('Set-Cookie', CLEARED_REFRESH_COOKIE), failed: () => undefined };
     default:
       return undefined;

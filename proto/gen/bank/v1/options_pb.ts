@@ -2,17 +2,17 @@
 // @generated from file bank/v1/options.proto (package bank.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenExtension, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { extDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenExtension, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, extDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { FieldOptions, MethodOptions } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_descriptor } from "@bufbuild/protobuf/wkt";
-import type { Message } from "@bufbuild/protobuf";
+import type { Message, UnknownEnum } from "@bufbuild/protobuf";
 
 /**
  * Describes the file bank/v1/options.proto.
  */
 export const file_bank_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("ChViYW5rL3YxL29wdGlvbnMucHJvdG8SB2JhbmsudjEiGwoKRXJyb3JDb2RlcxINCgVjb2RlcxgBIAMoCSLNAgoKRmllbGRSdWxlcxIXCgptaW5fbGVuZ3RoGAEgASgNSACIAQESFwoKbWF4X2xlbmd0aBgCIAEoDUgBiAEBEg8KB3BhdHRlcm4YAyABKAkSDgoGZm9ybWF0GAQgASgJEg4KBnZhbHVlcxgFIAMoCRIUCgdtaW5pbXVtGAYgASgDSAKIAQESFAoHbWF4aW11bRgHIAEoA0gDiAEBEhsKDm1heF9wcm9wZXJ0aWVzGAggASgNSASIAQESIQoEa2V5cxgJIAEoCzITLmJhbmsudjEuRmllbGRSdWxlcxInCgptYXBfdmFsdWVzGAogASgLMhMuYmFuay52MS5GaWVsZFJ1bGVzQg0KC19taW5fbGVuZ3RoQg0KC19tYXhfbGVuZ3RoQgoKCF9taW5pbXVtQgoKCF9tYXhpbXVtQhEKD19tYXhfcHJvcGVydGllczpQChNodHRwX3N1Y2Nlc3Nfc3RhdHVzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuY4DIAEoBVIRaHR0cFN1Y2Nlc3NTdGF0dXM6SQoPYWxsb3dfYW5vbnltb3VzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuo4DIAEoCFIOYWxsb3dBbm9ueW1vdXM6TQoGZXJyb3JzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYu44DIAEoCzITLmJhbmsudjEuRXJyb3JDb2Rlc1IGZXJyb3JzOkgKD2h0dHBfYm9keV90eXBlcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGL2OAyADKAlSDWh0dHBCb2R5VHlwZXM6SgoFcnVsZXMSHS5nb29nbGUucHJvdG9idWYuRmllbGRPcHRpb25zGLyOAyABKAsyEy5iYW5rLnYxLkZpZWxkUnVsZXNSBXJ1bGVzYgZwcm90bzM", [file_google_protobuf_descriptor]);
+  fileDesc("ChViYW5rL3YxL29wdGlvbnMucHJvdG8SB2JhbmsudjEiGwoKRXJyb3JDb2RlcxINCgVjb2RlcxgBIAMoCSLNAgoKRmllbGRSdWxlcxIXCgptaW5fbGVuZ3RoGAEgASgNSACIAQESFwoKbWF4X2xlbmd0aBgCIAEoDUgBiAEBEg8KB3BhdHRlcm4YAyABKAkSDgoGZm9ybWF0GAQgASgJEg4KBnZhbHVlcxgFIAMoCRIUCgdtaW5pbXVtGAYgASgDSAKIAQESFAoHbWF4aW11bRgHIAEoA0gDiAEBEhsKDm1heF9wcm9wZXJ0aWVzGAggASgNSASIAQESIQoEa2V5cxgJIAEoCzITLmJhbmsudjEuRmllbGRSdWxlcxInCgptYXBfdmFsdWVzGAogASgLMhMuYmFuay52MS5GaWVsZFJ1bGVzQg0KC19taW5fbGVuZ3RoQg0KC19tYXhfbGVuZ3RoQgoKCF9taW5pbXVtQgoKCF9tYXhpbXVtQhEKD19tYXhfcHJvcGVydGllcyqfAQoSUmVmcmVzaFRva2VuQ29va2llEiQKIFJFRlJFU0hfVE9LRU5fQ09PS0lFX1VOU1BFQ0lGSUVEEAASHAoYUkVGUkVTSF9UT0tFTl9DT09LSUVfU0VUEAESJQohUkVGUkVTSF9UT0tFTl9DT09LSUVfUkVBRF9BTkRfU0VUEAISHgoaUkVGUkVTSF9UT0tFTl9DT09LSUVfQ0xFQVIQAzpQChNodHRwX3N1Y2Nlc3Nfc3RhdHVzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuY4DIAEoBVIRaHR0cFN1Y2Nlc3NTdGF0dXM6SQoPYWxsb3dfYW5vbnltb3VzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuo4DIAEoCFIOYWxsb3dBbm9ueW1vdXM6TQoGZXJyb3JzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYu44DIAEoCzITLmJhbmsudjEuRXJyb3JDb2Rlc1IGZXJyb3JzOkgKD2h0dHBfYm9keV90eXBlcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGL2OAyADKAlSDWh0dHBCb2R5VHlwZXM6bwoUcmVmcmVzaF90b2tlbl9jb29raWUSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi+jgMgASgOMhsuYmFuay52MS5SZWZyZXNoVG9rZW5Db29raWVSEnJlZnJlc2hUb2tlbkNvb2tpZTpKCgVydWxlcxIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYvI4DIAEoCzITLmJhbmsudjEuRmllbGRSdWxlc1IFcnVsZXNiBnByb3RvMw", [file_google_protobuf_descriptor]);
 
 /**
  * @generated from message bank.v1.ErrorCodes
@@ -107,6 +107,52 @@ export const FieldRulesSchema: GenMessage<FieldRules> = /*@__PURE__*/
   messageDesc(file_bank_v1_options, 1);
 
 /**
+ * @generated from enum bank.v1.RefreshTokenCookie
+ */
+export const RefreshTokenCookie = {
+  /**
+   * The call never touches the cookie.
+   *
+   * @generated from enum value: REFRESH_TOKEN_COOKIE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED: 0,
+
+  /**
+   * With `Token-Delivery: cookie` the answer's refresh token goes into the cookie (Set-Cookie)
+   * instead of its JSON.
+   *
+   * @generated from enum value: REFRESH_TOKEN_COOKIE_SET = 1;
+   */
+  SET: 1,
+
+  /**
+   * As SET; and a request without refresh_token takes it from the cookie (JSON requests only),
+   * answers with the next one in the cookie, and clears the cookie when it is refused.
+   *
+   * @generated from enum value: REFRESH_TOKEN_COOKIE_READ_AND_SET = 2;
+   */
+  READ_AND_SET: 2,
+
+  /**
+   * The answer clears the cookie.
+   *
+   * @generated from enum value: REFRESH_TOKEN_COOKIE_CLEAR = 3;
+   */
+  CLEAR: 3,
+} as const;
+
+/**
+ * @generated from enum bank.v1.RefreshTokenCookie
+ */
+export type RefreshTokenCookie = (typeof RefreshTokenCookie)[keyof typeof RefreshTokenCookie] | UnknownEnum;
+
+/**
+ * Describes the enum bank.v1.RefreshTokenCookie.
+ */
+export const RefreshTokenCookieSchema: GenEnum<RefreshTokenCookie> = /*@__PURE__*/
+  enumDesc(file_bank_v1_options, 0);
+
+/**
  * HTTP status code of a successful answer over the REST gateway (200 when unset).
  *
  * @generated from extension: int32 http_success_status = 51001;
@@ -143,11 +189,21 @@ export const http_body_types: GenExtension<MethodOptions, string[]> = /*@__PURE_
   extDesc(file_bank_v1_options, 3);
 
 /**
+ * What the REST gateway's refresh-token cookie (`bank_refresh`, for browsers; see
+ * services/api/src/token-cookie.ts) does around this method's HTTP calls. gRPC has no cookie.
+ * The gateway applies it and the OpenAPI document declares it (Token-Delivery, Cookie, Set-Cookie).
+ *
+ * @generated from extension: bank.v1.RefreshTokenCookie refresh_token_cookie = 51006;
+ */
+export const refresh_token_cookie: GenExtension<MethodOptions, RefreshTokenCookie> = /*@__PURE__*/
+  extDesc(file_bank_v1_options, 4);
+
+/**
  * What the server checks on a request field besides its type (the use cases in shared/src
  * make the checks; these state them for the OpenAPI document, and a test probes each bound).
  *
  * @generated from extension: bank.v1.FieldRules rules = 51004;
  */
 export const rules: GenExtension<FieldOptions, FieldRules> = /*@__PURE__*/
-  extDesc(file_bank_v1_options, 4);
+  extDesc(file_bank_v1_options, 5);
 
