@@ -83,6 +83,7 @@ export type EdgeServerConfig = Pick<
   Config,
   | 'DATABASE_URL'
   | 'DATABASE_POOL_SIZE'
+  | 'DATABASE_PREPARED_STATEMENTS'
   | 'DATABASE_POOL_QUEUE_LIMIT'
   | 'DATABASE_POOL_WAIT_TIMEOUT_MS'
   | 'MAX_INFLIGHT_REQUESTS'
@@ -111,6 +112,7 @@ export async function openBankEdge(
         queueLimit: config.DATABASE_POOL_QUEUE_LIMIT,
         waitTimeoutMs: config.DATABASE_POOL_WAIT_TIMEOUT_MS,
         applicationName: `bank-${own.process}`,
+        preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
       });
       release.push(['database pool', () => opened.end()]);
       pool = opened;

@@ -85,7 +85,7 @@ export async function runAdmin(argv: readonly string[], out: Output = consoleOut
   try {
     await loadSecretsIntoEnv();
     const config = parseProcessConfig('admin', env);
-    const pool = await createDatabasePool(config.DATABASE_URL, { maximumPoolSize: 1, applicationName: 'bank-admin' });
+    const pool = await createDatabasePool(config.DATABASE_URL, { maximumPoolSize: 1, applicationName: 'bank-admin', preparedStatements: config.DATABASE_PREPARED_STATEMENTS });
     // Redis is opened only when there are sessions to announce: a role change with none needs no Redis.
     const revocations: SessionRevocations = {
       revoked: (sessionIds) => {

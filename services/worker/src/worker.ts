@@ -31,6 +31,7 @@ export type WorkerConfig = Pick<
   | 'HOST'
   | 'DATABASE_URL'
   | 'DATABASE_POOL_SIZE'
+  | 'DATABASE_PREPARED_STATEMENTS'
   | 'REDIS_URL'
   | 'SMTP_URL'
   | 'MAIL_FROM'
@@ -105,7 +106,11 @@ export type RunningWorker = {
  */
 export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): Promise<RunningWorker> {
   const logger = deps.logger ?? createLogger({ name: 'worker', level: config.LOG_LEVEL });
-  const pool = deps.pool ?? (await createDatabasePool(config.DATABASE_URL, { maximumPoolSize: config.DATABASE_POOL_SIZE, applicationName: 'bank-worker' }));
+  const pool = deps.pool ?? (await createDatabasePool(config.DATABASE_URL, {
+      maximumPoolSize: config.DATABASE_POOL_SIZE,
+      applicationName: 'bank-worker',
+      preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
+    }));
   // Blocking connection for the Worker; a separate fail-fast one for the producer side and pings.
   const workerRedis = createRedis(config.REDIS_URL, { purpose: 'worker' });
   const clientRedis = createRedis(config.REDIS_URL);

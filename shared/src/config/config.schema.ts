@@ -59,6 +59,10 @@ export const configSchema = z
       .regex(/^[\x21-\x7e]{16,1024}$/, 'must be 16 to 1024 printable ASCII characters without spaces')
       .optional(),
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+    // Each distinct statement text runs as a named prepared statement, parsed and planned once per
+    // connection (shared/src/db/prepared-statements.ts). false behind a pooler that does not keep
+    // them (PgBouncer in transaction mode without max_prepared_statements).
+    DATABASE_PREPARED_STATEMENTS: z.enum(['true', 'false']).default('true').transform((value) => value === 'true'),
     // Group commit: the most waiting money movements one database call and commit carries.
     LEDGER_BATCH_MAX_SIZE: z.coerce.number().int().min(1).max(1_000).default(64),
     // Load shedding (API and gRPC processes). Calls waiting for a database connection while every
