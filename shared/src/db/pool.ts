@@ -84,9 +84,10 @@ export async function createDatabasePool(databaseUrl: string, options: PoolOptio
     // Slonik's default runs DISCARD ALL every time a connection goes back to the pool: one more
     // round trip per query, and it throws away every cached plan, so ledger_move() was planned
     // afresh on every call. This code never leaves session state behind (no SET, no temporary
-    // tables, no session advisory locks), so there is nothing to reset. Measured with bench:ledger on this 2-core machine: about 950 -> 2,100 transfers/s
-    // at concurrency 32, and p50 at concurrency 1 from 1.7 ms to 0.7 ms. The one session state
-    // it keeps on purpose is its named prepared statements (below), which are the point.
+    // tables, no session advisory locks), so there is nothing to reset. Measured with bench:ledger
+    // on this 2-core machine: about 950 -> 2,100 transfers/s at concurrency 32, and p50 at
+    // concurrency 1 from 1.7 ms to 0.7 ms. The one session state it keeps on purpose is its named
+    // prepared statements (below), which are the point.
     resetConnection: async () => {},
     interceptors: [
       createResultParserInterceptor(),

@@ -1,4 +1,5 @@
 import type { Interceptor } from 'slonik';
+import { errorCauses } from './store-errors.ts';
 
 /** How many distinct statement texts a pool names; texts past it run unnamed. */
 export const PREPARED_STATEMENTS_MAX = 256;
@@ -9,12 +10,8 @@ const DML = /^\s*(?:select|with|insert|update|delete)\b/i;
 /** SQLSTATE 0A000 with this message: a named statement whose result columns changed under it. */
 const RESULT_TYPE_CHANGED = 'cached plan must not change result type';
 
-function changedResultType(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if ((e as { code?: unknown }).code === '0A000' && e.message.includes(RESULT_TYPE_CHANGED)) return true;
-  }
-  return false;
-}
+const changedResultType = (error: unknown): boolean =>
+  [...errorCauses(error)].some((e) => (e as { code?: unknown }).code === '0A000' && e.message.includes(RESULT_TYPE_CHANGED));
 
 export type PreparedStatements = Interceptor & {
   /** Texts named so far, and texts that run unnamed because their result type changed under them. */
