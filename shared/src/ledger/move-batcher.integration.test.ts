@@ -246,6 +246,25 @@ describe('group commit', () => {
     expect(sizes.reduce((sum, size) => sum + size, 0)).toBe(10);
   });
 
+  it('sends the next batch before it hands out the answers of the one that came back', async () => {
+    const [a, b] = [await holder(1_000n), await holder(0n)] as [Holder, Holder];
+    const sizes: number[] = [];
+    const service = new LedgerService({ pool: counted, observer: { batched: (size) => sizes.push(size) } });
+    const move = (amount: bigint) =>
+      service.transfer(a.actor, { fromAccountId: a.account.id, toAccountId: b.account.id, amount, currency: 'USD', idempotencyKey: idemKey() });
+    const first = move(1n);
+    await new Promise<void>((resolve) => setImmediate(resolve)); // the first batch leaves alone
+    expect(sizes).toEqual([1]);
+    const waiting = [move(2n), move(3n), move(4n)];
+    // When the first answer reaches its caller, the three that waited are already on their way.
+    const batchesWhenAnswered = await first.then(() => [...sizes]);
+    expect(batchesWhenAnswered).toEqual([1, 3]);
+    const answers = await Promise.all(waiting);
+    expect(answers.map((r) => r.transfer.amount)).toEqual([2n, 3n, 4n]);
+    // Each on the balance the one before it left (999 after the first).
+    expect(answers.map((r) => r.fromBalance)).toEqual([997n, 994n, 990n]);
+  });
+
   it('keeps every invariant with zero deadlocks when three batchers (three processes) storm the same accounts both ways', async () => {
     const accounts = await Promise.all(Array.from({ length: 6 }, () => holder(10_000n)));
     const pools = await Promise.all([1, 2, 3].map(() => createDatabasePool(db.url, { maximumPoolSize: 4 })));

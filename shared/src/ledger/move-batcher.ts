@@ -27,7 +27,9 @@ export type MoveBatcherOptions = {
  * one call and one commit (ledger_apply), while a batch is in flight the next ones queue, and
  * a movement arriving when nothing is in flight leaves at once (on the next turn of the event
  * loop, with whatever arrived in the same turn). Each movement keeps its own answer; a refusal
- * rejects only its own promise.
+ * rejects only its own promise. When a batch comes back, the movements that waited for it leave
+ * before its answers are handed out, so the database works on the next batch while this process
+ * writes the answers of the last.
  *
  * Two movements with the same (actor, idempotency key) never share a batch: the later one waits
  * for the next, where it is answered as today's concurrent duplicate is (replayed, or refused as
@@ -99,22 +101,35 @@ export class MoveBatcher {
     }
     this.#waiting = later;
     this.#inFlight = true;
+    let settle: () => void;
     try {
       this.#options.onBatch?.(batch.length);
-      await this.#send(batch);
+      settle = await this.#send(batch);
+    } catch (error) {
+      settle = () => {
+        for (const waiting of batch) waiting.reject(error);
+      };
     } finally {
       this.#inFlight = false;
-      this.#schedule();
     }
+    // The next batch leaves before this one's answers are handed out: answering them (the
+    // handlers' JSON and socket writes) runs on this thread while the database works on the next,
+    // instead of leaving the database idle until the last answer is written. The answers follow
+    // once the next batch's call has gone as far as it goes without waiting for I/O.
+    if (this.#waiting.length > 0) void this.#sendNext();
+    setImmediate(settle);
   }
 
-  async #send(batch: readonly Waiting[]): Promise<void> {
+  /** Sends one batch; resolves to what hands each movement its answer (called once, later). */
+  async #send(batch: readonly Waiting[]): Promise<() => void> {
     const { limits } = this.#options;
     const db = this.#db;
     if (batch.length === 1) {
       const [only] = batch as [Waiting];
-      await ledgerRepository.move(db, only.command, limits).then(only.resolve, only.reject);
-      return;
+      return ledgerRepository.move(db, only.command, limits).then(
+        (result) => () => only.resolve(result),
+        (error: unknown) => () => only.reject(error),
+      );
     }
     let answers: Awaited<ReturnType<typeof ledgerRepository.moveBatch>>;
     try {
@@ -126,17 +141,20 @@ export class MoveBatcher {
     } catch (error) {
       // Unreachable, or refused a connection for overload: the retry one by one would fail the same.
       if (isStoreUnavailable(error) || error instanceof Unavailable) {
-        for (const waiting of batch) waiting.reject(error);
-        return;
+        return () => {
+          for (const waiting of batch) waiting.reject(error);
+        };
       }
       await Promise.all(batch.map((waiting) => ledgerRepository.move(db, waiting.command, limits).then(waiting.resolve, waiting.reject)));
-      return;
+      return () => {};
     }
-    batch.forEach((waiting, i) => {
-      const answer = answers[i];
-      if (answer === undefined) waiting.reject(new Error('ledger_apply gave no answer for this movement'));
-      else if (isDomainError(answer)) waiting.reject(answer);
-      else waiting.resolve(answer);
-    });
+    return () => {
+      batch.forEach((waiting, i) => {
+        const answer = answers[i];
+        if (answer === undefined) waiting.reject(new Error('ledger_apply gave no answer for this movement'));
+        else if (isDomainError(answer)) waiting.reject(answer);
+        else waiting.resolve(answer);
+      });
+    };
   }
 }
