@@ -214,4 +214,29 @@ describe('events', () => {
     expect((await drain('webhooks')).filter((e) => e.id > afterBanker).map((e) => e.type)).toEqual(['withdrawal.created']);
     await Promise.all([dropWebhook(other), dropWebhook(mine), dropWebhook(everyone)]);
   });
+
+  it('asks whether a webhook wants an event through a plan kept by the connection, which still sees webhooks made and dropped after it', async () => {
+    // Migration 0021: plpgsql keeps its query's plan; a SQL body was planned again by every statement.
+    const language = await db.pool.oneFirst(sql.type(z.object({ lanname: z.string() }))`
+      SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.proname = 'events_wanted_by_webhook'`);
+    expect(language).toBe('plpgsql');
+    const carol = await funded(0n);
+    const dave = await funded(0n);
+    // One connection throughout: its cached plan must answer from the rows as they are now.
+    const answers = await db.pool.connect(async (connection) => {
+      const wanted = () =>
+        connection.oneFirst(sql.type(z.object({ wanted: z.boolean() }))`
+          SELECT events_wanted_by_webhook('transfer.posted', ${sql.array([String(carol.account.id)], 'int8')}) AS wanted`);
+      const seen: boolean[] = [];
+      for (let i = 0; i < 6; i++) seen.push(await wanted()); // past plpgsql's first five custom plans
+      const hook = await webhookFor(carol.actor, ['transfer.posted']);
+      seen.push(await wanted());
+      const elsewhere = await webhookFor(dave.actor, ['transfer.posted']);
+      await dropWebhook(hook);
+      seen.push(await wanted());
+      await dropWebhook(elsewhere);
+      return seen;
+    });
+    expect(answers).toEqual([false, false, false, false, false, false, true, false]);
+  });
 });
