@@ -33,11 +33,13 @@ const delta = (before: Map<string, number>, after: Map<string, number>, name: st
 
 /**
  * The mean batch size from a histogram or summary named like `bank_ledger_batch_size`
- * (sum over count), or from counters of batched operations over batches.
+ * (sum over count), or from counters of batched operations over batches. Never from
+ * `bank_ledger_batch_seconds`, the batches' database time.
  */
 export function meanBatchSize(before: Map<string, number>, after: Map<string, number>): number | null {
-  for (const name of after.keys()) {
-    if (!/^bank_ledger_batch\w*_count$/.test(name)) continue;
+  const names = [...after.keys()].filter((name) => /^bank_ledger_batch\w*_count$/.test(name) && !name.endsWith('_seconds_count'));
+  names.sort((x, y) => Number(y === 'bank_ledger_batch_size_count') - Number(x === 'bank_ledger_batch_size_count'));
+  for (const name of names) {
     const base = name.slice(0, -'_count'.length);
     const sum = delta(before, after, `${base}_sum`);
     const count = delta(before, after, name);

@@ -80,6 +80,8 @@ describe('npm start', () => {
     expect(api).toMatch(/bank_money_movements_total\{[^}]*operation="transfer",currency="USD",outcome="ok"[^}]*\} [1-9]/);
     expect(api).toMatch(/bank_idempotent_replays_total\{[^}]*operation="deposit"[^}]*\} 1/);
     expect(api).toMatch(/bank_db_pool_connections\{[^}]*state="idle"/);
+    // The walkthrough's money went through the group commit: its batches were timed.
+    expect(api).toMatch(/bank_ledger_batch_seconds_count\{[^}]*\} [1-9]/);
     const grpcMetrics = await (await fetch(metricsUrls.grpc)).text();
     expect(grpcMetrics).toMatch(/bank_money_movements_total\{[^}]*operation="transfer",currency="EUR",outcome="ok"[^}]*\} 1/);
     const worker = await (await fetch(metricsUrls.worker)).text();

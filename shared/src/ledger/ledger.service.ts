@@ -71,6 +71,8 @@ export type LedgerObserver = {
   moved?(event: { operation: MoveOperation; currency: string; outcome: string; replayed: boolean }): void;
   /** A group-commit batch of `size` movements went to the database. */
   batched?(size: number): void;
+  /** The database answered a batch of `size` movements `seconds` after it was sent (or it failed). */
+  batchDone?(size: number, seconds: number): void;
 };
 
 /** The most money movements one database call carries by default (LEDGER_BATCH_MAX_SIZE). */
@@ -169,6 +171,7 @@ export class LedgerService {
       ...(deps.queueLimit !== undefined ? { queueLimit: deps.queueLimit } : {}),
       limits: deps.limits ?? DEFAULT_LIMITS,
       onBatch: (size) => observer.batched?.(size),
+      onBatchDone: (size, seconds) => observer.batchDone?.(size, seconds),
     });
   }
 

@@ -246,6 +246,24 @@ describe('group commit', () => {
     expect(sizes.reduce((sum, size) => sum + size, 0)).toBe(10);
   });
 
+  it('tells the observer each batch’s size and database time once the database answered, before the answers are handed out', async () => {
+    const [a, b] = [await holder(1_000n), await holder(0n)] as [Holder, Holder];
+    const done: { size: number; seconds: number }[] = [];
+    const service = new LedgerService({ pool: counted, observer: { batchDone: (size, seconds) => done.push({ size, seconds }) } });
+    const move = () =>
+      service.transfer(a.actor, { fromAccountId: a.account.id, toAccountId: b.account.id, amount: 1n, currency: 'USD', idempotencyKey: idemKey() });
+    const seenByFirstCaller = await Promise.all([move(), move(), move()]).then(() => done.length);
+    expect(seenByFirstCaller).toBe(1);
+    expect(done[0]!.size).toBe(3);
+    expect(done[0]!.seconds).toBeGreaterThan(0);
+    expect(done[0]!.seconds).toBeLessThan(60);
+    // A batch refused as a whole is timed too.
+    await expect(
+      service.transfer(a.actor, { fromAccountId: a.account.id, toAccountId: b.account.id, amount: 5_000n, currency: 'USD', idempotencyKey: idemKey() }),
+    ).rejects.toMatchObject({ code: 'INSUFFICIENT_FUNDS' });
+    expect(done.map((d) => d.size)).toEqual([3, 1]);
+  });
+
   it('sends the next batch before it hands out the answers of the one that came back', async () => {
     const [a, b] = [await holder(1_000n), await holder(0n)] as [Holder, Holder];
     const sizes: number[] = [];

@@ -20,6 +20,11 @@ export type MoveBatcherOptions = {
   limits: MoveLimits;
   /** Told the size of every batch sent (metrics). */
   onBatch?: (size: number) => void;
+  /**
+   * Told, once the database has answered a batch (or it failed), its size and the seconds from
+   * sending it to the answer, the wait for a connection included (metrics).
+   */
+  onBatchDone?: (size: number, seconds: number) => void;
 };
 
 /**
@@ -101,6 +106,7 @@ export class MoveBatcher {
     }
     this.#waiting = later;
     this.#inFlight = true;
+    const sentAt = performance.now();
     let settle: () => void;
     try {
       this.#options.onBatch?.(batch.length);
@@ -111,6 +117,11 @@ export class MoveBatcher {
       };
     } finally {
       this.#inFlight = false;
+    }
+    try {
+      this.#options.onBatchDone?.(batch.length, (performance.now() - sentAt) / 1_000);
+    } catch {
+      // A failing observer must not keep the answers from their callers.
     }
     // The next batch leaves before this one's answers are handed out: answering them (the
     // handlers' JSON and socket writes) runs on this thread while the database works on the next,

@@ -50,7 +50,8 @@ export function registerPoolMetrics(registry: Registry, pool: Pick<DatabasePool,
 
 /**
  * Money movements by operation, currency and outcome (`ok` or the error code), idempotent
- * replays, and the size of each group-commit batch. Pass the returned observer to LedgerService.
+ * replays, and the size and database time of each group-commit batch. Pass the returned
+ * observer to LedgerService.
  */
 export function createLedgerMetrics(registry: Registry): LedgerObserver {
   const moves = new Counter({
@@ -71,6 +72,12 @@ export function createLedgerMetrics(registry: Registry): LedgerObserver {
     buckets: [1, 2, 4, 8, 16, 32, 64, 128],
     registers: [registry],
   });
+  const batchSeconds = new Histogram({
+    name: 'bank_ledger_batch_seconds',
+    help: 'Seconds from sending a group-commit batch to the database\'s answer (its wait for a connection included); the time every movement in it waited for the database.',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
   return {
     moved({ operation, currency, outcome, replayed }) {
       moves.inc({ operation, currency, outcome });
@@ -78,6 +85,9 @@ export function createLedgerMetrics(registry: Registry): LedgerObserver {
     },
     batched(size) {
       batchSize.observe(size);
+    },
+    batchDone(_size, seconds) {
+      batchSeconds.observe(seconds);
     },
   };
 }
