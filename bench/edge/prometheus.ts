@@ -37,9 +37,8 @@ const delta = (before: Map<string, number>, after: Map<string, number>, name: st
  * `bank_ledger_batch_seconds`, the batches' database time.
  */
 export function meanBatchSize(before: Map<string, number>, after: Map<string, number>): number | null {
-  const names = [...after.keys()].filter((name) => /^bank_ledger_batch\w*_count$/.test(name) && !name.endsWith('_seconds_count'));
-  names.sort((x, y) => Number(y === 'bank_ledger_batch_size_count') - Number(x === 'bank_ledger_batch_size_count'));
-  for (const name of names) {
+  const others = [...after.keys()].filter((name) => /^bank_ledger_batch\w*_count$/.test(name) && !name.endsWith('_seconds_count'));
+  for (const name of ['bank_ledger_batch_size_count', ...others]) {
     const base = name.slice(0, -'_count'.length);
     const sum = delta(before, after, `${base}_sum`);
     const count = delta(before, after, name);

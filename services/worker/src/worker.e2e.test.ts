@@ -93,14 +93,14 @@ const outboxStatuses = (usernames: readonly string[]) =>
     WHERE payload->>'username' = ANY(${sql.array(usernames, 'text')}) ORDER BY 1`);
 
 /**
- * The rows of outboxStatuses once every one has `status`, or as they are after `ms`: a worker
- * records "sent" when the SMTP server has answered the message, a moment after the receiver has it.
+ * The rows of outboxStatuses once every one has `status`, or as they are after `attempts` reads
+ * 20 ms apart: a worker records "sent" when the SMTP server has answered the message, a moment
+ * after the receiver has it.
  */
-async function outboxStatusesOnce(usernames: readonly string[], status: string, ms = 5_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
+async function outboxStatusesOnce(usernames: readonly string[], status: string, attempts = 250) {
+  for (let attempt = 1; ; attempt++) {
     const rows = await outboxStatuses(usernames);
-    if (rows.every((row) => row.status === status) || Date.now() > deadline) return rows;
+    if (rows.every((row) => row.status === status) || attempt >= attempts) return rows;
     await sleep(20);
   }
 }

@@ -6,6 +6,9 @@ import { ledgerRepository, type MoveCommand, type MoveLimits } from './ledger.re
 import type { TransferResult } from './ledger.types.ts';
 
 type Waiting = { command: MoveCommand; resolve: (result: TransferResult) => void; reject: (error: unknown) => void };
+/** What one movement of a batch gets: its answer or its refusal. */
+type Outcome = PromiseSettledResult<TransferResult>;
+const noAnswer = () => new Error('ledger_apply gave no answer for this movement');
 
 export type MoveBatcherOptions = {
   pool: DatabasePool;
@@ -107,14 +110,12 @@ export class MoveBatcher {
     this.#waiting = later;
     this.#inFlight = true;
     const sentAt = performance.now();
-    let settle: () => void;
+    let outcomes: Outcome[];
     try {
       this.#options.onBatch?.(batch.length);
-      settle = await this.#send(batch);
+      outcomes = await this.#send(batch);
     } catch (error) {
-      settle = () => {
-        for (const waiting of batch) waiting.reject(error);
-      };
+      outcomes = batch.map(() => ({ status: 'rejected', reason: error }));
     } finally {
       this.#inFlight = false;
     }
@@ -128,20 +129,21 @@ export class MoveBatcher {
     // instead of leaving the database idle until the last answer is written. The answers follow
     // once the next batch's call has gone as far as it goes without waiting for I/O.
     if (this.#waiting.length > 0) void this.#sendNext();
-    setImmediate(settle);
+    setImmediate(() =>
+      batch.forEach((waiting, i) => {
+        const outcome = outcomes[i];
+        if (outcome?.status === 'fulfilled') waiting.resolve(outcome.value);
+        else waiting.reject(outcome ? outcome.reason : noAnswer());
+      }),
+    );
   }
 
-  /** Sends one batch; resolves to what hands each movement its answer (called once, later). */
-  async #send(batch: readonly Waiting[]): Promise<() => void> {
+  /** Sends one batch; resolves to each movement's answer or refusal, in the batch's order. */
+  async #send(batch: readonly Waiting[]): Promise<Outcome[]> {
     const { limits } = this.#options;
     const db = this.#db;
-    if (batch.length === 1) {
-      const [only] = batch as [Waiting];
-      return ledgerRepository.move(db, only.command, limits).then(
-        (result) => () => only.resolve(result),
-        (error: unknown) => () => only.reject(error),
-      );
-    }
+    const oneByOne = () => Promise.allSettled(batch.map((waiting) => ledgerRepository.move(db, waiting.command, limits)));
+    if (batch.length === 1) return oneByOne();
     let answers: Awaited<ReturnType<typeof ledgerRepository.moveBatch>>;
     try {
       answers = await ledgerRepository.moveBatch(
@@ -151,21 +153,13 @@ export class MoveBatcher {
       );
     } catch (error) {
       // Unreachable, or refused a connection for overload: the retry one by one would fail the same.
-      if (isStoreUnavailable(error) || error instanceof Unavailable) {
-        return () => {
-          for (const waiting of batch) waiting.reject(error);
-        };
-      }
-      await Promise.all(batch.map((waiting) => ledgerRepository.move(db, waiting.command, limits).then(waiting.resolve, waiting.reject)));
-      return () => {};
+      if (isStoreUnavailable(error) || error instanceof Unavailable) return batch.map(() => ({ status: 'rejected', reason: error }));
+      return oneByOne();
     }
-    return () => {
-      batch.forEach((waiting, i) => {
-        const answer = answers[i];
-        if (answer === undefined) waiting.reject(new Error('ledger_apply gave no answer for this movement'));
-        else if (isDomainError(answer)) waiting.reject(answer);
-        else waiting.resolve(answer);
-      });
-    };
+    return batch.map((_, i): Outcome => {
+      const answer = answers[i];
+      if (answer === undefined) return { status: 'rejected', reason: noAnswer() };
+      return isDomainError(answer) ? { status: 'rejected', reason: answer } : { status: 'fulfilled', value: answer };
+    });
   }
 }
