@@ -25,7 +25,8 @@ function start(service: 'api' | 'grpc' | 'worker', env: NodeJS.ProcessEnv, messa
   const args = ['--disable-warning=ExperimentalWarning', `--import=./services/${service}/src/instrument.ts`, `services/${service}/src/main.ts`];
   const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  const lines = () => output.split('\n').filter((text) => text.startsWith('{')).map((text) => JSON.parse(text) as Record<string, unknown>);
+  // Whole lines only: a chunk may end inside a line that the next one completes.
+  const lines = () => output.split('\n').slice(0, -1).filter((text) => text.startsWith('{')).map((text) => JSON.parse(text) as Record<string, unknown>);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${service} did not log "${message}":\n${output}`)), 30_000);
     child.stdout?.on('data', (chunk: Buffer) => {
@@ -42,6 +43,18 @@ function start(service: 'api' | 'grpc' | 'worker', env: NodeJS.ProcessEnv, messa
       reject(new Error(`${service} exited with ${code}:\n${output}`));
     });
   });
+}
+
+/**
+ * The first log line of `running` that `matches`, read up to `attempts` times 20 ms apart: a
+ * request's log line reaches this process through a pipe, after the answer may have.
+ */
+async function loggedLine(running: Running, matches: (line: Record<string, unknown>) => boolean, attempts = 250) {
+  for (let attempt = 1; ; attempt++) {
+    const line = running.lines().find(matches);
+    if (line || attempt >= attempts) return line;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 const stop = (child: ChildProcess) =>
@@ -129,8 +142,8 @@ describe('tracing across processes', () => {
 
   it('the log lines written inside the request and the job carry its trace id', async () => {
     const request = receiver.spans.find((span) => span.service === 'api' && span.kind === SERVER && span.name === 'POST /v1/users');
-    const apiLine = api.lines().find((line) => line.msg === 'request' && line.route === '/v1/users');
-    const workerLine = worker.lines().find((line) => line.msg === 'email sent');
+    const apiLine = await loggedLine(api, (line) => line.msg === 'request' && line.route === '/v1/users');
+    const workerLine = await loggedLine(worker, (line) => line.msg === 'email sent');
     expect({ api: apiLine?.trace_id, worker: workerLine?.trace_id }).toEqual({ api: request?.traceId, worker: request?.traceId });
   });
 
@@ -160,7 +173,7 @@ describe('tracing across processes', () => {
         body: JSON.stringify({ username, fullName: 'Untraced Example', email: `${username}@example.test`, password: 'correct horse battery' }),
       });
       expect(response.status).toBeLessThan(300);
-      const line = untraced.lines().find((candidate) => candidate.msg === 'request' && candidate.route === '/v1/users');
+      const line = await loggedLine(untraced, (candidate) => candidate.msg === 'request' && candidate.route === '/v1/users');
       expect(line).toBeDefined();
       expect(line).not.toHaveProperty('trace_id');
       // The traced processes are idle: any span exported meanwhile would be this request's.
