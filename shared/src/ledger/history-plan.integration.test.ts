@@ -91,22 +91,28 @@ async function planOf(call: (pool: DatabasePool) => Promise<unknown[]>): Promise
 
 /**
  * The page's scans of the history table: index scans backward on the history indexes, every
- * condition an index condition, no more rows than the page, a bounded number of blocks; the
- * cursor's own row is read by primary key. No sort anywhere.
+ * condition an index condition, no more rows than the page, a bounded number of blocks, once per
+ * page of the statement (`pages`: entries are read a batch of pages at a time); the cursor's own
+ * row is read by primary key. Nothing sorted but the rows the statement returns (the batch of
+ * pages put in order at its top, at most `pages` times the page).
  */
-function expectFlatPlan(plan: PlanNode, table: 'entries' | 'transfers'): void {
+function expectFlatPlan(plan: PlanNode, table: 'entries' | 'transfers', pages = 1): void {
   const all = nodes(plan);
-  expect(all.filter((n) => /Sort/.test(n['Node Type'])).map((n) => n['Node Type'])).toEqual([]);
-  const scans = all.filter((n) => n['Relation Name'] === table && n['Parent Relationship'] !== 'InitPlan');
+  for (const sort of all.filter((n) => /Sort/.test(n['Node Type']))) {
+    expect(sort).toBe(plan);
+    expect(sort['Actual Rows']).toBeLessThanOrEqual(LIMIT * pages);
+  }
+  const onTable = all.filter((n) => n['Relation Name'] === table);
+  const lookups = onTable.filter((n) => n['Index Name'] === `${table}_pkey`);
+  const scans = onTable.filter((n) => !lookups.includes(n));
   expect(scans.map((n) => n['Index Name']).sort()).toEqual([...HISTORY_INDEXES[table]]);
   for (const scan of scans) {
-    expect(scan).toMatchObject({ 'Node Type': expect.stringMatching(/^Index (Only )?Scan$/), 'Scan Direction': 'Backward', 'Actual Loops': 1 });
+    expect(scan).toMatchObject({ 'Node Type': expect.stringMatching(/^Index (Only )?Scan$/), 'Scan Direction': 'Backward', 'Actual Loops': pages });
     expect(scan.Filter).toBeUndefined();
     expect(scan['Actual Rows']).toBeLessThanOrEqual(LIMIT);
-    expect(scan['Shared Hit Blocks'] + scan['Shared Read Blocks']).toBeLessThanOrEqual(BLOCK_BUDGET);
+    expect(scan['Shared Hit Blocks'] + scan['Shared Read Blocks']).toBeLessThanOrEqual(BLOCK_BUDGET * pages);
   }
-  const lookups = all.filter((n) => n['Relation Name'] === table && n['Parent Relationship'] === 'InitPlan');
-  for (const lookup of lookups) expect(lookup['Index Name']).toBe(`${table}_pkey`);
+  for (const lookup of lookups) expect(lookup).toMatchObject({ 'Node Type': 'Index Scan', 'Index Name': `${table}_pkey` });
 }
 
 /** The account's row `k` places from its oldest, in list order, for cursors and range bounds. */
@@ -160,6 +166,49 @@ describe.each(['entries', 'transfers'] as const)('a page of %s on an account wit
     const { rows, plan } = await planOf((pool) => list(pool, { beforeId: newest.id, since: oldest.createdAt, until: edge.createdAt }));
     expect(rows).toBe(LIMIT);
     expectFlatPlan(plan, table);
+  });
+});
+
+describe('a batch of entry pages on an account with 200k entries (pages asked for at one moment, read by one statement)', () => {
+  const owner = { username: 'plan_big', isBanker: false };
+  const onePercent = HISTORY / 100;
+  const page = (viewer: HistoryQuery['viewer'], query: Omit<HistoryQuery, 'accountId' | 'limit' | 'viewer'>, id = accountId): HistoryQuery => ({
+    accountId: id, limit: LIMIT, viewer, ...query,
+  });
+
+  it('reads each page as it would alone, by one bounded backward scan per page', async () => {
+    const [oldest, edge, middle, cursor, rangeEnd, newest] = [
+      await rowAt('entries', 0), await rowAt('entries', onePercent), await rowAt('entries', HISTORY / 2),
+      await rowAt('entries', HISTORY / 2 + onePercent - LIMIT), await rowAt('entries', HISTORY / 2 + onePercent), await rowAt('entries', HISTORY - 10),
+    ];
+    const queries = [
+      page(owner, { beforeId: null, since: null, until: null }),
+      page(owner, { beforeId: middle.id, since: null, until: null }),
+      page(owner, { beforeId: null, since: oldest.createdAt, until: edge.createdAt }),
+      page(owner, { beforeId: cursor.id, since: middle.createdAt, until: rangeEnd.createdAt }),
+      page(owner, { beforeId: newest.id, since: oldest.createdAt, until: edge.createdAt }),
+    ];
+    const alone = [];
+    for (const query of queries) alone.push(await ledgerRepository.listEntries(db.pool, query));
+    expect(alone.map((rows) => rows.length)).toEqual(queries.map(() => LIMIT));
+    expect(await ledgerRepository.listEntriesMany(db.pool, queries)).toEqual(alone);
+
+    const { rows, plan } = await planOf(async (pool) => (await ledgerRepository.listEntriesMany(pool, queries)).flat());
+    expect(rows).toBe(LIMIT * queries.length);
+    expectFlatPlan(plan, 'entries', queries.length);
+  });
+
+  it('gives a viewer who may not see the account, and a cursor that names no entry, empty pages and leaves the others whole', async () => {
+    const newestPage = page(owner, { beforeId: null, since: null, until: null });
+    const pages = await ledgerRepository.listEntriesMany(db.pool, [
+      newestPage,
+      page({ username: 'someone_else', isBanker: false }, { beforeId: null, since: null, until: null }),
+      page(owner, { beforeId: 9_000_000_000_000n, since: null, until: null }),
+      page(owner, { beforeId: null, since: null, until: null }, 9_000_000_000_000n),
+      page({ username: 'a_banker', isBanker: true }, { beforeId: null, since: null, until: null }),
+    ]);
+    const expected = await ledgerRepository.listEntries(db.pool, newestPage);
+    expect(pages).toEqual([expected, [], [], [], expected]);
   });
 });
 

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { createTestDatabase, type TestDatabase } from '../../../test/db.ts';
+import { createCountingPool, createTestDatabase, type TestDatabase } from '../../../test/db.ts';
 import { createUser, idemKey } from '../../../test/factories.ts';
 import type { Actor } from '../auth/actor.ts';
+import { AccountNotFound } from '../errors/domain-error.ts';
 import { LedgerService } from './ledger.service.ts';
 import type { Account, Page } from './ledger.types.ts';
 import { encodePageToken } from './page-token.ts';
@@ -203,5 +204,43 @@ describe('rows whose ids and created_at disagree, and time ranges', () => {
     const afterTwo = encodePageToken('transfers', transferOf.get(2)!);
     const none = await ledger.listTransfers(alice, { accountId: a.id, pageToken: afterTwo, since: at(3) });
     expect(none).toEqual({ items: [], nextPageToken: '' });
+  });
+});
+
+describe('pages asked for at one moment', () => {
+  it('go to the database in fewer statements than pages, each page its own, a refused one failing alone', async () => {
+    const owners: { actor: Actor; account: Account }[] = [];
+    for (let i = 0; i < 6; i++) {
+      const actor = await createUser(db.pool);
+      const account = await ledger.openAccount(actor, { currency: 'USD' });
+      await ledger.deposit(actor, { accountId: account.id, amount: 1_000n + BigInt(i), idempotencyKey: idemKey() });
+      await ledger.deposit(actor, { accountId: account.id, amount: 2_000n + BigInt(i), idempotencyKey: idemKey() });
+      owners.push({ actor, account });
+    }
+    const counting = await createCountingPool(db.url, { pages: 'FROM unnest(' });
+    try {
+      const service = new LedgerService({ pool: counting.pool });
+      const alone = [];
+      for (const { actor, account } of owners) alone.push(await service.listEntries(actor, { accountId: account.id, pageSize: 1 }));
+      counting.reset();
+      // 12 pages in one tick: each owner's first page twice, and one owner asking for another's account.
+      const stranger = owners[0]!.actor;
+      const asked = [
+        ...owners.map(({ actor, account }) => service.listEntries(actor, { accountId: account.id, pageSize: 1 })),
+        ...owners.map(({ actor, account }) => service.listEntries(actor, { accountId: account.id, pageSize: 1 })),
+        service.listEntries(stranger, { accountId: owners[1]!.account.id, pageSize: 1 }),
+      ];
+      const settled = await Promise.allSettled(asked);
+      expect(settled.slice(0, 12).map((s) => (s.status === 'fulfilled' ? s.value : s.reason))).toEqual([...alone, ...alone]);
+      expect(settled[12]).toMatchObject({ status: 'rejected', reason: expect.any(AccountNotFound) });
+      // The first page leaves at once; the ones asked for meanwhile go together (plus the
+      // stranger's empty page, whose account is then looked up by another statement).
+      expect(counting.counts.pages).toBeLessThan(asked.length);
+      expect(counting.counts.pages).toBeLessThanOrEqual(2);
+      expect(alone.map((page) => page.items[0]!.amount)).toEqual(owners.map((_, i) => 2_000n + BigInt(i)));
+      expect(alone.every((page) => page.nextPageToken !== '')).toBe(true);
+    } finally {
+      await counting.pool.end();
+    }
   });
 });

@@ -275,17 +275,54 @@ export const ledgerRepository = {
     return { account: toAccount(updated), changed: true };
   },
 
-  /**
-   * An account's entries, newest first: one backward scan of entries_account_created_idx that
-   * starts at the cursor (or at `until`) and stops after `limit` rows or at `since`, however long
-   * the history.
-   */
+  /** An account's entries, newest first (see listEntriesMany: one page is a batch of one). */
   async listEntries(db: CommonQueryMethods, query: HistoryQuery): Promise<Entry[]> {
-    const rows = await db.any(sql.type(entryRow)`
-      SELECT id, account_id, transfer_id, amount, created_at, balance_after FROM entries
-       WHERE account_id = ${query.accountId} AND ${historyFilter(query, 'entries')}
-       ORDER BY created_at DESC, id DESC LIMIT ${query.limit}`);
-    return rows.map(toEntry);
+    const [page] = await ledgerRepository.listEntriesMany(db, [query]);
+    return page ?? [];
+  },
+
+  /**
+   * Pages of entries for several queries in one statement (the pages a process is asked for at
+   * one moment, see LedgerService): each query's page, in the order given, exactly as it would be
+   * alone. Per query, one backward scan of entries_account_created_idx that starts at its upper
+   * bound and stops after its `limit` rows or at `since`, however long the history; its viewer
+   * check and its cursor's row are read once per query (a one-time filter, a primary-key lookup).
+   *
+   * Every query has one upper bound, (created_at, id) < (ts, id): with a cursor, the cursor's own
+   * position, or (until, 0) when the cursor lies at or after `until` (ids start at 1, so that
+   * means created_at < until: from a cursor far above `until`, a token of an unranged page reused
+   * with a range, btree would otherwise walk every row in between); without one, (until, 0), or
+   * ('infinity', 0) without `until`. A cursor that names no entry gives an empty page.
+   */
+  async listEntriesMany(db: CommonQueryMethods, queries: readonly HistoryQuery[]): Promise<Entry[][]> {
+    if (queries.length === 0) return [];
+    const column = <T>(pick: (q: HistoryQuery) => T) => queries.map(pick);
+    const rows = await db.any(sql.type(entryRow.extend({ n: z.number() }))`
+      SELECT q.n::int AS n, e.id, e.account_id, e.transfer_id, e.amount, e.created_at, e.balance_after
+        FROM unnest(${sql.array(column((q) => q.accountId), 'int8')}, ${sql.array(column((q) => q.viewer.username), 'text')},
+                    ${sql.array(column((q) => q.viewer.isBanker), 'bool')}, ${sql.array(column((q) => q.since?.toISOString() ?? null), 'timestamptz')},
+                    ${sql.array(column((q) => q.until?.toISOString() ?? null), 'timestamptz')}, ${sql.array(column((q) => q.beforeId), 'int8')},
+                    ${sql.array(column((q) => q.limit), 'int4')})
+             WITH ORDINALITY AS q (account_id, viewer, banker, since, until, before_id, lim, n)
+       CROSS JOIN LATERAL (
+         SELECT coalesce(q.until, 'infinity') AS ts, 0::bigint AS id WHERE q.before_id IS NULL
+         UNION ALL
+         SELECT LEAST(c.created_at, coalesce(q.until, 'infinity')),
+                CASE WHEN c.created_at < coalesce(q.until, 'infinity') THEN c.id ELSE 0 END
+           FROM entries c WHERE c.id = q.before_id
+       ) b
+       CROSS JOIN LATERAL (
+         SELECT x.id, x.account_id, x.transfer_id, x.amount, x.created_at, x.balance_after FROM entries x
+          WHERE x.account_id = q.account_id
+            AND EXISTS (SELECT 1 FROM accounts v WHERE v.id = q.account_id AND NOT v.is_system AND (v.owner = q.viewer OR q.banker))
+            AND x.created_at >= coalesce(q.since, '-infinity') AND (x.created_at, x.id) < (b.ts, b.id)
+          ORDER BY x.created_at DESC, x.id DESC LIMIT q.lim
+       ) e
+       ORDER BY q.n, e.created_at DESC, e.id DESC`);
+    // The ORDER BY sorts only the rows returned (at most each query's limit), never the history.
+    const pages: Entry[][] = queries.map(() => []);
+    for (const row of rows) pages[row.n - 1]!.push(toEntry(row));
+    return pages;
   },
 
   /**

@@ -11,6 +11,7 @@ import {
 import { parseCurrency } from './currency.ts';
 import { throwIfAborted, type UseCaseOptions } from '../use-case/use-case-options.ts';
 import { auditRepository } from '../audit/audit.repository.ts';
+import { groupWhileInFlight } from '../db/group-while-in-flight.ts';
 import { MoveBatcher } from './move-batcher.ts';
 import { ledgerRepository, type HistoryQuery, type MoveCommand, type MoveOperation } from './ledger.repository.ts';
 import type { Account, BalanceAt, Entry, Page, PageRequest, Transfer, TransferReferences, TransferResult } from './ledger.types.ts';
@@ -77,6 +78,8 @@ export type LedgerObserver = {
 
 /** The most money movements one database call carries by default (LEDGER_BATCH_MAX_SIZE). */
 export const DEFAULT_MAX_BATCH_SIZE = 64;
+/** The most history pages one statement reads (see LedgerService.listEntries). */
+export const MAX_PAGES_PER_READ = 32;
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
@@ -155,6 +158,7 @@ export class LedgerService {
   readonly #pool: DatabasePool;
   readonly #observer: LedgerObserver;
   readonly #batcher: MoveBatcher;
+  readonly #entryPages: (query: HistoryQuery) => Promise<Entry[]>;
 
   /**
    * `maxBatchSize` caps how many waiting movements share one database call (group commit);
@@ -172,6 +176,9 @@ export class LedgerService {
       limits: deps.limits ?? DEFAULT_LIMITS,
       onBatch: (size) => observer.batched?.(size),
       onBatchDone: (size, seconds) => observer.batchDone?.(size, seconds),
+    });
+    this.#entryPages = groupWhileInFlight((queries: readonly HistoryQuery[]) => ledgerRepository.listEntriesMany(deps.pool, queries), {
+      maxGroup: MAX_PAGES_PER_READ,
     });
   }
 
@@ -431,10 +438,19 @@ export class LedgerService {
     return ledgerRepository.closeAccount(this.#pool, id, actor.username);
   }
 
-  /** An account's entries, newest first, a page at a time. @throws InvalidArgument, AccountNotFound */
+  /**
+   * An account's entries, newest first, a page at a time. The pages this process is asked for
+   * while one read of them is in flight go to the database together, as the next read (one
+   * statement, at most MAX_PAGES_PER_READ pages), each page exactly what it would be alone: under
+   * load a page costs a share of one round trip instead of one of its own. The first page asked
+   * for when none is in flight leaves at once. A read that fails as a whole (the database
+   * unreachable, the pool overloaded) fails every page it carried; nothing in it can fail one
+   * page alone (a page the viewer may not see is empty, then AccountNotFound, as before).
+   * @throws InvalidArgument, AccountNotFound
+   */
   async listEntries(actor: Actor, input: HistoryInput, options: UseCaseOptions = {}): Promise<Page<Entry>> {
     const query = this.#historyQuery(actor, input, 'entries', options);
-    return this.#page(actor, query, await ledgerRepository.listEntries(this.#pool, query), 'entries', options);
+    return this.#page(actor, query, await this.#entryPages(query), 'entries', options);
   }
 
   /**
