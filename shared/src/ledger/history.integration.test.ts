@@ -205,6 +205,24 @@ describe('rows whose ids and created_at disagree, and time ranges', () => {
     const none = await ledger.listTransfers(alice, { accountId: a.id, pageToken: afterTwo, since: at(3) });
     expect(none).toEqual({ items: [], nextPageToken: '' });
   });
+
+  it('gives the pages asked for at one moment, read by one statement, as each alone', async () => {
+    const token = (label: number) => encodePageToken('entries', entryOf.get(label)!);
+    const inputs = [
+      { pageSize: 1 }, { pageSize: 2 }, { pageSize: 7 }, { pageSize: 3, since: at(2), until: at(4) },
+      { pageSize: 2, since: at(2.5), until: at(5) }, { pageSize: 1, since: at(4) }, { pageSize: 2, until: at(2.5) },
+      { pageToken: token(5) }, { pageToken: token(6), until: at(3) }, { pageToken: token(6), since: at(2), until: at(60) },
+      { pageToken: token(4), pageSize: 1 }, { pageToken: token(2), since: at(3) },
+    ];
+    const alone = [];
+    for (const input of inputs) alone.push(await ledger.listEntries(alice, { accountId: a.id, ...input }));
+    expect(alone.map((page) => labelsOfEntries(page.items))).toEqual([
+      [7], [7, 6], NEWEST_FIRST, [3, 4, 2], [5, 3], [7], [2, 1], [3, 4, 2, 1], [4, 2, 1], [5, 3, 4, 2], [2], [],
+    ]);
+    // The first leaves at once; the others wait for it and go together.
+    const together = await Promise.all([ledger.listEntries(alice, { accountId: a.id }), ...inputs.map((input) => ledger.listEntries(alice, { accountId: a.id, ...input }))]);
+    expect(together.slice(1)).toEqual(alone);
+  });
 });
 
 describe('pages asked for at one moment', () => {
