@@ -241,3 +241,29 @@ describe('the balance of an account with 200k entries at an instant', () => {
     expect(scans[0]!['Shared Hit Blocks'] + scans[0]!['Shared Read Blocks']).toBeLessThanOrEqual(BLOCK_BUDGET);
   });
 });
+
+describe('balances of an account with 200k entries asked for at one moment (one statement)', () => {
+  it('reads each as it would alone, one bounded backward read of the history index each', async () => {
+    const owner = { username: 'plan_big', isBanker: false };
+    const instants = [new Date(), (await rowAt('entries', HISTORY / 2)).createdAt, (await rowAt('entries', 1)).createdAt];
+    const queries = [
+      ...instants.map((at) => ({ accountId, at, viewer: owner })),
+      { accountId, at: instants[0]!, viewer: { username: 'someone_else', isBanker: false } },
+      { accountId, at: instants[1]!, viewer: { username: 'a_banker', isBanker: true } },
+    ];
+    const alone = [];
+    for (const query of queries) alone.push(await ledgerRepository.balanceAt(db.pool, query));
+    expect(alone[3]).toBeNull();
+    expect(alone.filter((answer) => answer !== null)).toHaveLength(4);
+    expect(await ledgerRepository.balancesAt(db.pool, queries)).toEqual(alone);
+
+    const { rows, plan } = await planOf(async (pool) => (await ledgerRepository.balancesAt(pool, queries)).filter((answer) => answer !== null));
+    expect(rows).toBe(4);
+    const all = nodes(plan);
+    expect(all.filter((n) => /Sort/.test(n['Node Type']))).toEqual([]);
+    const scans = all.filter((n) => n['Relation Name'] === 'entries');
+    expect(scans).toHaveLength(1);
+    expect(scans[0]).toMatchObject({ 'Index Name': 'entries_account_created_idx', 'Scan Direction': 'Backward', 'Actual Rows': 1, 'Actual Loops': 4 });
+    expect(scans[0]!['Shared Hit Blocks'] + scans[0]!['Shared Read Blocks']).toBeLessThanOrEqual(BLOCK_BUDGET * 4);
+  });
+});

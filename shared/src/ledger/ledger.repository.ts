@@ -116,6 +116,9 @@ export type MoveCommand = {
  * of the history indexes (migration 0005); created_at is the moving transaction's now(), id
  * breaks ties (one transaction's rows share a created_at).
  */
+/** Whose balance, at which instant, read by whom (see balanceAt). */
+export type BalanceQuery = { accountId: bigint; at: Date; viewer: HistoryQuery['viewer'] };
+
 export type HistoryQuery = {
   accountId: bigint;
   /**
@@ -360,7 +363,7 @@ export const ledgerRepository = {
    * entries_account_created_idx however long the history; 0 before its first entry. Null when
    * the account is not one the viewer may see.
    */
-  async balanceAt(db: CommonQueryMethods, query: { accountId: bigint; at: Date; viewer: HistoryQuery['viewer'] }): Promise<BalanceAt | null> {
+  async balanceAt(db: CommonQueryMethods, query: BalanceQuery): Promise<BalanceAt | null> {
     const at = sql.timestamp(query.at);
     const row = await db.maybeOne(sql.type(z.object({
       id: z.bigint(), currency: accountRow.shape.currency, balance: z.bigint().nullable(), held: z.bigint(),
@@ -381,6 +384,39 @@ export const ledgerRepository = {
     if (!row) return null;
     const balance = row.balance ?? 0n;
     return { accountId: row.id, currency: row.currency, balance, availableBalance: balance - row.held, at: query.at };
+  },
+
+  /**
+   * balanceAt for several queries in one statement (the balances a process is asked for at one
+   * moment, see LedgerService.getBalance): each query's answer, in the order given, exactly as
+   * balanceAt gives it, with the same two reads per query. One query alone goes through
+   * balanceAt, whose plain SELECT costs PostgreSQL less for one.
+   */
+  async balancesAt(db: CommonQueryMethods, queries: readonly BalanceQuery[]): Promise<(BalanceAt | null)[]> {
+    if (queries.length === 0) return [];
+    if (queries.length === 1) return [await ledgerRepository.balanceAt(db, queries[0]!)];
+    const column = <T>(pick: (q: BalanceQuery) => T) => queries.map(pick);
+    const rows = await db.any(sql.type(z.object({
+      n: z.number(), id: z.bigint(), currency: accountRow.shape.currency, balance: z.bigint().nullable(), held: z.bigint(),
+    }))`
+      SELECT q.n::int AS n, a.id, a.currency,
+             (SELECT e.balance_after FROM entries e
+               WHERE e.account_id = a.id AND e.created_at <= q.at
+               ORDER BY e.created_at DESC, e.id DESC LIMIT 1) AS balance,
+             (SELECT coalesce(sum(h.amount), 0)::bigint FROM transfers h
+               WHERE h.from_account_id = a.id AND h.expires_at IS NOT NULL
+                 AND h.created_at <= q.at AND h.created_at > q.at - interval '30 days'
+                 AND h.expires_at > q.at AND (h.resolved_at IS NULL OR h.resolved_at > q.at)) AS held
+        FROM unnest(${sql.array(column((q) => q.accountId), 'int8')}, ${sql.array(column((q) => q.at.toISOString()), 'timestamptz')},
+                    ${sql.array(column((q) => q.viewer.username), 'text')}, ${sql.array(column((q) => q.viewer.isBanker), 'bool')})
+             WITH ORDINALITY AS q (account_id, at, viewer, banker, n)
+        JOIN accounts a ON a.id = q.account_id AND NOT a.is_system AND (a.owner = q.viewer OR q.banker)`);
+    const answers: (BalanceAt | null)[] = queries.map(() => null);
+    for (const row of rows) {
+      const balance = row.balance ?? 0n;
+      answers[row.n - 1] = { accountId: row.id, currency: row.currency, balance, availableBalance: balance - row.held, at: queries[row.n - 1]!.at };
+    }
+    return answers;
   },
 
   /** The balance_after of the account's last entry before `before` (0 before its first). */

@@ -13,7 +13,7 @@ import { throwIfAborted, type UseCaseOptions } from '../use-case/use-case-option
 import { auditRepository } from '../audit/audit.repository.ts';
 import { groupWhileInFlight } from '../db/group-while-in-flight.ts';
 import { MoveBatcher } from './move-batcher.ts';
-import { ledgerRepository, type HistoryQuery, type MoveCommand, type MoveOperation } from './ledger.repository.ts';
+import { ledgerRepository, type BalanceQuery, type HistoryQuery, type MoveCommand, type MoveOperation } from './ledger.repository.ts';
 import type { Account, BalanceAt, Entry, Page, PageRequest, Transfer, TransferReferences, TransferResult } from './ledger.types.ts';
 import { parseAmount, parseId } from './money.ts';
 import { decodePageToken, encodePageToken, parsePageSize } from './page-token.ts';
@@ -78,7 +78,7 @@ export type LedgerObserver = {
 
 /** The most money movements one database call carries by default (LEDGER_BATCH_MAX_SIZE). */
 export const DEFAULT_MAX_BATCH_SIZE = 64;
-/** The most history pages one statement reads (see LedgerService.listEntries). */
+/** The most history pages (or balances) one statement reads (see LedgerService.listEntries). */
 export const MAX_PAGES_PER_READ = 32;
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
@@ -159,6 +159,7 @@ export class LedgerService {
   readonly #observer: LedgerObserver;
   readonly #batcher: MoveBatcher;
   readonly #entryPages: (query: HistoryQuery) => Promise<Entry[]>;
+  readonly #balances: (query: BalanceQuery) => Promise<BalanceAt | null>;
 
   /**
    * `maxBatchSize` caps how many waiting movements share one database call (group commit);
@@ -178,6 +179,9 @@ export class LedgerService {
       onBatchDone: (size, seconds) => observer.batchDone?.(size, seconds),
     });
     this.#entryPages = groupWhileInFlight((queries: readonly HistoryQuery[]) => ledgerRepository.listEntriesMany(deps.pool, queries), {
+      maxGroup: MAX_PAGES_PER_READ,
+    });
+    this.#balances = groupWhileInFlight((queries: readonly BalanceQuery[]) => ledgerRepository.balancesAt(deps.pool, queries), {
       maxGroup: MAX_PAGES_PER_READ,
     });
   }
@@ -508,7 +512,8 @@ export class LedgerService {
     if (input.at !== undefined && Number.isNaN(input.at.getTime())) throw InvalidArgument.field('at', 'must be a valid timestamp');
     const at = input.at ?? new Date();
     throwIfAborted(options.signal);
-    const found = await ledgerRepository.balanceAt(this.#pool, { accountId, at, viewer: { username: actor.username, isBanker: actor.role === 'banker' } });
+    // Read with the balances asked for meanwhile, as history pages are (see listEntries).
+    const found = await this.#balances({ accountId, at, viewer: { username: actor.username, isBanker: actor.role === 'banker' } });
     if (!found) throw new AccountNotFound(accountId);
     return found;
   }

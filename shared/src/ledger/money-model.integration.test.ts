@@ -209,6 +209,33 @@ describe('holds', () => {
     expect(await ledger.getBalance(alice.actor, { accountId: alice.account.id, at: after })).toMatchObject({ balance: 800n, availableBalance: 800n });
   });
 
+  it('answers balances asked for at one moment, read by one statement, as each alone', async () => {
+    const alice = await funded(1_000n);
+    const bob = await funded(0n);
+    const placed = await hold(alice, bob, 300n);
+    const whileHeld = new Date(placed.transfer.createdAt.getTime() + 1);
+    await sleep(5);
+    const captured = await ledger.captureTransfer(alice.actor, { transferId: placed.transfer.id, amount: 200n, idempotencyKey: idemKey() });
+    const after = new Date(captured.fromEntry!.createdAt.getTime() + 1);
+    const before = new Date(placed.transfer.createdAt.getTime() - 60_000);
+    const asked = [
+      [alice.actor, alice.account.id, whileHeld], [alice.actor, alice.account.id, after], [bob.actor, bob.account.id, after],
+      [bob.actor, bob.account.id, whileHeld], [alice.actor, alice.account.id, before], [alice.actor, bob.account.id, after],
+    ] as const;
+    const ask = ([actor, accountId, at]: (typeof asked)[number]) =>
+      ledger.getBalance(actor, { accountId, at }).then((found) => found, (error: unknown) => error);
+    const alone = [];
+    for (const question of asked) alone.push(await ask(question));
+    expect(alone.slice(0, 5)).toMatchObject([
+      { balance: 1_000n, availableBalance: 700n }, { balance: 800n, availableBalance: 800n }, { balance: 200n, availableBalance: 200n },
+      { balance: 0n, availableBalance: 0n }, { balance: 0n, availableBalance: 0n },
+    ]);
+    expect(alone[5]).toMatchObject({ code: 'ACCOUNT_NOT_FOUND' });
+    // The first leaves at once; the others wait for it and go together.
+    const together = await Promise.all([ask(asked[0]), ...asked.map(ask)]);
+    expect(together.slice(1)).toEqual(alone);
+  });
+
   it('keeps transfers append-only except a pending hold’s status columns, changed once', async () => {
     const alice = await funded(100n);
     const bob = await funded(0n);
