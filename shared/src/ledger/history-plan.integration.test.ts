@@ -212,6 +212,37 @@ describe('a batch of entry pages on an account with 200k entries (pages asked fo
   });
 });
 
+describe('a batch of transfer pages on an account with 200k transfers (one statement)', () => {
+  it('reads each page as it would alone, by two bounded backward scans per page', async () => {
+    const owner = { username: 'plan_big', isBanker: false };
+    const onePercent = HISTORY / 100;
+    const [oldest, edge, middle, newest] = [
+      await rowAt('transfers', 0), await rowAt('transfers', onePercent), await rowAt('transfers', HISTORY / 2), await rowAt('transfers', HISTORY - 10),
+    ];
+    const queries: HistoryQuery[] = [
+      { beforeId: null, since: null, until: null },
+      { beforeId: middle.id, since: null, until: null },
+      { beforeId: null, since: oldest.createdAt, until: edge.createdAt },
+      { beforeId: newest.id, since: oldest.createdAt, until: edge.createdAt },
+    ].map((query) => ({ accountId, limit: LIMIT, viewer: owner, ...query }));
+    const alone = [];
+    for (const query of queries) alone.push(await ledgerRepository.listTransfers(db.pool, query));
+    expect(alone.map((rows) => rows.length)).toEqual(queries.map(() => LIMIT));
+    expect(await ledgerRepository.listTransfersMany(db.pool, queries)).toEqual(alone);
+    const others = await ledgerRepository.listTransfersMany(db.pool, [queries[0]!, { ...queries[0]!, viewer: { username: 'someone_else', isBanker: false } }]);
+    expect(others).toEqual([alone[0], []]);
+
+    const { rows, plan } = await planOf(async (pool) => (await ledgerRepository.listTransfersMany(pool, queries)).flat());
+    expect(rows).toBe(LIMIT * queries.length);
+    expectFlatPlan(plan, 'transfers', queries.length);
+  });
+
+  it('refuses a query with a reference (its page is read by the reference indexes, alone)', async () => {
+    const query: HistoryQuery = { accountId, limit: LIMIT, viewer: { username: 'plan_big', isBanker: false }, beforeId: null, since: null, until: null };
+    await expect(ledgerRepository.listTransfersMany(db.pool, [query, { ...query, reference: 'inv-1' }])).rejects.toThrow(/reference/);
+  });
+});
+
 describe('the history built for these plans', () => {
   it('holds 200k transfers and entries of the account, among as many of other accounts', async () => {
     const counts = await db.pool.one(sql.type(z.object({ entries: z.number(), mine: z.number(), transfers: z.number() }))`

@@ -223,6 +223,23 @@ describe('rows whose ids and created_at disagree, and time ranges', () => {
     const together = await Promise.all([ledger.listEntries(alice, { accountId: a.id }), ...inputs.map((input) => ledger.listEntries(alice, { accountId: a.id, ...input }))]);
     expect(together.slice(1)).toEqual(alone);
   });
+
+  it('gives the transfer pages asked for at one moment, read by one statement, as each alone', async () => {
+    const token = (label: number) => encodePageToken('transfers', transferOf.get(label)!);
+    const inputs = [
+      { pageSize: 1 }, { pageSize: 3 }, { pageSize: 7 }, { pageSize: 3, since: at(2), until: at(4) },
+      { pageSize: 2, since: at(2.5), until: at(5) }, { pageSize: 2, until: at(2.5) },
+      { pageToken: token(6) }, { pageToken: token(6), until: at(3) }, { pageToken: token(7), since: at(2), until: at(60) },
+      { pageToken: token(2), since: at(3) },
+    ];
+    const alone = [];
+    for (const input of inputs) alone.push(await ledger.listTransfers(alice, { accountId: a.id, ...input }));
+    expect(alone.map((page) => labelsOfTransfers(page.items))).toEqual([
+      [7], [7, 6, 5], NEWEST_FIRST, [3, 4, 2], [5, 3], [2, 1], [5, 3, 4, 2, 1], [4, 2, 1], [6, 5, 3, 4, 2], [],
+    ]);
+    const together = await Promise.all([ledger.listTransfers(alice, { accountId: a.id }), ...inputs.map((input) => ledger.listTransfers(alice, { accountId: a.id, ...input }))]);
+    expect(together.slice(1)).toEqual(alone);
+  });
 });
 
 describe('pages asked for at one moment', () => {

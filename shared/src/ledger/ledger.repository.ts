@@ -358,6 +358,49 @@ export const ledgerRepository = {
   },
 
   /**
+   * Pages of transfers for several queries without `reference` in one statement (see
+   * listEntriesMany): each query's page, in the order given, exactly as listTransfers gives it,
+   * with the same two bounded backward scans per query (one per direction, merged), under one
+   * upper bound per query as listEntriesMany folds it. One query alone goes through
+   * listTransfers. A query with `reference` is refused here: its pages use the reference indexes,
+   * which one statement for all cannot.
+   */
+  async listTransfersMany(db: CommonQueryMethods, queries: readonly HistoryQuery[]): Promise<Transfer[][]> {
+    if (queries.some((q) => q.reference)) throw new Error('listTransfersMany: a query with a reference is read by listTransfers');
+    if (queries.length === 0) return [];
+    if (queries.length === 1) return [await ledgerRepository.listTransfers(db, queries[0]!)];
+    const column = <T>(pick: (q: HistoryQuery) => T) => queries.map(pick);
+    const side = (direction: 'from_account_id' | 'to_account_id') => sql.fragment`
+      (SELECT ${TRANSFER_COLUMNS} FROM transfers
+        WHERE ${sql.identifier(['transfers', direction])} = q.account_id
+          AND EXISTS (SELECT 1 FROM accounts v WHERE v.id = q.account_id AND NOT v.is_system AND (v.owner = q.viewer OR q.banker))
+          AND transfers.created_at >= coalesce(q.since, '-infinity') AND (transfers.created_at, transfers.id) < (b.ts, b.id)
+        ORDER BY transfers.created_at DESC, transfers.id DESC LIMIT q.lim)`;
+    const rows = await db.any(sql.type(transferRow.extend({ n: z.number() }))`
+      SELECT q.n::int AS n, t.*
+        FROM unnest(${sql.array(column((q) => q.accountId), 'int8')}, ${sql.array(column((q) => q.viewer.username), 'text')},
+                    ${sql.array(column((q) => q.viewer.isBanker), 'bool')}, ${sql.array(column((q) => q.since?.toISOString() ?? null), 'timestamptz')},
+                    ${sql.array(column((q) => q.until?.toISOString() ?? null), 'timestamptz')}, ${sql.array(column((q) => q.beforeId), 'int8')},
+                    ${sql.array(column((q) => q.limit), 'int4')})
+             WITH ORDINALITY AS q (account_id, viewer, banker, since, until, before_id, lim, n)
+       CROSS JOIN LATERAL (
+         SELECT coalesce(q.until, 'infinity') AS ts, 0::bigint AS id WHERE q.before_id IS NULL
+         UNION ALL
+         SELECT LEAST(c.created_at, coalesce(q.until, 'infinity')),
+                CASE WHEN c.created_at < coalesce(q.until, 'infinity') THEN c.id ELSE 0 END
+           FROM transfers c WHERE c.id = q.before_id
+       ) b
+       CROSS JOIN LATERAL (
+         SELECT * FROM (${side('from_account_id')} UNION ALL ${side('to_account_id')}) u
+          ORDER BY u.created_at DESC, u.id DESC LIMIT q.lim
+       ) t
+       ORDER BY q.n, t.created_at DESC, t.id DESC`);
+    const pages: Transfer[][] = queries.map(() => []);
+    for (const row of rows) pages[row.n - 1]!.push(toTransfer(row));
+    return pages;
+  },
+
+  /**
    * The balance of an account the viewer may see (its owner, or any banker), as it was at `at`:
    * the balance_after of its last entry at or before `at` in history order, one backward read of
    * entries_account_created_idx however long the history; 0 before its first entry. Null when

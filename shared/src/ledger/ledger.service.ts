@@ -159,6 +159,7 @@ export class LedgerService {
   readonly #observer: LedgerObserver;
   readonly #batcher: MoveBatcher;
   readonly #entryPages: (query: HistoryQuery) => Promise<Entry[]>;
+  readonly #transferPages: (query: HistoryQuery) => Promise<Transfer[]>;
   readonly #balances: (query: BalanceQuery) => Promise<BalanceAt | null>;
 
   /**
@@ -179,6 +180,9 @@ export class LedgerService {
       onBatchDone: (size, seconds) => observer.batchDone?.(size, seconds),
     });
     this.#entryPages = groupWhileInFlight((queries: readonly HistoryQuery[]) => ledgerRepository.listEntriesMany(deps.pool, queries), {
+      maxGroup: MAX_PAGES_PER_READ,
+    });
+    this.#transferPages = groupWhileInFlight((queries: readonly HistoryQuery[]) => ledgerRepository.listTransfersMany(deps.pool, queries), {
       maxGroup: MAX_PAGES_PER_READ,
     });
     this.#balances = groupWhileInFlight((queries: readonly BalanceQuery[]) => ledgerRepository.balancesAt(deps.pool, queries), {
@@ -464,7 +468,10 @@ export class LedgerService {
   async listTransfers(actor: Actor, input: ListTransfersInput, options: UseCaseOptions = {}): Promise<Page<Transfer>> {
     const reference = optionalText(input.reference, 'reference', 64);
     const query = { ...this.#historyQuery(actor, input, 'transfers', options), reference };
-    return this.#page(actor, query, await ledgerRepository.listTransfers(this.#pool, query), 'transfers', options);
+    // Read with the pages asked for meanwhile, as entries are (see listEntries); a page of one
+    // reference alone, by the reference indexes.
+    const rows = reference ? await ledgerRepository.listTransfers(this.#pool, query) : await this.#transferPages(query);
+    return this.#page(actor, query, rows, 'transfers', options);
   }
 
   /**
