@@ -309,26 +309,12 @@ export const ledgerRepository = {
   async listEntriesMany(db: CommonQueryMethods, queries: readonly HistoryQuery[]): Promise<Entry[][]> {
     if (queries.length === 0) return [];
     if (queries.length === 1) return [await ledgerRepository.listEntries(db, queries[0]!)];
-    const column = <T>(pick: (q: HistoryQuery) => T) => queries.map(pick);
     const rows = await db.any(sql.type(entryRow.extend({ n: z.number() }))`
       SELECT q.n::int AS n, e.id, e.account_id, e.transfer_id, e.amount, e.created_at, e.balance_after
-        FROM unnest(${sql.array(column((q) => q.accountId), 'int8')}, ${sql.array(column((q) => q.viewer.username), 'text')},
-                    ${sql.array(column((q) => q.viewer.isBanker), 'bool')}, ${sql.array(column((q) => q.since?.toISOString() ?? null), 'timestamptz')},
-                    ${sql.array(column((q) => q.until?.toISOString() ?? null), 'timestamptz')}, ${sql.array(column((q) => q.beforeId), 'int8')},
-                    ${sql.array(column((q) => q.limit), 'int4')})
-             WITH ORDINALITY AS q (account_id, viewer, banker, since, until, before_id, lim, n)
-       CROSS JOIN LATERAL (
-         SELECT coalesce(q.until, 'infinity') AS ts, 0::bigint AS id WHERE q.before_id IS NULL
-         UNION ALL
-         SELECT LEAST(c.created_at, coalesce(q.until, 'infinity')),
-                CASE WHEN c.created_at < coalesce(q.until, 'infinity') THEN c.id ELSE 0 END
-           FROM entries c WHERE c.id = q.before_id
-       ) b
+        FROM ${historyBatch(queries, 'entries')}
        CROSS JOIN LATERAL (
          SELECT x.id, x.account_id, x.transfer_id, x.amount, x.created_at, x.balance_after FROM entries x
-          WHERE x.account_id = q.account_id
-            AND EXISTS (SELECT 1 FROM accounts v WHERE v.id = q.account_id AND NOT v.is_system AND (v.owner = q.viewer OR q.banker))
-            AND x.created_at >= coalesce(q.since, '-infinity') AND (x.created_at, x.id) < (b.ts, b.id)
+          WHERE x.account_id = q.account_id AND ${batchedPageFilter('x')}
           ORDER BY x.created_at DESC, x.id DESC LIMIT q.lim
        ) e
        ORDER BY q.n, e.created_at DESC, e.id DESC`);
@@ -369,27 +355,13 @@ export const ledgerRepository = {
     if (queries.some((q) => q.reference)) throw new Error('listTransfersMany: a query with a reference is read by listTransfers');
     if (queries.length === 0) return [];
     if (queries.length === 1) return [await ledgerRepository.listTransfers(db, queries[0]!)];
-    const column = <T>(pick: (q: HistoryQuery) => T) => queries.map(pick);
     const side = (direction: 'from_account_id' | 'to_account_id') => sql.fragment`
       (SELECT ${TRANSFER_COLUMNS} FROM transfers
-        WHERE ${sql.identifier(['transfers', direction])} = q.account_id
-          AND EXISTS (SELECT 1 FROM accounts v WHERE v.id = q.account_id AND NOT v.is_system AND (v.owner = q.viewer OR q.banker))
-          AND transfers.created_at >= coalesce(q.since, '-infinity') AND (transfers.created_at, transfers.id) < (b.ts, b.id)
+        WHERE ${sql.identifier(['transfers', direction])} = q.account_id AND ${batchedPageFilter('transfers')}
         ORDER BY transfers.created_at DESC, transfers.id DESC LIMIT q.lim)`;
     const rows = await db.any(sql.type(transferRow.extend({ n: z.number() }))`
       SELECT q.n::int AS n, t.*
-        FROM unnest(${sql.array(column((q) => q.accountId), 'int8')}, ${sql.array(column((q) => q.viewer.username), 'text')},
-                    ${sql.array(column((q) => q.viewer.isBanker), 'bool')}, ${sql.array(column((q) => q.since?.toISOString() ?? null), 'timestamptz')},
-                    ${sql.array(column((q) => q.until?.toISOString() ?? null), 'timestamptz')}, ${sql.array(column((q) => q.beforeId), 'int8')},
-                    ${sql.array(column((q) => q.limit), 'int4')})
-             WITH ORDINALITY AS q (account_id, viewer, banker, since, until, before_id, lim, n)
-       CROSS JOIN LATERAL (
-         SELECT coalesce(q.until, 'infinity') AS ts, 0::bigint AS id WHERE q.before_id IS NULL
-         UNION ALL
-         SELECT LEAST(c.created_at, coalesce(q.until, 'infinity')),
-                CASE WHEN c.created_at < coalesce(q.until, 'infinity') THEN c.id ELSE 0 END
-           FROM transfers c WHERE c.id = q.before_id
-       ) b
+        FROM ${historyBatch(queries, 'transfers')}
        CROSS JOIN LATERAL (
          SELECT * FROM (${side('from_account_id')} UNION ALL ${side('to_account_id')}) u
           ORDER BY u.created_at DESC, u.id DESC LIMIT q.lim
@@ -563,6 +535,38 @@ export const ledgerRepository = {
  * `table` is where the cursor's row lives. The cursor's bound is read in the same statement (an
  * initplan on the primary key); a cursor naming no row gives an empty page.
  */
+/**
+ * The queries of a batched history read as rows q (account_id, viewer, banker, since, until,
+ * before_id, lim, n: n their 1-based order), each with its one upper bound b (ts, id): see
+ * listEntriesMany. A cursor that names no row of `table` gives no bound, hence an empty page.
+ */
+function historyBatch(queries: readonly HistoryQuery[], table: 'entries' | 'transfers') {
+  const column = <T>(pick: (q: HistoryQuery) => T) => queries.map(pick);
+  return sql.fragment`unnest(${sql.array(column((q) => q.accountId), 'int8')}, ${sql.array(column((q) => q.viewer.username), 'text')},
+                    ${sql.array(column((q) => q.viewer.isBanker), 'bool')}, ${sql.array(column((q) => q.since?.toISOString() ?? null), 'timestamptz')},
+                    ${sql.array(column((q) => q.until?.toISOString() ?? null), 'timestamptz')}, ${sql.array(column((q) => q.beforeId), 'int8')},
+                    ${sql.array(column((q) => q.limit), 'int4')})
+             WITH ORDINALITY AS q (account_id, viewer, banker, since, until, before_id, lim, n)
+       CROSS JOIN LATERAL (
+         SELECT coalesce(q.until, 'infinity') AS ts, 0::bigint AS id WHERE q.before_id IS NULL
+         UNION ALL
+         SELECT LEAST(c.created_at, coalesce(q.until, 'infinity')),
+                CASE WHEN c.created_at < coalesce(q.until, 'infinity') THEN c.id ELSE 0 END
+           FROM ${sql.identifier([table])} c WHERE c.id = q.before_id
+       ) b`;
+}
+
+/**
+ * A batched page's conditions on the history rows of `alias` beside historyBatch's q and b: the
+ * viewer may see the account (a one-time filter per query), then since and the upper bound, both
+ * conditions of the history index.
+ */
+function batchedPageFilter(alias: string) {
+  const column = (name: string) => sql.identifier([alias, name]);
+  return sql.fragment`EXISTS (SELECT 1 FROM accounts v WHERE v.id = q.account_id AND NOT v.is_system AND (v.owner = q.viewer OR q.banker))
+            AND ${column('created_at')} >= coalesce(q.since, '-infinity') AND (${column('created_at')}, ${column('id')}) < (b.ts, b.id)`;
+}
+
 function historyFilter(query: HistoryQuery, table: 'entries' | 'transfers') {
   // An initplan evaluated once per statement (a one-time filter), not a per-row condition.
   const conditions = [

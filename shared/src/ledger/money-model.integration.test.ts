@@ -197,26 +197,25 @@ describe('holds', () => {
     expect(await checkLedgerInvariants(db.pool)).toEqual([]);
   });
 
-  it('answers the available balance at an instant from the holds active then', async () => {
+  /** Alice (1,000) holds 300 for Bob, then captures 200 of it: the instants while held and after. */
+  async function heldThenCaptured() {
     const alice = await funded(1_000n);
     const bob = await funded(0n);
     const placed = await hold(alice, bob, 300n);
     const whileHeld = new Date(placed.transfer.createdAt.getTime() + 1);
     await sleep(5);
     const captured = await ledger.captureTransfer(alice.actor, { transferId: placed.transfer.id, amount: 200n, idempotencyKey: idemKey() });
-    const after = new Date(captured.fromEntry!.createdAt.getTime() + 1);
+    return { alice, bob, placed, whileHeld, after: new Date(captured.fromEntry!.createdAt.getTime() + 1) };
+  }
+
+  it('answers the available balance at an instant from the holds active then', async () => {
+    const { alice, whileHeld, after } = await heldThenCaptured();
     expect(await ledger.getBalance(alice.actor, { accountId: alice.account.id, at: whileHeld })).toMatchObject({ balance: 1_000n, availableBalance: 700n });
     expect(await ledger.getBalance(alice.actor, { accountId: alice.account.id, at: after })).toMatchObject({ balance: 800n, availableBalance: 800n });
   });
 
   it('answers balances asked for at one moment, read by one statement, as each alone', async () => {
-    const alice = await funded(1_000n);
-    const bob = await funded(0n);
-    const placed = await hold(alice, bob, 300n);
-    const whileHeld = new Date(placed.transfer.createdAt.getTime() + 1);
-    await sleep(5);
-    const captured = await ledger.captureTransfer(alice.actor, { transferId: placed.transfer.id, amount: 200n, idempotencyKey: idemKey() });
-    const after = new Date(captured.fromEntry!.createdAt.getTime() + 1);
+    const { alice, bob, placed, whileHeld, after } = await heldThenCaptured();
     const before = new Date(placed.transfer.createdAt.getTime() - 60_000);
     const asked = [
       [alice.actor, alice.account.id, whileHeld], [alice.actor, alice.account.id, after], [bob.actor, bob.account.id, after],
