@@ -8,6 +8,8 @@
 // as they were before the history indexes (the commit before migration 0005, read from git),
 // then after applying the pending migrations, with the code of this tree. Prints a table of the
 // p99s side by side with their ratios and the verdict; writes bench/results/history.json.
+// After, each case is also timed as a batch of BATCH pages in one statement (listEntriesMany /
+// listTransfersMany: how the service reads the pages asked for at one moment), for P3 too.
 // A p99 of sub-millisecond calls is mostly the machine's scheduling noise, so each case takes up to
 // 5000 calls per account and the table shows the p50 ratio beside it.
 // Options (env): BENCH_HISTORY_BIG (5000000), BENCH_HISTORY_SMALL (10000), BENCH_HISTORY_SAMPLES
@@ -38,12 +40,18 @@ const P3_RATIO = 1.5;
 /** What LedgerService asks for: a default page and one row to tell whether another follows. */
 const LIMIT = DEFAULT_PAGE_SIZE + 1;
 
-type Repository = Pick<typeof ledgerRepository, 'listEntries' | 'listTransfers'>;
+type Repository = Pick<typeof ledgerRepository, 'listEntries' | 'listTransfers'> &
+  Partial<Pick<typeof ledgerRepository, 'listEntriesMany' | 'listTransfersMany'>>;
+/** The pages of one batched call (the same page BATCH times). */
+const BATCH = 8;
 type List = 'entries' | 'transfers';
 type CaseName = 'newest page' | 'middle page (cursor)' | 'oldest 1% (range)' | 'middle 1% (range)';
 type Stats = { samples: number; p50Ms: number; p99Ms: number; rows: number };
-/** ratio: the big account's p99 over the small one's (what P3 bounds); p50Ratio the same for p50. */
-type Row = { list: List; case: CaseName; small: Stats; big: Stats; ratio: number; p50Ratio: number };
+/**
+ * ratio: the big account's p99 over the small one's (what P3 bounds); p50Ratio the same for p50.
+ * batch: pages per call (1, or BATCH in one statement).
+ */
+type Row = { list: List; case: CaseName; batch: number; small: Stats; big: Stats; ratio: number; p50Ratio: number };
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 const round = (ms: number) => Number(ms.toFixed(3));
@@ -117,29 +125,36 @@ async function measure(pool: DatabasePool, repository: Repository, label: string
   const smallCases = await casesFor(pool, small);
   const bigCases = await casesFor(pool, big);
   const rows: Row[] = [];
-  for (const list of ['entries', 'transfers'] as const) {
-    for (const name of Object.keys(smallCases[list]) as CaseName[]) {
-      const call = (query: HistoryQuery) =>
-        list === 'entries' ? repository.listEntries(pool, query) : repository.listTransfers(pool, query);
-      const timings = { small: [] as number[], big: [] as number[] };
-      const rowsOf = { small: 0, big: 0 };
-      for (const size of ['small', 'big'] as const) rowsOf[size] = (await call((size === 'small' ? smallCases : bigCases)[list][name])).length;
-      const deadline = performance.now() + SECONDS * 1_000;
-      while (timings.big.length < SAMPLES && (timings.big.length < MIN_SAMPLES || performance.now() < deadline)) {
-        for (const size of ['small', 'big'] as const) {
-          const query = (size === 'small' ? smallCases : bigCases)[list][name];
-          const t0 = performance.now();
-          await call(query);
-          timings[size].push(performance.now() - t0);
+  const { listEntriesMany, listTransfersMany } = repository;
+  const batches = listEntriesMany && listTransfersMany ? [1, BATCH] : [1];
+  for (const batch of batches) {
+    for (const list of ['entries', 'transfers'] as const) {
+      for (const name of Object.keys(smallCases[list]) as CaseName[]) {
+        const call = async (query: HistoryQuery): Promise<unknown[]> => {
+          if (batch === 1) return list === 'entries' ? repository.listEntries(pool, query) : repository.listTransfers(pool, query);
+          const many = list === 'entries' ? listEntriesMany! : listTransfersMany!;
+          return (await many(pool, Array.from({ length: batch }, () => query))).flat();
+        };
+        const timings = { small: [] as number[], big: [] as number[] };
+        const rowsOf = { small: 0, big: 0 };
+        for (const size of ['small', 'big'] as const) rowsOf[size] = (await call((size === 'small' ? smallCases : bigCases)[list][name])).length;
+        const deadline = performance.now() + SECONDS * 1_000;
+        while (timings.big.length < SAMPLES && (timings.big.length < MIN_SAMPLES || performance.now() < deadline)) {
+          for (const size of ['small', 'big'] as const) {
+            const query = (size === 'small' ? smallCases : bigCases)[list][name];
+            const t0 = performance.now();
+            await call(query);
+            timings[size].push(performance.now() - t0);
+          }
         }
+        const [smallStats, bigStats] = [stats(timings.small, rowsOf.small), stats(timings.big, rowsOf.big)];
+        const ratio = (of: (s: Stats) => number) => Number((of(bigStats) / of(smallStats)).toFixed(2));
+        const row: Row = { list, case: name, batch, small: smallStats, big: bigStats, ratio: ratio((s) => s.p99Ms), p50Ratio: ratio((s) => s.p50Ms) };
+        rows.push(row);
+        console.log(
+          `[${label}] ${list.padEnd(9)} ${name.padEnd(20)}${batch > 1 ? ` x${batch} in one statement` : ''} p99 ${fmt(row.small.p99Ms)} / ${fmt(row.big.p99Ms)} ms (x${row.ratio}), p50 ${fmt(row.small.p50Ms)} / ${fmt(row.big.p50Ms)} ms (x${row.p50Ratio}); ${row.big.samples} calls, ${row.big.rows} rows`,
+        );
       }
-      const [smallStats, bigStats] = [stats(timings.small, rowsOf.small), stats(timings.big, rowsOf.big)];
-      const ratio = (of: (s: Stats) => number) => Number((of(bigStats) / of(smallStats)).toFixed(2));
-      const row: Row = { list, case: name, small: smallStats, big: bigStats, ratio: ratio((s) => s.p99Ms), p50Ratio: ratio((s) => s.p50Ms) };
-      rows.push(row);
-      console.log(
-        `[${label}] ${list.padEnd(9)} ${name.padEnd(20)} p99 ${fmt(row.small.p99Ms)} / ${fmt(row.big.p99Ms)} ms (x${row.ratio}), p50 ${fmt(row.small.p50Ms)} / ${fmt(row.big.p50Ms)} ms (x${row.p50Ratio}); ${row.big.samples} calls, ${row.big.rows} rows`,
-      );
     }
   }
   return rows;
@@ -150,12 +165,13 @@ const fmt = (ms: number) => (ms >= 100 ? ms.toFixed(0) : ms.toFixed(2)).padStart
 function printTable(before: Row[] | null, after: Row[]): void {
   const k = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : `${n / 1_000}k`);
   const title = (when: string) => `${when} p99 ${k(SMALL)} / ${k(BIG)} (ratio; p50 ratio)`.padEnd(43);
-  const head = `${'list'.padEnd(9)} ${'page'.padEnd(20)}  ${before ? `${title('before')}  ` : ''}${title('after')}  P3`;
+  const head = `${'list'.padEnd(9)} ${'page'.padEnd(31)}  ${before ? `${title('before')}  ` : ''}${title('after')}  P3`;
   console.log(`\n${head}\n${'-'.repeat(head.length)}`);
   const cell = (r: Row) => `${fmt(r.small.p99Ms)} / ${fmt(r.big.p99Ms)} ms (x${r.ratio.toFixed(2)}; x${r.p50Ratio.toFixed(2)})`.padEnd(43);
   for (const [i, row] of after.entries()) {
-    const old = before?.[i];
-    console.log(`${row.list.padEnd(9)} ${row.case.padEnd(20)}  ${old ? `${cell(old)}  ` : ''}${cell(row)}  ${row.ratio <= P3_RATIO ? 'ok' : 'MISSED'}`);
+    const old = row.batch === 1 ? before?.[i] : undefined;
+    const page = row.batch > 1 ? `${row.case}, ${row.batch} at once` : row.case;
+    console.log(`${row.list.padEnd(9)} ${page.padEnd(31)}  ${before ? `${old ? cell(old) : ''.padEnd(43)}  ` : ''}${cell(row)}  ${row.ratio <= P3_RATIO ? 'ok' : 'MISSED'}`);
   }
 }
 
@@ -203,7 +219,7 @@ async function main() {
           node: process.version,
           cpus: os.cpus().length,
           postgres: await pool.oneFirst(sql.type(z.object({ v: z.string() }))`SELECT current_setting('server_version') AS v`),
-          path: 'ledgerRepository.listEntries / listTransfers, one call at a time, page size ' + DEFAULT_PAGE_SIZE,
+          path: `ledgerRepository.listEntries / listTransfers, one call at a time, page size ${DEFAULT_PAGE_SIZE}; after, also listEntriesMany / listTransfersMany with the same page ${BATCH} times in one call`,
           accounts: { small: SMALL, big: BIG },
           build: { ...build, migrateSeconds, applied: migrated.applied },
           samplesPerCase: SAMPLES,
