@@ -116,9 +116,6 @@ export type MoveCommand = {
  * of the history indexes (migration 0005); created_at is the moving transaction's now(), id
  * breaks ties (one transaction's rows share a created_at).
  */
-/** Whose balance, at which instant, read by whom (see balanceAt). */
-export type BalanceQuery = { accountId: bigint; at: Date; viewer: HistoryQuery['viewer'] };
-
 export type HistoryQuery = {
   accountId: bigint;
   /**
@@ -141,6 +138,9 @@ export type HistoryQuery = {
   /** Transfers only: just those with this reference. */
   reference?: string | null;
 };
+
+/** Whose balance, at which instant, read by whom (see balanceAt). */
+export type BalanceQuery = { accountId: bigint; at: Date; viewer: HistoryQuery['viewer'] };
 
 /** The operation ledger_apply() made or replayed, as the use cases answer it. */
 function toTransferResult(row: MoveRow): TransferResult {
@@ -296,9 +296,10 @@ export const ledgerRepository = {
    * one moment, see LedgerService): each query's page, in the order given, exactly as
    * listEntries gives it. One query alone goes through listEntries: for one page its plain
    * SELECT costs PostgreSQL half of what this statement does (pgbench, c32: 39k/s against 19k/s);
-   * from a few pages on, this one costs less a page. Per query, one backward scan of entries_account_created_idx that starts at its upper
-   * bound and stops after its `limit` rows or at `since`, however long the history; its viewer
-   * check and its cursor's row are read once per query (a one-time filter, a primary-key lookup).
+   * from a few pages on, this one costs less a page. Per query, one backward scan of
+   * entries_account_created_idx that starts at its upper bound and stops after its `limit` rows
+   * or at `since`, however long the history; its viewer check and its cursor's row are read once
+   * per query (a one-time filter, a primary-key lookup).
    *
    * Every query has one upper bound, (created_at, id) < (ts, id): with a cursor, the cursor's own
    * position, or (until, 0) when the cursor lies at or after `until` (ids start at 1, so that
@@ -530,12 +531,6 @@ export const ledgerRepository = {
 };
 
 /**
- * A history page's bounds on (created_at, id), each an index condition of the history indexes, so
- * the scan starts at its upper bound and ends at `since`; nothing is read only to be filtered away.
- * `table` is where the cursor's row lives. The cursor's bound is read in the same statement (an
- * initplan on the primary key); a cursor naming no row gives an empty page.
- */
-/**
  * The queries of a batched history read as rows q (account_id, viewer, banker, since, until,
  * before_id, lim, n: n their 1-based order), each with its one upper bound b (ts, id): see
  * listEntriesMany. A cursor that names no row of `table` gives no bound, hence an empty page.
@@ -567,6 +562,12 @@ function batchedPageFilter(alias: string) {
             AND ${column('created_at')} >= coalesce(q.since, '-infinity') AND (${column('created_at')}, ${column('id')}) < (b.ts, b.id)`;
 }
 
+/**
+ * A history page's bounds on (created_at, id), each an index condition of the history indexes, so
+ * the scan starts at its upper bound and ends at `since`; nothing is read only to be filtered away.
+ * `table` is where the cursor's row lives. The cursor's bound is read in the same statement (an
+ * initplan on the primary key); a cursor naming no row gives an empty page.
+ */
 function historyFilter(query: HistoryQuery, table: 'entries' | 'transfers') {
   // An initplan evaluated once per statement (a one-time filter), not a per-row condition.
   const conditions = [
