@@ -294,9 +294,9 @@ export const ledgerRepository = {
   /**
    * Pages of entries for several queries in one statement (the pages a process is asked for at
    * one moment, see LedgerService): each query's page, in the order given, exactly as
-   * listEntries gives it. One query alone goes through listEntries: for one page its plain
-   * SELECT costs PostgreSQL half of what this statement does (pgbench, c32: 39k/s against 19k/s);
-   * from a few pages on, this one costs less a page. Per query, one backward scan of
+   * listEntries gives it. Meant for two or more: for one page listEntries' plain SELECT costs
+   * PostgreSQL half of what this statement does (pgbench, c32: 39k/s against 19k/s); from a few
+   * pages on, this one costs less a page. Per query, one backward scan of
    * entries_account_created_idx that starts at its upper bound and stops after its `limit` rows
    * or at `since`, however long the history; its viewer check and its cursor's row are read once
    * per query (a one-time filter, a primary-key lookup).
@@ -309,7 +309,6 @@ export const ledgerRepository = {
    */
   async listEntriesMany(db: CommonQueryMethods, queries: readonly HistoryQuery[]): Promise<Entry[][]> {
     if (queries.length === 0) return [];
-    if (queries.length === 1) return [await ledgerRepository.listEntries(db, queries[0]!)];
     const rows = await db.any(sql.type(entryRow.extend({ n: z.number() }))`
       SELECT q.n::int AS n, e.id, e.account_id, e.transfer_id, e.amount, e.created_at, e.balance_after
         FROM ${historyBatch(queries, 'entries')}
@@ -320,9 +319,7 @@ export const ledgerRepository = {
        ) e
        ORDER BY q.n, e.created_at DESC, e.id DESC`);
     // The ORDER BY sorts only the rows returned (at most each query's limit), never the history.
-    const pages: Entry[][] = queries.map(() => []);
-    for (const row of rows) pages[row.n - 1]!.push(toEntry(row));
-    return pages;
+    return perQuery(queries.length, rows, toEntry);
   },
 
   /**
@@ -348,14 +345,13 @@ export const ledgerRepository = {
    * Pages of transfers for several queries without `reference` in one statement (see
    * listEntriesMany): each query's page, in the order given, exactly as listTransfers gives it,
    * with the same two bounded backward scans per query (one per direction, merged), under one
-   * upper bound per query as listEntriesMany folds it. One query alone goes through
-   * listTransfers. A query with `reference` is refused here: its pages use the reference indexes,
+   * upper bound per query as listEntriesMany folds it; meant for two or more, as listEntriesMany
+   * is. A query with `reference` is refused here: its pages use the reference indexes,
    * which one statement for all cannot.
    */
   async listTransfersMany(db: CommonQueryMethods, queries: readonly HistoryQuery[]): Promise<Transfer[][]> {
     if (queries.some((q) => q.reference)) throw new Error('listTransfersMany: a query with a reference is read by listTransfers');
     if (queries.length === 0) return [];
-    if (queries.length === 1) return [await ledgerRepository.listTransfers(db, queries[0]!)];
     const side = (direction: 'from_account_id' | 'to_account_id') => sql.fragment`
       (SELECT ${TRANSFER_COLUMNS} FROM transfers
         WHERE ${sql.identifier(['transfers', direction])} = q.account_id AND ${batchedPageFilter('transfers')}
@@ -368,9 +364,7 @@ export const ledgerRepository = {
           ORDER BY u.created_at DESC, u.id DESC LIMIT q.lim
        ) t
        ORDER BY q.n, t.created_at DESC, t.id DESC`);
-    const pages: Transfer[][] = queries.map(() => []);
-    for (const row of rows) pages[row.n - 1]!.push(toTransfer(row));
-    return pages;
+    return perQuery(queries.length, rows, toTransfer);
   },
 
   /**
@@ -405,12 +399,11 @@ export const ledgerRepository = {
   /**
    * balanceAt for several queries in one statement (the balances a process is asked for at one
    * moment, see LedgerService.getBalance): each query's answer, in the order given, exactly as
-   * balanceAt gives it, with the same two reads per query. One query alone goes through
-   * balanceAt, whose plain SELECT costs PostgreSQL less for one.
+   * balanceAt gives it, with the same two reads per query. Meant for two or more: for one,
+   * balanceAt's plain SELECT costs PostgreSQL less.
    */
   async balancesAt(db: CommonQueryMethods, queries: readonly BalanceQuery[]): Promise<(BalanceAt | null)[]> {
     if (queries.length === 0) return [];
-    if (queries.length === 1) return [await ledgerRepository.balanceAt(db, queries[0]!)];
     const column = <T>(pick: (q: BalanceQuery) => T) => queries.map(pick);
     const rows = await db.any(sql.type(z.object({
       n: z.number(), id: z.bigint(), currency: accountRow.shape.currency, balance: z.bigint().nullable(), held: z.bigint(),
@@ -427,12 +420,10 @@ export const ledgerRepository = {
                     ${sql.array(column((q) => q.viewer.username), 'text')}, ${sql.array(column((q) => q.viewer.isBanker), 'bool')})
              WITH ORDINALITY AS q (account_id, at, viewer, banker, n)
         JOIN accounts a ON a.id = q.account_id AND NOT a.is_system AND (a.owner = q.viewer OR q.banker)`);
-    const answers: (BalanceAt | null)[] = queries.map(() => null);
-    for (const row of rows) {
+    return perQuery(queries.length, rows, (row): BalanceAt => {
       const balance = row.balance ?? 0n;
-      answers[row.n - 1] = { accountId: row.id, currency: row.currency, balance, availableBalance: balance - row.held, at: queries[row.n - 1]!.at };
-    }
-    return answers;
+      return { accountId: row.id, currency: row.currency, balance, availableBalance: balance - row.held, at: queries[row.n - 1]!.at };
+    }).map(([answer]) => answer ?? null);
   },
 
   /** The balance_after of the account's last entry before `before` (0 before its first). */
@@ -529,6 +520,13 @@ export const ledgerRepository = {
     return row ? { transfer: toTransfer(row), fromOwner: row.from_owner, toOwner: row.to_owner } : null;
   },
 };
+
+/** The rows of a batched read, each carrying its query's 1-based `n`, as one list per query, in order. */
+function perQuery<R extends { n: number }, T>(count: number, rows: readonly R[], map: (row: R) => T): T[][] {
+  const lists: T[][] = Array.from({ length: count }, () => []);
+  for (const row of rows) lists[row.n - 1]!.push(map(row));
+  return lists;
+}
 
 /**
  * The queries of a batched history read as rows q (account_id, viewer, banker, since, until,

@@ -179,15 +179,15 @@ export class LedgerService {
       onBatch: (size) => observer.batched?.(size),
       onBatchDone: (size, seconds) => observer.batchDone?.(size, seconds),
     });
-    this.#entryPages = groupWhileInFlight((queries: readonly HistoryQuery[]) => ledgerRepository.listEntriesMany(deps.pool, queries), {
-      maxGroup: MAX_PAGES_PER_READ,
-    });
-    this.#transferPages = groupWhileInFlight((queries: readonly HistoryQuery[]) => ledgerRepository.listTransfersMany(deps.pool, queries), {
-      maxGroup: MAX_PAGES_PER_READ,
-    });
-    this.#balances = groupWhileInFlight((queries: readonly BalanceQuery[]) => ledgerRepository.balancesAt(deps.pool, queries), {
-      maxGroup: MAX_PAGES_PER_READ,
-    });
+    // Reads asked for while one of their kind is in flight go together as the next (see
+    // listEntries); a read alone keeps its plain SELECT, which costs PostgreSQL less for one.
+    const together = <Q, A>(one: (db: DatabasePool, query: Q) => Promise<A>, many: (db: DatabasePool, queries: readonly Q[]) => Promise<A[]>) =>
+      groupWhileInFlight(async (queries: readonly Q[]) => (queries.length === 1 ? [await one(deps.pool, queries[0]!)] : many(deps.pool, queries)), {
+        maxGroup: MAX_PAGES_PER_READ,
+      });
+    this.#entryPages = together(ledgerRepository.listEntries, ledgerRepository.listEntriesMany);
+    this.#transferPages = together(ledgerRepository.listTransfers, ledgerRepository.listTransfersMany);
+    this.#balances = together(ledgerRepository.balanceAt, ledgerRepository.balancesAt);
   }
 
   /**
