@@ -37,7 +37,8 @@ export const alive = (pid: number): boolean => {
 
 /**
  * Starts `npm start` on free ports with `env` over the test defaults (a key set to undefined is
- * removed) and waits for its `[start] ready` line. The worker takes METRICS_PORT + 1, the API + 2.
+ * removed) and waits for its ready block (`[start] ready` to `Ctrl-C stops everything`). The worker
+ * takes METRICS_PORT + 1, the API + 2.
  * @throws with the last output when it does not become ready within `readyTimeoutMs`
  */
 export async function startNpmStart(options: { name: string; env: NodeJS.ProcessEnv; readyTimeoutMs: number }): Promise<NpmStart> {
@@ -96,7 +97,8 @@ export async function startNpmStart(options: { name: string; env: NodeJS.Process
       await rm(dataDir, { recursive: true, force: true });
     },
   };
-  const ready = await waitFor(async () => /\[start\] ready/.test(output) || child.exitCode !== null, options.readyTimeoutMs, 250);
+  // The block's last line, not `ready`: the addresses follow it, and a test reads them at once.
+  const ready = await waitFor(async () => /\[start\] Ctrl-C stops everything/.test(output) || child.exitCode !== null, options.readyTimeoutMs, 250);
   if (!ready || !/\[start\] ready/.test(output)) {
     await handle.cleanUp();
     throw new Error(`npm start did not become ready:\n${output.slice(-4_000)}`);

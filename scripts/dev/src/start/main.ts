@@ -154,13 +154,17 @@ async function main(): Promise<number> {
   ];
   const ready = await Promise.all(checks.map((c) => waitFor(() => httpOk(c.url), 60_000, 300)));
   const notReady = checks.filter((_, i) => !ready[i]).map((c) => c.name);
-  if (notReady.length > 0) log(`not ready after 60 s: ${notReady.join(', ')} (still supervising; see their logs above)`);
-  else log('ready');
-  log(`HTTP API     http://localhost:${httpPort}   (web app: /app/, docs: /docs, OpenAPI: /openapi.json; metrics: http://localhost:${apiMetricsPort}/metrics)`);
-  log(`gRPC         localhost:${grpcPort}   (reflection ${(env.GRPC_REFLECTION ? env.GRPC_REFLECTION === 'true' : !production) ? 'on' : 'off'}; metrics: http://localhost:${grpcMetricsPort}/metrics)`);
-  log(`worker       metrics: http://localhost:${workerMetricsPort}/metrics`);
-  if (inboxUrl) log(`inbox        ${inboxUrl}   (every email the stack sends)`);
-  log('Ctrl-C stops everything');
+  // One write for the whole block: a reader of the pipe (a test, a script) that sees `ready` sees
+  // the addresses with it, never a chunk boundary between them.
+  const lines = [
+    notReady.length > 0 ? `not ready after 60 s: ${notReady.join(', ')} (still supervising; see their logs above)` : 'ready',
+    `HTTP API     http://localhost:${httpPort}   (web app: /app/, docs: /docs, OpenAPI: /openapi.json; metrics: http://localhost:${apiMetricsPort}/metrics)`,
+    `gRPC         localhost:${grpcPort}   (reflection ${(env.GRPC_REFLECTION ? env.GRPC_REFLECTION === 'true' : !production) ? 'on' : 'off'}; metrics: http://localhost:${grpcMetricsPort}/metrics)`,
+    `worker       metrics: http://localhost:${workerMetricsPort}/metrics`,
+    ...(inboxUrl ? [`inbox        ${inboxUrl}   (every email the stack sends)`] : []),
+    'Ctrl-C stops everything',
+  ];
+  console.log(lines.map((line) => `[start] ${line}`).join('\n'));
   return exitCode;
 }
 
