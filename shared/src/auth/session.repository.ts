@@ -3,6 +3,9 @@ import { z } from 'zod';
 import { ROLES } from './actor.ts';
 import { SESSION_STATUSES, type LoginChallenge, type Session, type SessionWithRole } from './session.types.ts';
 
+// Row schemas, built once: zod compiles a schema on its first parse (see eslint.config.js).
+const revokedSessionRow = z.object({ id: z.string().uuid() });
+
 const sessionRow = z.object({
   id: z.string().uuid(),
   username: z.string(),
@@ -135,7 +138,7 @@ export const sessionRepository = {
    * the caller publishes (SessionRevocations) once its transaction has committed.
    */
   async revokeAllForUser(db: CommonQueryMethods, username: string, options: { except?: string; reason: string }): Promise<string[]> {
-    const rows = await db.any(sql.type(z.object({ id: z.string().uuid() }))`
+    const rows = await db.any(sql.type(revokedSessionRow)`
       UPDATE sessions SET status = 'revoked', revoked_at = now(), revoked_reason = ${options.reason}
       WHERE username = ${username} AND status <> 'revoked'
         ${options.except ? sql.fragment`AND id <> ${options.except}` : sql.fragment``}

@@ -3,6 +3,9 @@ import { z } from 'zod';
 import { CURRENCIES } from '../ledger/currency.ts';
 import type { Account, Transfer } from '../ledger/ledger.types.ts';
 
+// Row schemas, built once: zod compiles a schema on its first parse (see eslint.config.js).
+const countRow = z.object({ n: z.number() });
+
 /** Every event type (migration 0013 writes them; its CHECK lists the same). */
 export const EVENT_TYPES = [
   'transfer.posted',
@@ -170,7 +173,7 @@ export const eventsRepository = {
 
   /** How many events the consumer has yet to handle (a gauge for the worker's metrics). */
   async backlog(db: CommonQueryMethods, consumer: EventConsumer): Promise<number> {
-    return db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM events WHERE ${doneColumn(consumer)} IS NULL`);
+    return db.oneFirst(sql.type(countRow)`SELECT count(*)::int AS n FROM events WHERE ${doneColumn(consumer)} IS NULL`);
   },
 
   /**
@@ -179,7 +182,7 @@ export const eventsRepository = {
    * (migration 0020). Returns how many events it deleted.
    */
   async prune(db: CommonQueryMethods, olderThanSeconds: number, limit: number): Promise<number> {
-    return db.oneFirst(sql.type(z.object({ n: z.number() }))`
+    return db.oneFirst(sql.type(countRow)`
       SELECT events_prune(make_interval(secs => ${olderThanSeconds}), ${limit}) AS n`);
   },
 

@@ -8,6 +8,21 @@ import { accountRow, accountStateRow, entryRow, moveResultRow, type MoveRow, tra
 import type { Account, BalanceAt, Entry, Transfer, TransferResult } from './ledger.types.ts';
 import type { StatementHold, StatementLine } from './statement.ts';
 
+// Row schemas, built once: zod compiles a schema on its first parse (see eslint.config.js).
+const expiredCountRow = z.object({ count: z.number() });
+const clockRow = z.object({ until: z.number() });
+const balanceAfterRow = z.object({ balance_after: z.bigint() });
+/** A row of a batched read carries its query's 1-based position, `n`. */
+const numberedEntryRow = entryRow.extend({ n: z.number() });
+const numberedTransferRow = transferRow.extend({ n: z.number() });
+const balanceAtRow = z.object({ id: z.bigint(), currency: accountRow.shape.currency, balance: z.bigint().nullable(), held: z.bigint() });
+const numberedBalanceAtRow = balanceAtRow.extend({ n: z.number() });
+const pendingHoldRow = z.object({
+  id: z.bigint(), created_at: z.date(), expires_at: z.date(), amount: z.bigint(),
+  memo: z.string().nullable(), reference: z.string().nullable(), counterparty: z.string(),
+});
+const transferWithOwnersRow = transferRow.extend({ from_owner: z.string().nullable(), to_owner: z.string().nullable() });
+
 const statementLineRow = entryRow.omit({ account_id: true }).extend({
   kind: transferRow.shape.kind,
   memo: z.string().nullable(),
@@ -239,7 +254,7 @@ export const ledgerRepository = {
    * many. Never waits on a capture or void in progress (it skips those rows).
    */
   async expireHolds(db: CommonQueryMethods, limit: number): Promise<number> {
-    return db.oneFirst(sql.type(z.object({ count: z.number() }))`SELECT ledger_expire_holds(${limit}) AS count`);
+    return db.oneFirst(sql.type(expiredCountRow)`SELECT ledger_expire_holds(${limit}) AS count`);
   },
 
   /**
@@ -309,7 +324,7 @@ export const ledgerRepository = {
    */
   async listEntriesMany(db: CommonQueryMethods, queries: readonly HistoryQuery[]): Promise<Entry[][]> {
     if (queries.length === 0) return [];
-    const rows = await db.any(sql.type(entryRow.extend({ n: z.number() }))`
+    const rows = await db.any(sql.type(numberedEntryRow)`
       SELECT q.n::int AS n, e.id, e.account_id, e.transfer_id, e.amount, e.created_at, e.balance_after
         FROM ${historyBatch(queries, 'entries')}
        CROSS JOIN LATERAL (
@@ -356,7 +371,7 @@ export const ledgerRepository = {
       (SELECT ${TRANSFER_COLUMNS} FROM transfers
         WHERE ${sql.identifier(['transfers', direction])} = q.account_id AND ${batchedPageFilter('transfers')}
         ORDER BY transfers.created_at DESC, transfers.id DESC LIMIT q.lim)`;
-    const rows = await db.any(sql.type(transferRow.extend({ n: z.number() }))`
+    const rows = await db.any(sql.type(numberedTransferRow)`
       SELECT q.n::int AS n, t.*
         FROM ${historyBatch(queries, 'transfers')}
        CROSS JOIN LATERAL (
@@ -375,9 +390,7 @@ export const ledgerRepository = {
    */
   async balanceAt(db: CommonQueryMethods, query: BalanceQuery): Promise<BalanceAt | null> {
     const at = sql.timestamp(query.at);
-    const row = await db.maybeOne(sql.type(z.object({
-      id: z.bigint(), currency: accountRow.shape.currency, balance: z.bigint().nullable(), held: z.bigint(),
-    }))`
+    const row = await db.maybeOne(sql.type(balanceAtRow)`
       SELECT a.id, a.currency,
              (SELECT e.balance_after FROM entries e
                WHERE e.account_id = a.id AND e.created_at <= ${at}
@@ -405,9 +418,7 @@ export const ledgerRepository = {
   async balancesAt(db: CommonQueryMethods, queries: readonly BalanceQuery[]): Promise<(BalanceAt | null)[]> {
     if (queries.length === 0) return [];
     const column = <T>(pick: (q: BalanceQuery) => T) => queries.map(pick);
-    const rows = await db.any(sql.type(z.object({
-      n: z.number(), id: z.bigint(), currency: accountRow.shape.currency, balance: z.bigint().nullable(), held: z.bigint(),
-    }))`
+    const rows = await db.any(sql.type(numberedBalanceAtRow)`
       SELECT q.n::int AS n, a.id, a.currency,
              (SELECT e.balance_after FROM entries e
                WHERE e.account_id = a.id AND e.created_at <= q.at
@@ -433,13 +444,13 @@ export const ledgerRepository = {
    * before it. The database's clock, not this process's: created_at is taken from it.
    */
   async clockUntil(db: CommonQueryMethods): Promise<Date> {
-    const row = await db.one(sql.type(z.object({ until: z.number() }))`
+    const row = await db.one(sql.type(clockRow)`
       SELECT (extract(epoch FROM date_trunc('milliseconds', clock_timestamp())) * 1000)::float8 + 1 AS until`);
     return new Date(row.until);
   },
 
   async balanceBefore(db: CommonQueryMethods, accountId: bigint, before: Date): Promise<bigint> {
-    const row = await db.maybeOne(sql.type(z.object({ balance_after: z.bigint() }))`
+    const row = await db.maybeOne(sql.type(balanceAfterRow)`
       SELECT balance_after FROM entries
        WHERE account_id = ${accountId} AND created_at < ${sql.timestamp(before)}
        ORDER BY created_at DESC, id DESC LIMIT 1`);
@@ -487,10 +498,7 @@ export const ledgerRepository = {
    */
   async holdsPendingAt(db: CommonQueryMethods, accountId: bigint, at: Date): Promise<StatementHold[]> {
     const instant = sql.timestamp(at);
-    const rows = await db.any(sql.type(z.object({
-      id: z.bigint(), created_at: z.date(), expires_at: z.date(), amount: z.bigint(),
-      memo: z.string().nullable(), reference: z.string().nullable(), counterparty: z.string(),
-    }))`
+    const rows = await db.any(sql.type(pendingHoldRow)`
       SELECT h.id, h.created_at, h.expires_at, h.amount, h.memo, h.reference,
              CASE WHEN o.is_system THEN 'bank' ELSE o.owner END AS counterparty
         FROM transfers h JOIN accounts o ON o.id = h.to_account_id
@@ -511,9 +519,7 @@ export const ledgerRepository = {
 
   /** A transfer with the owners of its two accounts (for the visibility check). */
   async findTransfer(db: CommonQueryMethods, id: bigint): Promise<{ transfer: Transfer; fromOwner: string | null; toOwner: string | null } | null> {
-    const row = await db.maybeOne(sql.type(
-      transferRow.extend({ from_owner: z.string().nullable(), to_owner: z.string().nullable() }),
-    )`
+    const row = await db.maybeOne(sql.type(transferWithOwnersRow)`
       SELECT ${transferColumns('t')}, f.owner AS from_owner, o.owner AS to_owner
         FROM transfers t JOIN accounts f ON f.id = t.from_account_id JOIN accounts o ON o.id = t.to_account_id
        WHERE t.id = ${id}`);

@@ -3,6 +3,11 @@ import { z } from 'zod';
 import { moneyReceivedItemSchema, type MoneyReceivedItem } from '../mail/notification-email.schema.ts';
 import type { NotificationSettings } from '../users/user.types.ts';
 
+// Row schemas, built once: zod compiles a schema on its first parse (see eslint.config.js).
+const windowInsertRow = z.object({ username: z.string(), inserted: z.boolean() });
+const countRow = z.object({ n: z.number() });
+const loginAddressRow = z.object({ known: z.boolean(), others: z.number() });
+
 /** Who a notification goes to: the user's current address and settings. */
 export type NotificationRecipient = {
   readonly username: string;
@@ -112,7 +117,7 @@ export const notificationRepository = {
     if (additions.length === 0) return { opened, appended };
     const sorted = [...additions].sort((a, b) => (a.username < b.username ? -1 : a.username > b.username ? 1 : 0));
     const json = (value: unknown) => JSON.stringify(value);
-    const rows = await db.any(sql.type(z.object({ username: z.string(), inserted: z.boolean() }))`
+    const rows = await db.any(sql.type(windowInsertRow)`
       WITH input AS (
         SELECT * FROM unnest(
           ${sql.array(sorted.map((a) => a.username), 'text')},
@@ -173,7 +178,7 @@ export const notificationRepository = {
 
   /** Windows open now (a gauge). */
   async countWindows(db: CommonQueryMethods): Promise<number> {
-    return db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM notification_windows`);
+    return db.oneFirst(sql.type(countRow)`SELECT count(*)::int AS n FROM notification_windows`);
   },
 
   /**
@@ -183,7 +188,7 @@ export const notificationRepository = {
    */
   async rememberLoginAddress(db: CommonQueryMethods, username: string, address: string): Promise<{ known: boolean; firstAddress: boolean }> {
     await db.query(sql.unsafe`SELECT 1 FROM users WHERE username = ${username} FOR NO KEY UPDATE`);
-    const row = await db.one(sql.type(z.object({ known: z.boolean(), others: z.number() }))`
+    const row = await db.one(sql.type(loginAddressRow)`
       SELECT EXISTS (SELECT 1 FROM login_addresses WHERE username = ${username} AND address = ${address}) AS known,
              (SELECT count(*)::int FROM login_addresses WHERE username = ${username} AND address <> ${address}) AS others`);
     await db.query(sql.unsafe`

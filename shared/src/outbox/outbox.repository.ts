@@ -2,6 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
 
+// Row schemas, built once: zod compiles a schema on its first parse (see eslint.config.js).
+const outboxIdRow = z.object({ id: z.string().uuid(), kind: z.string() });
+const countRow = z.object({ n: z.number() });
+const ageRow = z.object({ seconds: z.number() });
+
 export const OUTBOX_STATUSES = ['pending', 'enqueued', 'sent', 'failed'] as const;
 
 export type OutboxStatus = (typeof OUTBOX_STATUSES)[number];
@@ -99,7 +104,7 @@ export const outboxRepository = {
    * use case normally enqueues them itself right after commit; these it missed).
    */
   async findSweepable(db: CommonQueryMethods, options: { pendingAfterMs: number; limit: number }): Promise<readonly { id: string; kind: string }[]> {
-    return db.any(sql.type(z.object({ id: z.string().uuid(), kind: z.string() }))`
+    return db.any(sql.type(outboxIdRow)`
       SELECT id, kind FROM outbox
       WHERE status = 'pending' AND created_at < now() - make_interval(secs => ${options.pendingAfterMs / 1000})
       ORDER BY created_at LIMIT ${options.limit}`);
@@ -111,7 +116,7 @@ export const outboxRepository = {
    */
   async findEnqueued(db: CommonQueryMethods, options: { afterId?: string; limit: number }): Promise<readonly { id: string; kind: string }[]> {
     const after = options.afterId === undefined ? sql.fragment`` : sql.fragment`AND id > ${options.afterId}`;
-    return db.any(sql.type(z.object({ id: z.string().uuid(), kind: z.string() }))`
+    return db.any(sql.type(outboxIdRow)`
       SELECT id, kind FROM outbox WHERE status = 'enqueued' ${after} ORDER BY id LIMIT ${options.limit}`);
   },
 
@@ -148,12 +153,12 @@ export const outboxRepository = {
   },
 
   async countPending(db: CommonQueryMethods): Promise<number> {
-    return db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM outbox WHERE status IN ('pending', 'enqueued')`);
+    return db.oneFirst(sql.type(countRow)`SELECT count(*)::int AS n FROM outbox WHERE status IN ('pending', 'enqueued')`);
   },
 
   /** Seconds since the oldest row not yet sent (pending or enqueued) was written; 0 when there is none. */
   async oldestUnsentAgeSeconds(db: CommonQueryMethods): Promise<number> {
-    return db.oneFirst(sql.type(z.object({ seconds: z.number() }))`
+    return db.oneFirst(sql.type(ageRow)`
       SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS seconds FROM outbox WHERE status IN ('pending', 'enqueued')`);
   },
 };

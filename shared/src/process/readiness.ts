@@ -4,6 +4,9 @@ import type { Logger } from '../logging/logger.ts';
 import type { Redis } from '../redis/redis.ts';
 import { withTimeout } from './with-timeout.ts';
 
+// Row schemas, built once: zod compiles a schema on its first parse (see eslint.config.js).
+const okRow = z.object({ ok: z.number() });
+
 /** What /readyz and grpc.health.v1 report: every dependency `ok`, or which one is `unreachable`. */
 export type Readiness = { ready: boolean; checks: Record<string, 'ok' | 'unreachable'> };
 
@@ -15,7 +18,7 @@ export type ReadinessProbe = (timeoutMs?: number) => Promise<Readiness>;
  */
 export function storesReadiness(stores: { database: CommonQueryMethods; redis: Pick<Redis, 'ping'> }, logger?: Logger): ReadinessProbe {
   const checks: Record<string, () => Promise<unknown>> = {
-    database: () => stores.database.oneFirst(sql.type(z.object({ ok: z.number() }))`SELECT 1 AS ok`),
+    database: () => stores.database.oneFirst(sql.type(okRow)`SELECT 1 AS ok`),
     redis: () => stores.redis.ping(),
   };
   return async (timeoutMs = 2_000) => {

@@ -4,6 +4,9 @@ import { z } from 'zod';
 import { sha256 } from './user.repository.ts';
 import type { PasswordReset } from './user.types.ts';
 
+// Row schemas, built once: zod compiles a schema on its first parse (see eslint.config.js).
+const expiresAtRow = z.object({ expires_at: z.date() });
+
 const resetRow = z.object({
   id: z.string(),
   username: z.string(),
@@ -28,7 +31,7 @@ export const passwordResetRepository = {
   async create(db: CommonQueryMethods, input: { username: string; ttlSeconds: number }): Promise<{ id: string; secret: string; expiresAt: Date }> {
     const id = randomUUID();
     const secret = randomBytes(32).toString('base64url');
-    const expiresAt = await db.oneFirst(sql.type(z.object({ expires_at: z.date() }))`
+    const expiresAt = await db.oneFirst(sql.type(expiresAtRow)`
       INSERT INTO password_resets (id, username, secret_hash, expires_at)
       VALUES (${id}, ${input.username}, ${sha256(secret)}, now() + make_interval(secs => ${input.ttlSeconds}))
       RETURNING expires_at`);

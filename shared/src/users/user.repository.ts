@@ -5,6 +5,10 @@ import { ROLES, type Role } from '../auth/actor.ts';
 import { EmailTaken, UsernameTaken } from '../errors/domain-error.ts';
 import type { EmailVerification, NotificationSettings, User, UserRecord } from './user.types.ts';
 
+// Row schemas, built once: zod compiles a schema on its first parse (see eslint.config.js).
+const verificationRow = z.object({ id: z.bigint(), expires_at: z.date() });
+const idRow = z.object({ id: z.bigint() });
+
 const userRow = z.object({
   username: z.string(),
   full_name: z.string(),
@@ -170,7 +174,7 @@ export const emailVerificationRepository = {
     input: { username: string; email: string; ttlSeconds: number; purpose?: 'verify' | 'change' },
   ): Promise<{ id: bigint; secretCode: string; expiresAt: Date }> {
     const secretCode = randomBytes(24).toString('base64url');
-    const row = await db.one(sql.type(z.object({ id: z.bigint(), expires_at: z.date() }))`
+    const row = await db.one(sql.type(verificationRow)`
       INSERT INTO email_verifications (username, email, secret_hash, expires_at, purpose)
       VALUES (${input.username}, ${input.email}, ${sha256(secretCode)}, now() + make_interval(secs => ${input.ttlSeconds}), ${input.purpose ?? 'verify'})
       RETURNING id, expires_at`);
@@ -188,7 +192,7 @@ export const emailVerificationRepository = {
 
   /** The id of the user's newest email-change link, or null: only that one may still move the address. */
   async newestChangeId(db: CommonQueryMethods, username: string): Promise<bigint | null> {
-    return db.maybeOneFirst(sql.type(z.object({ id: z.bigint() }))`
+    return db.maybeOneFirst(sql.type(idRow)`
       SELECT id FROM email_verifications WHERE username = ${username} AND purpose = 'change' ORDER BY id DESC LIMIT 1`);
   },
 

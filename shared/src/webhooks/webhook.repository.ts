@@ -3,6 +3,10 @@ import { z } from 'zod';
 import { EVENT_COLUMNS, EVENT_TYPES, eventRow, toEvent, type BankEvent } from '../events/events.repository.ts';
 import type { Webhook, WebhookDelivery } from './webhook.types.ts';
 
+// Row schemas, built once: zod compiles a schema on its first parse (see eslint.config.js).
+const idRow = z.object({ id: z.bigint() });
+const pickedCountsRow = z.object({ events: z.number(), deliveries: z.number() });
+
 /** A delivery shows at most this many of its latest attempts. */
 export const ATTEMPT_LOG_LIMIT = 20;
 
@@ -143,7 +147,7 @@ export const webhookRepository = {
 
   /** Deletes the owner's webhook with its deliveries and log; false when there was none. */
   async deleteOwned(db: CommonQueryMethods, id: bigint, owner: string): Promise<boolean> {
-    const rows = await db.any(sql.type(z.object({ id: z.bigint() }))`DELETE FROM webhooks WHERE id = ${id} AND owner = ${owner} RETURNING id`);
+    const rows = await db.any(sql.type(idRow)`DELETE FROM webhooks WHERE id = ${id} AND owner = ${owner} RETURNING id`);
     return rows.length > 0;
   },
 
@@ -172,7 +176,7 @@ export const webhookRepository = {
    * Returns false when the webhook has no such delivery.
    */
   async redeliver(db: CommonQueryMethods, webhookId: bigint, deliveryId: bigint): Promise<boolean> {
-    const rows = await db.any(sql.type(z.object({ id: z.bigint() }))`
+    const rows = await db.any(sql.type(idRow)`
       UPDATE webhook_deliveries
          SET status = 'pending',
              next_attempt_at = clock_timestamp(),
@@ -182,7 +186,7 @@ export const webhookRepository = {
          AND NOT (status = 'pending' AND lease_token IS NOT NULL AND next_attempt_at > clock_timestamp())
       RETURNING id`);
     if (rows.length > 0) return true;
-    return (await db.maybeOne(sql.type(z.object({ id: z.bigint() }))`SELECT id FROM webhook_deliveries WHERE webhook_id = ${webhookId} AND id = ${deliveryId}`)) !== null;
+    return (await db.maybeOne(sql.type(idRow)`SELECT id FROM webhook_deliveries WHERE webhook_id = ${webhookId} AND id = ${deliveryId}`)) !== null;
   },
 
   /**
@@ -194,7 +198,7 @@ export const webhookRepository = {
    * (webhook, event). Returns how many events it claimed and deliveries it wrote.
    */
   async fanOutNext(db: CommonQueryMethods, limit: number): Promise<{ events: number; deliveries: number }> {
-    return db.one(sql.type(z.object({ events: z.number(), deliveries: z.number() }))`
+    return db.one(sql.type(pickedCountsRow)`
       WITH picked AS (SELECT id FROM events WHERE webhooked_at IS NULL ORDER BY id LIMIT ${limit} FOR UPDATE SKIP LOCKED),
       done AS (
         UPDATE events e SET webhooked_at = now() FROM picked WHERE e.id = picked.id
@@ -268,7 +272,7 @@ export const webhookRepository = {
   ): Promise<boolean[]> {
     if (attempts.length === 0) return [];
     const column = <T>(pick: (attempt: (typeof attempts)[number]) => T): T[] => attempts.map(pick);
-    const rows = await db.any(sql.type(z.object({ id: z.bigint() }))`
+    const rows = await db.any(sql.type(idRow)`
       WITH input AS (
         SELECT * FROM unnest(
           ${sql.array(column((a) => a.claim.id), 'int8')},
