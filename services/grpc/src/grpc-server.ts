@@ -112,6 +112,25 @@ function decodeRequest(method: DescMethod, bytes: Buffer): unknown {
   return request;
 }
 
+/**
+ * The call's client signal: aborted when the client cancels (or goes away) before the call is
+ * answered. grpc-js emits 'cancelled' whenever the call's stream closes, after an answer too;
+ * aborting then would only build an AbortError (a DOMException and its stack, 2.5% of the
+ * server's CPU under a transfer load) for a call that is done.
+ */
+export function clientSignal(call: { readonly cancelled: boolean; once(event: 'cancelled', listener: () => void): unknown }): { signal: AbortSignal; answered(): void } {
+  const controller = new AbortController();
+  let answered = false;
+  if (call.cancelled) controller.abort();
+  else call.once('cancelled', () => answered || controller.abort());
+  return {
+    signal: controller.signal,
+    answered: () => {
+      answered = true;
+    },
+  };
+}
+
 /** One RPC as a UnaryCall for the edge's chain; the answer or the mapped error goes back to grpc-js. */
 function unaryHandler(method: DescMethod, edge: BankEdge, trustedProxies: number, maxMetadataBytes: number) {
   const name = fullMethodName(method);
@@ -127,9 +146,7 @@ function unaryHandler(method: DescMethod, edge: BankEdge, trustedProxies: number
       callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: `metadata larger than ${maxMetadataBytes} bytes` });
       return;
     }
-    const controller = new AbortController();
-    if (call.cancelled) controller.abort();
-    else call.once('cancelled', () => controller.abort());
+    const client = clientSignal(call);
     const trailer = new grpc.Metadata();
     const unary: UnaryCall = {
       transport,
@@ -138,15 +155,21 @@ function unaryHandler(method: DescMethod, edge: BankEdge, trustedProxies: number
       setResponseHeader: (key, value) => trailer.set(key, value),
       clientIp: clientAddress(call, trustedProxies),
       deadlineMs: remainingMs(call),
-      clientSignal: controller.signal,
+      clientSignal: client.signal,
       decode: async () => decodeRequest(method, call.request),
       requestId: '',
       actor: undefined,
-      signal: controller.signal,
+      signal: client.signal,
     };
     edge.handle(unary).then(
-      (response) => callback(null, response, trailer),
-      (error: unknown) => callback(toServiceError(error, unary.requestId).error),
+      (response) => {
+        client.answered();
+        callback(null, response, trailer);
+      },
+      (error: unknown) => {
+        client.answered();
+        callback(toServiceError(error, unary.requestId).error);
+      },
     );
   };
 }
