@@ -33,15 +33,35 @@ export type TestSmtpServer = {
  * A real SMTP receiver on a free local port (no TLS, any or no credentials) that keeps every
  * message, parsed. `acceptDelayMs` holds the final "250 OK" after the data arrived; a message whose
  * client disconnects during that delay is NOT recorded, as a real server would not accept it
- * (tests use this to kill a sender mid-delivery).
+ * (tests use this to kill a sender mid-delivery). `acceptTogether` holds each "250 OK" until that
+ * many messages wait for theirs, then answers them all at once (a message that waits
+ * `acceptDelayMs`, default 2 s, is answered alone): their senders go on at the same moment.
  */
-export async function startTestSmtpServer(options: { acceptDelayMs?: number } = {}): Promise<TestSmtpServer> {
+export async function startTestSmtpServer(options: { acceptDelayMs?: number; acceptTogether?: number } = {}): Promise<TestSmtpServer> {
   const messages: CapturedEmail[] = [];
   const closedSessions = new Set<string>();
   const waiters = new Set<() => void>();
   const notify = () => {
     for (const waiter of waiters) waiter();
   };
+  let held: (() => void)[] = [];
+  const holdForOthers = (together: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        held = held.filter((release) => release !== answer);
+        resolve();
+      }, options.acceptDelayMs ?? 2_000);
+      const answer = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      held.push(answer);
+      if (held.length >= together) {
+        const group = held;
+        held = [];
+        for (const release of group) release();
+      }
+    });
 
   const server = new SMTPServer({
     secure: false,
@@ -58,7 +78,8 @@ export async function startTestSmtpServer(options: { acceptDelayMs?: number } = 
       stream.on('end', () => {
         const raw = Buffer.concat(chunks).toString('utf8');
         const accept = async () => {
-          if (options.acceptDelayMs) await new Promise((resolve) => setTimeout(resolve, options.acceptDelayMs));
+          if (options.acceptTogether) await holdForOthers(options.acceptTogether);
+          else if (options.acceptDelayMs) await new Promise((resolve) => setTimeout(resolve, options.acceptDelayMs));
           if (closedSessions.has(session.id)) return; // the client went away before our 250
           const parsed = await simpleParser(raw);
           messages.push({
