@@ -3,7 +3,6 @@ import { z } from 'zod';
 import { ROLES } from './actor.ts';
 import { SESSION_STATUSES, type LoginChallenge, type Session, type SessionWithRole } from './session.types.ts';
 
-// Row schemas, built once: zod compiles a schema on its first parse (see eslint.config.js).
 const revokedSessionRow = z.object({ id: z.string().uuid() });
 
 const sessionRow = z.object({

@@ -2,9 +2,7 @@ import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
 import { CURRENCIES } from '../ledger/currency.ts';
 import type { Account, Transfer } from '../ledger/ledger.types.ts';
-
-// Row schemas, built once: zod compiles a schema on its first parse (see eslint.config.js).
-const countRow = z.object({ n: z.number() });
+import { countRow } from '../db/rows.ts';
 
 /** Every event type (migration 0013 writes them; its CHECK lists the same). */
 export const EVENT_TYPES = [

@@ -1,5 +1,6 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
+import { countRow } from '../db/rows.ts';
 
 /**
  * The ledger invariants of DESIGN.md that the data alone can show (all but 5, which needs the
@@ -22,7 +23,7 @@ export type InvariantCheckScope = { entryId: bigint; transferId: bigint; since: 
 
 export const WHOLE_LEDGER: InvariantCheckScope = { entryId: 0n, transferId: 0n, since: new Date(0) };
 
-const count = sql.type(z.object({ n: z.number() }));
+const count = sql.type(countRow);
 const marks = sql.type(z.object({ entry_id: z.bigint(), transfer_id: z.bigint(), now: z.date() }));
 
 /**

@@ -7,9 +7,8 @@ import { databaseErrorToDomainError, refusalError } from './ledger.errors.ts';
 import { accountRow, accountStateRow, entryRow, moveResultRow, type MoveRow, transferRow } from './ledger.schema.ts';
 import type { Account, BalanceAt, Entry, Transfer, TransferResult } from './ledger.types.ts';
 import type { StatementHold, StatementLine } from './statement.ts';
+import { countRow } from '../db/rows.ts';
 
-// Row schemas, built once: zod compiles a schema on its first parse (see eslint.config.js).
-const expiredCountRow = z.object({ count: z.number() });
 const clockRow = z.object({ until: z.number() });
 const balanceAfterRow = z.object({ balance_after: z.bigint() });
 /** A row of a batched read carries its query's 1-based position, `n`. */
@@ -254,7 +253,7 @@ export const ledgerRepository = {
    * many. Never waits on a capture or void in progress (it skips those rows).
    */
   async expireHolds(db: CommonQueryMethods, limit: number): Promise<number> {
-    return db.oneFirst(sql.type(expiredCountRow)`SELECT ledger_expire_holds(${limit}) AS count`);
+    return db.oneFirst(sql.type(countRow)`SELECT ledger_expire_holds(${limit}) AS n`);
   },
 
   /**

@@ -2,10 +2,9 @@ import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
 import { moneyReceivedItemSchema, type MoneyReceivedItem } from '../mail/notification-email.schema.ts';
 import type { NotificationSettings } from '../users/user.types.ts';
+import { countRow } from '../db/rows.ts';
 
-// Row schemas, built once: zod compiles a schema on its first parse (see eslint.config.js).
 const windowInsertRow = z.object({ username: z.string(), inserted: z.boolean() });
-const countRow = z.object({ n: z.number() });
 const loginAddressRow = z.object({ known: z.boolean(), others: z.number() });
 
 /** Who a notification goes to: the user's current address and settings. */

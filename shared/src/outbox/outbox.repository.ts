@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
+import { countRow } from '../db/rows.ts';
 
-// Row schemas, built once: zod compiles a schema on its first parse (see eslint.config.js).
 const outboxIdRow = z.object({ id: z.string().uuid(), kind: z.string() });
-const countRow = z.object({ n: z.number() });
 const ageRow = z.object({ seconds: z.number() });
 
 export const OUTBOX_STATUSES = ['pending', 'enqueued', 'sent', 'failed'] as const;

@@ -4,7 +4,6 @@ import type { Logger } from '../logging/logger.ts';
 import type { Redis } from '../redis/redis.ts';
 import { withTimeout } from './with-timeout.ts';
 
-// Row schemas, built once: zod compiles a schema on its first parse (see eslint.config.js).
 const okRow = z.object({ ok: z.number() });
 
 /** What /readyz and grpc.health.v1 report: every dependency `ok`, or which one is `unreachable`. */

@@ -4,7 +4,6 @@ import { z } from 'zod';
 import { sha256 } from './user.repository.ts';
 import type { PasswordReset } from './user.types.ts';
 
-// Row schemas, built once: zod compiles a schema on its first parse (see eslint.config.js).
 const expiresAtRow = z.object({ expires_at: z.date() });
 
 const resetRow = z.object({

@@ -4,10 +4,9 @@ import { z } from 'zod';
 import { ROLES, type Role } from '../auth/actor.ts';
 import { EmailTaken, UsernameTaken } from '../errors/domain-error.ts';
 import type { EmailVerification, NotificationSettings, User, UserRecord } from './user.types.ts';
+import { bigintIdRow } from '../db/rows.ts';
 
-// Row schemas, built once: zod compiles a schema on its first parse (see eslint.config.js).
 const verificationRow = z.object({ id: z.bigint(), expires_at: z.date() });
-const idRow = z.object({ id: z.bigint() });
 
 const userRow = z.object({
   username: z.string(),
@@ -192,7 +191,7 @@ export const emailVerificationRepository = {
 
   /** The id of the user's newest email-change link, or null: only that one may still move the address. */
   async newestChangeId(db: CommonQueryMethods, username: string): Promise<bigint | null> {
-    return db.maybeOneFirst(sql.type(idRow)`
+    return db.maybeOneFirst(sql.type(bigintIdRow)`
       SELECT id FROM email_verifications WHERE username = ${username} AND purpose = 'change' ORDER BY id DESC LIMIT 1`);
   },
 

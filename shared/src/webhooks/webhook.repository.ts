@@ -2,9 +2,8 @@ import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
 import { EVENT_COLUMNS, EVENT_TYPES, eventRow, toEvent, type BankEvent } from '../events/events.repository.ts';
 import type { Webhook, WebhookDelivery } from './webhook.types.ts';
+import { bigintIdRow, countRow } from '../db/rows.ts';
 
-// Row schemas, built once: zod compiles a schema on its first parse (see eslint.config.js).
-const idRow = z.object({ id: z.bigint() });
 const pickedCountsRow = z.object({ events: z.number(), deliveries: z.number() });
 
 /** A delivery shows at most this many of its latest attempts. */
@@ -109,8 +108,6 @@ export type AttemptResult = {
   readonly next: { readonly status: 'delivered' } | { readonly status: 'pending'; readonly retryInMs: number } | { readonly status: 'failed' };
 };
 
-const count = z.object({ n: z.number() });
-
 /**
  * The webhooks, their deliveries and the attempt log (migration 0015). Every method takes the
  * connection first. Throws only Slonik/PostgreSQL errors.
@@ -122,7 +119,7 @@ export const webhookRepository = {
   },
 
   async countByOwner(db: CommonQueryMethods, owner: string): Promise<number> {
-    return db.oneFirst(sql.type(count)`SELECT count(*)::int AS n FROM webhooks WHERE owner = ${owner}`);
+    return db.oneFirst(sql.type(countRow)`SELECT count(*)::int AS n FROM webhooks WHERE owner = ${owner}`);
   },
 
   async insert(db: CommonQueryMethods, input: { owner: string; url: string; eventTypes: readonly string[]; allAccounts: boolean; signingSecret: string }): Promise<Webhook> {
@@ -147,7 +144,7 @@ export const webhookRepository = {
 
   /** Deletes the owner's webhook with its deliveries and log; false when there was none. */
   async deleteOwned(db: CommonQueryMethods, id: bigint, owner: string): Promise<boolean> {
-    const rows = await db.any(sql.type(idRow)`DELETE FROM webhooks WHERE id = ${id} AND owner = ${owner} RETURNING id`);
+    const rows = await db.any(sql.type(bigintIdRow)`DELETE FROM webhooks WHERE id = ${id} AND owner = ${owner} RETURNING id`);
     return rows.length > 0;
   },
 
@@ -176,7 +173,7 @@ export const webhookRepository = {
    * Returns false when the webhook has no such delivery.
    */
   async redeliver(db: CommonQueryMethods, webhookId: bigint, deliveryId: bigint): Promise<boolean> {
-    const rows = await db.any(sql.type(idRow)`
+    const rows = await db.any(sql.type(bigintIdRow)`
       UPDATE webhook_deliveries
          SET status = 'pending',
              next_attempt_at = clock_timestamp(),
@@ -186,7 +183,7 @@ export const webhookRepository = {
          AND NOT (status = 'pending' AND lease_token IS NOT NULL AND next_attempt_at > clock_timestamp())
       RETURNING id`);
     if (rows.length > 0) return true;
-    return (await db.maybeOne(sql.type(idRow)`SELECT id FROM webhook_deliveries WHERE webhook_id = ${webhookId} AND id = ${deliveryId}`)) !== null;
+    return (await db.maybeOne(sql.type(bigintIdRow)`SELECT id FROM webhook_deliveries WHERE webhook_id = ${webhookId} AND id = ${deliveryId}`)) !== null;
   },
 
   /**
@@ -272,7 +269,7 @@ export const webhookRepository = {
   ): Promise<boolean[]> {
     if (attempts.length === 0) return [];
     const column = <T>(pick: (attempt: (typeof attempts)[number]) => T): T[] => attempts.map(pick);
-    const rows = await db.any(sql.type(idRow)`
+    const rows = await db.any(sql.type(bigintIdRow)`
       WITH input AS (
         SELECT * FROM unnest(
           ${sql.array(column((a) => a.claim.id), 'int8')},
@@ -308,6 +305,6 @@ export const webhookRepository = {
 
   /** Deliveries not yet delivered or failed (the worker's gauge). */
   async countPending(db: CommonQueryMethods): Promise<number> {
-    return db.oneFirst(sql.type(count)`SELECT count(*)::int AS n FROM webhook_deliveries WHERE status = 'pending'`);
+    return db.oneFirst(sql.type(countRow)`SELECT count(*)::int AS n FROM webhook_deliveries WHERE status = 'pending'`);
   },
 };

@@ -14,7 +14,8 @@ import { resolvePostgres, resolveRedis, StoreUnavailable, type Store } from './s
 import { Supervisor } from './supervisor.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
-const log = (line: string) => console.log(`[start] ${line}`);
+/** Lines given together are one write: a reader of the pipe never sees part of them. */
+const log = (...lines: string[]) => console.log(lines.map((line) => `[start] ${line}`).join('\n'));
 const NODE_ARGS = ['--disable-warning=ExperimentalWarning'];
 
 class StartError extends Error {}
@@ -156,15 +157,14 @@ async function main(): Promise<number> {
   const notReady = checks.filter((_, i) => !ready[i]).map((c) => c.name);
   // One write for the whole block: a reader of the pipe (a test, a script) that sees `ready` sees
   // the addresses with it, never a chunk boundary between them.
-  const lines = [
+  log(
     notReady.length > 0 ? `not ready after 60 s: ${notReady.join(', ')} (still supervising; see their logs above)` : 'ready',
     `HTTP API     http://localhost:${httpPort}   (web app: /app/, docs: /docs, OpenAPI: /openapi.json; metrics: http://localhost:${apiMetricsPort}/metrics)`,
     `gRPC         localhost:${grpcPort}   (reflection ${(env.GRPC_REFLECTION ? env.GRPC_REFLECTION === 'true' : !production) ? 'on' : 'off'}; metrics: http://localhost:${grpcMetricsPort}/metrics)`,
     `worker       metrics: http://localhost:${workerMetricsPort}/metrics`,
     ...(inboxUrl ? [`inbox        ${inboxUrl}   (every email the stack sends)`] : []),
     'Ctrl-C stops everything',
-  ];
-  console.log(lines.map((line) => `[start] ${line}`).join('\n'));
+  );
   return exitCode;
 }
 
