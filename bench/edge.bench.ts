@@ -21,6 +21,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { ANALYZE_NOTE, analyzeDatabase, autovacuumOn } from './edge/autovacuum.ts';
 import { buildBalanceAccounts, type BalanceAccount } from './edge/balance.ts';
 import { runGrpcTransfers } from './edge/grpc-load.ts';
 import { runHoldCapture } from './edge/hold-capture.ts';
@@ -68,14 +69,19 @@ if (!(Number.isInteger(BALANCE_LARGE_ENTRIES) && (BALANCE_LARGE_ENTRIES === 0 ||
 }
 const BALANCE_SIZES = BALANCE_LARGE_ENTRIES > 0 ? [BALANCE_SMALL_ENTRIES, BALANCE_LARGE_ENTRIES] : [BALANCE_SMALL_ENTRIES];
 
+/** Set once the stack runs: the server has autovacuum off, so the bench runs ANALYZE itself (bench/edge/autovacuum.ts). */
+let analyzeBeforeRuns = false;
+
 /**
  * Waits until the worker has caught up (bench/edge/idle.ts); says so when that took a while or
- * did not happen within its bound. Returns the seconds it waited.
+ * did not happen within its bound. On a server with autovacuum off, then runs ANALYZE as
+ * autovacuum would have. Returns the seconds it waited.
  */
 async function settle(stack: BenchStack, before: string): Promise<number> {
   const { seconds, leftOver } = await waitForIdleWorker(stack.databaseUrl);
   if (leftOver) log(`worker still busy after ${seconds.toFixed(1)} s before ${before} (${JSON.stringify(leftOver)}); going on`);
   else if (seconds >= 1) log(`worker caught up in ${seconds.toFixed(1)} s before ${before}`);
+  if (analyzeBeforeRuns) await analyzeDatabase(stack.databaseUrl);
   return seconds;
 }
 
@@ -151,6 +157,8 @@ async function main(): Promise<void> {
   const receiver = await startWebhookReceiver();
   try {
     log(`stack ready (${stack.httpUrl}, gRPC ${stack.grpcAddress}, database ${stack.databaseName}); creating ${USERS} users through the real flow at bcrypt cost 12`);
+    analyzeBeforeRuns = !(await autovacuumOn(stack.databaseUrl));
+    if (analyzeBeforeRuns) log(ANALYZE_NOTE);
     const setupStarted = performance.now();
     const accounts: BenchUsers = await createUsers({ httpUrl: stack.httpUrl, inboxUrl: stack.inboxUrl, count: USERS, concurrency: 8 });
     await createMinimalLedger(stack.databaseUrl, accounts.firstAccountId, USERS);
@@ -310,6 +318,7 @@ async function main(): Promise<void> {
         'CPU by process: utime + stime from /proc of every process before the run and after it once the worker has finished what the run gave it (drain s: how long that took), per 2xx answer: the API, gRPC and worker processes, PostgreSQL (this database\'s backends and the server\'s own processes; split by whose backends: the API\'s, the gRPC server\'s and the worker\'s pools by their application_name, the rest), Redis, the load generator (wrk, or this process when it is the client), the bench\'s webhook receiver (this process, during wrk runs), other (npm start\'s supervisor and the development inbox); cores busy = their sum over the run\'s and the drain\'s seconds, out of the machine\'s cores.',
         'worker caught up: every run, every pgbench ceiling and the login probe start once the worker has no events, emails or webhook deliveries left to do (money-received digests, due a minute later by design, are not waited for), so none shares the cores with the worker catching up on the run before.',
         'mean batch: bank_ledger_batch_size (histogram sum/count) of the serving process during the run; n/a when the process has no such metric.',
+        ...(analyzeBeforeRuns ? [ANALYZE_NOTE] : []),
         `limits: the stack runs with DEPOSIT_MAX_AMOUNT, DEPOSIT_DAILY_LIMIT and OUTGOING_DAILY_LIMIT at ${BENCH_MONEY_LIMIT} (their maximum), so no run is refused by a limit; pgbench's ledger_apply() pair passes the same limits, ledger_move() none (its wrapper never did).`,
         'hold+capture pair: POST /v1/transfers with hold {ttlSeconds: 300}, then POST /v1/transfers/{id}/capture (full) of the id it answered, by one of 32 loops in this bench\'s own Node process (node:http, keep-alive; wrk times single requests and cannot carry one answer into the next request of the same connection); per s counts pairs whose hold answered 201 and capture 200, p50/p99 is the pair from the hold sent to the capture answered. Ceilings: pgbench minimal pair = two minimal one-call transfers, one round trip each; ledger_apply() pair = the hold and its capture through the real function (\\gset carries the id), two round trips.',
         `notifications and webhooks: on, as a deployment runs them (every user's money-received emails, coalesced per minute; ${WEBHOOK_USERS} users, the last ones, never the hot pair, with a webhook for every event of their accounts to a receiver in this bench's own process that answers 204 and checks each Bank-Signature); integrations: what the worker had done by the end of the last run.`,

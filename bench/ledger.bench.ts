@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { LedgerService } from '../shared/src/ledger/ledger.service.ts';
 import type { Actor } from '../shared/src/auth/actor.ts';
 import { createTestDatabase } from '../test/db.ts';
+import { ANALYZE_NOTE, analyzeDatabase, autovacuumOn } from './edge/autovacuum.ts';
 import { checkLedgerInvariants, deadlockCount } from '../test/ledger-invariants.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -37,6 +38,8 @@ async function main() {
     for (const h of holders) {
       await ledger.deposit(h.actor, { accountId: h.accountId, amount: 1_000_000_000n, idempotencyKey: `fund-${h.accountId}` });
     }
+    const analyzeBeforeRuns = !(await autovacuumOn(db.url));
+    if (analyzeBeforeRuns) console.log(`bench:ledger: ${ANALYZE_NOTE}`);
     const deadlocksBefore = await deadlockCount(db.pool);
     let keySeq = 0;
     const runs: Run[] = [];
@@ -49,6 +52,7 @@ async function main() {
           const b = (a + 1 + Math.floor(Math.random() * (ACCOUNTS - 1))) % ACCOUNTS;
           return [holders[a]!, holders[b]!];
         };
+        if (analyzeBeforeRuns) await analyzeDatabase(db.url);
         const latencies: number[] = [];
         let failed = 0;
         const started = performance.now();

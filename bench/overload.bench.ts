@@ -23,6 +23,7 @@ import { z } from 'zod';
 import { configSchema } from '@bank/shared/config/config.schema';
 import { createDatabasePool } from '@bank/shared/db/pool';
 import { checkLedgerInvariants } from '../test/ledger-invariants.ts';
+import { ANALYZE_NOTE, analyzeDatabase, autovacuumOn } from './edge/autovacuum.ts';
 import { BENCH_MONEY_LIMIT, startBenchStack } from './edge/stack.ts';
 import { createUsers } from './edge/users.ts';
 import { runBurst, type BurstResult } from './overload/burst.ts';
@@ -165,6 +166,8 @@ async function scenario(name: Scenario['name'], overrides: Partial<Record<keyof 
     const { users } = await createUsers({ httpUrl: stack.httpUrl, inboxUrl: stack.inboxUrl, count: USERS, concurrency: 8 });
     log(`${name}: ${USERS} users signed up, verified, logged in and funded; warming up (${WARM_UP_SECONDS} s at c${CONCURRENCY}, not reported)`);
     const common = { baseUrl: stack.httpUrl, users, seconds: SECONDS, scriptDir };
+    const analyzeBeforeRuns = !(await autovacuumOn(stack.databaseUrl));
+    if (analyzeBeforeRuns) log(`${name}: ${ANALYZE_NOTE}`);
     await runBurst({ ...common, tag: `warm-${runTag}`, connections: CONCURRENCY, seconds: WARM_UP_SECONDS, honourRetryAfter: true });
 
     // Without shedding nothing is refused, so the clients' answer to a refusal changes nothing.
@@ -179,6 +182,7 @@ async function scenario(name: Scenario['name'], overrides: Partial<Record<keyof 
       const shedKeys: string[] = [];
       for (const [i, step] of plan.entries()) {
         const clients = step.honourRetryAfter ? 'clients wait Retry-After after a 503' : 'clients send again at once after a 503';
+        if (analyzeBeforeRuns) await analyzeDatabase(stack.databaseUrl);
         log(`${name}: ${step.name}: c${step.connections} for ${SECONDS} s, ${clients}`);
         const { result, rest } = await phase(stack, () => runBurst({ ...common, tag: `p${i}-${runTag}`, connections: step.connections, honourRetryAfter: step.honourRetryAfter }));
         const { shedKeys: keys, keyPrefix, ...load } = result;

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { createEmptyDatabase } from '../../../test/db.ts';
-import { DEFAULT_MIGRATIONS_DIR, loadMigrations, migrateUp, migrationStatus } from './migrator.ts';
+import { AUTOVACUUM_OFF_WARNING, DEFAULT_MIGRATIONS_DIR, loadMigrations, migrateUp, migrationStatus } from './migrator.ts';
 
 const run = promisify(execFile);
 const MAIN = path.resolve(import.meta.dirname, 'main.ts');
@@ -57,6 +57,16 @@ describe('migrator', () => {
     );
     const system = await query<{ currency: string }>(db.url, `SELECT currency FROM accounts WHERE is_system ORDER BY id`);
     expect(system.length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('warns in its log, on every run, when the server runs with autovacuum off (and only then)', async () => {
+    const db = await freshDb();
+    const lines: string[] = [];
+    await migrateUp(db.url, { log: (line) => lines.push(line) });
+    await migrateUp(db.url, { log: (line) => lines.push(line) });
+    const [setting] = await query<{ autovacuum: string }>(db.url, 'SHOW autovacuum');
+    // The server decides which branch runs here (this machine's PostgreSQL runs with it off).
+    expect(lines.filter((line) => line === AUTOVACUUM_OFF_WARNING)).toHaveLength(setting?.autovacuum === 'on' ? 0 : 2);
   });
 
   it('lets two concurrent runs finish without error, applying each migration once', async () => {

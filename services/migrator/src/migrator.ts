@@ -98,6 +98,15 @@ async function withClient<T>(databaseUrl: string, run: (client: pg.Client) => Pr
 export type UpResult = { applied: string[]; alreadyApplied: number };
 
 /**
+ * What `up` logs when the server runs without autovacuum: nothing then ANALYZEs the tables as they
+ * grow, and every pooled connection keeps the plans it made on the statistics it found (on a new
+ * database, empty tables: ledger_apply()'s batch UPDATE of idempotency_keys then read the whole
+ * table on every batch, and transfers slowed by half within a minute of load; bench/edge/autovacuum.ts).
+ */
+export const AUTOVACUUM_OFF_WARNING =
+  'warning: autovacuum is off on this server: nothing ANALYZEs the tables as they grow, and each connection keeps the plans it made on the statistics it found (on a new database, plans for empty tables); turn autovacuum on, or run ANALYZE regularly';
+
+/**
  * Applies every pending migration, each in its own transaction, under a session advisory lock:
  * a second migrator of the same database waits for the first and then finds nothing left to do.
  * Then the application's role (`appRole`, by default `bank_app` without a password) is made if
@@ -147,6 +156,8 @@ export async function migrateUp(
       } catch (error) {
         throw new MigrationError(`cannot grant to the application role ${appRole.name}: ${(error as Error).message}`, { cause: error });
       }
+      const { rows } = await client.query<{ autovacuum: string }>('SHOW autovacuum');
+      if (rows[0]?.autovacuum !== 'on') log(AUTOVACUUM_OFF_WARNING);
       return { applied: done, alreadyApplied: applied.size };
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK_KEY.toString()]).catch(() => {});
